@@ -1,0 +1,44 @@
+# handoffkit task runner: the README quotes these targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DB     ?= sqlite:///handoffkit.db
+
+.PHONY: demo test lint lab bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+## make demo: set everything up and build the demo engagement (SQLite), then its rendered reports
+demo: $(VENV)/.installed
+	rm -f handoffkit.db handoffkit.db-wal handoffkit.db-shm
+	$(BIN)/handoffkit --db $(DB) demo --workdir outputs/demo/inputs
+	$(BIN)/handoffkit --db $(DB) log verify --actor "make demo"
+
+## make test: lint, then the whole suite (SQLite and PostgreSQL, notebooks, browser)
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check handoffkit tests bench
+	$(BIN)/lint-imports
+	$(BIN)/pytest -n 2 --dist loadgroup
+
+## make lab: JupyterLab on notebooks/ with the project's kernel registered
+lab: $(VENV)/.installed
+	$(BIN)/python -m ipykernel install --user --name handoffkit --display-name "Python (handoffkit)"
+	$(BIN)/jupyter lab notebooks/
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/reconcile.py
+	$(BIN)/python bench/report.py
+
+clean:
+	rm -rf $(VENV) handoffkit.db handoffkit.db-wal handoffkit.db-shm outputs/demo .pytest_cache

@@ -1,0 +1,103 @@
+"""Printing results for the CLI: aligned tables, JSON and CSV (formula-safe)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+
+from handoffkit.schema import format_ts
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def plain(value: Any) -> Any:
+    """A JSON-ready version of ``value`` (instants as canonical UTC text, NaN as null)."""
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if isinstance(value, datetime):
+        return format_ts(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [plain(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return plain(value.item())
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def records(data: pd.DataFrame | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    if isinstance(data, pd.DataFrame):
+        return [plain(r) for r in data.to_dict(orient="records")]
+    return [plain(dict(r)) for r in data]
+
+
+def to_json(data: Any) -> str:
+    if isinstance(data, pd.DataFrame):
+        data = records(data)
+    return json.dumps(plain(data), indent=2, ensure_ascii=False, sort_keys=False)
+
+
+def safe_cell(value: Any) -> str:
+    """OWASP CSV-injection defence: a cell starting with = + - @ tab CR LF gets a leading ``'``."""
+    text = "" if value is None else (" ".join(value) if isinstance(value, (list, tuple)) else str(value))
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def unsafe_cell(text: str) -> str:
+    """Inverse of :func:`safe_cell` (for round-trip tests and re-import)."""
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_START) else text
+
+
+def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """CSV with every cell quoted and formula-leading cells neutralised."""
+    out = io.StringIO()
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([safe_cell(plain(row.get(c))) for c in columns])
+    return out.getvalue()
+
+
+def to_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, max_width: int = 48) -> str:
+    """A plain aligned text table (cells clipped to ``max_width``)."""
+    def cell(v: Any) -> str:
+        v = plain(v)
+        text = ", ".join(map(str, v)) if isinstance(v, list) else "" if v is None else str(v)
+        text = text.replace("\n", " ")
+        return text if len(text) <= max_width else text[: max_width - 1] + "…"
+
+    grid = [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c), *(len(g[i]) for g in grid)]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(g, widths, strict=True)).rstrip() for g in grid]
+    return "\n".join(lines)
+
+
+def emit(data: pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any], fmt: str,
+         columns: Sequence[str] | None = None) -> str:
+    """Render rows (or one mapping) as ``table``, ``json`` or ``csv``."""
+    if isinstance(data, Mapping):
+        if fmt == "json":
+            return to_json(data)
+        data = [{"key": k, "value": v} for k, v in data.items()]
+    rows = records(data)
+    cols = list(columns or (data.columns if isinstance(data, pd.DataFrame) else (rows[0] if rows else [])))
+    if fmt == "json":
+        return to_json([{c: r.get(c) for c in cols} for r in rows])
+    if fmt == "csv":
+        return to_csv(rows, cols).rstrip("\n")
+    return to_table(rows, cols) if cols else "(nothing)"
