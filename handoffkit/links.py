@@ -1,0 +1,101 @@
+"""Links between findings and tickets: many-to-many (a split ticket keeps every link), each with its
+origin (``export`` — the ticket carried the finding id; ``manual``; ``defectdojo`` — a DefectDojo
+Jira mapping). Removing a link deactivates it; the row and its history stay.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from handoffkit import findings, schema
+from handoffkit.errors import RefusedError
+from handoffkit.events import Event, Source, append, mutation
+from handoffkit.identity import require_actor
+from handoffkit.store import Store
+
+L = schema.links
+SYSTEMS = ("jira", "servicenow", "github")
+
+
+def active_links(conn: Connection, finding_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """Active (system, ticket_key) links per finding."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for start in range(0, len(finding_ids), 10_000):
+        for fid, system, key in conn.execute(select(L.c.finding_id, L.c.system, L.c.ticket_key).where(
+                L.c.finding_id.in_(finding_ids[start:start + 10_000]), L.c.active)):
+            out.setdefault(fid, []).append((system, key))
+    return out
+
+
+def add(conn: Connection, store: Store, finding: Any, system: str, key: str, *, origin: str, actor: str,
+        source: Source | None = None, note: str | None = None) -> Event | None:
+    """Create or re-activate a link; returns its ``link_added`` event (to append), or None if it exists."""
+    row = conn.execute(select(L).where(L.c.finding_id == finding["finding_id"], L.c.system == system,
+                                       L.c.ticket_key == key)).first()
+    if row is not None and row.active:
+        return None
+    if row is None:
+        conn.execute(insert(L).values(finding_id=finding["finding_id"], system=system, ticket_key=key,
+                                      engagement=finding["engagement"], origin=origin, active=True,
+                                      created_at=store.now(), note=note))
+    else:
+        conn.execute(update(L).where(L.c.finding_id == finding["finding_id"], L.c.system == system,
+                                     L.c.ticket_key == key).values(active=True, origin=origin, note=note))
+    return Event(type="link_added", actor=actor, engagement=finding["engagement"], finding_id=finding["finding_id"],
+                 ticket_key=key, state=finding["state"], disposition=finding["disposition"],
+                 severity=finding["severity"], source=source, data={"system": system, "origin": origin, "note": note})
+
+
+def remove(conn: Connection, store: Store, finding: Any, system: str, key: str, *, actor: str, reason: str,
+           source: Source | None = None) -> Event | None:
+    done = conn.execute(update(L).where(L.c.finding_id == finding["finding_id"], L.c.system == system,
+                                        L.c.ticket_key == key, L.c.active).values(active=False)).rowcount
+    if not done:
+        return None
+    return Event(type="link_removed", actor=actor, engagement=finding["engagement"],
+                 finding_id=finding["finding_id"], ticket_key=key, state=finding["state"],
+                 disposition=finding["disposition"], severity=finding["severity"], source=source,
+                 data={"system": system, "reason": reason})
+
+
+def link(store: Store, finding_id: str, ticket_key: str, *, system: str, actor: str,
+         note: str | None = None) -> dict[str, Any]:
+    """Link a finding to a ticket by hand (``handoffkit link``)."""
+    actor = require_actor(actor)
+    template = Event(type="link_added", actor=actor, finding_id=finding_id, ticket_key=ticket_key,
+                     data={"system": system, "origin": "manual"})
+    with mutation(store, template) as conn:
+        finding = findings.get(conn, finding_id)._mapping
+        template.engagement = finding["engagement"]
+        _check_system(system)
+        if not ticket_key.strip():
+            raise RefusedError("a ticket key is required")
+        ev = add(conn, store, finding, system, ticket_key.strip(), origin="manual", actor=actor, note=note)
+        if ev is None:
+            raise RefusedError(f"{finding_id} is already linked to {system}:{ticket_key}")
+        append(conn, store, [ev])
+    return {"finding_id": finding_id, "system": system, "ticket_key": ticket_key, "active": True}
+
+
+def unlink(store: Store, finding_id: str, ticket_key: str, *, system: str, actor: str,
+           reason: str = "unlinked by hand") -> dict[str, Any]:
+    """Deactivate a link (``handoffkit unlink``)."""
+    actor = require_actor(actor)
+    template = Event(type="link_removed", actor=actor, finding_id=finding_id, ticket_key=ticket_key,
+                     data={"system": system})
+    with mutation(store, template) as conn:
+        finding = findings.get(conn, finding_id)._mapping
+        template.engagement = finding["engagement"]
+        _check_system(system)
+        ev = remove(conn, store, finding, system, ticket_key, actor=actor, reason=reason)
+        if ev is None:
+            raise RefusedError(f"{finding_id} has no active link to {system}:{ticket_key}")
+        append(conn, store, [ev])
+    return {"finding_id": finding_id, "system": system, "ticket_key": ticket_key, "active": False}
+
+
+def _check_system(system: str) -> None:
+    if system not in SYSTEMS:
+        raise RefusedError(f"--system {system!r}: expected one of {', '.join(SYSTEMS)}")

@@ -1,0 +1,1 @@
+"""Ticket-system export parsers: one module per system, each turning an export into ticket snapshots."""

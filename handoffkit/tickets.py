@@ -1,0 +1,295 @@
+"""Ticket exports: the downstream view, read back and compared snapshot to snapshot.
+
+Each import of an export is a snapshot of its tickets. Compared with the previous snapshot of the
+same ticket, it produces events:
+
+- ``ticket_seen`` — first sight of a ticket; ``link_added`` for each known finding id it carries;
+- ``ticket_split`` — a finding id already linked to another ticket: both links are kept;
+- ``ticket_renamed`` — the title changed (the link is kept; logged with the finding and the ticket);
+- ``ticket_closed_observed`` — the ticket reached the *done* category: its open findings move to
+  ``awaiting_verification`` and never further (only verification evidence closes a finding);
+- ``ticket_reopened`` — back out of *done*: findings awaiting verification return to ``routed``;
+- ``severity_drift_observed`` — the ticket's priority maps to a band other than the record's
+  calibrated severity (on first sight or when the priority is edited); the record is untouched;
+- ``orphan_ticket_seen`` — a ticket carrying no, or only unknown, finding ids.
+
+Each file is one transaction: a malformed export leaves the record unchanged and logs a ``failure``.
+The finding ids are read where the policy says (label, custom field, ``[HK-123]`` token).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from handoffkit import engagements, findings, links, schema
+from handoffkit.errors import HandoffkitError, InputError
+from handoffkit.events import Event, Source, append, log, sha256_bytes
+from handoffkit.identity import require_actor
+from handoffkit.inputs import read_bytes
+from handoffkit.model import OPEN_STATES, TicketSnapshot
+from handoffkit.store import Store
+
+T = schema.tickets
+CHUNK = 10_000
+CLOSABLE = tuple(sorted(OPEN_STATES - {"awaiting_verification"}))
+_HTTP_MESSAGE = re.compile(
+    r"^(?:(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) \S+ HTTP/\d(?:\.\d)?|HTTP/\d(?:\.\d)? \d{3}\b)", re.MULTILINE)
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{200,}={0,2}")
+
+
+@dataclass
+class TicketFileResult:
+    """What one ticket export did (the ``--format json`` shape of ``ingest tickets``)."""
+
+    file: str
+    sha256: str | None = None
+    system: str | None = None
+    format: str | None = None
+    tickets: int = 0
+    new_tickets: int = 0
+    linked: int = 0
+    orphans: int = 0
+    closed_observed: int = 0
+    reopened: int = 0
+    renamed: int = 0
+    split: int = 0
+    severity_drift: int = 0
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "ok"
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def evidence_copied(description: str | None) -> bool:
+    """Does the description carry pasted evidence (an HTTP message, a long base64 blob) instead of a link?"""
+    text = description or ""
+    return bool(_HTTP_MESSAGE.search(text) or _BASE64_RUN.search(text))
+
+
+def ingest_tickets(store: Store, engagement: str, paths: Sequence[str | Path], *, system: str, actor: str,
+                   progress: Callable[[str], None] | None = None) -> list[TicketFileResult]:
+    """Import ticket exports (or, with ``system="defectdojo"``, DefectDojo Jira mappings)."""
+    actor = require_actor(actor)
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        policy = engagements.policy(conn, engagement)
+    results = []
+    for path in paths:
+        result = TicketFileResult(file=str(path), system=system)
+        source = None
+        try:
+            data = read_bytes(path)
+            result.sha256 = sha256_bytes(data)
+            source = Source(str(path), result.sha256)
+            if system == "defectdojo":
+                _import_dojo_links(store, engagement, data, source, actor, result)
+            else:
+                _import_export(store, engagement, policy, data, source, system, actor, result)
+            if progress:
+                progress(f"{path}: {result.tickets} tickets, {result.linked} links, {result.orphans} orphans")
+        except (HandoffkitError, ValueError) as exc:
+            result.status, result.error = "failed", str(exc)
+            log(store, Event(type="ticket_import_refused", actor=actor, engagement=engagement, outcome="failure",
+                             source=source, data={"file": str(path), "system": system, "reason": str(exc)}))
+        results.append(result)
+    return results
+
+
+def _import_export(store: Store, engagement: str, policy: Any, data: bytes, source: Source, system: str,
+                   actor: str, result: TicketFileResult) -> None:
+    from handoffkit.ticketing.detect import parse_export
+    from handoffkit.ticketing.finding_ids import extract_finding_ids
+
+    export = parse_export(data, source.file, system)
+    result.format, result.tickets = export.format, len(export.tickets)
+    result.skipped = [{"reason": r, "count": c} for r, c in sorted(export.skipped.items())]
+    permalink = _permalink_pattern(policy.ticket_payload.permalink_template, engagement)
+    carried = {t.key: extract_finding_ids(t, policy.ticket_payload.finding_id_from,
+                                          policy.ticket_payload.custom_field) for t in export.tickets}
+    with store.write() as conn:
+        now = store.now()
+        import_id = conn.execute(insert(schema.ticket_imports).values(
+            engagement=engagement, system=system, sha256=source.sha256, file_name=Path(source.file).name,
+            format=export.format, observed_at=now, actor=actor, count=len(export.tickets))).inserted_primary_key[0]
+        keys = [t.key for t in export.tickets]
+        previous = _current_snapshots(conn, engagement, system, keys)
+        all_ids = sorted({fid for ids in carried.values() for fid in ids})
+        known = _findings(conn, engagement, all_ids)
+        existing_links = links.active_links(conn, all_ids)
+        new_events: list[Event] = []
+        rows = []
+        for ticket in export.tickets:
+            ids = carried[ticket.key]
+            band = policy.band_for_priority(system, ticket.priority)
+            rows.append(_snapshot_row(ticket, engagement, system, import_id, now, ids, band, permalink))
+            new_events += _compare(conn, store, ticket, previous.get(ticket.key), ids, known, existing_links,
+                                   band, system, actor, source, result)
+        if keys:
+            for start in range(0, len(keys), CHUNK):
+                conn.execute(update(T).where(T.c.engagement == engagement, T.c.system == system, T.c.current,
+                                             T.c.key.in_(keys[start:start + CHUNK])).values(current=False))
+            _insert_snapshots(conn, rows, carried)
+        new_events.append(Event(type="ticket_import", actor=actor, engagement=engagement, source=source,
+                                data={k: v for k, v in result.as_dict().items() if k not in ("status", "error")}
+                                | {"import_id": import_id}))
+        append(conn, store, new_events)
+
+
+def _permalink_pattern(template: str, engagement: str) -> re.Pattern[str]:
+    prefix = template.split("{finding_id}")[0].replace("{engagement}", engagement)
+    return re.compile(re.escape(prefix) + r"HK-\d+")
+
+
+def _snapshot_row(t: TicketSnapshot, engagement: str, system: str, import_id: int, now: Any, ids: tuple[str, ...],
+                  band: str | None, permalink: re.Pattern[str]) -> dict[str, Any]:
+    text = f"{t.title}\n{t.description or ''}"
+    return {"import_id": import_id, "engagement": engagement, "system": system, "key": t.key, "title": t.title,
+            "status": t.status, "status_category": t.status_category, "priority": t.priority,
+            "priority_band": band, "assignee": t.assignee, "labels": " ".join(t.labels),
+            "finding_ids": " ".join(ids), "url": t.url, "resolution": t.resolution,
+            "has_permalink": bool(permalink.search(text)), "evidence_copied": evidence_copied(t.description),
+            "observed_at": now, "current": True}
+
+
+def _insert_snapshots(conn: Connection, rows: list[dict[str, Any]], carried: dict[str, tuple[str, ...]]) -> None:
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start:start + CHUNK]
+        ids = conn.execute(insert(T).returning(T.c.snapshot_id, T.c.key, sort_by_parameter_order=True),
+                           chunk).all()
+        pairs = [{"snapshot_id": sid, "finding_id": fid} for sid, key in ids for fid in carried[key]]
+        if pairs:
+            conn.execute(insert(schema.ticket_findings), pairs)
+
+
+def _current_snapshots(conn: Connection, engagement: str, system: str, keys: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for start in range(0, len(keys), CHUNK):
+        for row in conn.execute(select(T).where(T.c.engagement == engagement, T.c.system == system, T.c.current,
+                                                T.c.key.in_(keys[start:start + CHUNK]))):
+            out[row.key] = row
+    return out
+
+
+def _findings(conn: Connection, engagement: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    f = schema.findings.c
+    out: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), CHUNK):
+        for row in conn.execute(select(schema.findings).where(f.engagement == engagement,
+                                                              f.finding_id.in_(ids[start:start + CHUNK]))):
+            out[row.finding_id] = dict(row._mapping)
+    return out
+
+
+def _compare(conn: Connection, store: Store, ticket: TicketSnapshot, before: Any, ids: tuple[str, ...],
+             known: dict[str, dict[str, Any]], existing: dict[str, list[tuple[str, str]]], band: str | None,
+             system: str, actor: str, source: Source, result: TicketFileResult) -> list[Event]:
+    """The events one ticket's new snapshot produces against its previous one (see the module docstring)."""
+    engagement = known[ids[0]]["engagement"] if ids and ids[0] in known else None
+    ours = [known[i] for i in ids if i in known]
+    out: list[Event] = []
+
+    def ticket_event(type_: str, data: dict[str, Any], finding: dict[str, Any] | None = None) -> Event:
+        return Event(type=type_, actor=actor, engagement=finding["engagement"] if finding else engagement,
+                     finding_id=finding["finding_id"] if finding else None, ticket_key=ticket.key,
+                     state=finding["state"] if finding else None,
+                     disposition=finding["disposition"] if finding else None,
+                     severity=finding["severity"] if finding else None, source=source,
+                     data={"system": system, **data})
+
+    if before is None:
+        result.new_tickets += 1
+        out.append(ticket_event("ticket_seen", {"title": ticket.title, "status": ticket.status,
+                                                "finding_ids": list(ids)}))
+    if not ours:
+        result.orphans += 1
+        if before is None or before.finding_ids != " ".join(ids):
+            out.append(ticket_event("orphan_ticket_seen", {"finding_ids": list(ids), "unknown": list(ids)}))
+    for finding in ours:
+        others = [k for s, k in existing.get(finding["finding_id"], []) if (s, k) != (system, ticket.key)]
+        ev = links.add(conn, store, finding, system, ticket.key, origin="export", actor=actor, source=source)
+        if ev is not None:
+            result.linked += 1
+            out.append(ev)
+            existing.setdefault(finding["finding_id"], []).append((system, ticket.key))
+            if others:
+                result.split += 1
+                out.append(ticket_event("ticket_split", {"other_tickets": others}, finding))
+        if before is not None and before.title != ticket.title:
+            result.renamed += 1
+            out.append(ticket_event("ticket_renamed", {"from": before.title, "to": ticket.title}, finding))
+        out += _status_change(conn, store, ticket, before, finding, system, actor, source, result)
+        priority_edited = before is None or (before.priority or "") != (ticket.priority or "")
+        if priority_edited and band is not None and band != finding["severity"]:
+            result.severity_drift += 1
+            out.append(ticket_event("severity_drift_observed", {
+                "ticket_priority": ticket.priority, "ticket_band": band, "record_severity": finding["severity"],
+                "previous_priority": before.priority if before is not None else None}, finding))
+    return out
+
+
+def _status_change(conn: Connection, store: Store, ticket: TicketSnapshot, before: Any, finding: dict[str, Any],
+                   system: str, actor: str, source: Source, result: TicketFileResult) -> list[Event]:
+    was_done = before is not None and before.status_category == "done"
+    now_done = ticket.status_category == "done"
+    data = {"system": system, "status": ticket.status, "resolution": ticket.resolution}
+    if now_done and not was_done and finding["state"] in CLOSABLE:
+        result.closed_observed += 1
+        after = findings.change(conn, store, finding, {"state": "awaiting_verification"},
+                                type="ticket_closed_observed", actor=actor, data=data, source=source,
+                                ticket_key=ticket.key)
+        finding.update(after)
+    elif now_done and not was_done:
+        result.closed_observed += 1
+        return [Event(type="ticket_closed_observed", actor=actor, engagement=finding["engagement"],
+                      finding_id=finding["finding_id"], ticket_key=ticket.key, state=finding["state"],
+                      disposition=finding["disposition"], severity=finding["severity"], source=source,
+                      data=data | {"finding_unchanged": f"already {finding['state']}"})]
+    elif was_done and not now_done:
+        result.reopened += 1
+        changes = {"state": "routed"} if finding["state"] == "awaiting_verification" else {}
+        after = findings.change(conn, store, finding, changes, type="ticket_reopened", actor=actor, data=data,
+                                source=source, ticket_key=ticket.key)
+        finding.update(after)
+    return []
+
+
+def _import_dojo_links(store: Store, engagement: str, data: bytes, source: Source, actor: str,
+                       result: TicketFileResult) -> None:
+    """DefectDojo's jira_finding_mappings: its finding ids → our findings (by external id) → links."""
+    from handoffkit.ticketing.detect import parse_links
+
+    export = parse_links(data, source.file)
+    result.format, result.tickets = "defectdojo-jira-mappings", len(export.links)
+    skipped = dict(export.skipped)
+    f = schema.findings.c
+    with store.write() as conn:
+        by_external = {r.external_id: dict(r._mapping) for r in conn.execute(
+            select(schema.findings).where(f.engagement == engagement, f.external_id.is_not(None)))}
+        new_events = []
+        for item in export.links:
+            finding = by_external.get(item.dojo_finding_id)
+            if finding is None:
+                skipped["unknown_defectdojo_finding"] = skipped.get("unknown_defectdojo_finding", 0) + 1
+                continue
+            ev = links.add(conn, store, finding, "jira", item.jira_key, origin="defectdojo", actor=actor,
+                           source=source, note=f"DefectDojo finding {item.dojo_finding_id}")
+            if ev is not None:
+                result.linked += 1
+                new_events.append(ev)
+        result.skipped = [{"reason": r, "count": c} for r, c in sorted(skipped.items())]
+        if export.next_page:
+            result.skipped.append({"reason": "more_pages_not_in_file", "count": 1})
+        new_events.append(Event(type="ticket_import", actor=actor, engagement=engagement, source=source,
+                                data={k: v for k, v in result.as_dict().items() if k not in ("status", "error")}))
+        append(conn, store, new_events)
+
+
+__all__ = ["InputError", "TicketFileResult", "evidence_copied", "ingest_tickets"]
