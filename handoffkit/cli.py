@@ -11,6 +11,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -181,6 +182,334 @@ def log_verify(obj: Context, anchor: str | None, actor: str, fmt: str | None) ->
     say(emit(result.as_dict(), obj.out_format(fmt)) if obj.out_format(fmt) == "json" else
         f"ok: {result.checked} events verified, head seq {result.head_seq} {result.head_hash}"
         + (f"; anchor seq {result.anchor['seq']} matches" if result.anchor else ""))
+
+
+# ---------------------------------------------------------------------------------------- ingest
+
+
+@cli.group("ingest")
+def ingest_group() -> None:
+    """Read scanner outputs and ticket exports into the record."""
+
+
+SCAN_FORMATS = ("auto", "sarif", "nessus", "tenable-csv", "zap", "trivy", "semgrep", "burp", "generic", "defectdojo")
+
+
+def _progress(enabled: bool):
+    return (lambda message: click.echo(message, err=True)) if enabled else None
+
+
+@ingest_group.command("scan")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@engagement_option
+@actor_option
+@click.option("--format", "formats", multiple=True, type=click.Choice((*SCAN_FORMATS, *OUTPUT_FORMATS)),
+              help="Scanner format (default auto: detected from content) and/or output format (table|json|csv).")
+@click.option("--scope", help="Asset glob the scan covered (default: the assets it reports).")
+@click.option("--encoding-fallback", type=click.Choice(["cp1252"]),
+              help="Read a non-UTF-8 CSV as Windows-1252 (logged).")
+@click.pass_obj
+def ingest_scan(obj: Context, files: tuple[str, ...], engagement: str, actor: str, formats: tuple[str, ...],
+                scope: str | None, encoding_fallback: str | None) -> None:
+    """Ingest scanner files (each file all-or-nothing); exit non-zero if any file failed."""
+    from handoffkit import scans
+
+    scanner = [f for f in formats if f in SCAN_FORMATS]
+    if len(scanner) > 1:
+        raise click.UsageError(f"give one scanner format, not {', '.join(scanner)}")
+    out = obj.out_format(*formats)
+    results = scans.ingest_scan(obj.store, engagement, files, actor=require_actor(actor),
+                                fmt=scanner[0] if scanner else "auto", scope=scope,
+                                fallback_encoding=encoding_fallback, progress=_progress(sys.stderr.isatty()))
+    rows = [r.as_dict() for r in results]
+    if out == "json":
+        say(emit({"files": rows}, "json"))
+    else:
+        say(emit(rows, out, ["file", "format", "parsed", "new", "seen_again", "reopened", "absent_in_rescan",
+                             "status", "error"]))
+    if scans.failed(results):
+        sys.exit(3)
+
+
+@ingest_group.command("tickets")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--system", required=True, type=click.Choice(["jira", "servicenow", "github", "defectdojo"]),
+              help="The ticket system the export comes from (defectdojo: a jira_finding_mappings export).")
+@engagement_option
+@actor_option
+@format_option
+@click.pass_obj
+def ingest_tickets(obj: Context, files: tuple[str, ...], system: str, engagement: str, actor: str,
+                   fmt: str | None) -> None:
+    """Import ticket exports as snapshots (closure → awaiting verification, never further)."""
+    from handoffkit import tickets
+
+    results = tickets.ingest_tickets(obj.store, engagement, files, system=system, actor=require_actor(actor),
+                                     progress=_progress(sys.stderr.isatty()))
+    rows = [r.as_dict() for r in results]
+    out = obj.out_format(fmt)
+    if out == "json":
+        say(emit({"files": rows}, "json"))
+    else:
+        say(emit(rows, out, ["file", "format", "tickets", "new_tickets", "linked", "orphans", "closed_observed",
+                             "reopened", "renamed", "split", "severity_drift", "status", "error"]))
+    if any(r.status == "failed" for r in results):
+        sys.exit(3)
+
+
+@cli.group("kev")
+def kev_group() -> None:
+    """The CISA Known Exploited Vulnerabilities catalog."""
+
+
+@kev_group.command("load")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--schema", "schema_path", type=click.Path(exists=True, dir_okay=False),
+              help="Validate against this published schema file instead of the bundled statement of it.")
+@actor_option
+@format_option
+@click.pass_obj
+def kev_load(obj: Context, file: str, schema_path: str | None, actor: str, fmt: str | None) -> None:
+    """Load a KEV catalog JSON and flag the findings whose CVEs it lists."""
+    from handoffkit import kev
+
+    say(emit(kev.load(obj.store, file, actor=require_actor(actor), schema_path=schema_path).as_dict(),
+             obj.out_format(fmt)))
+
+
+# ------------------------------------------------------------------------------------ governance
+
+
+@cli.command("triage")
+@click.argument("finding_ids", nargs=-1)
+@click.option("--engagement", "-e", help="Engagement key (required with a filter).")
+@click.option("--as", "outcome", required=True, type=click.Choice(["validated", "false_positive", "duplicate"]))
+@click.option("--duplicate-of", help="The finding this one duplicates (with --as duplicate).")
+@click.option("--reason", required=True, help="Why (recorded in the activity log).")
+@click.option("--tool", help="Filter: findings from this tool.")
+@click.option("--rule", help="Filter: findings of this rule / plugin id.")
+@click.option("--asset", help="Filter: asset glob (* and ?).")
+@click.option("--severity", help="Filter: severity band.")
+@actor_option
+@format_option
+@click.pass_obj
+def triage_cmd(obj: Context, finding_ids: tuple[str, ...], engagement: str | None, outcome: str,
+               duplicate_of: str | None, reason: str, tool: str | None, rule: str | None, asset: str | None,
+               severity: str | None, actor: str, fmt: str | None) -> None:
+    """Triage findings by id or by filter (untriaged findings only); only validated findings route."""
+    from handoffkit import triage
+
+    filtered = any((tool, rule, asset, severity))
+    if filtered == bool(finding_ids):
+        raise click.UsageError("give finding ids or a filter (--tool/--rule/--asset/--severity), not both")
+    if filtered and not engagement:
+        raise click.UsageError("a filter needs --engagement")
+    ids = list(finding_ids) or triage.select_ids(obj.store, engagement, tool=tool, rule=rule, asset=asset,
+                                                 severity=severity)
+    result = triage.triage(obj.store, ids, outcome, reason=reason, actor=require_actor(actor),
+                           duplicate_of=duplicate_of)
+    say(emit(result, obj.out_format(fmt), ["finding_id", "triage", "state"]))
+
+
+@cli.command("calibrate")
+@click.argument("finding_id")
+@click.option("--cvss", help="CVSS 3.1 or 4.0 vector.")
+@click.option("--env-from-asset", is_flag=True, help="Add environmental metrics from the asset's context.")
+@click.option("--severity", help="Set the band explicitly (with or without a vector).")
+@click.option("--reason", required=True)
+@click.option("--expect-version", type=int, help="Fail unless the finding is still at this row version.")
+@actor_option
+@format_option
+@click.pass_obj
+def calibrate_cmd(obj: Context, finding_id: str, cvss: str | None, env_from_asset: bool, severity: str | None,
+                  reason: str, expect_version: int | None, actor: str, fmt: str | None) -> None:
+    """Calibrate a finding's severity on the record (the value tickets carry)."""
+    from handoffkit import calibration
+
+    say(emit(calibration.calibrate(obj.store, finding_id, cvss=cvss, env_from_asset=env_from_asset,
+                                   severity=severity, reason=reason, actor=require_actor(actor),
+                                   expected_version=expect_version), obj.out_format(fmt)))
+
+
+@cli.command("route")
+@engagement_option
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
+@actor_option
+@format_option
+@click.pass_obj
+def route_cmd(obj: Context, engagement: str, dry_run: bool, actor: str, fmt: str | None) -> None:
+    """Apply the engagement's policy to every validated finding."""
+    from handoffkit import routing
+
+    result = routing.route(obj.store, engagement, actor=require_actor(actor), dry_run=dry_run)
+    out = obj.out_format(fmt)
+    if out == "json":
+        say(emit(result.as_dict(), "json"))
+        return
+    say(f"{'plan (dry run, nothing written)' if dry_run else 'routed'}: {engagement}, policy v{result.policy_version}, "
+        f"{len(result.changes)} decision(s) {'would change' if dry_run else 'changed'}")
+    say(emit([{"disposition": k, "findings": v} for k, v in result.by_disposition.items()], out))
+    say(emit([{"owner_team": k, "findings": v} for k, v in result.by_owner_team.items()], out))
+    say(emit([{"held_back": k, "findings": v} for k, v in result.held_back.items()], out))
+    if result.changes:
+        say(emit(result.changes[:200], out, ["finding_id", "from", "to", "owner_team", "sla_due", "rule"]))
+
+
+@cli.group("exception")
+def exception_group() -> None:
+    """The exception register (accepted risk with a different approver and an expiry)."""
+
+
+@exception_group.command("grant")
+@click.argument("finding_id")
+@click.option("--approver", required=True, help="A named person other than the requester (--actor).")
+@click.option("--reason", required=True)
+@click.option("--expires", required=True, help="Expiry date, YYYY-MM-DD.")
+@actor_option
+@format_option
+@click.pass_obj
+def exception_grant(obj: Context, finding_id: str, approver: str, reason: str, expires: str, actor: str,
+                    fmt: str | None) -> None:
+    """Grant an exception (the requester is --actor)."""
+    from handoffkit import exception_register
+
+    say(emit(exception_register.grant(obj.store, finding_id, approver=approver, reason=reason,
+                                      expires=parse_day(expires), actor=require_actor(actor)), obj.out_format(fmt)))
+
+
+@exception_group.command("revoke")
+@click.argument("finding_id")
+@click.option("--reason", required=True)
+@actor_option
+@format_option
+@click.pass_obj
+def exception_revoke(obj: Context, finding_id: str, reason: str, actor: str, fmt: str | None) -> None:
+    """Revoke a finding's active exception (it returns to routing)."""
+    from handoffkit import exception_register
+
+    say(emit(exception_register.revoke(obj.store, finding_id, reason=reason, actor=require_actor(actor)),
+             obj.out_format(fmt)))
+
+
+@exception_group.command("list")
+@engagement_option
+@click.option("--status", type=click.Choice(["active", "revoked", "expired"]))
+@format_option
+@click.pass_obj
+def exception_list(obj: Context, engagement: str, status: str | None, fmt: str | None) -> None:
+    """List the exception register."""
+    from handoffkit import exception_register
+
+    say(emit(exception_register.list_exceptions(obj.store, engagement, status), obj.out_format(fmt),
+             ["exception_id", "finding_id", "status", "requester", "approver", "expires_on", "reason"]))
+
+
+@cli.command("payload")
+@engagement_option
+@click.option("--finding", "finding_ids", multiple=True, help="Only these findings (repeatable).")
+@click.option("--target", required=True, type=click.Choice(["jira", "servicenow", "github"]))
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "md"]), default="json", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+@actor_option
+@click.pass_obj
+def payload_cmd(obj: Context, engagement: str, finding_ids: tuple[str, ...], target: str, fmt: str,
+                out: str | None, actor: str) -> None:
+    """Ticket payloads for findings routed to a ticket with an owner (a person imports them)."""
+    from handoffkit import payload
+
+    result = payload.issue(obj.store, engagement, target=target, actor=require_actor(actor),
+                           finding_ids=list(finding_ids) or None, fmt=fmt)
+    if out:
+        Path(out).write_text(result["text"], encoding="utf-8")
+        click.echo(f"{result['count']} payload(s) written to {out}", err=True)
+    else:
+        say(result["text"])
+
+
+@cli.command("check")
+@engagement_option
+@format_option
+@click.pass_obj
+def check_cmd(obj: Context, engagement: str, fmt: str | None) -> None:
+    """Evaluate the 14-item governance checklist from the record."""
+    from handoffkit import checklist
+
+    items = checklist.evaluate(obj.store, engagement)
+    say(emit([i.as_dict() for i in items], obj.out_format(fmt), ["number", "item", "status", "summary"]))
+
+
+# ------------------------------------------------------------------------------ tickets & closure
+
+
+@cli.command("link")
+@click.argument("finding_id")
+@click.argument("ticket_key")
+@click.option("--system", required=True, type=click.Choice(["jira", "servicenow", "github"]))
+@click.option("--note")
+@actor_option
+@format_option
+@click.pass_obj
+def link_cmd(obj: Context, finding_id: str, ticket_key: str, system: str, note: str | None, actor: str,
+             fmt: str | None) -> None:
+    """Link a finding to a ticket by hand."""
+    from handoffkit import links
+
+    say(emit(links.link(obj.store, finding_id, ticket_key, system=system, actor=require_actor(actor), note=note),
+             obj.out_format(fmt)))
+
+
+@cli.command("unlink")
+@click.argument("finding_id")
+@click.argument("ticket_key")
+@click.option("--system", required=True, type=click.Choice(["jira", "servicenow", "github"]))
+@click.option("--reason", default="unlinked by hand", show_default=True)
+@actor_option
+@format_option
+@click.pass_obj
+def unlink_cmd(obj: Context, finding_id: str, ticket_key: str, system: str, reason: str, actor: str,
+               fmt: str | None) -> None:
+    """Deactivate a finding-ticket link (the history stays)."""
+    from handoffkit import links
+
+    say(emit(links.unlink(obj.store, finding_id, ticket_key, system=system, actor=require_actor(actor),
+                          reason=reason), obj.out_format(fmt)))
+
+
+@cli.command("verify")
+@click.argument("finding_id")
+@click.option("--kind", required=True, type=click.Choice(["rescan", "retest", "commit", "attestation"]))
+@click.option("--evidence", help="Text, a file (retest), repo@sha or URL (commit).")
+@click.option("--approver", help="Attestation: a named approver other than the owner.")
+@actor_option
+@format_option
+@click.pass_obj
+def verify_cmd(obj: Context, finding_id: str, kind: str, evidence: str | None, approver: str | None, actor: str,
+               fmt: str | None) -> None:
+    """Close a finding on verification evidence (a ticket's closure never does)."""
+    from handoffkit import verification
+
+    say(emit(verification.verify(obj.store, finding_id, kind=kind, evidence=evidence, actor=require_actor(actor),
+                                 approver=approver), obj.out_format(fmt)))
+
+
+@cli.command("reconcile")
+@engagement_option
+@click.option("--as-of", "as_of", help="Reconcile the record as it stood at this instant.")
+@actor_option
+@format_option
+@click.pass_obj
+def reconcile_cmd(obj: Context, engagement: str, as_of: str | None, actor: str, fmt: str | None) -> None:
+    """Join the record and the ticket exports on the finding id; counts and the ids behind each gap."""
+    from handoffkit import reconcile
+
+    result = reconcile.reconcile(obj.store, engagement, actor=require_actor(actor), as_of=parse_instant(as_of))
+    out = obj.out_format(fmt)
+    if out == "json":
+        say(emit(result.as_dict(), "json"))
+        return
+    say(f"reconciliation of {engagement} as of {result.as_of} (last run {result.last_reconciled})")
+    say(emit([{"category": k, "count": v, "ids": ", ".join(result.ids[k][:8]) + (" …" if v > 8 else "")}
+              for k, v in result.counts.items()], out, ["category", "count", "ids"]))
 
 
 # ------------------------------------------------------------------------------------------ demo

@@ -28,7 +28,7 @@ at or before that instant, links from link events, tickets from the latest snaps
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, exists, func, literal, or_, select
@@ -123,23 +123,32 @@ def _queries(engagement: str, as_of: str | None, shared_queues: list[str]) -> di
     }
 
 
+def gaps(conn: Any, engagement: str, as_of: datetime | None = None, now: datetime | None = None) -> Reconciliation:
+    """Every category's ids (read-only, nothing logged): what :func:`reconcile` reports and the views use.
+
+    Without ``as_of`` the current tables are queried; ``now`` is the instant the overdue check uses.
+    """
+    eng = engagements.get(conn, engagement)
+    policy = engagements.policy(conn, engagement)
+    when = schema.format_ts(as_of) if as_of else None
+    ids = {name: sorted({str(v) for v in conn.execute(q).scalars()}, key=_order)
+           for name, q in _queries(engagement, when, policy.ownership.shared_queues).items()}
+    now = when or schema.format_ts(now or datetime.now(UTC))
+    last = _last_run(conn, engagement, now) or schema.format_ts(eng.created_at)
+    overdue = (schema.parse_ts(now) - schema.parse_ts(last)).days > policy.reconciliation.days
+    ids["reconciliation_overdue"] = [last] if overdue else []
+    counts = {name: len(ids[name]) for name in CATEGORIES}
+    return Reconciliation(engagement, now, counts, ids, last, policy.reconciliation.days, _totals(conn, engagement))
+
+
 def reconcile(store: Store, engagement: str, *, actor: str, as_of: datetime | None = None) -> Reconciliation:
     """Run every category, log the run with its counts (one event), and return counts and ids."""
     actor = require_actor(actor)
-    when = schema.format_ts(as_of or store.now())
     with store.read() as conn:
-        eng = engagements.get(conn, engagement)
-        policy = engagements.policy(conn, engagement)
-        ids = {name: sorted({str(v) for v in conn.execute(q).scalars()}, key=_order)
-               for name, q in _queries(engagement, when if as_of else None, policy.ownership.shared_queues).items()}
-        last = _last_run(conn, engagement, when) or schema.format_ts(eng.created_at)
-        totals = _totals(conn, engagement)
-    overdue = (schema.parse_ts(when) - schema.parse_ts(last)).days > policy.reconciliation.days
-    ids["reconciliation_overdue"] = [last] if overdue else []
-    counts = {name: len(ids[name]) for name in CATEGORIES}
-    result = Reconciliation(engagement, when, counts, ids, last, policy.reconciliation.days, totals)
+        result = gaps(conn, engagement, as_of, now=store.now())
     log(store, Event(type="reconciliation_run", actor=actor, engagement=engagement,
-                     data={"as_of": when, "counts": counts, "last_reconciled": last}))
+                     data={"as_of": result.as_of, "counts": result.counts, "last_reconciled": result.last_reconciled,
+                           "totals": result.totals}))
     return result
 
 

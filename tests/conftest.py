@@ -1,0 +1,124 @@
+"""Shared fixtures: a store on SQLite and on PostgreSQL (each test gets its own schema), an engagement
+initialised from the test policy, and the demo engagement (built once per worker, per backend).
+
+PostgreSQL tests are skipped with a reason starting "PostgreSQL unavailable" when no server answers;
+CI (``.ci/run``) fails on any such skip. ``HANDOFFKIT_TEST_PG`` overrides the server URL.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+
+from handoffkit import engagements
+from handoffkit.store import Clock, Store
+
+DATA = Path(__file__).parent / "data"
+PG_BASE = os.environ.get("HANDOFFKIT_TEST_PG", "postgresql+psycopg://root@127.0.0.1:5432/test")
+CORPUS = Path(os.environ.get("HANDOFFKIT_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
+ACTOR = "Ana Silva"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "corpus: reads ../shared/corpus (CI fails if skipped)")
+
+
+def _pg_admin() -> sqlalchemy.Engine:
+    engine = sqlalchemy.create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - any connection failure means "no server"
+        pytest.skip(f"PostgreSQL unavailable at {PG_BASE}: {exc.__class__.__name__}")
+    return engine
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    admin = _pg_admin()
+    schema = f"hk_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database URL on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'record.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(fixed=datetime(2026, 3, 2, 9, 30, tzinfo=UTC), seed=11)
+
+
+@pytest.fixture
+def store(db_url: str, clock: Clock) -> Iterator[Store]:
+    s = Store(db_url, clock=clock)
+    yield s
+    s.dispose()
+
+
+@pytest.fixture
+def engagement(store: Store) -> str:
+    """Engagement ``ACME`` with the test policy and owners map loaded."""
+    engagements.init(store, "ACME", DATA / "policy.yaml", owners_path=DATA / "owners.csv", actor=ACTOR)
+    return "ACME"
+
+
+def corpus_file(relative: str) -> Path:
+    path = CORPUS / relative
+    if not path.exists():
+        pytest.skip(f"corpus unavailable: {path} (set HANDOFFKIT_CORPUS)")
+    return path
+
+
+
+
+@pytest.fixture(scope="session")
+def demo_sqlite(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
+    """The demo engagement (small) built once on SQLite: (url, summary)."""
+    from handoffkit import demo
+
+    path = tmp_path_factory.mktemp("demo")
+    url = f"sqlite:///{path / 'demo.db'}"
+    return url, demo.build(url, size=300, seed=7, workdir=path / "work")
+
+
+@pytest.fixture(scope="session")
+def demo_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict]]:
+    """The same demo built once on PostgreSQL, in its own schema."""
+    from handoffkit import demo
+
+    admin = _pg_admin()
+    schema = f"hk_demo_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    try:
+        yield url, demo.build(url, size=300, seed=7, workdir=tmp_path_factory.mktemp("demo_pg"))
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def demo_db(request: pytest.FixtureRequest) -> tuple[str, dict]:
+    """The demo engagement on each backend: (url, summary)."""
+    return request.getfixturevalue("demo_sqlite" if request.param == "sqlite" else "demo_postgres")
