@@ -434,8 +434,9 @@ def check_cmd(obj: Context, engagement: str, fmt: str | None) -> None:
     """Evaluate the 14-item governance checklist from the record."""
     from handoffkit import checklist
 
-    items = checklist.evaluate(obj.store, engagement)
-    say(emit([i.as_dict() for i in items], obj.out_format(fmt), ["number", "item", "status", "summary"]))
+    items = [i.as_dict() for i in checklist.evaluate(obj.store, engagement)]
+    out = obj.out_format(fmt)
+    say(emit(items, out, None if out == "json" else ["number", "item", "status", "summary"]))
 
 
 # ------------------------------------------------------------------------------ tickets & closure

@@ -29,6 +29,17 @@ def active_links(conn: Connection, finding_ids: list[str]) -> dict[str, list[tup
     return out
 
 
+def by_ticket(conn: Connection, engagement: str, system: str, keys: list[str]) -> dict[str, list[str]]:
+    """Finding ids actively linked to each ticket key (whatever the link's origin)."""
+    out: dict[str, list[str]] = {}
+    for start in range(0, len(keys), 10_000):
+        for fid, key in conn.execute(select(L.c.finding_id, L.c.ticket_key).where(
+                L.c.engagement == engagement, L.c.system == system, L.c.active,
+                L.c.ticket_key.in_(keys[start:start + 10_000]))):
+            out.setdefault(key, []).append(fid)
+    return out
+
+
 def add(conn: Connection, store: Store, finding: Any, system: str, key: str, *, origin: str, actor: str,
         source: Source | None = None, note: str | None = None) -> Event | None:
     """Create or re-activate a link; returns its ``link_added`` event (to append), or None if it exists."""

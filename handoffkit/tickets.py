@@ -121,7 +121,8 @@ def _import_export(store: Store, engagement: str, policy: Any, data: bytes, sour
             format=export.format, observed_at=now, actor=actor, count=len(export.tickets))).inserted_primary_key[0]
         keys = [t.key for t in export.tickets]
         previous = _current_snapshots(conn, engagement, system, keys)
-        all_ids = sorted({fid for ids in carried.values() for fid in ids})
+        linked = links.by_ticket(conn, engagement, system, keys)
+        all_ids = sorted({fid for ids in (*carried.values(), *linked.values()) for fid in ids})
         known = _findings(conn, engagement, all_ids)
         existing_links = links.active_links(conn, all_ids)
         new_events: list[Event] = []
@@ -130,7 +131,9 @@ def _import_export(store: Store, engagement: str, policy: Any, data: bytes, sour
             ids = carried[ticket.key]
             band = policy.band_for_priority(system, ticket.priority)
             rows.append(_snapshot_row(ticket, engagement, system, import_id, now, ids, band, permalink))
-            new_events += _compare(conn, store, ticket, previous.get(ticket.key), ids, known, existing_links,
+            new_events += _compare(conn, store, engagement, ticket, previous.get(ticket.key), ids,
+                                   linked.get(ticket.key, []),
+                                   known, existing_links,
                                    band, system, actor, source, result)
         if keys:
             for start in range(0, len(keys), CHUNK):
@@ -188,16 +191,21 @@ def _findings(conn: Connection, engagement: str, ids: list[str]) -> dict[str, di
     return out
 
 
-def _compare(conn: Connection, store: Store, ticket: TicketSnapshot, before: Any, ids: tuple[str, ...],
-             known: dict[str, dict[str, Any]], existing: dict[str, list[tuple[str, str]]], band: str | None,
-             system: str, actor: str, source: Source, result: TicketFileResult) -> list[Event]:
-    """The events one ticket's new snapshot produces against its previous one (see the module docstring)."""
-    engagement = known[ids[0]]["engagement"] if ids and ids[0] in known else None
+def _compare(conn: Connection, store: Store, engagement: str, ticket: TicketSnapshot, before: Any,
+             ids: tuple[str, ...],
+             linked: list[str], known: dict[str, dict[str, Any]], existing: dict[str, list[tuple[str, str]]],
+             band: str | None, system: str, actor: str, source: Source, result: TicketFileResult) -> list[Event]:
+    """The events one ticket's new snapshot produces against its previous one (see the module docstring).
+
+    Findings the ticket carries are linked; findings linked to it otherwise (by hand, from DefectDojo)
+    follow its renames, closures, reopenings and priority edits just the same.
+    """
     ours = [known[i] for i in ids if i in known]
+    followers = ours + [known[i] for i in linked if i in known and i not in ids]
     out: list[Event] = []
 
     def ticket_event(type_: str, data: dict[str, Any], finding: dict[str, Any] | None = None) -> Event:
-        return Event(type=type_, actor=actor, engagement=finding["engagement"] if finding else engagement,
+        return Event(type=type_, actor=actor, engagement=engagement,
                      finding_id=finding["finding_id"] if finding else None, ticket_key=ticket.key,
                      state=finding["state"] if finding else None,
                      disposition=finding["disposition"] if finding else None,
@@ -212,9 +220,10 @@ def _compare(conn: Connection, store: Store, ticket: TicketSnapshot, before: Any
         result.orphans += 1
         if before is None or before.finding_ids != " ".join(ids):
             out.append(ticket_event("orphan_ticket_seen", {"finding_ids": list(ids), "unknown": list(ids)}))
-    for finding in ours:
+    for finding in followers:
         others = [k for s, k in existing.get(finding["finding_id"], []) if (s, k) != (system, ticket.key)]
-        ev = links.add(conn, store, finding, system, ticket.key, origin="export", actor=actor, source=source)
+        ev = None if finding["finding_id"] not in ids else links.add(
+            conn, store, finding, system, ticket.key, origin="export", actor=actor, source=source)
         if ev is not None:
             result.linked += 1
             out.append(ev)
@@ -225,7 +234,8 @@ def _compare(conn: Connection, store: Store, ticket: TicketSnapshot, before: Any
         if before is not None and before.title != ticket.title:
             result.renamed += 1
             out.append(ticket_event("ticket_renamed", {"from": before.title, "to": ticket.title}, finding))
-        out += _status_change(conn, store, ticket, before, finding, system, actor, source, result)
+        out += _status_change(conn, store, ticket, before, finding, system, actor, source, result,
+                              newly_linked=ev is not None)
         priority_edited = before is None or (before.priority or "") != (ticket.priority or "")
         if priority_edited and band is not None and band != finding["severity"]:
             result.severity_drift += 1
@@ -236,8 +246,10 @@ def _compare(conn: Connection, store: Store, ticket: TicketSnapshot, before: Any
 
 
 def _status_change(conn: Connection, store: Store, ticket: TicketSnapshot, before: Any, finding: dict[str, Any],
-                   system: str, actor: str, source: Source, result: TicketFileResult) -> list[Event]:
-    was_done = before is not None and before.status_category == "done"
+                   system: str, actor: str, source: Source, result: TicketFileResult, *,
+                   newly_linked: bool) -> list[Event]:
+    """Closure (done, for a finding that just got linked to a done ticket too) and reopening."""
+    was_done = before is not None and before.status_category == "done" and not newly_linked
     now_done = ticket.status_category == "done"
     data = {"system": system, "status": ticket.status, "resolution": ticket.resolution}
     if now_done and not was_done and finding["state"] in CLOSABLE:
