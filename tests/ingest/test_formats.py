@@ -1,0 +1,231 @@
+"""Layouts the sample corpus lacks, from the hand-written fixtures under tests/data/scans."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from handoffkit.errors import InputError
+from handoffkit.ingest.common import MALFORMED_CVE
+from handoffkit.ingest.detect import FORMATS, parse_file
+from handoffkit.model import ParseResult
+
+Parse = Callable[[str], ParseResult]
+
+
+def test_formats_are_the_nine_documented() -> None:
+    assert FORMATS == ("sarif", "nessus", "tenable-csv", "zap", "trivy", "semgrep", "burp", "generic", "defectdojo")
+
+
+def test_sarif_two_runs(parse_scan: Parse, scan_bytes: Callable[[str], bytes]) -> None:
+    result = parse_scan("sarif_two_runs.sarif")
+    assert result.tool == "CodeQL, ESLint" and result.tool_version is None
+    xss, sqli, rejected, no_eval, console, unlocated = result.records
+    assert (xss.severity, xss.cwes, xss.asset_ref) == ("medium", ("CWE-79",), "https://github.com/example/shop")
+    assert xss.location == "src/routes/search.js:42" and xss.tool_version == "2.15.0"
+    assert xss.references == ("https://codeql.github.com/codeql-query-help/javascript/js-reflected-xss/",)
+    # rule.toolComponent.index 0 → tool.extensions[0].rules[0]
+    assert (sqli.rule_ref, sqli.title, sqli.severity, sqli.cwes) == (
+        "js/sql-injection",
+        "Database query built from user-controlled sources",
+        "high",
+        ("CWE-89",),
+    )
+    assert sqli.suppressed and not rejected.suppressed
+    assert (no_eval.severity, no_eval.raw_severity, no_eval.asset_ref) == ("high", "error", "file:///builds/shop/")
+    assert (no_eval.tool, no_eval.tool_version) == ("ESLint", "8.57.0")
+    assert console.suppressed and console.severity == "low"
+    assert (unlocated.severity, unlocated.asset_ref, unlocated.location) == ("info", "unknown", None)
+    assert [r.source_ref for r in result.records][3:] == [
+        "runs[1].results[0]",
+        "runs[1].results[1]",
+        "runs[1].results[2]",
+    ]
+    item = json.loads(scan_bytes("sarif_two_runs.sarif"))["runs"][0]["results"][1]
+    assert sqli.raw == json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def test_sarif_duplicate_results_are_all_kept(scan_bytes: Callable[[str], bytes]) -> None:
+    doc = json.loads(scan_bytes("sarif_two_runs.sarif"))
+    doc["runs"][0]["results"].append(doc["runs"][0]["results"][0])
+    result = parse_file(json.dumps(doc).encode(), "twice.sarif")
+    assert len(result.records) == 7
+    assert result.records[3].source_ref == "runs[0].results[3]"
+    assert result.records[0].fingerprint == result.records[3].fingerprint
+
+
+def test_zap_legacy_alertitems_without_instances(parse_scan: Parse) -> None:
+    result = parse_scan("zap_legacy_1_4.xml")
+    assert (result.format, result.tool_version) == ("zap", "1.4.1")
+    xss, cookie = result.records
+    assert (xss.severity, xss.asset_ref, xss.cwes, xss.rule_ref) == (
+        "high",
+        "http://shop.example:8080",
+        ("CWE-79",),
+        "40012",
+    )
+    assert xss.location == "http://shop.example:8080/search?q=test [q]"
+    assert (cookie.severity, cookie.asset_ref) == ("low", "https://shop.example")
+    assert result.scope_assets == {"http://shop.example:8080", "https://shop.example"}
+
+
+def test_trivy_kubernetes_cluster_report(parse_scan: Parse) -> None:
+    result = parse_scan("trivy_k8s_cluster.json")
+    assert result.parsed_by_kind == {"misconfiguration": 1, "secret": 1, "vulnerability": 2}
+    assert result.skipped == {"passed misconfiguration check": 1}
+    rapid_reset, ghsa, escalation, key = result.records
+    assert rapid_reset.asset_ref == "prod-eu/shop/Deployment/web pkg:libnghttp2-14@1.52.0-1"
+    assert (rapid_reset.cves, rapid_reset.cvss_score, rapid_reset.severity) == (("CVE-2023-44487",), 7.5, "high")
+    assert (ghsa.cves, ghsa.rule_ref, ghsa.severity, ghsa.raw_severity) == (
+        (),
+        "GHSA-xxxx-yyyy-zzzz",
+        "info",
+        "UNKNOWN",
+    )
+    assert (escalation.kind, escalation.asset_ref, escalation.location) == (
+        "misconfiguration",
+        "prod-eu/shop/Deployment/web",
+        "Deployment/web:31",
+    )
+    assert (key.kind, key.severity, key.asset_ref) == ("secret", "critical", "prod-eu/shop/ConfigMap/web-env")
+    assert {"prod-eu/shop/Deployment/web", "prod-eu/shop/ConfigMap/web-env"} <= result.scope_assets
+
+
+def test_trivy_older_cluster_layout(scan_bytes: Callable[[str], bytes]) -> None:
+    doc = json.loads(scan_bytes("trivy_k8s_cluster.json"))
+    older = {
+        "ClusterName": doc["ClusterName"],
+        "Vulnerabilities": doc["Resources"][:1],
+        "Misconfigurations": doc["Resources"][1:],
+    }
+    result = parse_file(json.dumps(older).encode(), "older-cluster.json")
+    assert result.parsed_by_kind == {"misconfiguration": 1, "secret": 1, "vulnerability": 2}
+    assert result.records[0].source_ref == "Vulnerabilities[0].Results[0].Vulnerabilities[0]"
+
+
+def test_tenable_io_csv(parse_scan: Parse) -> None:
+    result = parse_scan("tenable_io.csv")
+    assert (result.format, result.tool) == ("tenable-csv", "Tenable.io")
+    log4shell, untrusted, openssl = result.records
+    assert (log4shell.asset_ref, log4shell.severity, log4shell.cves) == (
+        "web-01.corp.example:8080",
+        "critical",
+        ("CVE-2021-44228",),
+    )
+    assert log4shell.cvss_vector == "CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H" and log4shell.cvss_score == 10.0
+    assert untrusted.asset_ref == "10.0.0.6:443"  # no FQDN: the IPv4 address names the host
+    assert untrusted.source_ref == "line 4"  # the first row's Plugin Output spans two lines
+    assert openssl.cves == ("CVE-2023-2650", "CVE-2023-1255")
+    assert result.skipped[MALFORMED_CVE] == 1
+
+
+def test_tenable_semicolon_csv_repeats_rows_per_cve(parse_scan: Parse) -> None:
+    result = parse_scan("tenable_semicolon.csv")
+    first, second, info = result.records
+    assert first.fingerprint == second.fingerprint
+    assert first.cves == second.cves == ("CVE-2023-2650", "CVE-2023-1255")
+    assert (first.asset_ref, first.cvss_score) == ("db-01.corp.example:5432", 7.8)
+    assert (info.severity, info.asset_ref) == ("info", "db-01.corp.example")
+
+
+def test_utf16_csv(parse_scan: Parse) -> None:
+    result = parse_scan("generic_utf16.csv")
+    sqli, hsts = result.records
+    assert sqli.title == "Injection SQL dans « recherche »"
+    assert (sqli.severity, sqli.cwes, sqli.asset_ref) == ("high", ("CWE-89",), "https://boutique.example")
+    assert hsts.suppressed  # FalsePositive TRUE
+
+
+def test_defectdojo_findings_page(parse_scan: Parse) -> None:
+    result = parse_scan("defectdojo_findings_page.json")
+    assert result.format == "defectdojo"
+    log4shell, password, headers = result.records
+    assert [r.external_id for r in result.records] == ["101", "102", "103"]
+    assert (log4shell.cves, log4shell.cwes, log4shell.severity) == (("CVE-2021-44228",), ("CWE-502",), "critical")
+    assert log4shell.asset_ref == "org.apache.logging.log4j:log4j-core"
+    assert (password.asset_ref, password.location, password.suppressed) == (
+        "services",
+        "services/billing/config.py:14",
+        True,
+    )
+    assert (headers.cwes, headers.asset_ref, headers.severity) == ((), "unknown", "info")
+    assert result.skipped[MALFORMED_CVE] == 1
+    assert len(result.warnings) == 1 and "3 of 5 findings" in result.warnings[0]
+
+
+def test_defectdojo_bare_list(scan_bytes: Callable[[str], bytes]) -> None:
+    findings = json.loads(scan_bytes("defectdojo_findings_page.json"))["results"]
+    result = parse_file(json.dumps(findings).encode(), "findings.json")
+    assert result.format == "defectdojo" and len(result.records) == 3 and result.warnings == []
+    assert result.records[0].source_ref == "[0]"
+
+
+def test_defectdojo_fingerprint_prefers_tool_ids(scan_bytes: Callable[[str], bytes]) -> None:
+    doc = json.loads(scan_bytes("defectdojo_findings_page.json"))
+    before = [r.fingerprint for r in parse_file(json.dumps(doc).encode(), "a.json").records]
+    for finding in doc["results"]:
+        finding["title"] += " (renamed)"
+    after = [r.fingerprint for r in parse_file(json.dumps(doc).encode(), "b.json").records]
+    assert after == before  # unique_id_from_tool / hash_code carry the identity
+
+
+def test_nessus_fields(parse_scan: Parse) -> None:
+    result = parse_scan("nessus_small.xml")
+    info, openssl = result.records
+    assert result.tool_version == "10.7.2"
+    assert (info.severity, info.asset_ref, info.location) == ("info", "app-01.corp.example", "0/tcp (general)")
+    assert (openssl.severity, openssl.asset_ref, openssl.cwes) == ("critical", "app-01.corp.example:443", ("CWE-20",))
+    assert openssl.cves == ("CVE-2023-2650", "CVE-2023-1255")
+    assert openssl.cvss_vector.startswith("CVSS:3.0/") and openssl.cvss_score == 9.8
+    assert "CVSS v2: CVSS2#AV:N/AC:L/Au:N/C:P/I:P/A:P (base 7.5)" in openssl.description
+    assert openssl.source_ref == "ReportHost[1]/ReportItem[2]"
+    assert result.skipped[MALFORMED_CVE] == 1
+    assert "10.0.0.8" in result.scope_assets  # a host with no items
+
+
+def test_burp_internal_dtd_is_accepted(parse_scan: Parse) -> None:
+    result = parse_scan("burp_small.xml")
+    xss, frameable = result.records
+    assert (xss.asset_ref, xss.location, xss.cwes) == (
+        "https://shop.example:8443",
+        "/search [q parameter]",
+        ("CWE-79",),
+    )
+    assert xss.references == ("https://portswigger.net/web-security/cross-site-scripting",)
+    assert b"R0VUIC9zZWFyY2g" in xss.raw
+    assert frameable.severity == "info"
+
+
+def test_semgrep_suppression_and_placeholder_fingerprint(parse_scan: Parse) -> None:
+    result = parse_scan("semgrep_small.json")
+    sqli, evaluated = result.records
+    assert (sqli.asset_ref, sqli.cwes, sqli.title) == (
+        "shop",
+        ("CWE-89",),
+        "Detected user input flowing into a raw SQL query.",
+    )
+    assert evaluated.suppressed and evaluated.asset_ref == "." and evaluated.severity == "medium"
+    assert result.scope_assets == {"shop", ".", "docs"}
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [
+        ("nessus_small.xml", "nessus"),
+        ("zap_legacy_1_4.xml", "zap"),
+        ("generic_utf16.csv", "generic"),
+        ("tenable_io.csv", "tenable-csv"),
+    ],
+)
+def test_forcing_the_right_format_works(scan_bytes: Callable[[str], bytes], name: str, fmt: str) -> None:
+    assert parse_file(scan_bytes(name), name, fmt).format == fmt
+
+
+def test_cp1252_csv_needs_the_explicit_fallback() -> None:
+    data = "Date,Title,CweId,Url,Severity\n01/05/2024,Clé exposée,798,https://a.example/,High\n".encode("cp1252")
+    with pytest.raises(InputError, match=r"^legacy\.csv:2 \(byte \d+\): not UTF-8"):
+        parse_file(data, "legacy.csv")
+    (record,) = parse_file(data, "legacy.csv", fallback_encoding="cp1252").records
+    assert record.title == "Clé exposée"
