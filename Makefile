@@ -28,7 +28,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check handoffkit tests bench
 	$(BIN)/lint-imports
-	$(BIN)/pytest -n 2 --dist loadgroup
+	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_FLAGS)
 
 ## make lab: JupyterLab on notebooks/ with the project's kernel registered
 lab: $(VENV)/.installed

@@ -4,7 +4,8 @@ Resolution rule (documented in the README): an asset reference first matches an 
 exactly the same ``asset_ref`` (case-insensitive); otherwise the first *pattern* row, in file order,
 whose glob (``*``, ``?``, ``[...]``, matched case-insensitively with :func:`fnmatch.fnmatchcase`)
 matches it. A reference also matches through its parents (:func:`parents`): a URL through its origin,
-``host:port`` through the host, a package in an image (``image pkg:name@1.0``) through the image. An owner is *resolved* only when the row
+``host:port`` through the host, a package in an image (``image pkg:name@1.0``) through the image.
+An owner is *resolved* only when the row
 names both a role and a team and that team is not one of the policy's shared queues; anything else
 pauses the finding (``paused_no_owner``) — it never routes into a shared queue.
 """
@@ -104,7 +105,8 @@ def resolve(owners: list[Owner], asset_refs: list[str]) -> dict[str, Owner | Non
         key = ref.casefold()
         found = next((exact[p] for p in parents(key) if p in exact), None)
         if found is None:
-            found = next((o for pat, o in patterns if fnmatch.fnmatchcase(key, pat)), None)
+            # Patterns match through the parents too: ``db-1.corp.test:5432`` is on ``db-*.corp.test``.
+            found = next((o for pat, o in patterns if any(fnmatch.fnmatchcase(p, pat) for p in parents(key))), None)
         out[ref] = found
     return out
 

@@ -14,21 +14,18 @@ was only appended to since.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import socket
-import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select, update
 
 from handoffkit import __version__, schema
+from handoffkit.canonical import canonical_json, chain_hash, sha256_bytes
 from handoffkit.errors import (
     ConcurrentEditError,
     HandoffkitError,
@@ -37,48 +34,10 @@ from handoffkit.errors import (
     RefusedError,
 )
 from handoffkit.identity import require_actor
-from handoffkit.store import Store
+from handoffkit.store import Store, bulk_insert
 
 HOST = socket.gethostname()
-
-
-# ------------------------------------------------------------------------------------ canonical JSON
-
-
-def _canonical_value(value: Any) -> Any:
-    if isinstance(value, str):
-        return unicodedata.normalize("NFC", value)
-    if isinstance(value, bool) or value is None or isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{value!r} cannot be stored in the activity log (NaN and infinities are refused)")
-        return value
-    if isinstance(value, datetime):
-        return schema.format_ts(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {unicodedata.normalize("NFC", str(k)): _canonical_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_canonical_value(v) for v in value]
-    if isinstance(value, (set, frozenset)):
-        return sorted(_canonical_value(v) for v in value)
-    raise TypeError(f"cannot put {type(value).__name__} into the activity log")
-
-
-def canonical_json(value: Any) -> str:
-    """The canonical text of ``value`` (the exact bytes that are hashed and stored)."""
-    return json.dumps(_canonical_value(value), sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False, allow_nan=False)
-
-
-def chain_hash(prev_hash: str, payload: str) -> str:
-    return hashlib.sha256(prev_hash.encode("ascii") + payload.encode("utf-8")).hexdigest()
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+OUTCOMES = ("success", "denied", "failure")
 
 
 # ------------------------------------------------------------------------------------------ append
@@ -126,30 +85,31 @@ def append(conn: Connection, store: Store, new: Iterable[Event]) -> int:
     head = conn.execute(select(schema.chain_head.c.seq, schema.chain_head.c.row_hash)
                         .where(schema.chain_head.c.id == 1)).one()
     seq, prev = head.seq, head.row_hash
-    when = schema.format_ts(store.now())
-    origins: dict[int, str] = {}
+    now = store.now()
+    when = schema.format_ts(now)
+    origins: dict[int, tuple[str, dict[str, Any]]] = {}
+    actors: dict[str, str] = {}
     rows = []
     for ev in new:
-        if ev.outcome not in ("success", "denied", "failure"):
+        if ev.outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {ev.outcome!r}")
         seq += 1
-        org_key = id(ev.source)
-        if org_key not in origins:
-            origins[org_key] = canonical_json(origin(ev.source))
+        org = origins.get(id(ev.source))
+        if org is None:
+            org = origins[id(ev.source)] = (canonical_json(origin(ev.source)), origin(ev.source))
+        actor = actors.get(ev.actor) or actors.setdefault(ev.actor, require_actor(ev.actor))
         row = {
-            "seq": seq, "event_id": store.clock.new_id(), "occurred_at": when,
-            "actor": require_actor(ev.actor), "outcome": ev.outcome, "type": ev.type,
-            "engagement": ev.engagement, "finding_id": ev.finding_id, "ticket_key": ev.ticket_key,
-            "state": ev.state, "disposition": ev.disposition, "severity": ev.severity,
+            "seq": seq, "event_id": store.clock.new_id(now), "occurred_at": when, "actor": actor,
+            "outcome": ev.outcome, "type": ev.type, "engagement": ev.engagement, "finding_id": ev.finding_id,
+            "ticket_key": ev.ticket_key, "state": ev.state, "disposition": ev.disposition, "severity": ev.severity,
         }
-        payload = canonical_json({**row, "origin": json.loads(origins[org_key]), "data": ev.data})
+        payload = canonical_json({**row, "origin": org[1], "data": ev.data})
         row_hash = chain_hash(prev, payload)
-        rows.append({**row, "origin": origins[org_key], "payload": payload,
-                     "prev_hash": prev, "row_hash": row_hash})
+        row.update(origin=org[0], payload=payload, prev_hash=prev, row_hash=row_hash)
+        rows.append(row)
         prev = row_hash
     if rows:
-        for start in range(0, len(rows), 20_000):
-            conn.execute(insert(schema.events), rows[start:start + 20_000])
+        bulk_insert(conn, schema.events, rows)
         conn.execute(update(schema.chain_head).where(schema.chain_head.c.id == 1)
                      .values(seq=seq, row_hash=prev))
     return seq

@@ -14,12 +14,13 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, select, update
 
 from handoffkit import schema
+from handoffkit.canonical import canonical_value
 from handoffkit.errors import ConcurrentEditError, NotFoundError
-from handoffkit.events import Event, Source, _canonical_value, append, iter_events
-from handoffkit.store import Store, update_rows
+from handoffkit.events import Event, Source, append, iter_events
+from handoffkit.store import Store, bulk_insert, update_rows
 
 F = schema.findings
 FIELDS = tuple(c.name for c in F.columns)
@@ -27,6 +28,9 @@ PUBLIC = ("finding_id", "engagement", "state", "triage", "severity", "scanner_se
           "title", "asset_ref", "tool", "rule_ref", "cves", "cwes", "kev", "owner_team", "owner_role",
           "owner_name", "sla_due", "first_seen", "last_seen", "row_version")
 """The columns ``handoffkit findings`` shows (plus ``ticket_keys``)."""
+
+
+_NOT_LOGGED = ("finding_id", "row_version")
 
 
 def finding_id(number: int) -> str:
@@ -68,15 +72,14 @@ def create_many(conn: Connection, store: Store, rows: list[dict[str, Any]], *, a
         return
     for row in rows:
         row["row_version"] = 1
-    conn.execute(insert(F), rows)
-    cves = [{"finding_id": r["finding_id"], "cve_id": c} for r in rows for c in r["cves"].split() if c]
-    if cves:
-        conn.execute(insert(schema.finding_cves), cves)
+    bulk_insert(conn, F, rows)
+    bulk_insert(conn, schema.finding_cves,
+                [{"finding_id": r["finding_id"], "cve_id": c} for r in rows for c in r["cves"].split()])
     extras = list(data) if data is not None else [{}] * len(rows)
     append(conn, store, [
         Event(type="finding_created", actor=actor, engagement=r["engagement"], finding_id=r["finding_id"],
               state=r["state"], disposition=r["disposition"], severity=r["severity"], source=source,
-              data={**extra, "set": {k: v for k, v in r.items() if k not in ("finding_id", "row_version")}})
+              data={**extra, "set": {k: v for k, v in r.items() if v is not None and k not in _NOT_LOGGED}})
         for r, extra in zip(rows, extras, strict=True)
     ])
 
@@ -189,7 +192,7 @@ def replay(store: Store, engagement: str, as_of: datetime | None = None) -> dict
             changes = json.loads(payload)["data"].get("set")
             if not changes:
                 continue
-            row = state.setdefault(fid, {"finding_id": fid, "row_version": 0})
+            row = state.setdefault(fid, {**dict.fromkeys(FIELDS), "finding_id": fid, "row_version": 0})
             row.update(changes)
             row["row_version"] += 1
     return state
@@ -197,7 +200,7 @@ def replay(store: Store, engagement: str, as_of: datetime | None = None) -> dict
 
 def canonical_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """A stored row in the log's canonical form, for comparing with :func:`replay`."""
-    return {k: _canonical_value(v) for k, v in row.items()}
+    return {k: canonical_value(v) for k, v in row.items()}
 
 
 def as_of(store: Store, engagement: str, when: datetime) -> pd.DataFrame:

@@ -11,11 +11,12 @@ import difflib
 import hashlib
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from handoffkit.canonical import canonical_json
 from handoffkit.errors import ConfigError
 from handoffkit.model import DISPOSITIONS, SEVERITIES, VERIFICATION_KINDS
 
@@ -176,8 +177,6 @@ class Policy(_Strict):
         return self.model_dump(mode="json")
 
     def sha256(self) -> str:
-        from handoffkit.events import canonical_json
-
         return hashlib.sha256(canonical_json(self.document()).encode()).hexdigest()
 
 
@@ -224,7 +223,9 @@ def policy_from_document(document: dict[str, Any]) -> Policy:
 
 
 def _explain(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
-    err = exc.errors()[0]
+    errors = exc.errors()
+    # A misspelt key also makes the real key "missing"; the unknown key is the error worth naming.
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = [part for part in err["loc"] if part != "[key]"]
     line = _line_of(root, loc)
     path = ".".join(str(p) for p in loc) or "(top level)"
@@ -268,9 +269,13 @@ def _line_of(node: yaml.Node | None, loc: list[Any]) -> int:
 def _allowed_keys(loc: list[Any]) -> list[str]:
     model: Any = Policy
     for part in loc:
+        if get_origin(model) is dict:  # e.g. routing.bands.<band>: the key selects the dict's value model
+            model = get_args(model)[1]
+            continue
         fields = getattr(model, "model_fields", None)
         if not fields or part not in fields:
             return []
         annotation = fields[part].annotation
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        model = annotation if get_origin(annotation) is dict or (
+            isinstance(annotation, type) and issubclass(annotation, BaseModel)) else None
     return list(getattr(model, "model_fields", {}))

@@ -17,6 +17,7 @@ the other files of the same command still load.
 from __future__ import annotations
 
 import fnmatch
+import gc
 import hashlib
 import json
 from collections import Counter
@@ -36,7 +37,7 @@ from handoffkit.events import Event, Source, append, log, sha256_bytes
 from handoffkit.identity import require_actor
 from handoffkit.inputs import read_bytes
 from handoffkit.model import OPEN_STATES, NormalisedFinding, ParseResult
-from handoffkit.store import Store
+from handoffkit.store import Store, bulk_insert
 
 Progress = Callable[[str], None]
 CHUNK = 10_000
@@ -80,6 +81,19 @@ def _quiet(_: str) -> None:
 
 def _ingest_one(store: Store, engagement: str, path: Path, actor: str, fmt: str, scope: str | None,
                 fallback_encoding: str | None, progress: Progress) -> FileResult:
+    # A large scan allocates millions of long-lived objects; the cyclic collector would rescan them all
+    # over and over for garbage that is not there (reference counting frees what this code drops).
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _ingest_file(store, engagement, path, actor, fmt, scope, fallback_encoding, progress)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _ingest_file(store: Store, engagement: str, path: Path, actor: str, fmt: str, scope: str | None,
+                 fallback_encoding: str | None, progress: Progress) -> FileResult:
     result = FileResult(file=str(path))
     source: Source | None = None
     try:
@@ -167,7 +181,7 @@ def _write(store: Store, engagement: str, parsed: ParseResult, records: list[Nor
            batch: pd.DataFrame, check: quality.QualityResult, source: Source, actor: str,
            scope: str | None, result: FileResult) -> None:
     with store.write() as conn:
-        now = store.now()
+        now = schema.format_ts(store.now())  # bound once as text, not per row
         validation_id = _keep_validation(conn, store, engagement, source.file, source, check)
         scan_scope = {"tool": parsed.tool, "assets": sorted(parsed.scope_assets | set(batch["asset_ref"])),
                       "glob": scope}
@@ -233,7 +247,7 @@ def _create(conn: Connection, store: Store, engagement: str, new: list[Normalise
         findings.create_many(conn, store, rows[start:start + CHUNK], actor=actor, source=source,
                              data=({"scan_id": scan_id, "evidence_sha256": e["sha256"]}
                                    for e in evidence[start:start + CHUNK]))
-        conn.execute(insert(schema.evidence), evidence[start:start + CHUNK])
+        bulk_insert(conn, schema.evidence, evidence[start:start + CHUNK])
 
 
 def _kev_for(cves: set[str], conn: Connection) -> dict[str, date | None]:

@@ -148,7 +148,7 @@ findings = Table(
     "findings",
     metadata,
     Column("finding_id", String(32), primary_key=True),
-    Column("number", BigInteger, nullable=False, unique=True),
+    Column("number", BigInteger, nullable=False),
     Column("engagement", String(64), ForeignKey("engagements.key"), nullable=False),
     Column("fingerprint", String(64), nullable=False),
     Column("kind", String(24), nullable=False),

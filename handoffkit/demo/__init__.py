@@ -114,9 +114,9 @@ class Spec:
     def present(self, month: int) -> bool:
         if month < self.appear:
             return False
-        if self.fixed is not None and self.fixed <= month and not (self.reappear is not None and month >= self.reappear):
-            return False
-        return True
+        fixed = self.fixed is not None and self.fixed <= month
+        regressed = self.reappear is not None and month >= self.reappear
+        return not fixed or regressed
 
 
 @dataclass
@@ -326,7 +326,8 @@ class Programme:
         sev = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}[s.severity]
         return {"port": 443, "protocol": "tcp", "svc": "www", "severity": sev, "plugin": 100000 + s.n,
                 "name": s.title, "family": "General", "cves": s.cves, "vector": VECTORS[s.severity] if sev else None,
-                "score": SCORES[s.severity], "output": f"Observed during scan {month}: build {self.rng.randrange(9999)}",
+                "score": SCORES[s.severity],
+                "output": f"Observed during scan {month}: build {self.rng.randrange(9999)}",
                 "description": f"{s.title}.", "solution": "Apply the vendor patch.",
                 "risk": ["None", "Low", "Medium", "High", "Critical"][sev]}
 
@@ -423,17 +424,16 @@ class Programme:
         for s in candidates[: max(2, self.size // 400)]:
             expires = self.store.now().date() + timedelta(days=75 if month == 2 else 200)
             try:
-                exception_register.grant(self.store, s.finding_id, approver=APPROVER, actor=s.asset.owner or "Ana Silva",
-                                         reason="legacy integration, replacement scheduled", expires=expires)
+                exception_register.grant(self.store, s.finding_id, approver=APPROVER,
+                                         actor=s.asset.owner or "Ana Silva", expires=expires,
+                                         reason="legacy integration, replacement scheduled")
                 s.fate.add("excepted")
             except RefusedError:
                 continue
         if month == 2 and candidates:
-            try:  # a self-approved exception is refused (and the refusal is logged)
+            with contextlib.suppress(RefusedError):  # a self-approved exception is refused (and logged)
                 exception_register.grant(self.store, candidates[-1].finding_id, approver=APPROVER, actor=APPROVER,
                                          reason="accept risk", expires=self.store.now().date() + timedelta(days=30))
-            except RefusedError:
-                pass
 
     def _payloads(self) -> None:
         """Payloads for findings newly routed to a ticket (what a person pastes into the ticket system)."""
@@ -521,8 +521,8 @@ class Programme:
         with self.store.read() as conn:
             df = findings.frame(conn, self.engagement, ["finding_id", "state", "disposition", "severity"])
         info = df[(df["disposition"] == "security_record_only") & (df["state"] == "routed")]
-        fresh = [r for r in info.itertuples()
-                 if r.finding_id in spec_of and r.finding_id not in self.by_finding and self._stable(spec_of[r.finding_id])]
+        fresh = [r for r in info.itertuples() if r.finding_id in spec_of and r.finding_id not in self.by_finding
+                 and self._stable(spec_of[r.finding_id])]
         for r in fresh[:max(3, self.size // 300)]:
             s = spec_of[r.finding_id]
             self._open_ticket(s, KIND_SYSTEM[s.asset.kind], r.severity, stamp, plant=False)
@@ -626,7 +626,7 @@ class Programme:
                 kind = "rescan"
             evidence = {"rescan": "monthly rescan",
                         "commit": f"example/service-{s.n % 9}@{(s.n * 2654435761) % 16**12:012x}",
-                        "retest": f"Retested {row.finding_id} by hand on {self.store.now():%Y-%m-%d}: not reproducible.",
+                        "retest": f"Retested {row.finding_id} on {self.store.now():%Y-%m-%d}: not reproducible.",
                         "attestation": f"Patched and redeployed; change CHG-{4000 + s.n}"}[kind]
             actor = row.owner_name if kind == "attestation" else self.analyst()
             try:

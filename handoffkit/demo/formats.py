@@ -135,7 +135,7 @@ def jira_csv(tickets: Iterable[dict[str, Any]]) -> bytes:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(JIRA_COLUMNS)
     for t in tickets:
-        labels = (list(t["labels"]) + ["", "", ""])[:3]
+        labels = [*t["labels"], "", "", ""][:3]
         writer.writerow([t["title"], t["key"], t["id"], "Bug", t["status"], t["category"], t["priority"],
                          t["resolution"] or "", t["assignee"] or "", t["created"], t["updated"], *labels,
                          t["description"], t["finding_field"] or ""])

@@ -27,7 +27,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def corpus() -> Path:
     """The sample corpus directory (``HANDOFFKIT_CORPUS`` or ``<repo>/../shared/corpus``)."""
     if not CORPUS.is_dir():
-        pytest.skip(f"sample corpus not found at {CORPUS}; set HANDOFFKIT_CORPUS to its directory")
+        pytest.skip(f"corpus unavailable: not found at {CORPUS}; set HANDOFFKIT_CORPUS to its directory")
     return CORPUS
 
 

@@ -32,5 +32,5 @@ def corpus() -> Path:
     """The shared corpus of real public samples (``HANDOFFKIT_CORPUS`` or ``<repo>/../shared/corpus``)."""
     path = Path(os.environ.get("HANDOFFKIT_CORPUS", REPO.parent / "shared" / "corpus"))
     if not path.is_dir():
-        pytest.skip(f"sample corpus not found at {path}; set HANDOFFKIT_CORPUS to its directory")
+        pytest.skip(f"corpus unavailable: not found at {path}; set HANDOFFKIT_CORPUS to its directory")
     return path

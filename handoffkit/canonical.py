@@ -1,0 +1,75 @@
+"""Canonical JSON: the exact text the activity log hashes and stores.
+
+Sorted keys, no whitespace, NFC-normalised strings, NaN and infinities refused, instants as UTC text
+with microseconds and ``Z`` (``2026-11-28T03:55:40.123456Z``), dates as ``YYYY-MM-DD``. The same
+value gives the same bytes on every machine, time zone and database backend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import unicodedata
+from datetime import date, datetime
+from typing import Any
+
+from handoffkit.schema import format_ts
+
+
+def canonical_value(value: Any) -> Any:
+    """``value`` with every string (and key) NFC-normalised and instants as canonical text."""
+    if isinstance(value, str):
+        return unicodedata.normalize("NFC", value)
+    if isinstance(value, bool) or value is None or isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} cannot be stored in the activity log (NaN and infinities are refused)")
+        return value
+    if isinstance(value, datetime):
+        return format_ts(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {unicodedata.normalize("NFC", str(k)): canonical_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [canonical_value(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(canonical_value(v) for v in value)
+    raise TypeError(f"cannot put {type(value).__name__} into the activity log")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_ts(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"cannot put {type(value).__name__} into the activity log")
+
+
+def canonical_json(value: Any) -> str:
+    """The canonical text of ``value`` (the exact bytes that are hashed and stored).
+
+    Fast path: serialise directly; an all-ASCII result has nothing to NFC-normalise. Anything else
+    takes the exact path that normalises every key and string before serialising.
+    """
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                          default=_default)
+    except ValueError as exc:
+        raise ValueError(f"cannot store a NaN or infinite number in the activity log ({exc})") from exc
+    if text.isascii():
+        return text
+    return json.dumps(canonical_value(value), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False, allow_nan=False)
+
+
+def chain_hash(prev_hash: str, payload: str) -> str:
+    return hashlib.sha256(prev_hash.encode("ascii") + payload.encode("utf-8")).hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
