@@ -184,6 +184,30 @@ def log_verify(obj: Context, anchor: str | None, actor: str, fmt: str | None) ->
         + (f"; anchor seq {result.anchor['seq']} matches" if result.anchor else ""))
 
 
+@log_group.command("export")
+@engagement_option
+@click.option("--from", "start", help="First day (UTC, YYYY-MM-DD) of events to export.")
+@click.option("--to", "end", help="Last day (UTC, YYYY-MM-DD, inclusive) of events to export.")
+@click.option("--as-of", "as_of", help="Only events at or before this instant (default: now).")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="The CSV file to write.")
+@actor_option
+@format_option
+@click.pass_obj
+def log_export(obj: Context, engagement: str, start: str | None, end: str | None, as_of: str | None, out: str,
+               actor: str, fmt: str | None) -> None:
+    """Write the activity log as CSV with ISO 27001 / SOC 2 / PCI DSS / NIST control-mapping columns."""
+    from handoffkit import audit
+
+    first, last = parse_day(start), parse_day(end)
+    if first and last and first > last:
+        raise click.BadParameter(f"--from {first} is after --to {last}", param_hint="--from")
+    result = audit.export_log(obj.store, engagement, out, start=first, end=last, as_of=parse_instant(as_of),
+                              actor=require_actor(actor))
+    say(emit(result.as_dict(), "json") if obj.out_format(fmt) == "json" else
+        f"wrote {result.file}: {result.rows} events (seq {result.first_seq}-{result.last_seq}), "
+        f"sha256 {result.sha256}")
+
+
 # ---------------------------------------------------------------------------------------- ingest
 
 
@@ -208,9 +232,10 @@ def _progress(enabled: bool):
 @click.option("--scope", help="Asset glob the scan covered (default: the assets it reports).")
 @click.option("--encoding-fallback", type=click.Choice(["cp1252"]),
               help="Read a non-UTF-8 CSV as Windows-1252 (logged).")
+@click.option("--progress/--no-progress", default=None, help="Progress on stderr (default: when it is a terminal).")
 @click.pass_obj
 def ingest_scan(obj: Context, files: tuple[str, ...], engagement: str, actor: str, formats: tuple[str, ...],
-                scope: str | None, encoding_fallback: str | None) -> None:
+                scope: str | None, encoding_fallback: str | None, progress: bool | None) -> None:
     """Ingest scanner files (each file all-or-nothing); exit non-zero if any file failed."""
     from handoffkit import scans
 
@@ -220,7 +245,8 @@ def ingest_scan(obj: Context, files: tuple[str, ...], engagement: str, actor: st
     out = obj.out_format(*formats)
     results = scans.ingest_scan(obj.store, engagement, files, actor=require_actor(actor),
                                 fmt=scanner[0] if scanner else "auto", scope=scope,
-                                fallback_encoding=encoding_fallback, progress=_progress(sys.stderr.isatty()))
+                                fallback_encoding=encoding_fallback,
+                                progress=_progress(sys.stderr.isatty() if progress is None else progress))
     rows = [r.as_dict() for r in results]
     if out == "json":
         say(emit({"files": rows}, "json"))
@@ -511,6 +537,35 @@ def reconcile_cmd(obj: Context, engagement: str, as_of: str | None, actor: str, 
     say(f"reconciliation of {engagement} as of {result.as_of} (last run {result.last_reconciled})")
     say(emit([{"category": k, "count": v, "ids": ", ".join(result.ids[k][:8]) + (" …" if v > 8 else "")}
               for k, v in result.counts.items()], out, ["category", "count", "ids"]))
+
+
+# ---------------------------------------------------------------------------------------- report
+
+
+@cli.command("report")
+@click.option("--params", "params_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Report parameter file (e.g. params/quarterly.yaml).")
+@click.option("--as-of", "as_of", help="Report the record as of this instant (default: the file's as_of, else now).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Output directory (default outputs/<engagement>-<as-of day>/).")
+@actor_option
+@format_option
+@click.pass_obj
+def report_cmd(obj: Context, params_file: str, as_of: str | None, out_dir: str | None, actor: str,
+               fmt: str | None) -> None:
+    """Execute the report notebooks, render them to offline HTML and seal the evidence pack."""
+    from handoffkit import report
+
+    result = report.render(params_file, db=obj.db, as_of=parse_instant(as_of), out_dir=out_dir,
+                           actor=require_actor(actor), progress=lambda m: click.echo(m, err=True))
+    if obj.out_format(fmt) == "json":
+        say(emit(result.as_dict(), "json"))
+        return
+    for page in result.pages:
+        say(str(page))
+    say(str(result.activity_csv))
+    say(str(result.quality_json))
+    say(f"{result.manifest} (sha256 {result.manifest_sha256}; log head seq {result.chain_head['seq']})")
 
 
 # ------------------------------------------------------------------------------------------ demo

@@ -201,6 +201,7 @@ def _write(store: Store, engagement: str, parsed: ParseResult, records: list[Nor
         append(conn, store, [Event(type="scan_ingested", actor=actor, engagement=engagement, source=source,
                                    data={"scan_id": scan_id, "format": parsed.format, "tool": parsed.tool,
                                          "tool_version": parsed.tool_version, "validation_id": validation_id,
+                                         "warnings": parsed.warnings,
                                          **{k: v for k, v in result.as_dict().items()
                                             if k not in ("file", "status", "error", "sha256")}})])
 
@@ -288,7 +289,8 @@ def _absent(conn: Connection, store: Store, engagement: str, tool: str, scan_sco
     f = schema.findings.c
     candidates = conn.execute(select(f.finding_id, f.fingerprint, f.asset_ref, f.state, f.disposition, f.severity)
                               .where(f.engagement == engagement, f.tool == tool,
-                                     f.state.in_(sorted(OPEN_STATES)))).all()
+                                     f.state.in_(sorted(OPEN_STATES)))
+                              .order_by(f.number)).all()  # events in a stable order on every backend
     assets, glob = set(scan_scope["assets"]), scan_scope["glob"]
     gone = [c for c in candidates if c.fingerprint not in fingerprints
             and (fnmatch.fnmatchcase(c.asset_ref, glob) if glob else not assets.isdisjoint(parents(c.asset_ref)))]

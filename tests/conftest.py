@@ -34,7 +34,7 @@ def _pg_admin() -> sqlalchemy.Engine:
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
-    except Exception as exc:  # noqa: BLE001 - any connection failure means "no server"
+    except Exception as exc:  # any connection failure means "no server"
         pytest.skip(f"PostgreSQL unavailable at {PG_BASE}: {exc.__class__.__name__}")
     return engine
 
@@ -81,11 +81,16 @@ def engagement(store: Store) -> str:
     return "ACME"
 
 
-def corpus_file(relative: str) -> Path:
-    path = CORPUS / relative
-    if not path.exists():
-        pytest.skip(f"corpus unavailable: {path} (set HANDOFFKIT_CORPUS)")
-    return path
+@pytest.fixture
+def corpus_file():
+    """``corpus_file("cisa_kev/x.json")`` → the path in ../shared/corpus (skipped, and CI fails, if absent)."""
+    def find(relative: str) -> Path:
+        path = CORPUS / relative
+        if not path.exists():
+            pytest.skip(f"corpus unavailable: {path} (set HANDOFFKIT_CORPUS)")
+        return path
+
+    return find
 
 
 

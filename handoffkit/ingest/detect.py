@@ -88,7 +88,10 @@ def parse_file(data: bytes, source: str, fmt: str = "auto", *, fallback_encoding
         doc = _load(container, data, source, fallback_encoding)
     for parser in candidates:
         if parser.sniff(doc):
-            return _parse(parser, doc, source)
+            result = _parse(parser, doc, source)
+            if fallback_encoding and getattr(doc, "encoding", None) == fallback_encoding:
+                result.warnings.append(f"not UTF-8: read as {fallback_encoding}, as requested")
+            return result
     if fmt != "auto":
         raise InputError(
             located(source, None, f"not a {fmt} file ({_describe(doc)}); check the format, or use auto to detect it")
