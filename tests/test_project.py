@@ -1,0 +1,54 @@
+"""The project frame a newcomer relies on: the two README commands, CI, the conda mirror, notebooks."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_opens_with_exactly_the_two_commands():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    first_block = re.search(r"```[a-z]*\n(.*?)```", text, re.S).group(1)
+    assert [line.strip() for line in first_block.strip().splitlines()] == ["make demo", "make test"]
+
+
+def test_ci_runs_the_readme_test_command_and_refuses_skips():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci
+    for reason in ("PostgreSQL unavailable", "Chromium unavailable", "corpus unavailable"):
+        assert reason in ci
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=\[ ;]", requirement, maxsplit=1)[0].lower()
+
+
+def test_environment_yml_mirrors_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert {_name(r) for r in pip if not r.startswith("-e")} == wanted
+
+
+def test_notebooks_are_stored_without_outputs_and_have_one_parameters_cell():
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert notebooks
+    for path in notebooks:
+        nb = json.loads(path.read_text())
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), path.name
+        tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(tagged) == 1, f"{path.name}: {len(tagged)} cells tagged parameters"
+        assert (ROOT / "params" / f"{path.stem}.yaml").exists(), f"params/{path.stem}.yaml missing"
+
+
+def test_outputs_are_ignored_except_gitkeep():
+    ignore = (ROOT / ".gitignore").read_text().splitlines()
+    assert "outputs/*" in ignore and "!outputs/.gitkeep" in ignore
