@@ -16,11 +16,11 @@ from typing import Any
 
 import click
 
-from handoffkit import __version__
 from handoffkit.errors import HandoffkitError
 from handoffkit.identity import require_actor
 from handoffkit.output import emit
 from handoffkit.store import Store
+from handoffkit.version import __version__
 
 OUTPUT_FORMATS = ("table", "json", "csv")
 

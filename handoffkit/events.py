@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from handoffkit import __version__, schema
+from handoffkit import schema
 from handoffkit.canonical import canonical_json, chain_hash, sha256_bytes
 from handoffkit.errors import (
     ConcurrentEditError,
@@ -35,6 +35,7 @@ from handoffkit.errors import (
 )
 from handoffkit.identity import require_actor
 from handoffkit.store import Store, bulk_insert
+from handoffkit.version import __version__
 
 HOST = socket.gethostname()
 OUTCOMES = ("success", "denied", "failure")

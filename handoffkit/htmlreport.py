@@ -31,9 +31,9 @@ from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from nbconvert import HTMLExporter
 from traitlets.config import Config
 
-from handoffkit import __version__
 from handoffkit.errors import ConfigError, HandoffkitError, InputError, located
 from handoffkit.output import plain
+from handoffkit.version import __version__
 
 TEMPLATE_NAME = "handoffkit_report"
 
