@@ -503,18 +503,30 @@ def unlink_cmd(obj: Context, finding_id: str, ticket_key: str, system: str, reas
 
 
 @cli.command("verify")
-@click.argument("finding_id")
+@click.argument("finding_id", required=False)
 @click.option("--kind", required=True, type=click.Choice(["rescan", "retest", "commit", "attestation"]))
 @click.option("--evidence", help="Text, a file (retest), repo@sha or URL (commit).")
 @click.option("--approver", help="Attestation: a named approver other than the owner.")
+@click.option("--all-absent", is_flag=True,
+              help="With --kind rescan and --engagement: close every open finding a rescan proved absent.")
+@click.option("--engagement", "-e", help="Engagement key (with --all-absent).")
 @actor_option
 @format_option
 @click.pass_obj
-def verify_cmd(obj: Context, finding_id: str, kind: str, evidence: str | None, approver: str | None, actor: str,
-               fmt: str | None) -> None:
+def verify_cmd(obj: Context, finding_id: str | None, kind: str, evidence: str | None, approver: str | None,
+               all_absent: bool, engagement: str | None, actor: str, fmt: str | None) -> None:
     """Close a finding on verification evidence (a ticket's closure never does)."""
     from handoffkit import verification
 
+    if all_absent:
+        if kind != "rescan" or not engagement or finding_id:
+            raise click.UsageError("--all-absent goes with --kind rescan and --engagement, without a finding id")
+        result = verification.verify_rescans(obj.store, engagement, actor=require_actor(actor), evidence=evidence)
+        say(emit(result, obj.out_format(fmt)) if obj.out_format(fmt) == "json" else
+            f"{result['verified']} finding(s) verified closed by rescan evidence")
+        return
+    if not finding_id:
+        raise click.UsageError("give a FINDING_ID (or --all-absent with --kind rescan)")
     say(emit(verification.verify(obj.store, finding_id, kind=kind, evidence=evidence, actor=require_actor(actor),
                                  approver=approver), obj.out_format(fmt)))
 

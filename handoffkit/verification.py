@@ -20,13 +20,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, desc, insert, select
+from sqlalchemy import Connection, desc, func, insert, select
 
 from handoffkit import engagements, findings, schema
 from handoffkit.errors import RefusedError
 from handoffkit.events import Event, mutation
 from handoffkit.identity import require_actor, same_person
 from handoffkit.model import VERIFICATION_KINDS
+from handoffkit.store import bulk_insert
 
 _COMMIT = re.compile(r"^[\w.\-/:]+@[0-9a-fA-F]{7,40}$")
 _URL = re.compile(r"^https?://\S+$")
@@ -64,6 +65,61 @@ def verify(store: Any, finding_id: str, *, kind: str, evidence: str | None, acto
                               "approver": approver, "location": location, **detail})
     return {"finding_id": finding_id, "state": "verified_closed", "kind": kind, "evidence_id": evidence_id,
             "evidence_sha256": sha}
+
+
+def verify_rescans(store: Any, engagement: str, *, actor: str, evidence: str | None = None) -> dict[str, Any]:
+    """Close, in one set-based pass, every open finding a rescan has proved absent since its ticket
+    closed (or since it was routed) — the bulk form of ``verify --kind rescan``."""
+    actor = require_actor(actor)
+    template = Event(type="finding_verified_closed", actor=actor, engagement=engagement,
+                     data={"kind": "rescan", "bulk": True})
+    with mutation(store, template) as conn:
+        policy = engagements.policy(conn, engagement)
+        if "rescan" not in policy.closure_verification.accepted:
+            raise RefusedError("the policy does not accept rescan evidence")
+        rows = [dict(r._mapping) for r in conn.execute(_proved_absent(engagement))]
+        if not rows:
+            return {"engagement": engagement, "verified": 0, "finding_ids": []}
+        now = schema.format_ts(store.now())
+        evidence_rows = [{"finding_id": r["finding_id"], "kind": "rescan", "media_type": "text/plain",
+                          "content": _rescan_text(r).encode(), "sha256": hashlib.sha256(_rescan_text(r).encode())
+                          .hexdigest(), "location": r["absent_location"], "scan_id": r["absent_scan"],
+                          "actor": actor, "created_at": now} for r in rows]
+        bulk_insert(conn, schema.evidence, evidence_rows)
+        e = schema.evidence.c
+        ids = dict(conn.execute(select(e.finding_id, e.evidence_id).where(e.kind == "rescan", e.created_at == now,
+                                                                         e.actor == actor)).all())
+        findings.change_many(conn, store, [
+            findings.Change(r, {"state": "verified_closed", "closed_at": now},
+                            {"kind": "rescan", "evidence_id": ids[r["finding_id"]], "evidence_sha256": ev["sha256"],
+                             "absent_evidence_id": r["absent_id"], "scan_id": r["absent_scan"], "note": evidence})
+            for r, ev in zip(rows, evidence_rows, strict=True)], type="finding_verified_closed", actor=actor)
+    return {"engagement": engagement, "verified": len(rows), "finding_ids": [r["finding_id"] for r in rows]}
+
+
+def _rescan_text(row: dict[str, Any]) -> str:
+    return (f"absent_in_rescan evidence {row['absent_id']} from {row['absent_location']} "
+            f"(scan {row['absent_scan']})")
+
+
+def _proved_absent(engagement: str):
+    """Open findings whose latest absent_in_rescan evidence is newer than their closure reference."""
+    f, ev, e = schema.findings, schema.events.c, schema.evidence.c
+    closed = select(ev.finding_id, func.max(ev.occurred_at).label("closed")).where(
+        ev.engagement == engagement, ev.type == "ticket_closed_observed", ev.outcome == "success"
+    ).group_by(ev.finding_id).subquery()
+    latest = select(e.finding_id, func.max(e.evidence_id).label("absent_id")).where(
+        e.kind == "absent_in_rescan").group_by(e.finding_id).subquery()
+    absent = schema.evidence.alias("absent")
+    since = func.coalesce(closed.c.closed, f.c.routed_at)
+    return (select(f, absent.c.evidence_id.label("absent_id"), absent.c.location.label("absent_location"),
+                   absent.c.scan_id.label("absent_scan"))
+            .join(latest, latest.c.finding_id == f.c.finding_id)
+            .join(absent, absent.c.evidence_id == latest.c.absent_id)
+            .outerjoin(closed, closed.c.finding_id == f.c.finding_id)
+            .where(f.c.engagement == engagement, f.c.state.in_(VERIFIABLE), since.is_not(None),
+                   absent.c.created_at > since)
+            .order_by(f.c.number))
 
 
 def _closure_reference(conn: Connection, row: Any) -> Any:
