@@ -54,7 +54,7 @@ def _after(before: Mapping[str, Any], changes: Mapping[str, Any], key: str) -> A
     return changes[key] if key in changes else before[key]
 
 
-def _event_for(before: Mapping[str, Any], changes: Mapping[str, Any], *, type: str, actor: str,
+def event_for(before: Mapping[str, Any], changes: Mapping[str, Any], *, type: str, actor: str,
                data: dict[str, Any] | None, source: Source | None, ticket_key: str | None) -> Event:
     return Event(
         type=type, actor=actor, engagement=before["engagement"], finding_id=before["finding_id"],
@@ -103,34 +103,50 @@ def change(conn: Connection, store: Store, before: Mapping[str, Any], changes: d
         if done != 1:
             raise ConcurrentEditError(f"finding {before['finding_id']} was changed by someone else while "
                                       "this change was being made; nothing was written — retry")
-    append(conn, store, [_event_for(before, changes, type=type, actor=actor, data=data, source=source,
+    append(conn, store, [event_for(before, changes, type=type, actor=actor, data=data, source=source,
                                     ticket_key=ticket_key)])
     return {**before, **changes, "row_version": version + (1 if changes else 0)}
 
 
 @dataclass(slots=True)
 class Change:
-    """One finding's part of a bulk change (see :func:`change_many`)."""
+    """One finding's part of a bulk change (see :func:`change_many`).
+
+    ``before`` is the row as this change finds it (after any earlier change to it in the same batch);
+    ``type`` overrides the batch's event type for this item.
+    """
 
     before: Mapping[str, Any]
     changes: dict[str, Any]
     data: dict[str, Any] | None = None
     ticket_key: str | None = None
+    type: str | None = None
 
 
 def change_many(conn: Connection, store: Store, items: list[Change], *, type: str, actor: str,
                 source: Source | None = None) -> None:
-    """Apply many changes set-based (one staging insert and one UPDATE … FROM per column set)."""
-    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    """Apply many changes set-based (see :func:`apply`) and log one event per item, in order."""
+    apply(conn, items)
+    append(conn, store, [event_for(i.before, i.changes, type=i.type or type, actor=actor, data=i.data,
+                                   source=source, ticket_key=i.ticket_key) for i in items])
+
+
+def apply(conn: Connection, items: list[Change]) -> None:
+    """Write the changes only (the caller logs their events): one staging insert and one UPDATE … FROM
+    per column set. Several changes to one finding collapse into one update whose row version moves on
+    by their number, guarded by the version the first of them read."""
+    merged: dict[str, dict[str, Any]] = {}
     for item in items:
         if item.changes:
-            by_columns.setdefault(tuple(sorted(item.changes)), []).append(
-                {"finding_id": item.before["finding_id"], "expected_version": item.before["row_version"],
-                 **item.changes})
+            fid = item.before["finding_id"]
+            row = merged.setdefault(fid, {"expected_version": item.before["row_version"], "version_step": 0})
+            row.update(item.changes)
+            row["version_step"] += 1
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for fid, row in merged.items():
+        by_columns.setdefault(tuple(sorted(row)), []).append({"finding_id": fid, **row})
     for rows in by_columns.values():
         update_rows(conn, F, "finding_id", rows, version="row_version")
-    append(conn, store, [_event_for(i.before, i.changes, type=type, actor=actor, data=i.data, source=source,
-                                    ticket_key=i.ticket_key) for i in items])
 
 
 # ------------------------------------------------------------------------------------------- reads

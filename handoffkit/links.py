@@ -19,16 +19,6 @@ L = schema.links
 SYSTEMS = ("jira", "servicenow", "github")
 
 
-def active_links(conn: Connection, finding_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
-    """Active (system, ticket_key) links per finding."""
-    out: dict[str, list[tuple[str, str]]] = {}
-    for start in range(0, len(finding_ids), 10_000):
-        for fid, system, key in conn.execute(select(L.c.finding_id, L.c.system, L.c.ticket_key).where(
-                L.c.finding_id.in_(finding_ids[start:start + 10_000]), L.c.active)):
-            out.setdefault(fid, []).append((system, key))
-    return out
-
-
 def by_ticket(conn: Connection, engagement: str, system: str, keys: list[str]) -> dict[str, list[str]]:
     """Finding ids actively linked to each ticket key (whatever the link's origin)."""
     out: dict[str, list[str]] = {}
@@ -40,27 +30,53 @@ def by_ticket(conn: Connection, engagement: str, system: str, keys: list[str]) -
     return out
 
 
-def add(conn: Connection, store: Store, finding: Any, system: str, key: str, *, origin: str, actor: str,
-        source: Source | None = None, note: str | None = None) -> Event | None:
-    """Create or re-activate a link; returns its ``link_added`` event (to append), or None if it exists."""
-    row = conn.execute(select(L).where(L.c.finding_id == finding["finding_id"], L.c.system == system,
-                                       L.c.ticket_key == key)).first()
-    if row is not None and row.active:
-        return None
-    if row is None:
-        conn.execute(insert(L).values(finding_id=finding["finding_id"], system=system, ticket_key=key,
-                                      engagement=finding["engagement"], origin=origin, active=True,
-                                      created_at=store.now(), note=note))
-    else:
-        conn.execute(update(L).where(L.c.finding_id == finding["finding_id"], L.c.system == system,
-                                     L.c.ticket_key == key).values(active=True, origin=origin, note=note))
+def link_states(conn: Connection, finding_ids: list[str]) -> dict[tuple[str, str, str], bool]:
+    """Every link (active or not) of these findings: (finding_id, system, ticket_key) → active."""
+    out: dict[tuple[str, str, str], bool] = {}
+    for start in range(0, len(finding_ids), 10_000):
+        for fid, system, key, active in conn.execute(select(L.c.finding_id, L.c.system, L.c.ticket_key, L.c.active)
+                                                     .where(L.c.finding_id.in_(finding_ids[start:start + 10_000]))):
+            out[(fid, system, key)] = bool(active)
+    return out
+
+
+def row(finding: Any, system: str, key: str, *, origin: str, at: Any, note: str | None = None) -> dict[str, Any]:
+    """A new links row (``at`` may be filled in by the caller)."""
+    return {"finding_id": finding["finding_id"], "system": system, "ticket_key": key,
+            "engagement": finding["engagement"], "origin": origin, "active": True, "created_at": at, "note": note}
+
+
+def added_event(finding: Any, system: str, key: str, *, origin: str, actor: str, source: Source | None = None,
+                note: str | None = None) -> Event:
     return Event(type="link_added", actor=actor, engagement=finding["engagement"], finding_id=finding["finding_id"],
                  ticket_key=key, state=finding["state"], disposition=finding["disposition"],
-                 severity=finding["severity"], source=source, data={"system": system, "origin": origin, "note": note})
+                 severity=finding["severity"], source=source,
+                 data={"system": system, "origin": origin, "note": note})
+
+
+def reactivate(conn: Connection, system: str, pairs: list[tuple[str, str]]) -> None:
+    """Re-activate (finding_id, ticket_key) links of ``system`` (rare: a ticket carrying an id again)."""
+    for fid, key in pairs:
+        conn.execute(update(L).where(L.c.finding_id == fid, L.c.system == system, L.c.ticket_key == key)
+                     .values(active=True))
+
+
+def add(conn: Connection, store: Store, finding: Any, system: str, key: str, *, origin: str, actor: str,
+        source: Source | None = None, note: str | None = None) -> Event | None:
+    """Create or re-activate one link; returns its ``link_added`` event (to append), or None if it exists."""
+    state = link_states(conn, [finding["finding_id"]]).get((finding["finding_id"], system, key))
+    if state:
+        return None
+    if state is None:
+        conn.execute(insert(L).values(row(finding, system, key, origin=origin, at=store.now(), note=note)))
+    else:
+        reactivate(conn, system, [(finding["finding_id"], key)])
+    return added_event(finding, system, key, origin=origin, actor=actor, source=source, note=note)
 
 
 def remove(conn: Connection, store: Store, finding: Any, system: str, key: str, *, actor: str, reason: str,
            source: Source | None = None) -> Event | None:
+    """Deactivate one link; returns its ``link_removed`` event (to append), or None if it was not active."""
     done = conn.execute(update(L).where(L.c.finding_id == finding["finding_id"], L.c.system == system,
                                         L.c.ticket_key == key, L.c.active).values(active=False)).rowcount
     if not done:

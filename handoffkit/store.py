@@ -174,19 +174,23 @@ def update_rows(conn: Connection, table: Table, key: str, rows: list[dict[str, A
     """Update many rows by primary key in one set-based statement (staging table + UPDATE … FROM).
 
     Every row dict carries the key, the new values and — when ``version`` names the table's row-version
-    column — ``expected_version``: the row is only updated if it still has that version, and the row
-    version is incremented. Fewer rows updated than asked means someone else changed them first.
+    column — ``expected_version`` (and optionally ``version_step``, default 1, when one update stands
+    for several logged changes): the row is only updated if it still has that version, and the row
+    version moves on by the step. Fewer rows updated than asked means someone else changed them first.
     """
     if not rows:
         return
-    value_cols = [c for c in rows[0] if c not in (key, "expected_version")]
+    control = ("expected_version", "version_step")
+    value_cols = [c for c in rows[0] if c not in (key, *control)]
+    if version:
+        rows = [{**r, "version_step": r.get("version_step", 1)} for r in rows]
     stage = _staging_table(conn, table, [key, *value_cols], with_version=version is not None)
     try:
-        conn.execute(insert(stage), rows)
+        bulk_insert(conn, stage, rows)
         values: dict[str, Any] = {c: stage.c[c] for c in value_cols}
         stmt = update(table).where(table.c[key] == stage.c[key])
         if version:
-            values[version] = table.c[version] + 1
+            values[version] = table.c[version] + stage.c.version_step
             stmt = stmt.where(table.c[version] == stage.c.expected_version)
         changed = conn.execute(stmt.values(values)).rowcount
     finally:
@@ -203,7 +207,7 @@ def _staging_table(conn: Connection, table: Table, columns: list[str], *, with_v
     md = MetaData()
     cols = [Column(c, table.c[c].type) for c in columns]
     if with_version:
-        cols.append(Column("expected_version", Integer))
+        cols += [Column("expected_version", Integer), Column("version_step", Integer)]
     stage = Table(f"hk_stage_{table.name}", md, *cols, prefixes=["TEMPORARY"])
     stage.create(conn)
     return stage

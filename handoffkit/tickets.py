@@ -33,7 +33,7 @@ from handoffkit.events import Event, Source, append, log, sha256_bytes
 from handoffkit.identity import require_actor
 from handoffkit.inputs import read_bytes
 from handoffkit.model import OPEN_STATES, TicketSnapshot
-from handoffkit.store import Store
+from handoffkit.store import Store, bulk_insert
 
 T = schema.tickets
 CHUNK = 10_000
@@ -123,27 +123,22 @@ def _import_export(store: Store, engagement: str, policy: Any, data: bytes, sour
         previous = _current_snapshots(conn, engagement, system, keys)
         linked = links.by_ticket(conn, engagement, system, keys)
         all_ids = sorted({fid for ids in (*carried.values(), *linked.values()) for fid in ids})
-        known = _findings(conn, engagement, all_ids)
-        existing_links = links.active_links(conn, all_ids)
-        new_events: list[Event] = []
+        batch = _Batch(engagement, system, actor, source, result, _findings(conn, engagement, all_ids),
+                       links.link_states(conn, all_ids))
         rows = []
         for ticket in export.tickets:
             ids = carried[ticket.key]
             band = policy.band_for_priority(system, ticket.priority)
             rows.append(_snapshot_row(ticket, engagement, system, import_id, now, ids, band, permalink))
-            new_events += _compare(conn, store, engagement, ticket, previous.get(ticket.key), ids,
-                                   linked.get(ticket.key, []),
-                                   known, existing_links,
-                                   band, system, actor, source, result)
-        if keys:
-            for start in range(0, len(keys), CHUNK):
-                conn.execute(update(T).where(T.c.engagement == engagement, T.c.system == system, T.c.current,
-                                             T.c.key.in_(keys[start:start + CHUNK])).values(current=False))
-            _insert_snapshots(conn, rows, carried)
-        new_events.append(Event(type="ticket_import", actor=actor, engagement=engagement, source=source,
-                                data={k: v for k, v in result.as_dict().items() if k not in ("status", "error")}
-                                | {"import_id": import_id}))
-        append(conn, store, new_events)
+            batch.compare(ticket, previous.get(ticket.key), ids, linked.get(ticket.key, []), band)
+        for start in range(0, len(keys), CHUNK):
+            conn.execute(update(T).where(T.c.engagement == engagement, T.c.system == system, T.c.current,
+                                         T.c.key.in_(keys[start:start + CHUNK])).values(current=False))
+        _insert_snapshots(conn, rows, carried)
+        batch.events.append(Event(type="ticket_import", actor=actor, engagement=engagement, source=source,
+                                  data={k: v for k, v in result.as_dict().items() if k not in ("status", "error")}
+                                  | {"import_id": import_id}))
+        batch.write(conn, store)
 
 
 def _permalink_pattern(template: str, engagement: str) -> re.Pattern[str]:
@@ -167,9 +162,8 @@ def _insert_snapshots(conn: Connection, rows: list[dict[str, Any]], carried: dic
         chunk = rows[start:start + CHUNK]
         ids = conn.execute(insert(T).returning(T.c.snapshot_id, T.c.key, sort_by_parameter_order=True),
                            chunk).all()
-        pairs = [{"snapshot_id": sid, "finding_id": fid} for sid, key in ids for fid in carried[key]]
-        if pairs:
-            conn.execute(insert(schema.ticket_findings), pairs)
+        bulk_insert(conn, schema.ticket_findings,
+                    [{"snapshot_id": sid, "finding_id": fid} for sid, key in ids for fid in carried[key]])
 
 
 def _current_snapshots(conn: Connection, engagement: str, system: str, keys: list[str]) -> dict[str, Any]:
@@ -191,86 +185,116 @@ def _findings(conn: Connection, engagement: str, ids: list[str]) -> dict[str, di
     return out
 
 
-def _compare(conn: Connection, store: Store, engagement: str, ticket: TicketSnapshot, before: Any,
-             ids: tuple[str, ...],
-             linked: list[str], known: dict[str, dict[str, Any]], existing: dict[str, list[tuple[str, str]]],
-             band: str | None, system: str, actor: str, source: Source, result: TicketFileResult) -> list[Event]:
-    """The events one ticket's new snapshot produces against its previous one (see the module docstring).
+@dataclass
+class _Batch:
+    """What one export changes, worked out in memory ticket by ticket and written set-based at the end
+    (no per-ticket round trip). ``known`` holds working copies of the findings involved: each change
+    updates its copy, so the next ticket sees it and every event carries the state it left behind."""
 
-    Findings the ticket carries are linked; findings linked to it otherwise (by hand, from DefectDojo)
-    follow its renames, closures, reopenings and priority edits just the same.
-    """
-    ours = [known[i] for i in ids if i in known]
-    followers = ours + [known[i] for i in linked if i in known and i not in ids]
-    out: list[Event] = []
+    engagement: str
+    system: str
+    actor: str
+    source: Source
+    result: TicketFileResult
+    known: dict[str, dict[str, Any]]
+    link_state: dict[tuple[str, str, str], bool]
+    events: list[Event] = field(default_factory=list)
+    changes: list[findings.Change] = field(default_factory=list)
+    new_links: list[dict[str, Any]] = field(default_factory=list)
+    reactivated: list[tuple[str, str]] = field(default_factory=list)
 
-    def ticket_event(type_: str, data: dict[str, Any], finding: dict[str, Any] | None = None) -> Event:
-        return Event(type=type_, actor=actor, engagement=engagement,
-                     finding_id=finding["finding_id"] if finding else None, ticket_key=ticket.key,
-                     state=finding["state"] if finding else None,
-                     disposition=finding["disposition"] if finding else None,
-                     severity=finding["severity"] if finding else None, source=source,
-                     data={"system": system, **data})
+    def compare(self, ticket: TicketSnapshot, before: Any, ids: tuple[str, ...], linked: list[str],
+                band: str | None) -> None:
+        """The events one ticket's new snapshot produces against its previous one (module docstring).
 
-    if before is None:
-        result.new_tickets += 1
-        out.append(ticket_event("ticket_seen", {"title": ticket.title, "status": ticket.status,
-                                                "finding_ids": list(ids)}))
-    if not ours:
-        result.orphans += 1
-        if before is None or before.finding_ids != " ".join(ids):
-            out.append(ticket_event("orphan_ticket_seen", {"finding_ids": list(ids), "unknown": list(ids)}))
-    for finding in followers:
-        others = [k for s, k in existing.get(finding["finding_id"], []) if (s, k) != (system, ticket.key)]
-        ev = None if finding["finding_id"] not in ids else links.add(
-            conn, store, finding, system, ticket.key, origin="export", actor=actor, source=source)
-        if ev is not None:
-            result.linked += 1
-            out.append(ev)
-            existing.setdefault(finding["finding_id"], []).append((system, ticket.key))
-            if others:
-                result.split += 1
-                out.append(ticket_event("ticket_split", {"other_tickets": others}, finding))
-        if before is not None and before.title != ticket.title:
-            result.renamed += 1
-            out.append(ticket_event("ticket_renamed", {"from": before.title, "to": ticket.title}, finding))
-        out += _status_change(conn, store, ticket, before, finding, system, actor, source, result,
-                              newly_linked=ev is not None)
-        priority_edited = before is None or (before.priority or "") != (ticket.priority or "")
-        if priority_edited and band is not None and band != finding["severity"]:
-            result.severity_drift += 1
-            out.append(ticket_event("severity_drift_observed", {
-                "ticket_priority": ticket.priority, "ticket_band": band, "record_severity": finding["severity"],
-                "previous_priority": before.priority if before is not None else None}, finding))
-    return out
+        Findings the ticket carries are linked; findings linked to it otherwise (by hand, from DefectDojo)
+        follow its renames, closures, reopenings and priority edits just the same.
+        """
+        ours = [self.known[i] for i in ids if i in self.known]
+        followers = ours + [self.known[i] for i in linked if i in self.known and i not in ids]
+        if before is None:
+            self.result.new_tickets += 1
+            self._event(ticket.key, "ticket_seen", {"title": ticket.title, "status": ticket.status,
+                                                "finding_ids": list(ids)})
+        if not ours:
+            self.result.orphans += 1
+            if before is None or before.finding_ids != " ".join(ids):
+                self._event(ticket.key, "orphan_ticket_seen", {"finding_ids": list(ids), "unknown": list(ids)})
+        for finding in followers:
+            newly_linked = finding["finding_id"] in ids and self._link(finding, ticket.key)
+            if before is not None and before.title != ticket.title:
+                self.result.renamed += 1
+                self._event(ticket.key, "ticket_renamed", {"from": before.title, "to": ticket.title}, finding)
+            self._status(ticket, before, finding, newly_linked)
+            priority_edited = before is None or (before.priority or "") != (ticket.priority or "")
+            if priority_edited and band is not None and band != finding["severity"]:
+                self.result.severity_drift += 1
+                self._event(ticket.key, "severity_drift_observed", {
+                    "ticket_priority": ticket.priority, "ticket_band": band, "record_severity": finding["severity"],
+                    "previous_priority": before.priority if before is not None else None}, finding)
 
+    def _event(self, key: str, type_: str, data: dict[str, Any], finding: dict[str, Any] | None = None) -> None:
+        self.events.append(Event(
+            type=type_, actor=self.actor, engagement=self.engagement,
+            finding_id=finding["finding_id"] if finding else None, ticket_key=key,
+            state=finding["state"] if finding else None, disposition=finding["disposition"] if finding else None,
+            severity=finding["severity"] if finding else None, source=self.source,
+            data={"system": self.system, **data}))
 
-def _status_change(conn: Connection, store: Store, ticket: TicketSnapshot, before: Any, finding: dict[str, Any],
-                   system: str, actor: str, source: Source, result: TicketFileResult, *,
-                   newly_linked: bool) -> list[Event]:
-    """Closure (done, for a finding that just got linked to a done ticket too) and reopening."""
-    was_done = before is not None and before.status_category == "done" and not newly_linked
-    now_done = ticket.status_category == "done"
-    data = {"system": system, "status": ticket.status, "resolution": ticket.resolution}
-    if now_done and not was_done and finding["state"] in CLOSABLE:
-        result.closed_observed += 1
-        after = findings.change(conn, store, finding, {"state": "awaiting_verification"},
-                                type="ticket_closed_observed", actor=actor, data=data, source=source,
-                                ticket_key=ticket.key)
-        finding.update(after)
-    elif now_done and not was_done:
-        result.closed_observed += 1
-        return [Event(type="ticket_closed_observed", actor=actor, engagement=finding["engagement"],
-                      finding_id=finding["finding_id"], ticket_key=ticket.key, state=finding["state"],
-                      disposition=finding["disposition"], severity=finding["severity"], source=source,
-                      data=data | {"finding_unchanged": f"already {finding['state']}"})]
-    elif was_done and not now_done:
-        result.reopened += 1
-        changes = {"state": "routed"} if finding["state"] == "awaiting_verification" else {}
-        after = findings.change(conn, store, finding, changes, type="ticket_reopened", actor=actor, data=data,
-                                source=source, ticket_key=ticket.key)
-        finding.update(after)
-    return []
+    def _link(self, finding: dict[str, Any], key: str) -> bool:
+        """Link the finding to the ticket (new, or re-activated); False if it already was."""
+        ref = (finding["finding_id"], self.system, key)
+        state = self.link_state.get(ref)
+        if state:
+            return False
+        others = [k for (f, s, k), on in self.link_state.items() if on and f == ref[0] and (s, k) != ref[1:]]
+        if state is None:
+            self.new_links.append(links.row(finding, self.system, key, origin="export", at=None))
+        else:
+            self.reactivated.append((ref[0], key))
+        self.link_state[ref] = True
+        self.result.linked += 1
+        self.events.append(links.added_event(finding, self.system, key, origin="export", actor=self.actor,
+                                             source=self.source))
+        if others:
+            self.result.split += 1
+            self._event(key, "ticket_split", {"other_tickets": others}, finding)
+        return True
+
+    def _status(self, ticket: TicketSnapshot, before: Any, finding: dict[str, Any], newly_linked: bool) -> None:
+        """Closure (done — also for a finding just linked to a done ticket) moves open findings to
+        awaiting_verification and never further; leaving done sends them back to routed."""
+        was_done = before is not None and before.status_category == "done" and not newly_linked
+        now_done = ticket.status_category == "done"
+        data = {"status": ticket.status, "resolution": ticket.resolution}
+        if now_done and not was_done:
+            self.result.closed_observed += 1
+            closable = finding["state"] in CLOSABLE
+            self._change(ticket, finding, {"state": "awaiting_verification"} if closable else {},
+                         "ticket_closed_observed",
+                         data if closable else data | {"finding_unchanged": f"already {finding['state']}"})
+        elif was_done and not now_done:
+            self.result.reopened += 1
+            self._change(ticket, finding,
+                         {"state": "routed"} if finding["state"] == "awaiting_verification" else {},
+                         "ticket_reopened", data)
+
+    def _change(self, ticket: TicketSnapshot, finding: dict[str, Any], changes: dict[str, Any], type_: str,
+                data: dict[str, Any]) -> None:
+        before = dict(finding)
+        self.changes.append(findings.Change(before, changes))
+        self.events.append(findings.event_for(before, changes, type=type_, actor=self.actor,
+                                              data={"system": self.system, **data}, source=self.source,
+                                              ticket_key=ticket.key))
+        finding.update(changes)
+
+    def write(self, conn: Connection, store: Store) -> None:
+        """Everything the export changed, set-based, and its events in the order they arose."""
+        now = schema.format_ts(store.now())
+        bulk_insert(conn, schema.links, [{**r, "created_at": now} for r in self.new_links])
+        links.reactivate(conn, self.system, self.reactivated)
+        findings.apply(conn, self.changes)
+        append(conn, store, self.events)
 
 
 def _import_dojo_links(store: Store, engagement: str, data: bytes, source: Source, actor: str,
