@@ -67,9 +67,11 @@ def verify(store: Any, finding_id: str, *, kind: str, evidence: str | None, acto
             "evidence_sha256": sha}
 
 
-def verify_rescans(store: Any, engagement: str, *, actor: str, evidence: str | None = None) -> dict[str, Any]:
-    """Close, in one set-based pass, every open finding a rescan has proved absent since its ticket
-    closed (or since it was routed) — the bulk form of ``verify --kind rescan``."""
+def verify_rescans(store: Any, engagement: str, *, actor: str, evidence: str | None = None,
+                   finding_ids: list[str] | None = None) -> dict[str, Any]:
+    """Close, in one set-based pass, every open finding (or every one of ``finding_ids``) a rescan has
+    proved absent since its ticket closed (or since it was routed) — the bulk form of
+    ``verify --kind rescan``; findings without such evidence are left as they are."""
     actor = require_actor(actor)
     template = Event(type="finding_verified_closed", actor=actor, engagement=engagement,
                      data={"kind": "rescan", "bulk": True})
@@ -77,7 +79,9 @@ def verify_rescans(store: Any, engagement: str, *, actor: str, evidence: str | N
         policy = engagements.policy(conn, engagement)
         if "rescan" not in policy.closure_verification.accepted:
             raise RefusedError("the policy does not accept rescan evidence")
-        rows = [dict(r._mapping) for r in conn.execute(_proved_absent(engagement))]
+        wanted = None if finding_ids is None else set(finding_ids)
+        rows = [dict(r._mapping) for r in conn.execute(_proved_absent(engagement))
+                if wanted is None or r.finding_id in wanted]
         if not rows:
             return {"engagement": engagement, "verified": 0, "finding_ids": []}
         now = schema.format_ts(store.now())

@@ -140,8 +140,9 @@ class Programme:
     """The whole scenario; ``run()`` plays it month by month against a store."""
 
     def __init__(self, store: Store, engagement: str, size: int, seed: int, workdir: Path,
-                 progress: Callable[[str], None]) -> None:
+                 progress: Callable[[str], None], ticket_bands: tuple[str, ...] = ("critical", "high")) -> None:
         self.store, self.engagement, self.size, self.workdir = store, engagement, size, workdir
+        self.ticket_bands = ticket_bands
         self.rng = random.Random(seed)
         self.progress = progress
         self.assets = self._assets()
@@ -149,6 +150,7 @@ class Programme:
         self.specs = self._specs()
         self.tickets: dict[str, Ticket] = {}
         self.by_finding: dict[str, list[str]] = {}
+        self.of_ticket: dict[str, list[str]] = {}
         self.manual_links: list[tuple[str, Ticket]] = []
         self.issued: set[str] = set()
         self.verified: set[str] = set()
@@ -259,7 +261,7 @@ class Programme:
 
     def _setup(self) -> None:
         policy = self.workdir / "policy.yaml"
-        policy.write_text(_POLICY.format(permalink=PERMALINK), encoding="utf-8")
+        policy.write_text(_policy(self.ticket_bands), encoding="utf-8")
         rows = ["asset_ref,owner_role,owner_team,owner_name,exposure,data_sensitivity,lifecycle"]
         rows += [f"{a.ref},{a.role},{a.team},{a.owner or ''},{a.exposure},{a.sensitivity},{a.lifecycle}"
                  for a in self.assets if a.mapped]
@@ -407,7 +409,9 @@ class Programme:
             df = findings.frame(conn, self.engagement, ["finding_id", "severity", "triage", "calibrated_vector",
                                                         "state", "validated_at"])
         todo = df[(df["triage"] == "validated") & df["calibrated_vector"].isna() & (df["state"] == "validated")]
-        for row in todo.itertuples():
+        for done, row in enumerate(todo.itertuples()):
+            if done >= 300:
+                break   # analysts calibrate one finding at a time; at scale only the first few hundred
             if row.severity in ("critical", "high") and self.rng.random() < 0.8:
                 calibration.calibrate(self.store, row.finding_id, cvss=VECTORS[row.severity], env_from_asset=True,
                                       reason="environmental score from asset context", actor=self.analyst())
@@ -421,7 +425,7 @@ class Programme:
         candidates = [s for s in self.specs if s.finding_id and s.present(month) and s.asset.mapped
                       and s.asset.team != "security" and s.asset.lifecycle == "active" and s.fixed is None
                       and s.severity in ("medium", "low")]
-        for s in candidates[: max(2, self.size // 400)]:
+        for s in candidates[: min(50, max(2, self.size // 400))]:
             expires = self.store.now().date() + timedelta(days=75 if month == 2 else 200)
             try:
                 exception_register.grant(self.store, s.finding_id, approver=APPROVER,
@@ -492,7 +496,7 @@ class Programme:
         """Engineering raises a ticket from the payload — sometimes badly (the planted drift patterns)."""
         fid = s.finding_id
         roll = self.rng.random() if plant else 1.0
-        with_ids = not 0.16 <= roll < 0.19
+        with_ids = not 0.16 <= roll < 0.19 or len(self.manual_links) >= 100  # linking by hand is per finding
         description = (f"Finding {fid}: {s.title}.\nAsset: {s.asset.ref}\n"
                        f"Record: {PERMALINK.format(engagement=self.engagement, finding_id=fid)}\n[{fid}]"
                        if with_ids else f"{s.title} on {s.asset.ref}.")
@@ -508,6 +512,7 @@ class Programme:
                    stamp, description, with_ids=with_ids, updated=stamp)
         self.tickets[t.key] = t
         self.by_finding.setdefault(fid, []).append(t.key)
+        self.of_ticket.setdefault(t.key, []).append(fid)
         self.planted["evidence_copied"].update([t.key] if roll < 0.05 else [])
         self.planted["shared_queue_tickets"].update([t.key] if 0.05 <= roll < 0.10 else [])
         self.planted["severity_drift"].update([fid] if drift else [])
@@ -523,7 +528,7 @@ class Programme:
         info = df[(df["disposition"] == "security_record_only") & (df["state"] == "routed")]
         fresh = [r for r in info.itertuples() if r.finding_id in spec_of and r.finding_id not in self.by_finding
                  and self._stable(spec_of[r.finding_id])]
-        for r in fresh[:max(3, self.size // 300)]:
+        for r in fresh[:min(200, max(3, self.size // 300))]:
             s = spec_of[r.finding_id]
             self._open_ticket(s, KIND_SYSTEM[s.asset.kind], r.severity, stamp, plant=False)
             self.planted["tickets_outside_policy"].add(r.finding_id)
@@ -540,7 +545,7 @@ class Programme:
         self.planted["tickets_without_id"].add(key)
 
     def _findings_of(self, t: Ticket) -> list[str]:
-        return [f for f, keys in self.by_finding.items() if t.key in keys]
+        return self.of_ticket.get(t.key, [])
 
     def _progress_tickets(self, month: int, spec_of: dict[str, Spec], stamp: str) -> None:
         for t in self.tickets.values():
@@ -569,7 +574,7 @@ class Programme:
     def _split(self, spec_of: dict[str, Spec], stamp: str, month: int) -> None:
         if month not in (3, 8):
             return
-        for fid, keys in list(self.by_finding.items())[: max(2, self.size // 500)]:
+        for fid, keys in list(self.by_finding.items())[: min(100, max(2, self.size // 500))]:
             first = self.tickets[keys[0]]
             if len(keys) == 1 and first.category != "done" and first.with_ids and fid in spec_of:
                 t = self._open_ticket(spec_of[fid], first.system, PRIORITY_BAND[first.system][first.priority], stamp,
@@ -608,11 +613,13 @@ class Programme:
     # ---------------------------------------------------------------------------------- verification
 
     def _verify(self, month: int) -> None:
-        """Verification evidence for what was fixed — except the closures nobody ever reconciles."""
+        """Verification evidence for what was fixed — except the closures nobody ever reconciles.
+        Rescans close in one set-based pass; retests, commits and attestations one by one."""
         with self.store.read() as conn:
             df = findings.frame(conn, self.engagement, ["finding_id", "state", "owner_name"])
         spec_of = {s.finding_id: s for s in self.specs if s.finding_id}
         waiting = df[df["state"].isin(["awaiting_verification", "routed"])]
+        rescanned, by_hand = [], 0
         for row in waiting.itertuples():
             s = spec_of.get(row.finding_id)
             if s is None or s.fixed is None or s.fixed > month or s.reappear is not None \
@@ -622,10 +629,14 @@ class Programme:
                 self.never_verified.add(row.finding_id)   # closed in the ticket, never reconciled
                 continue
             kind = self.rng.choices(["rescan", "commit", "retest", "attestation"], [0.7, 0.1, 0.1, 0.1])[0]
-            if (kind == "commit" and s.asset.kind != "repo") or (kind == "attestation" and not row.owner_name):
+            if (kind == "commit" and s.asset.kind != "repo") or (kind == "attestation" and not row.owner_name) \
+                    or by_hand >= 300:
                 kind = "rescan"
-            evidence = {"rescan": "monthly rescan",
-                        "commit": f"example/service-{s.n % 9}@{(s.n * 2654435761) % 16**12:012x}",
+            if kind == "rescan":
+                rescanned.append(row.finding_id)
+                continue
+            by_hand += 1
+            evidence = {"commit": f"example/service-{s.n % 9}@{(s.n * 2654435761) % 16**12:012x}",
                         "retest": f"Retested {row.finding_id} on {self.store.now():%Y-%m-%d}: not reproducible.",
                         "attestation": f"Patched and redeployed; change CHG-{4000 + s.n}"}[kind]
             actor = row.owner_name if kind == "attestation" else self.analyst()
@@ -635,6 +646,10 @@ class Programme:
                 self.verified.add(row.finding_id)
             except RefusedError:
                 continue
+        if rescanned:
+            done = verification.verify_rescans(self.store, self.engagement, actor=self.analyst(),
+                                               evidence="monthly rescan", finding_ids=rescanned)
+            self.verified.update(done["finding_ids"])
         if month == 3:
             self._refused_attestation(df)
 
@@ -679,18 +694,23 @@ def _num(key: str) -> int:
     return int(digits) if digits else 0
 
 
-_POLICY = """\
+def _policy(ticket_bands: tuple[str, ...]) -> str:
+    """The demo's policy; ``ticket_bands`` widens ticket routing (the scale benchmarks route more)."""
+    rules = {"critical": "ticket, sla_days: 30", "high": "ticket, sla_days: 60",
+             "medium": "sprint_backlog, sla_days: 90", "low": "quarterly_cycle, sla_days: 180",
+             "info": "security_record_only, sla_days: null"}
+    for band in ticket_bands:
+        if band != "info":
+            rules[band] = "ticket, sla_days: " + rules[band].split("sla_days: ")[1]
+    bands = "\n".join(f"    {band}: {{disposition: {rule}}}" for band, rule in rules.items())
+    return f"""\
 canonical_record: {{system: handoffkit, downstream: [jira, servicenow, github]}}
 routing:
   bands:
-    critical: {{disposition: ticket, sla_days: 30}}
-    high: {{disposition: ticket, sla_days: 60}}
-    medium: {{disposition: sprint_backlog, sla_days: 90}}
-    low: {{disposition: quarterly_cycle, sla_days: 180}}
-    info: {{disposition: security_record_only, sla_days: null}}
+{bands}
   kev_override: {{disposition: ticket, sla_days: 14, use_catalog_due_date: true}}
 ticket_payload:
-  permalink_template: "{permalink}"
+  permalink_template: "{PERMALINK}"
   finding_id_from: [label, custom_field, token]
   custom_field: "Finding ID"
 ownership: {{owners_file: null, unowned: pause, shared_queues: [security, secops, unassigned, triage]}}
@@ -700,12 +720,13 @@ closure_verification: {{accepted: [rescan, retest, commit, attestation]}}
 
 
 def build(db: str | None = None, *, engagement: str = "DEMO", size: int = 2000, seed: int = 7,
-          workdir: str | Path | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+          workdir: str | Path | None = None, progress: Callable[[str], None] | None = None,
+          ticket_bands: tuple[str, ...] = ("critical", "high")) -> dict[str, Any]:
     """Build the demo engagement into the database at ``db`` (see the module docstring)."""
     store = Store(db, clock=Clock(fixed=datetime.combine(START, time(8), tzinfo=UTC), seed=seed))
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="handoffkit-demo-"))
     work.mkdir(parents=True, exist_ok=True)
-    programme = Programme(store, engagement, size, seed, work, progress or (lambda _m: None))
+    programme = Programme(store, engagement, size, seed, work, progress or (lambda _m: None), ticket_bands)
     summary = programme.run()
     summary["database"] = store.safe_url
     store.dispose()
