@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, literal, or_, select
+from sqlalchemy import Column, Index, MetaData, String, Table, Text, and_, exists, func, insert, literal, or_, select
 
 from handoffkit import engagements, schema
 from handoffkit.events import Event, log
@@ -58,68 +58,110 @@ class Reconciliation:
         return dict(self.__dict__)
 
 
-def _sources(engagement: str, as_of: str | None):
-    """(findings, links, tickets, latest-import) selectables — current tables, or rebuilt as of a time."""
-    f, lk, t, ti, ev = schema.findings, schema.links, schema.tickets, schema.ticket_imports, schema.events
-    if as_of is None:
-        fs = select(f.c.finding_id, f.c.state, f.c.disposition, f.c.severity) \
-            .where(f.c.engagement == engagement).subquery("f")
-        ls = select(lk.c.finding_id, lk.c.system, lk.c.ticket_key).where(lk.c.engagement == engagement, lk.c.active) \
-            .subquery("l")
-        ts = select(t).where(t.c.engagement == engagement, t.c.current).subquery("t")
-    else:
-        last = select(ev.c.finding_id, func.max(ev.c.seq).label("seq")).where(
-            ev.c.engagement == engagement, ev.c.finding_id.is_not(None), ev.c.outcome == "success",
-            ev.c.state.is_not(None), ev.c.occurred_at <= as_of).group_by(ev.c.finding_id).subquery()
-        fs = select(ev.c.finding_id, ev.c.state, ev.c.disposition, ev.c.severity) \
-            .join(last, last.c.seq == ev.c.seq).subquery("f")
-        link_last = select(func.max(ev.c.seq).label("seq")).where(
-            ev.c.engagement == engagement, ev.c.type.in_(("link_added", "link_removed")), ev.c.outcome == "success",
-            ev.c.occurred_at <= as_of).group_by(ev.c.finding_id, ev.c.ticket_key).subquery()
-        # The link's system lives in the event payload; as of a past instant links match tickets on
-        # their key alone (system ""), which is unambiguous within one engagement's exports.
-        ls = select(ev.c.finding_id, literal("").label("system"), ev.c.ticket_key) \
-            .join(link_last, link_last.c.seq == ev.c.seq).where(ev.c.type == "link_added").subquery("l")
-        snap_last = select(func.max(t.c.snapshot_id).label("sid")).where(
-            t.c.engagement == engagement, t.c.observed_at <= as_of).group_by(t.c.system, t.c.key).subquery()
-        ts = select(t).join(snap_last, snap_last.c.sid == t.c.snapshot_id).subquery("t")
-    latest_import = select(ti.c.system, func.max(ti.c.import_id).label("import_id")).where(
-        ti.c.engagement == engagement, ti.c.format != "defectdojo-jira-mappings",
-        *([ti.c.observed_at <= as_of] if as_of else [])).group_by(ti.c.system).subquery("li")
-    return fs, ls, ts, latest_import
+@dataclass
+class _Sources:
+    """The three sides reconciled, as tables plus the conditions selecting this engagement's rows: the
+    current tables themselves, or indexed temporary tables holding the record as of an instant."""
+
+    f: Any
+    links: Any
+    t: Any
+    f_on: list[Any]
+    l_on: list[Any]
+    t_on: list[Any]
+    latest_import: Any
+    same_system: bool
 
 
-def _queries(engagement: str, as_of: str | None, shared_queues: list[str]) -> dict[str, Any]:
-    fs, ls, ts, li = _sources(engagement, as_of)
-    tf = schema.ticket_findings
-    same_ticket = and_(ts.c.key == ls.c.ticket_key, or_(ls.c.system == "", ls.c.system == ts.c.system))
-    linked = exists().where(ls.c.finding_id == fs.c.finding_id)
-    open_state = fs.c.state.not_in(("verified_closed", "false_positive", "duplicate"))
-    link_join = ls.join(fs, fs.c.finding_id == ls.c.finding_id).join(ts, same_ticket)
-    known = select(schema.findings.c.finding_id).where(schema.findings.c.engagement == engagement)
-    carries = exists().where(tf.c.snapshot_id == ts.c.snapshot_id, tf.c.finding_id == ls.c.finding_id)
-    in_latest = exists().where(li.c.system == ts.c.system, li.c.import_id == ts.c.import_id)
+def _current(engagement: str) -> _Sources:
+    f, lk, t = schema.findings, schema.links, schema.tickets
+    return _Sources(f, lk, t, [f.c.engagement == engagement], [lk.c.engagement == engagement, lk.c.active],
+                    [t.c.engagement == engagement, t.c.current], _latest_import(engagement, None), True)
+
+
+def _latest_import(engagement: str, as_of: str | None) -> Any:
+    ti = schema.ticket_imports.c
+    return select(ti.system, func.max(ti.import_id).label("import_id")).where(
+        ti.engagement == engagement, ti.format != "defectdojo-jira-mappings",
+        *([ti.observed_at <= as_of] if as_of else [])).group_by(ti.system).subquery("li")
+
+
+_ASOF = MetaData()
+_ASOF_F = Table("hk_asof_findings", _ASOF, Column("finding_id", String(32), primary_key=True),
+                Column("state", String(24)), Column("disposition", String(24)), Column("severity", String(8)),
+                prefixes=["TEMPORARY"])
+_ASOF_L = Table("hk_asof_links", _ASOF, Column("finding_id", String(32)), Column("system", String(16)),
+                Column("ticket_key", Text), Index("ix_hk_asof_links", "finding_id"),
+                Index("ix_hk_asof_links_key", "ticket_key"), prefixes=["TEMPORARY"])
+_ASOF_T = Table("hk_asof_tickets", _ASOF, *[Column(c.name, c.type) for c in schema.tickets.columns],
+                Index("ix_hk_asof_tickets_key", "key"), prefixes=["TEMPORARY"])
+
+
+def _as_of(conn: Any, engagement: str, as_of: str) -> _Sources:
+    """Materialise the record as of ``as_of``: finding state from the last event at or before it, links
+    from link events, tickets from the latest snapshot observed by then (indexed temporary tables)."""
+    ev, t = schema.events.c, schema.tickets
+    for table in (_ASOF_F, _ASOF_L, _ASOF_T):
+        table.drop(conn, checkfirst=True)
+        table.create(conn)
+    last = select(ev.finding_id, func.max(ev.seq).label("seq")).where(
+        ev.engagement == engagement, ev.finding_id.is_not(None), ev.outcome == "success",
+        ev.state.is_not(None), ev.occurred_at <= as_of).group_by(ev.finding_id).subquery()
+    conn.execute(insert(_ASOF_F).from_select(
+        ["finding_id", "state", "disposition", "severity"],
+        select(ev.finding_id, ev.state, ev.disposition, ev.severity).join(last, last.c.seq == ev.seq)))
+    link_last = select(func.max(ev.seq).label("seq")).where(
+        ev.engagement == engagement, ev.type.in_(("link_added", "link_removed")), ev.outcome == "success",
+        ev.occurred_at <= as_of).group_by(ev.finding_id, ev.ticket_key).subquery()
+    # The link's system lives in the event payload; as of a past instant links match tickets on their
+    # key alone (system ""), which is unambiguous within one engagement's exports.
+    conn.execute(insert(_ASOF_L).from_select(
+        ["finding_id", "system", "ticket_key"],
+        select(ev.finding_id, literal(""), ev.ticket_key).join(link_last, link_last.c.seq == ev.seq)
+        .where(ev.type == "link_added")))
+    snap_last = select(func.max(t.c.snapshot_id).label("sid")).where(
+        t.c.engagement == engagement, t.c.observed_at <= as_of).group_by(t.c.system, t.c.key).subquery()
+    conn.execute(insert(_ASOF_T).from_select([c.name for c in t.columns],
+                                             select(t).join(snap_last, snap_last.c.sid == t.c.snapshot_id)))
+    return _Sources(_ASOF_F, _ASOF_L, _ASOF_T, [], [], [], _latest_import(engagement, as_of), False)
+
+
+def _queries(engagement: str, src: _Sources, shared_queues: list[str]) -> dict[str, Any]:
+    """One query per category over the three sources (see the module docstring)."""
+    f, lk, t, tf = src.f, src.links, src.t, schema.ticket_findings
+    same_ticket = and_(t.c.key == lk.c.ticket_key, *([t.c.system == lk.c.system] if src.same_system else []),
+                       *src.t_on)
+    linked = (lk.join(t, same_ticket).join(f, f.c.finding_id == lk.c.finding_id))
+    on_links = [*src.l_on, *src.f_on]
+    open_state = f.c.state.not_in(("verified_closed", "false_positive", "duplicate"))
+    # The finding id alone selects the engagement's links (keep the planner on the primary key).
+    has_link = exists().where(lk.c.finding_id == f.c.finding_id, *(src.l_on[1:] if src.same_system else []))
+    carries = exists().where(tf.c.snapshot_id == t.c.snapshot_id, tf.c.finding_id == lk.c.finding_id)
+    known = exists().where(tf.c.snapshot_id == t.c.snapshot_id, tf.c.finding_id == schema.findings.c.finding_id,
+                           schema.findings.c.engagement == engagement)
+    li = src.latest_import
+    in_latest = exists().where(li.c.system == t.c.system, li.c.import_id == t.c.import_id)
     queues = [q.casefold() for q in shared_queues]
+
+    def over_links(column: Any, *where: Any) -> Any:
+        return select(column).select_from(linked).where(*on_links, *where).distinct()
+
     return {
-        "routing_misses": select(fs.c.finding_id).where(fs.c.disposition == "ticket", fs.c.state == "routed",
-                                                        ~linked),
-        "closure_misses": select(fs.c.finding_id).select_from(link_join).where(
-            ts.c.status_category == "done", fs.c.state != "verified_closed").distinct(),
-        "severity_drift": select(fs.c.finding_id).select_from(link_join).where(
-            ts.c.priority_band.is_not(None), ts.c.priority_band != fs.c.severity, open_state).distinct(),
-        "tickets_without_id": select(ts.c.key).where(ts.c.finding_ids == ""),
-        "findings_not_referenced": select(fs.c.finding_id).select_from(link_join).where(~carries).distinct(),
-        "orphan_tickets": select(ts.c.key).where(
-            ts.c.finding_ids != "",
-            ~exists().where(tf.c.snapshot_id == ts.c.snapshot_id, tf.c.finding_id.in_(known))),
-        "stale_links": select(ls.c.finding_id).select_from(
-            ls.join(ts, same_ticket, isouter=True)).where(or_(ts.c.snapshot_id.is_(None), ~in_latest)).distinct(),
-        "tickets_outside_policy": select(fs.c.finding_id).select_from(link_join).where(
-            fs.c.disposition.in_(("sprint_backlog", "quarterly_cycle", "security_record_only")),
-            open_state).distinct(),
-        "shared_queue_tickets": select(ts.c.key).select_from(link_join).where(
-            func.lower(ts.c.assignee).in_(queues)).distinct(),
-        "evidence_copied": select(ts.c.key).where(ts.c.evidence_copied),
+        "routing_misses": select(f.c.finding_id).where(*src.f_on, f.c.disposition == "ticket", f.c.state == "routed",
+                                                       ~has_link),
+        "closure_misses": over_links(f.c.finding_id, t.c.status_category == "done", f.c.state != "verified_closed"),
+        "severity_drift": over_links(f.c.finding_id, t.c.priority_band.is_not(None),
+                                     t.c.priority_band != f.c.severity, open_state),
+        "tickets_without_id": select(t.c.key).where(*src.t_on, t.c.finding_ids == ""),
+        "findings_not_referenced": over_links(f.c.finding_id, ~carries),
+        "orphan_tickets": select(t.c.key).where(*src.t_on, t.c.finding_ids != "", ~known),
+        "stale_links": select(lk.c.finding_id).select_from(lk.outerjoin(t, same_ticket)).where(
+            *src.l_on, or_(t.c.snapshot_id.is_(None), ~in_latest)).distinct(),
+        "tickets_outside_policy": over_links(
+            f.c.finding_id, f.c.disposition.in_(("sprint_backlog", "quarterly_cycle", "security_record_only")),
+            open_state),
+        "shared_queue_tickets": over_links(t.c.key, func.lower(t.c.assignee).in_(queues)),
+        "evidence_copied": select(t.c.key).where(*src.t_on, t.c.evidence_copied),
     }
 
 
@@ -131,8 +173,9 @@ def gaps(conn: Any, engagement: str, as_of: datetime | None = None, now: datetim
     eng = engagements.get(conn, engagement)
     policy = engagements.policy(conn, engagement)
     when = schema.format_ts(as_of) if as_of else None
+    src = _as_of(conn, engagement, when) if when else _current(engagement)
     ids = {name: sorted({str(v) for v in conn.execute(q).scalars()}, key=_order)
-           for name, q in _queries(engagement, when, policy.ownership.shared_queues).items()}
+           for name, q in _queries(engagement, src, policy.ownership.shared_queues).items()}
     now = when or schema.format_ts(now or datetime.now(UTC))
     last = _last_run(conn, engagement, now) or schema.format_ts(eng.created_at)
     overdue = (schema.parse_ts(now) - schema.parse_ts(last)).days > policy.reconciliation.days

@@ -164,7 +164,7 @@ class Programme:
     # ------------------------------------------------------------------------------------ the world
 
     def _assets(self) -> list[Asset]:
-        n = max(12, self.size // 60)
+        n = min(60, max(12, self.size // 60))   # one Trivy file per image and month: keep files few
         out = []
         for i in range(n):
             kind = ("web", "host", "repo", "image")[i % 4]
