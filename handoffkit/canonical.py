@@ -32,7 +32,10 @@ def canonical_value(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, dict):
-        return {unicodedata.normalize("NFC", str(k)): canonical_value(v) for k, v in value.items()}
+        # Keys keep their type (only strings are normalised) so both paths of canonical_json order and
+        # render them the same way json.dumps does.
+        return {unicodedata.normalize("NFC", k) if isinstance(k, str) else k: canonical_value(v)
+                for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [canonical_value(v) for v in value]
     if isinstance(value, (set, frozenset)):
