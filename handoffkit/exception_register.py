@@ -77,7 +77,8 @@ def revoke(store: Store, finding_id: str, *, reason: str, actor: str) -> dict[st
 def expire(conn: Connection, store: Store, engagement: str, today: date, actor: str) -> list[str]:
     """Close exceptions whose expiry date has passed (called by routing, inside its transaction)."""
     due = conn.execute(select(X.c.exception_id, X.c.finding_id, X.c.expires_on)
-                       .where(X.c.engagement == engagement, X.c.status == "active", X.c.expires_on < today)).all()
+                       .where(X.c.engagement == engagement, X.c.status == "active", X.c.expires_on < today)
+                       .order_by(X.c.exception_id)).all()
     items = []
     for ex in due:
         _close(conn, store, ex.exception_id, "expired", actor)

@@ -84,7 +84,7 @@ def _flag(conn, store: Store, actor: str, source: Source, version: str) -> int:
     due = (select(fc.c.finding_id, func.min(k.c.due_date).label("due"))
            .join(k, k.c.cve_id == fc.c.cve_id).group_by(fc.c.finding_id).subquery())
     rows = conn.execute(select(f, due.c.due).join(due, due.c.finding_id == f.c.finding_id)
-                        .where(f.c.kev.is_(False))).all()
+                        .where(f.c.kev.is_(False)).order_by(f.c.number)).all()
     changes = [findings.Change(r._mapping, {"kev": True, "kev_due": r.due},
                                {"catalog_version": version}) for r in rows]
     findings.change_many(conn, store, changes, type="kev_flagged", actor=actor, source=source)

@@ -50,15 +50,21 @@ def to_json(data: Any) -> str:
     return json.dumps(plain(data), indent=2, ensure_ascii=False, sort_keys=False)
 
 
+def _needs_quote(text: str) -> bool:
+    # Quotes already leading the text count too: "'=1" must become "''=1", or un-escaping it would
+    # give "=1" back instead of the record's value.
+    return text.lstrip("'").startswith(FORMULA_START)
+
+
 def safe_cell(value: Any) -> str:
-    """OWASP CSV-injection defence: a cell starting with = + - @ tab CR LF gets a leading ``'``."""
+    """OWASP CSV-injection defence: a cell starting with = + - @ tab CR LF (after any ``'``) gets a leading ``'``."""
     text = "" if value is None else (" ".join(value) if isinstance(value, (list, tuple)) else str(value))
-    return "'" + text if text.startswith(FORMULA_START) else text
+    return "'" + text if _needs_quote(text) else text
 
 
 def unsafe_cell(text: str) -> str:
     """Inverse of :func:`safe_cell` (for round-trip tests and re-import)."""
-    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_START) else text
+    return text[1:] if text.startswith("'") and _needs_quote(text[1:]) else text
 
 
 def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
