@@ -23,12 +23,13 @@ demo: $(VENV)/.installed
 	rm -f handoffkit.db handoffkit.db-wal handoffkit.db-shm
 	$(BIN)/handoffkit --db $(DB) demo --workdir outputs/demo/inputs
 	$(BIN)/handoffkit --db $(DB) log verify --actor "make demo"
+	$(BIN)/handoffkit --db $(DB) report --params params/quarterly.yaml --out outputs/demo --actor "make demo"
 
 ## make test: lint, then the whole suite (SQLite and PostgreSQL, notebooks, browser)
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check handoffkit tests bench
 	$(BIN)/lint-imports
-	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_FLAGS)
+	$(BIN)/pytest -n 2 $(PYTEST_FLAGS)
 
 ## make lab: JupyterLab on notebooks/ with the project's kernel registered
 lab: $(VENV)/.installed

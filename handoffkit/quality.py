@@ -21,8 +21,8 @@ import pandas as pd
 from handoffkit.errors import DataQualityError, located
 from handoffkit.model import SEVERITIES
 
-CVE_LIST = r"^(CVE-\d{4}-\d{4,}( CVE-\d{4}-\d{4,})*)?$"
-CWE_LIST = r"^(CWE-\d+( CWE-\d+)*)?$"
+CVE_LIST = r"^(?:CVE-\d{4}-\d{4,}(?: CVE-\d{4}-\d{4,})*)?$"
+CWE_LIST = r"^(?:CWE-\d+(?: CWE-\d+)*)?$"
 GATE_COLUMNS = ("fingerprint", "title", "asset_ref", "severity", "cves", "cwes", "source_ref")
 
 
