@@ -1,0 +1,187 @@
+"""Reconciliation: the record and the ticket exports joined on the finding id (issue 5, "Reconciliation").
+
+The demo engagement is shared by the whole session: only the read-only :func:`reconcile.gaps` runs on it.
+A small engagement of our own, on a clock we move, checks ``--as-of``, the logged run and the JSON shape.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from click.testing import CliRunner
+from governance.builders import ACTOR, SHOP, events, route, snapshot, validate
+from sqlalchemy import select
+
+from closure.conftest import DONE, ticket
+from handoffkit import links, reconcile, schema, verification
+from handoffkit.cli import cli
+from handoffkit.store import Store
+
+DRIFT_PATTERNS = ("severity_drift", "evidence_copied", "closure_misses", "tickets_outside_policy",
+                  "shared_queue_tickets", "tickets_without_id", "findings_not_referenced", "orphan_tickets",
+                  "routing_misses")
+"""The six drift patterns of the demo docstring, as reconciliation categories."""
+GROWING = ("tickets_without_id", "findings_not_referenced", "orphan_tickets", "tickets_outside_policy",
+           "shared_queue_tickets")
+"""Categories whose planted ids only accumulate over the demo year (stable findings, never fixed)."""
+
+
+@pytest.fixture
+def demo(demo_db):
+    url, summary = demo_db
+    store = Store(url)
+    yield store, summary
+    store.dispose()
+
+
+def _key(value: str) -> tuple[int, str]:
+    head, _, num = value.rpartition("-")
+    return (int(num), head) if num.isdigit() else (0, value)
+
+
+def test_reconcile_on_the_demo_finds_every_planted_drift_pattern_with_the_planted_ids(demo):
+    store, summary = demo
+    planted = summary["planted"]
+    with store.read() as conn:
+        result = reconcile.gaps(conn, "DEMO")
+
+    shared = set(planted) & set(result.ids)
+    assert set(DRIFT_PATTERNS) <= shared
+    for category in sorted(shared):
+        assert set(result.ids[category]) == set(planted[category]), category
+        assert result.counts[category] == len(planted[category]), category
+    assert sum(1 for c in DRIFT_PATTERNS if planted[c]) >= 8   # the demo did plant them (pattern 2 may be rare)
+    assert summary["by_state"]["paused_no_owner"] > 0          # pattern 5: owner-less findings pause
+
+
+def test_the_demo_planted_ticket_changes_each_produced_their_event(demo):
+    store, summary = demo
+    planted = summary["planted"]
+    ev = schema.events.c
+
+    def seen(type_: str, column: str) -> set[str]:
+        with store.read() as conn:
+            return set(conn.execute(select(ev[column]).where(ev.engagement == "DEMO", ev.type == type_,
+                                                             ev.outcome == "success")).scalars())
+
+    assert planted["renamed"] and seen("ticket_renamed", "ticket_key") == set(planted["renamed"])
+    assert planted["split"] and seen("ticket_split", "finding_id") == set(planted["split"])
+    assert planted["ticket_reopened"] and seen("ticket_reopened", "ticket_key") == set(planted["ticket_reopened"])
+
+
+def test_as_of_the_end_of_the_demo_equals_the_current_record(demo):
+    store, _ = demo
+    with store.read() as conn:
+        now = reconcile.gaps(conn, "DEMO")
+        then = reconcile.gaps(conn, "DEMO", as_of=datetime(2026, 9, 28, 23, 59, tzinfo=UTC))
+    assert {c: then.ids[c] for c in DRIFT_PATTERNS} == {c: now.ids[c] for c in DRIFT_PATTERNS}
+
+
+def test_as_of_mid_period_on_the_demo(demo):
+    store, summary = demo
+    planted = summary["planted"]
+    with store.read() as conn:
+        start = reconcile.gaps(conn, "DEMO", as_of=datetime(2025, 10, 5, tzinfo=UTC))
+        mid = reconcile.gaps(conn, "DEMO", as_of=datetime(2026, 1, 20, tzinfo=UTC))
+    assert all(start.counts[c] == 0 for c in reconcile.CATEGORIES)   # nothing routed, no export yet
+    # the first stray tickets came in December; the second pair only in April
+    first_orphan, *later = sorted(planted["orphan_tickets"], key=_key)
+    assert mid.ids["orphan_tickets"] == [first_orphan] and later
+    for category in GROWING:
+        assert set(mid.ids[category]) <= set(planted[category]), category
+    assert sum(mid.counts[c] for c in GROWING) < sum(len(planted[c]) for c in GROWING)
+    assert mid.as_of == "2026-01-20T00:00:00.000000Z"
+
+
+# -------------------------------------------------------------------- a small programme we control
+
+
+@pytest.fixture
+def programme(store, rec, exports):
+    """Day 2: A, B, C routed to a ticket. Day 3: SEC-1 (A, priority lowered) and SEC-2 (B) raised; C never
+    gets one. Day 5: SEC-2 closed. Day 7: B verified by a retest; SEC-3 raised for C. Day 8: A linked by hand
+    to SEC-9, a ticket no export shows (a stale link)."""
+    a, b, c = rec.web(SHOP, ("Rec A", 3), ("Rec B", 3), ("Rec C", 3))
+    validate(store, [a, b, c])
+    route(store)
+    _at(store, 3)
+    exports.ingest("jira", ticket("jira", 1, [a], band="low"), ticket("jira", 2, [b]))
+    _at(store, 5)
+    exports.ingest("jira", ticket("jira", 1, [a], band="low"), ticket("jira", 2, [b]) | DONE)
+    _at(store, 7)
+    verification.verify(store, b, kind="retest", evidence="fixed", actor=ACTOR)
+    exports.ingest("jira", ticket("jira", 1, [a], band="low"), ticket("jira", 2, [b]) | DONE, ticket("jira", 3, [c]))
+    _at(store, 8)
+    links.link(store, a, "SEC-9", system="jira", actor=ACTOR)
+    return a, b, c
+
+
+def _at(store, day: int) -> None:
+    store.clock.fixed = datetime(2026, 3, day, 12, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("day", "expected"), [
+    (2, {"routing_misses": ["a", "b", "c"]}),
+    (4, {"routing_misses": ["c"], "severity_drift": ["a"]}),
+    (6, {"routing_misses": ["c"], "severity_drift": ["a"], "closure_misses": ["b"]}),
+    (7, {"severity_drift": ["a"]}),
+    (9, {"severity_drift": ["a"], "stale_links": ["a"]}),
+])
+def test_as_of_any_instant_on_both_backends(store, programme, day, expected):
+    names = dict(zip("abc", programme, strict=True))
+    with store.read() as conn:
+        result = reconcile.gaps(conn, "ACME", as_of=datetime(2026, 3, day, 23, tzinfo=UTC))
+    got = {c: ids for c, ids in result.ids.items() if ids and c not in ("reconciliation_overdue",)}
+    assert got == {c: [names[x] for x in ids] for c, ids in expected.items()}
+
+
+def test_as_of_after_the_last_change_equals_the_current_record(store, programme):
+    with store.read() as conn:
+        now = reconcile.gaps(conn, "ACME", now=store.now())
+        then = reconcile.gaps(conn, "ACME", as_of=datetime(2026, 3, 9, tzinfo=UTC))
+    assert {c: now.ids[c] for c in reconcile.CATEGORIES[:-1]} == {c: then.ids[c] for c in reconcile.CATEGORIES[:-1]}
+
+
+def test_reconcile_logs_exactly_one_event_with_the_counts(store, programme):
+    _at(store, 12)
+    before = snapshot(store)
+
+    result = reconcile.reconcile(store, "ACME", actor=ACTOR)
+
+    after = snapshot(store)
+    assert {k: v for k, v in after.items() if k not in ("events", "chain_head")} == \
+        {k: v for k, v in before.items() if k not in ("events", "chain_head")}
+    assert after["events"] == before["events"] + 1
+    [run] = events(store, "reconciliation_run")
+    assert (run["actor"], run["outcome"], run["engagement"]) == (ACTOR, "success", "ACME")
+    assert run["data"]["counts"] == result.counts and run["data"]["as_of"] == result.as_of
+    assert result.counts["routing_misses"] == 0 and result.counts["severity_drift"] == 1
+    # weekly cadence: 10 days since the engagement began is overdue; the next day it is not
+    assert result.ids["reconciliation_overdue"] == ["2026-03-02T09:30:00.000000Z"]
+    _at(store, 13)
+    again = reconcile.reconcile(store, "ACME", actor=ACTOR)
+    assert again.last_reconciled == "2026-03-12T12:00:00.000000Z" and again.ids["reconciliation_overdue"] == []
+    assert len(events(store, "reconciliation_run")) == 2
+
+
+def test_reconcile_cli_json_shape_and_as_of(store, programme):
+    a, b, c = programme
+    runner = CliRunner()
+    out = runner.invoke(cli, ["--db", store.url, "reconcile", "-e", "ACME", "--actor", ACTOR, "--format", "json",
+                              "--as-of", "2026-03-06"])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.output)
+    assert set(doc) == {"engagement", "as_of", "counts", "ids", "last_reconciled", "cadence_days", "totals"}
+    assert list(doc["counts"]) == list(reconcile.CATEGORIES) and set(doc["ids"]) == set(reconcile.CATEGORIES)
+    assert all(len(doc["ids"][k]) == n for k, n in doc["counts"].items())
+    assert doc["as_of"] == "2026-03-06T23:59:59.999999Z" and doc["cadence_days"] == 7
+    assert (doc["ids"]["closure_misses"], doc["ids"]["routing_misses"]) == ([b], [c])
+    assert doc["totals"] == {"findings": 3, "tickets": 3}
+    assert len(events(store, "reconciliation_run")) == 1
+
+    table = runner.invoke(cli, ["--db", store.url, "reconcile", "-e", "ACME", "--actor", ACTOR])
+    assert table.exit_code == 0 and "severity_drift" in table.output and a in table.output
+    bad = runner.invoke(cli, ["--db", store.url, "reconcile", "-e", "ACME", "--actor", ACTOR, "--as-of", "soon"])
+    assert bad.exit_code == 2 and "'soon'" in bad.output
