@@ -159,7 +159,10 @@ def frame(conn: Connection, engagement: str, columns: Iterable[str] | None = Non
     if where is not None:
         stmt = stmt.where(where)
     result = conn.execute(stmt.order_by(F.c.number))
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    names = list(result.keys())
+    # Column by column: pandas probing every SQLAlchemy Row for attributes costs more than the query.
+    columns = list(zip(*result.tuples(), strict=True)) or [()] * len(names)
+    return pd.DataFrame({name: list(col) for name, col in zip(names, columns, strict=True)}, columns=names)
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:

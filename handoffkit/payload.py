@@ -65,9 +65,13 @@ def json_schema(policy: Policy, engagement: str) -> dict[str, Any]:
             "required": sorted({*policy.ticket_payload.required, "title", "owner"})}
 
 
-def validate(payload: dict[str, Any], schema_doc: dict[str, Any]) -> None:
-    """Raise RefusedError naming the first schema violation."""
-    validator = Draft202012Validator(schema_doc, format_checker=FormatChecker())
+def validator_for(schema_doc: dict[str, Any]) -> Draft202012Validator:
+    return Draft202012Validator(schema_doc, format_checker=FormatChecker())
+
+
+def validate(payload: dict[str, Any], schema_doc: dict[str, Any] | Draft202012Validator) -> None:
+    """Raise RefusedError naming the first schema violation (pass a validator to reuse it)."""
+    validator = schema_doc if isinstance(schema_doc, Draft202012Validator) else validator_for(schema_doc)
     error = next(iter(sorted(validator.iter_errors(payload), key=lambda e: list(e.path))), None)
     if error is not None:
         where = "/".join(str(p) for p in error.path) or "(payload)"
@@ -183,11 +187,11 @@ def issue(store: Store, engagement: str, *, target: str, actor: str, finding_ids
         engagements.get(conn, engagement)
         policy = engagements.policy(conn, engagement)
         rows = _eligible(conn, engagement, finding_ids)
-        schema_doc = json_schema(policy, engagement)
+        checker = validator_for(json_schema(policy, engagement))
         evidence = _evidence_sha(conn, [r["finding_id"] for r in rows])
         neutrals = [neutral(r, policy, evidence.get(r["finding_id"])) for r in rows]
         for p in neutrals:
-            validate(p, schema_doc)
+            validate(p, checker)
         rendered = [for_target(p, policy, target) for p in neutrals]
         shas = [hashlib.sha256(canonical_json(r).encode()).hexdigest() for r in rendered]
         append(conn, store, [Event(type="payload_issued", actor=actor, engagement=engagement,

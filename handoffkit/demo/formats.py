@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 
 def _json(doc: Any) -> bytes:
-    return json.dumps(doc, indent=1, ensure_ascii=False).encode("utf-8")
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 # ------------------------------------------------------------------------------------------ scanners
