@@ -14,19 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from sqlalchemy import create_engine, insert
 
-from sqlalchemy import create_engine, insert  # noqa: E402
-
-from handoffkit import engagements, quality, scans, schema  # noqa: E402
-from handoffkit.demo import formats  # noqa: E402
-from handoffkit.ingest import sarif  # noqa: E402
-from handoffkit.store import Store  # noqa: E402
+from handoffkit import engagements, quality, scans, schema
+from handoffkit.demo import formats
+from handoffkit.ingest import sarif
+from handoffkit.store import Store
 
 POLICY = Path(__file__).resolve().parents[1] / "params" / "policy.yaml"
 

@@ -140,9 +140,10 @@ class Programme:
     """The whole scenario; ``run()`` plays it month by month against a store."""
 
     def __init__(self, store: Store, engagement: str, size: int, seed: int, workdir: Path,
-                 progress: Callable[[str], None], ticket_bands: tuple[str, ...] = ("critical", "high")) -> None:
+                 progress: Callable[[str], None], ticket_bands: tuple[str, ...] = ("critical", "high"),
+                 keep_inputs: bool = True) -> None:
         self.store, self.engagement, self.size, self.workdir = store, engagement, size, workdir
-        self.ticket_bands = ticket_bands
+        self.ticket_bands, self.keep_inputs = ticket_bands, keep_inputs
         self.rng = random.Random(seed)
         self.progress = progress
         self.assets = self._assets()
@@ -299,10 +300,17 @@ class Programme:
             name = a.ref.rsplit("/", 1)[1].replace(":", "_")
             files.append(self._write(f"{month:02d}-trivy-{name}.json", formats.trivy(a.ref, vulns, stamp)))
         results = scans.ingest_scan(self.store, self.engagement, files, actor="scanner-bot operator Eve Marsh")
+        self._discard(files)
         failed = [r for r in results if r.status == "failed"]
         if failed:
             raise RuntimeError(f"demo scan failed to ingest: {failed[0].error}")
         self._learn_ids(present)
+
+    def _discard(self, paths: list[Path]) -> None:
+        """At benchmark scale the generated inputs run to gigabytes; they are not kept."""
+        if not self.keep_inputs:
+            for path in paths:
+                path.unlink()
 
     def _regressions(self, month: int) -> None:
         """Two verified fixes regress: the last scan finds them again (they reopen, awaiting re-triage)."""
@@ -593,6 +601,7 @@ class Programme:
         else:
             path = self._write(f"{month:02d}-servicenow-incidents.json", formats.servicenow(rows))
         results = tickets.ingest_tickets(self.store, self.engagement, [path], system=system, actor=self.analyst())
+        self._discard([path])
         if results[0].status == "failed":
             raise RuntimeError(f"demo ticket export failed to ingest: {results[0].error}")
         for fid, t in [(f, t) for f, t in self.manual_links if t.system == system]:
@@ -721,12 +730,13 @@ closure_verification: {{accepted: [rescan, retest, commit, attestation]}}
 
 def build(db: str | None = None, *, engagement: str = "DEMO", size: int = 2000, seed: int = 7,
           workdir: str | Path | None = None, progress: Callable[[str], None] | None = None,
-          ticket_bands: tuple[str, ...] = ("critical", "high")) -> dict[str, Any]:
+          ticket_bands: tuple[str, ...] = ("critical", "high"), keep_inputs: bool = True) -> dict[str, Any]:
     """Build the demo engagement into the database at ``db`` (see the module docstring)."""
     store = Store(db, clock=Clock(fixed=datetime.combine(START, time(8), tzinfo=UTC), seed=seed))
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="handoffkit-demo-"))
     work.mkdir(parents=True, exist_ok=True)
-    programme = Programme(store, engagement, size, seed, work, progress or (lambda _m: None), ticket_bands)
+    programme = Programme(store, engagement, size, seed, work, progress or (lambda _m: None), ticket_bands,
+                          keep_inputs)
     summary = programme.run()
     summary["database"] = store.safe_url
     store.dispose()
