@@ -161,7 +161,7 @@ def frame(conn: Connection, engagement: str, columns: Iterable[str] | None = Non
     result = conn.execute(stmt.order_by(F.c.number))
     names = list(result.keys())
     # Column by column: pandas probing every SQLAlchemy Row for attributes costs more than the query.
-    columns = list(zip(*result.tuples(), strict=True)) or [()] * len(names)
+    columns = list(zip(*result, strict=True)) or [()] * len(names)
     return pd.DataFrame({name: list(col) for name, col in zip(names, columns, strict=True)}, columns=names)
 
 
