@@ -30,13 +30,13 @@ def by_ticket(conn: Connection, engagement: str, system: str, keys: list[str]) -
     return out
 
 
-def link_states(conn: Connection, finding_ids: list[str]) -> dict[tuple[str, str, str], bool]:
-    """Every link (active or not) of these findings: (finding_id, system, ticket_key) → active."""
-    out: dict[tuple[str, str, str], bool] = {}
+def link_states(conn: Connection, finding_ids: list[str]) -> dict[str, dict[tuple[str, str], bool]]:
+    """Every link (active or not) of these findings: finding_id → {(system, ticket_key): active}."""
+    out: dict[str, dict[tuple[str, str], bool]] = {}
     for start in range(0, len(finding_ids), 10_000):
         for fid, system, key, active in conn.execute(select(L.c.finding_id, L.c.system, L.c.ticket_key, L.c.active)
                                                      .where(L.c.finding_id.in_(finding_ids[start:start + 10_000]))):
-            out[(fid, system, key)] = bool(active)
+            out.setdefault(fid, {})[(system, key)] = bool(active)
     return out
 
 
@@ -64,7 +64,7 @@ def reactivate(conn: Connection, system: str, pairs: list[tuple[str, str]]) -> N
 def add(conn: Connection, store: Store, finding: Any, system: str, key: str, *, origin: str, actor: str,
         source: Source | None = None, note: str | None = None) -> Event | None:
     """Create or re-activate one link; returns its ``link_added`` event (to append), or None if it exists."""
-    state = link_states(conn, [finding["finding_id"]]).get((finding["finding_id"], system, key))
+    state = link_states(conn, [finding["finding_id"]]).get(finding["finding_id"], {}).get((system, key))
     if state:
         return None
     if state is None:

@@ -292,8 +292,10 @@ def _absent(conn: Connection, store: Store, engagement: str, tool: str, scan_sco
                                      f.state.in_(sorted(OPEN_STATES)))
                               .order_by(f.number)).all()  # events in a stable order on every backend
     assets, glob = set(scan_scope["assets"]), scan_scope["glob"]
-    gone = [c for c in candidates if c.fingerprint not in fingerprints
-            and (fnmatch.fnmatchcase(c.asset_ref, glob) if glob else not assets.isdisjoint(parents(c.asset_ref)))]
+    # Scope is decided once per distinct asset (a programme has far fewer assets than findings).
+    in_scope = {a for a in {c.asset_ref for c in candidates}
+                if (fnmatch.fnmatchcase(a, glob) if glob else not assets.isdisjoint(parents(a)))}
+    gone = [c for c in candidates if c.asset_ref in in_scope and c.fingerprint not in fingerprints]
     if not gone:
         return 0
     marker = hashlib.sha256(f"{source.sha256}:absent".encode()).hexdigest()

@@ -197,7 +197,7 @@ class _Batch:
     source: Source
     result: TicketFileResult
     known: dict[str, dict[str, Any]]
-    link_state: dict[tuple[str, str, str], bool]
+    link_state: dict[str, dict[tuple[str, str], bool]]
     events: list[Event] = field(default_factory=list)
     changes: list[findings.Change] = field(default_factory=list)
     new_links: list[dict[str, Any]] = field(default_factory=list)
@@ -243,16 +243,16 @@ class _Batch:
 
     def _link(self, finding: dict[str, Any], key: str) -> bool:
         """Link the finding to the ticket (new, or re-activated); False if it already was."""
-        ref = (finding["finding_id"], self.system, key)
-        state = self.link_state.get(ref)
+        mine = self.link_state.setdefault(finding["finding_id"], {})
+        state = mine.get((self.system, key))
         if state:
             return False
-        others = [k for (f, s, k), on in self.link_state.items() if on and f == ref[0] and (s, k) != ref[1:]]
+        others = [k for (s, k), on in mine.items() if on]
         if state is None:
             self.new_links.append(links.row(finding, self.system, key, origin="export", at=None))
         else:
-            self.reactivated.append((ref[0], key))
-        self.link_state[ref] = True
+            self.reactivated.append((finding["finding_id"], key))
+        mine[(self.system, key)] = True
         self.result.linked += 1
         self.events.append(links.added_event(finding, self.system, key, origin="export", actor=self.actor,
                                              source=self.source))
