@@ -218,8 +218,12 @@ def _eligible(conn, engagement: str, finding_ids: Sequence[str] | None) -> list[
     f = schema.findings.c
     stmt = select(schema.findings).where(f.engagement == engagement).order_by(f.number)
     if finding_ids:
-        stmt = stmt.where(f.finding_id.in_(list(finding_ids)))
-    rows = [dict(r._mapping) for r in conn.execute(stmt)]
+        wanted = list(dict.fromkeys(finding_ids))
+        rows = [dict(r._mapping) for start in range(0, len(wanted), 10_000)
+                for r in conn.execute(stmt.where(f.finding_id.in_(wanted[start:start + 10_000])))]
+    else:
+        rows = [dict(r._mapping) for r in conn.execute(stmt.where(f.state == ELIGIBLE_STATE,
+                                                                  f.disposition == "ticket"))]
     if finding_ids:
         found = {r["finding_id"] for r in rows}
         missing = [i for i in finding_ids if i not in found]

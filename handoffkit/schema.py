@@ -191,6 +191,7 @@ findings = Table(
     UniqueConstraint("engagement", "fingerprint", name="uq_findings_fingerprint"),
 )
 Index("ix_findings_engagement_state", findings.c.engagement, findings.c.state)
+Index("ix_findings_number", findings.c.number)
 Index("ix_findings_external", findings.c.engagement, findings.c.external_id)
 
 finding_cves = Table(

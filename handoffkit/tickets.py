@@ -175,12 +175,16 @@ def _current_snapshots(conn: Connection, engagement: str, system: str, keys: lis
     return out
 
 
+_FOLLOWED = ("finding_id", "engagement", "state", "disposition", "severity", "row_version")
+"""What a ticket import reads of each finding it touches (its events and state changes need no more)."""
+
+
 def _findings(conn: Connection, engagement: str, ids: list[str]) -> dict[str, dict[str, Any]]:
     f = schema.findings.c
     out: dict[str, dict[str, Any]] = {}
     for start in range(0, len(ids), CHUNK):
-        for row in conn.execute(select(schema.findings).where(f.engagement == engagement,
-                                                              f.finding_id.in_(ids[start:start + CHUNK]))):
+        for row in conn.execute(select(*[f[c] for c in _FOLLOWED]).where(
+                f.engagement == engagement, f.finding_id.in_(ids[start:start + CHUNK]))):
             out[row.finding_id] = dict(row._mapping)
     return out
 

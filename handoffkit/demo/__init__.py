@@ -148,6 +148,7 @@ class Programme:
         self.progress = progress
         self.assets = self._assets()
         self.kev_cves = [f"CVE-2024-{40000 + i}" for i in range(max(6, size // 150))]
+        self.kev_set = set(self.kev_cves)
         self.specs = self._specs()
         self.tickets: dict[str, Ticket] = {}
         self.by_finding: dict[str, list[str]] = {}
@@ -449,9 +450,9 @@ class Programme:
 
     def _payloads(self) -> None:
         """Payloads for findings newly routed to a ticket (what a person pastes into the ticket system)."""
+        routed = self._ticket_routed()
         for target in ("jira", "github", "servicenow"):
-            ids = [fid for fid, (system, _) in self._ticket_routed().items()
-                   if system == target and fid not in self.issued]
+            ids = [fid for fid, (system, _) in routed.items() if system == target and fid not in self.issued]
             if ids:
                 payload.issue(self.store, self.engagement, target=target, actor=self.analyst(), finding_ids=ids)
                 self.issued.update(ids)
@@ -467,7 +468,7 @@ class Programme:
 
     def _stable(self, s: Spec) -> bool:
         """A finding that stays open to the end: the only kind a lasting drift is planted on."""
-        return (s.fixed is None and s.reappear is None and not set(s.cves) & set(self.kev_cves)
+        return (s.fixed is None and s.reappear is None and not self.kev_set.intersection(s.cves)
                 and "excepted" not in s.fate)
 
     # --------------------------------------------------------------------------------------- tickets
