@@ -1,0 +1,280 @@
+"""The activity-log export: every event as one CSV row, with framework control-mapping columns.
+
+The file is evidence for ISO/IEC 27001:2022 A.8.8, SOC 2 CC7.1 / CC7.2 / CC8.1, PCI DSS v4.0 6.3.3 /
+11.3 and NIST SP 800-53 RA-5 / SI-2 / CM-3. Which controls an event evidences depends on its type
+only — the table :data:`CONTROLS` below is the whole mapping:
+
+=========================================  ========  ============  ============  ===========
+event types                                ISO       SOC 2         PCI DSS       NIST
+=========================================  ========  ============  ============  ===========
+scans read, findings found / seen again    A.8.8     CC7.1         11.3          RA-5
+finding absent in a rescan                 A.8.8     CC7.1         11.3          RA-5 SI-2
+KEV catalog, triage, severity calibration  A.8.8     CC7.1         6.3.3         RA-5
+routing, payloads, exceptions, tickets,    A.8.8     CC7.2         6.3.3         SI-2
+links, reconciliation
+verified closure                           A.8.8     CC7.2         6.3.3         SI-2
+reopened by a later scan                   A.8.8     CC7.1 CC7.2   6.3.3 11.3    RA-5 SI-2
+policy, owners map, engagement             A.8.8     CC8.1         6.3.3         CM-3
+log verified / exported, report rendered   A.8.8     CC7.2         —             —
+=========================================  ========  ============  ============  ===========
+
+Rows are in ``seq`` order (the chain order) and carry ``prev_hash`` / ``row_hash``, so a reader can
+check the chain over any complete range. The engagement's events are exported together with the
+log's global events (KEV catalog loads, log verifications), which carry no engagement.
+
+Cells are formula-injection safe (OWASP: a cell starting ``= + - @``, tab, CR or LF gets a leading
+``'``; :func:`handoffkit.output.unsafe_cell` reverses it) and every cell is quoted. The same record
+exported with the same window and ``as_of`` gives a byte-identical file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, or_, select
+
+from handoffkit import asof, engagements, schema
+from handoffkit.errors import ConfigError
+from handoffkit.events import Event, Source, log, sha256_bytes
+from handoffkit.identity import require_actor
+from handoffkit.store import Store
+
+FRAMEWORKS = ("iso27001", "soc2", "pci_dss", "nist_800_53")
+"""The control-mapping columns, in file order."""
+
+_DETECT = ("A.8.8", "CC7.1", "11.3", "RA-5")
+_ASSESS = ("A.8.8", "CC7.1", "6.3.3", "RA-5")
+_REMEDIATE = ("A.8.8", "CC7.2", "6.3.3", "SI-2")
+_CHANGE = ("A.8.8", "CC8.1", "6.3.3", "CM-3")
+_OVERSIGHT = ("A.8.8", "CC7.2", "", "")
+
+CONTROLS: dict[str, tuple[str, str, str, str]] = {
+    **dict.fromkeys(("scan_ingested", "scan_refused", "ingest_duplicate", "finding_created", "finding_seen"),
+                    _DETECT),
+    "absent_in_rescan": ("A.8.8", "CC7.1", "11.3", "RA-5 SI-2"),
+    **dict.fromkeys(("kev_loaded", "kev_flagged", "finding_triaged", "severity_calibrated"), _ASSESS),
+    **dict.fromkeys(("finding_routed", "routing_run", "payload_issued", "exception_granted", "exception_revoked",
+                     "exception_expired", "link_added", "link_removed", "ticket_import", "ticket_import_refused",
+                     "ticket_seen", "ticket_renamed", "ticket_split", "ticket_closed_observed", "ticket_reopened",
+                     "orphan_ticket_seen", "severity_drift_observed", "reconciliation_run",
+                     "finding_verified_closed"), _REMEDIATE),
+    "finding_reopened": ("A.8.8", "CC7.1 CC7.2", "6.3.3 11.3", "RA-5 SI-2"),
+    **dict.fromkeys(("policy_versioned", "owners_loaded", "engagement_created", "engagement_renamed"), _CHANGE),
+    **dict.fromkeys(("log_verified", "log_exported", "report_rendered"), _OVERSIGHT),
+}
+"""Event type → (ISO 27001, SOC 2, PCI DSS, NIST 800-53) controls, space-separated; see the module docstring."""
+
+UNMAPPED = ("", "", "", "")
+
+#: The ``data`` key that qualifies an event of each type (copied into the ``detail`` column).
+DETAIL_KEYS = {"finding_triaged": "as", "finding_verified_closed": "kind", "severity_calibrated": "direction",
+               "finding_routed": "rule", "link_added": "system", "link_removed": "system",
+               "ticket_closed_observed": "status", "ticket_reopened": "status", "scan_ingested": "format",
+               "payload_issued": "target", "policy_versioned": "version"}
+
+COLUMNS = ("seq", "event_id", "occurred_at", "actor", "outcome", "type", "engagement", "finding_id", "ticket_key",
+           "state", "disposition", "severity", "detail", "summary", "origin_host", "origin_version", "origin_file",
+           "origin_sha256", *FRAMEWORKS, "prev_hash", "row_hash")
+
+SUMMARY_LIMIT = 300
+VALUE_LIMIT = 60
+_E = schema.events
+
+
+@dataclass
+class Export:
+    """What :func:`export_log` wrote (the ``log_exported`` event's data, plus the window)."""
+
+    file: str
+    rows: int
+    sha256: str
+    first_seq: int | None
+    last_seq: int | None
+    start: str | None
+    end: str | None
+    as_of: str
+    frameworks: tuple[str, ...] = FRAMEWORKS
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "frameworks": list(self.frameworks)}
+
+
+def export_log(store: Store, engagement: str, out_csv: str | Path, *, start: date | str | None = None,
+               end: date | str | None = None, as_of: datetime | date | str | None = None, actor: str) -> Export:
+    """Write the engagement's activity log (see the module docstring) and log ``log_exported``.
+
+    Args:
+        store: the record.
+        engagement: the engagement key.
+        out_csv: the file to write (replaced atomically; parent directories are created).
+        start, end: inclusive days (UTC) bounding ``occurred_at``; None for no bound.
+        as_of: only events that happened at or before this instant (default: now).
+        actor: the named person exporting (recorded in the ``log_exported`` event).
+
+    Returns:
+        An :class:`Export` describing the file.
+
+    Raises:
+        NotFoundError: the engagement does not exist.
+        ConfigError: ``start`` is after ``end``.
+    """
+    actor = require_actor(actor)
+    when = asof.instant(as_of if as_of is not None else store.now())
+    if start is not None and end is not None and asof.day_start(start) > asof.day_start(end):
+        raise ConfigError(f"--from {start} is after --to {end}: the window would be empty")
+    path = Path(out_csv)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        rows, first, last, digest = _write_atomically(conn, engagement, path, start, end, when)
+    result = Export(str(path), rows, digest, first, last, _text(start), _text(end), when)
+    log(store, Event(type="log_exported", actor=actor, engagement=engagement, source=Source(str(path), digest),
+                     data=result.as_dict()))
+    return result
+
+
+def _text(day: date | str | None) -> str | None:
+    return None if day is None else asof.day_start(day)
+
+
+def _write_atomically(conn: Connection, engagement: str, path: Path, start: Any, end: Any,
+                      when: str) -> tuple[int, int | None, int | None, str]:
+    """Write to a temporary file beside ``path``, then rename: a reader never sees half a file."""
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as fh:
+            rows, first, last = write_rows(conn, engagement, fh, start=start, end=end, as_of=when)
+        digest = sha256_bytes(Path(tmp).read_bytes())
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the evidence from its readers
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return rows, first, last, digest
+
+
+_SELECTED = ("seq", "event_id", "occurred_at", "actor", "outcome", "type", "engagement", "finding_id", "ticket_key",
+             "state", "disposition", "severity", "origin", "payload", "prev_hash", "row_hash")
+
+
+def conditions(engagement: str, *, start: Any = None, end: Any = None, as_of: str | None = None) -> list[Any]:
+    """Which events an export holds: the engagement's and the global ones, in the window (for counting)."""
+    return [or_(_E.c.engagement == engagement, _E.c.engagement.is_(None)), *asof.window(start, end, as_of)]
+
+
+def selection(engagement: str, *, start: Any = None, end: Any = None, as_of: str | None = None) -> Any:
+    """The ``select`` of the exported events, in ``seq`` order (see :func:`conditions`)."""
+    return select(*[_E.c[name] for name in _SELECTED]).where(
+        *conditions(engagement, start=start, end=end, as_of=as_of)).order_by(_E.c.seq)
+
+
+def preview(store: Store, engagement: str, *, start: Any = None, end: Any = None,
+            as_of: datetime | date | str | None = None, limit: int = 20) -> pd.DataFrame:
+    """The last ``limit`` rows the export would write for this window, exactly as written (formula-safe)."""
+    when = asof.instant(as_of if as_of is not None else store.now())
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        stmt = selection(engagement, start=start, end=end, as_of=when).order_by(None).order_by(_E.c.seq.desc())
+        rows = conn.execute(stmt.limit(limit)).fetchall()
+    origins: dict[str, tuple[str, str, str, str]] = {}
+    return pd.DataFrame([_cells(row, origins) for row in reversed(rows)], columns=list(COLUMNS))
+
+
+def write_rows(conn: Connection, engagement: str, fh: Any, *, start: Any = None, end: Any = None,
+               as_of: str | None = None) -> tuple[int, int | None, int | None]:
+    """Stream the selected events to ``fh`` as CSV; returns (rows, first seq, last seq)."""
+    writer = csv.writer(fh, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    origins: dict[str, tuple[str, str, str, str]] = {}
+    rows, first, last = 0, None, None
+    result = conn.execution_options(yield_per=20_000).execute(
+        selection(engagement, start=start, end=end, as_of=as_of))
+    for chunk in result.partitions():
+        writer.writerows([_cells(row, origins) for row in chunk])
+        rows += len(chunk)
+        first = first if first is not None else chunk[0][0]
+        last = chunk[-1][0]
+    return rows, first, last
+
+
+_FORMULA_START = frozenset("=+-@\t\r\n")
+
+
+def _cells(row: Any, origins: dict[str, tuple[str, str, str, str]]) -> list[str]:
+    """One CSV row: the event's columns, its detail and summary, origin and controls, formula-safe.
+
+    The formula check is :func:`handoffkit.output.safe_cell` inlined: this runs once per cell of a
+    log that may hold millions of events.
+    """
+    (seq, event_id, occurred_at, actor, outcome, type_, engagement, finding_id, ticket_key, state, disposition,
+     severity, origin_text, payload, prev_hash, row_hash) = row
+    data = json.loads(payload)["data"] or {}
+    origin = origins.get(origin_text)
+    if origin is None:
+        doc = json.loads(origin_text)
+        origin = origins[origin_text] = tuple(str(doc.get(k) or "") for k in ("host", "version", "file", "sha256"))
+    detail_key = DETAIL_KEYS.get(type_)
+    detail = data.get(detail_key) if detail_key else None
+    values = (str(seq), event_id, occurred_at, actor, outcome, type_, engagement, finding_id, ticket_key, state,
+              disposition, severity, detail, summarise(data), *origin, *CONTROLS.get(type_, UNMAPPED), prev_hash,
+              row_hash)
+    cells = ["" if v is None else v if v.__class__ is str else str(v) for v in values]
+    return [("'" + c) if c and (c[0] in _FORMULA_START or (c[0] == "'" and c.lstrip("'")[:1] in _FORMULA_START))
+            else c for c in cells]
+
+
+def summarise(data: dict[str, Any]) -> str:
+    """A compact one-line summary of an event's ``data`` (at most :data:`SUMMARY_LIMIT` characters).
+
+    Changes read ``field: old → new``; other scalars ``key=value``; nested objects and lists are
+    counted, not spelt out (the full payload stays in the record, behind ``row_hash``).
+    """
+    parts: list[str] = []
+    size = 0
+    for part in _parts(data):
+        parts.append(part)
+        size += len(part) + 2
+        if size > SUMMARY_LIMIT:  # the rest would be clipped anyway
+            break
+    text = "; ".join(parts)
+    return text if len(text) <= SUMMARY_LIMIT else text[:SUMMARY_LIMIT - 1] + "…"
+
+
+def _parts(data: dict[str, Any]) -> Iterator[str]:
+    changes, before = data.get("set"), data.get("from")
+    if isinstance(changes, dict):
+        if isinstance(before, dict):
+            for k, v in changes.items():
+                yield f"{k}: {_short(before.get(k))} → {_short(v)}"
+        else:
+            for k, v in changes.items():
+                if v is not None:
+                    yield f"{k}={_short(v)}"
+    for k, v in data.items():
+        if v is not None and k != "set" and k != "from":
+            yield f"{k}={_short(v)}"
+
+
+def _short(value: Any) -> str:
+    if value.__class__ is str:
+        text = " ".join(value.split()) if "\n" in value or "\t" in value or "\r" in value or "  " in value else value
+    elif value is None:
+        return "null"
+    elif isinstance(value, bool):
+        return "true" if value else "false"
+    elif isinstance(value, dict):
+        return f"{{{len(value)} keys}}"
+    elif isinstance(value, list):
+        return f"[{len(value)} items]" if len(value) > 3 else "[" + ", ".join(_short(v) for v in value) + "]"
+    else:
+        text = str(value)
+    return text if len(text) <= VALUE_LIMIT else text[:VALUE_LIMIT - 1] + "…"
