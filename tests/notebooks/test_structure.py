@@ -1,0 +1,71 @@
+"""The notebooks as stored: no outputs, one literal parameters cell, validated next, a matching params file."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+import yaml
+
+from handoffkit import report
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+NAMES = [p.stem for p in NOTEBOOKS]
+
+
+def test_every_view_has_a_notebook_and_the_analysts_have_theirs() -> None:
+    assert set(NAMES) == {*report.TITLES, "explore"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_stored_without_outputs(path: Path) -> None:
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_one_parameters_cell_with_commented_literals_then_validation(path: Path) -> None:
+    cells = nbformat.read(path, as_version=4).cells
+    tagged = [i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    source = cells[tagged[0]].source
+    assignments = [node for node in ast.parse(source).body if isinstance(node, ast.Assign)]
+    assert all(isinstance(node.value, ast.Constant) for node in assignments)  # literal defaults only
+    assert all("#" in line for line in source.splitlines() if "=" in line)  # each one explained
+    assert "views.parameters(db, engagement, period_start, period_end, as_of)" in cells[tagged[0] + 1].source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_the_params_file_has_the_notebooks_keys(path: Path) -> None:
+    declared = set(papermill.inspect_notebook(str(path)))
+    assert declared == set(report.NOTEBOOK_PARAMETERS)
+    assert set(yaml.safe_load((REPO / "params" / f"{path.stem}.yaml").read_text())) == declared
+
+
+def test_the_report_params_file() -> None:
+    doc = report.load_params(REPO / "params" / "quarterly.yaml")
+    assert set(report.NOTEBOOK_PARAMETERS) <= set(doc) and doc["notebooks"] == list(report.TITLES)
+    assert (REPO / "params" / doc["notebooks_dir"]).resolve() == REPO / "notebooks"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("engagement: DEMO\nperiod_start: '2026-07-01'\nperiod_end: '2026-09-30'\nnotebook: [x]\n",
+     "notebook: unknown key; did you mean 'notebooks'"),
+    ("engagement: DEMO\nperiod_start: '2026-07-01'\n", "period_end: required"),
+    ("engagement: DEMO\nperiod_start: '2026-07-01'\nperiod_end: '2026-09-30'\nnotebooks: [explorer]\n",
+     "notebooks: unknown notebook 'explorer'"),
+    ("- a list\n", "expected a mapping"),
+])
+def test_bad_report_params_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    from handoffkit.errors import ConfigError
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        report.load_params(path)

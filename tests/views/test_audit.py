@@ -1,0 +1,152 @@
+"""The activity-log export: control mapping, formula safety, determinism, the event it logs, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from handoffkit import audit, checklist, schema
+from handoffkit.cli import cli
+from handoffkit.errors import ConfigError
+from handoffkit.output import FORMULA_START, safe_cell, unsafe_cell
+from handoffkit.store import Store
+
+from .builders import ACTOR, AS_OF, END, START
+
+
+def read(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return [{k: unsafe_cell(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def test_the_frameworks_are_the_ones_the_checklist_looks_for() -> None:
+    assert audit.FRAMEWORKS == checklist.FRAMEWORKS
+
+
+def test_every_event_type_of_the_demo_is_mapped_to_controls(demo_store: Store) -> None:
+    with demo_store.read() as conn:
+        types = set(conn.execute(select(schema.events.c.type).distinct()).scalars())
+    assert types - set(audit.CONTROLS) == set()
+    assert {audit.CONTROLS[t][3] for t in ("scan_ingested", "finding_verified_closed", "policy_versioned")} == \
+        {"RA-5", "SI-2", "CM-3"}
+    assert audit.CONTROLS["severity_calibrated"] == ("A.8.8", "CC7.1", "6.3.3", "RA-5")
+    assert audit.CONTROLS["policy_versioned"][1] == "CC8.1"
+
+
+def test_export_writes_every_event_with_its_chain_and_controls(programme: Store, tmp_path: Path) -> None:
+    result = audit.export_log(programme, "ACME", tmp_path / "log.csv", actor=ACTOR)
+    rows = read(tmp_path / "log.csv")
+    assert [r["seq"] for r in rows] == [str(n) for n in range(1, len(rows) + 1)] and result.rows == len(rows)
+    assert all(a["row_hash"] == b["prev_hash"] for a, b in itertools.pairwise(rows))
+    assert list(rows[0]) == list(audit.COLUMNS)
+    verified = [r for r in rows if r["type"] == "finding_verified_closed"]
+    assert [(r["finding_id"], r["detail"], r["nist_800_53"], r["pci_dss"]) for r in verified] == [
+        ("HK-1", "retest", "SI-2", "6.3.3"), ("HK-2", "commit", "SI-2", "6.3.3")]
+    assert "state: routed → verified_closed" in verified[0]["summary"]
+    scan = next(r for r in rows if r["type"] == "scan_ingested")
+    assert scan["origin_file"].endswith("scan1.json") and len(scan["origin_sha256"]) == 64
+    assert (scan["iso27001"], scan["soc2"], scan["pci_dss"]) == ("A.8.8", "CC7.1", "11.3")
+
+
+def test_every_cell_is_quoted(programme: Store, tmp_path: Path) -> None:
+    audit.export_log(programme, "ACME", tmp_path / "log.csv", actor=ACTOR)
+    lines = (tmp_path / "log.csv").read_text(encoding="utf-8").splitlines()
+    cells = [c for row in csv.reader(io.StringIO("\n".join(lines)), quoting=csv.QUOTE_NONE, escapechar=None)
+             for c in row]
+    assert cells and all(c.startswith('"') and c.endswith('"') for c in cells)
+
+
+def test_export_logs_what_the_checklist_reads(programme: Store, tmp_path: Path) -> None:
+    result = audit.export_log(programme, "ACME", tmp_path / "log.csv", start="2026-03-02", actor=ACTOR)
+    ev = schema.events.c
+    with programme.read() as conn:
+        payload = conn.execute(select(ev.payload).where(ev.type == "log_exported")).scalar_one()
+    doc = json.loads(payload)
+    assert doc["data"]["rows"] == result.rows and doc["data"]["sha256"] == result.sha256
+    assert doc["data"]["frameworks"] == list(audit.FRAMEWORKS) and doc["data"]["file"] == str(tmp_path / "log.csv")
+    assert doc["origin"]["sha256"] == result.sha256 and doc["engagement"] == "ACME"
+    items = {i.number: i for i in checklist.evaluate(programme, "ACME")}
+    assert items[12].status == "pass"
+
+
+def test_the_same_record_as_of_the_same_instant_exports_identical_bytes(demo_copy: Store, tmp_path: Path) -> None:
+    first = audit.export_log(demo_copy, "DEMO", tmp_path / "a.csv", start=START, end=END, as_of=AS_OF, actor=ACTOR)
+    second = audit.export_log(demo_copy, "DEMO", tmp_path / "b.csv", start=START, end=END, as_of=AS_OF, actor=ACTOR)
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    assert first.sha256 == second.sha256 and first.rows > 0
+    rows = read(tmp_path / "a.csv")
+    assert min(r["occurred_at"] for r in rows) >= START and max(r["occurred_at"] for r in rows) < "2026-10-01"
+
+
+def test_a_reversed_window_is_refused(programme: Store, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--from 2026-03-05 is after --to 2026-03-01"):
+        audit.export_log(programme, "ACME", tmp_path / "x.csv", start="2026-03-05", end="2026-03-01", actor=ACTOR)
+    assert not (tmp_path / "x.csv").exists()
+
+
+FORMULAS = ["=1+1", "@x", "-2", "+SUM(A1)", "\t=1", "\r=1", "\n=1", "=HYPERLINK(\"http://x\")", "'=1", "plain", ""]
+
+
+@pytest.mark.parametrize("value", FORMULAS)
+def test_formula_cells_are_neutralised_and_round_trip(value: str) -> None:
+    cell = safe_cell(value)
+    assert not cell.startswith(FORMULA_START)
+    assert unsafe_cell(cell) == value
+
+
+@given(st.text())
+def test_every_string_round_trips(value: str) -> None:
+    assert unsafe_cell(safe_cell(value)) == value and not safe_cell(value).startswith(FORMULA_START)
+
+
+def test_record_strings_that_look_like_formulas_are_exported_safely(store: Store, engagement: str,
+                                                                    tmp_path: Path) -> None:
+    from handoffkit import scans, triage
+
+    from .builders import at, zap_scan
+
+    at(store, 1)
+    scans.ingest_scan(store, engagement, [zap_scan(tmp_path / "s.json", [1], "2026-03-01")], actor="=cmd|' /C calc'!A0")
+    triage.triage(store, ["HK-1"], "validated", reason="@SUM(1+1)", actor="-2+3")
+    at(store, 2)
+    triage.triage(store, ["HK-1"], "validated", reason="again", actor="'=quoted")
+    audit.export_log(store, engagement, tmp_path / "log.csv", actor=ACTOR)
+    raw = list(csv.DictReader((tmp_path / "log.csv").open(encoding="utf-8", newline="")))
+    created = next(r for r in raw if r["type"] == "finding_created")
+    triaged, again = (r for r in raw if r["type"] == "finding_triaged")
+    assert created["actor"] == "'=cmd|' /C calc'!A0" and unsafe_cell(created["actor"]) == "=cmd|' /C calc'!A0"
+    assert triaged["actor"] == "'-2+3" and "reason=@SUM(1+1)" in triaged["summary"]
+    assert again["actor"] == "''=quoted" and unsafe_cell(again["actor"]) == "'=quoted"
+
+
+def test_the_cli_writes_the_same_file(demo_copy: Store, tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "cli.csv"
+    result = runner.invoke(cli, ["--db", demo_copy.url, "log", "export", "--engagement", "DEMO", "--from", START,
+                                 "--to", END, "--as-of", AS_OF, "--out", str(out), "--actor", ACTOR])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"wrote {out}: ")
+    library = audit.export_log(demo_copy, "DEMO", tmp_path / "lib.csv", start=START, end=END, as_of=AS_OF,
+                               actor=ACTOR)
+    assert out.read_bytes() == (tmp_path / "lib.csv").read_bytes() and library.rows > 0
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--from", "2026-09-01", "--to", "2026-08-01"], "--from 2026-09-01 is after --to 2026-08-01"),
+    (["--from", "01/09/2026"], "is not a date"),
+    (["--engagement", "NOPE"], "no engagement 'NOPE'"),
+])
+def test_the_cli_refuses_bad_options(demo_copy: Store, tmp_path: Path, args: list[str], message: str) -> None:
+    base = ["--db", demo_copy.url, "log", "export", "--engagement", "DEMO", "--out", str(tmp_path / "x.csv"),
+            "--actor", ACTOR]
+    result = CliRunner().invoke(cli, base + args)
+    assert result.exit_code != 0 and message in result.output
