@@ -26,12 +26,14 @@ SELECT
  (SELECT count(*) FROM findings f WHERE f.engagement = 'DEMO' AND f.disposition = 'ticket' AND f.state = 'routed'
     AND NOT EXISTS (SELECT 1 FROM links l WHERE l.finding_id = f.finding_id AND l.active = TRUE)) AS routing_misses,
  (SELECT count(DISTINCT l.finding_id) FROM links l
-    JOIN tickets t ON t.engagement = l.engagement AND t."current" = TRUE AND t.system = l.system AND t.key = l.ticket_key
+    JOIN tickets t ON t.engagement = l.engagement AND t."current" = TRUE
+     AND t.system = l.system AND t.key = l.ticket_key
     JOIN findings f ON f.finding_id = l.finding_id
   WHERE l.engagement = 'DEMO' AND l.active = TRUE AND t.status_category = 'done' AND f.state <> 'verified_closed')
     AS closure_misses,
  (SELECT count(DISTINCT l.finding_id) FROM links l
-    JOIN tickets t ON t.engagement = l.engagement AND t."current" = TRUE AND t.system = l.system AND t.key = l.ticket_key
+    JOIN tickets t ON t.engagement = l.engagement AND t."current" = TRUE
+     AND t.system = l.system AND t.key = l.ticket_key
     JOIN findings f ON f.finding_id = l.finding_id
   WHERE l.engagement = 'DEMO' AND l.active = TRUE AND t.priority_band IS NOT NULL AND t.priority_band <> f.severity
     AND f.state NOT IN ('verified_closed', 'false_positive', 'duplicate')) AS severity_drift

@@ -18,7 +18,8 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 needs_chromium = pytest.mark.skipif(
     not CHROMIUM.exists(),
-    reason=f"Chromium unavailable: Debian's chromium is not installed at {CHROMIUM} (apt-get install -y chromium); CI fails on this skip",
+    reason=f"Chromium unavailable: Debian's chromium is not installed at {CHROMIUM} "
+    "(apt-get install -y chromium); CI fails on this skip",
 )
 
 
