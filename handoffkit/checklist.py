@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import exists, func, or_, select
 
 from handoffkit import engagements, reconcile, schema
 from handoffkit.model import SEVERITIES
@@ -122,51 +122,56 @@ def _ids_both_ways(gaps: reconcile.Reconciliation) -> Item:
                                                    "orphan_tickets", "routing_misses")})
 
 
+def _ids(conn: Any, stmt: Any) -> list[str]:
+    return sorted(conn.execute(stmt).scalars(), key=_num)
+
+
+def _count(conn: Any, *where: Any) -> int:
+    return conn.execute(select(func.count()).select_from(schema.findings).where(*where)).scalar() or 0
+
+
 def _routing_logged(conn: Any, engagement: str) -> Item:
-    routed = select(EV.finding_id).where(EV.engagement == engagement, EV.type == "finding_routed",
-                                         EV.outcome == "success", EV.actor != "")
-    decided = select(F.finding_id).where(F.engagement == engagement, F.disposition.is_not(None),
-                                         F.disposition != "held_exception")
-    bad = sorted(set(conn.execute(decided).scalars()) - set(conn.execute(routed).scalars()), key=_num)
-    total = conn.execute(select(func.count()).select_from(decided.subquery())).scalar() or 0
-    return _verdict(6, "routing decisions logged with time and user", bad, total, "routing decisions")
+    decided = [F.engagement == engagement, F.disposition.is_not(None), F.disposition != "held_exception"]
+    logged = exists().where(EV.finding_id == F.finding_id, EV.type == "finding_routed", EV.outcome == "success",
+                            EV.actor != "")
+    bad = _ids(conn, select(F.finding_id).where(*decided, ~logged))
+    return _verdict(6, "routing decisions logged with time and user", bad, _count(conn, *decided),
+                    "routing decisions")
 
 
 def _unowned_paused(conn: Any, engagement: str, policy: Any, gaps: reconcile.Reconciliation) -> Item:
     queues = [q.casefold() for q in policy.ownership.shared_queues]
-    routed = select(F.finding_id, F.owner_team).where(F.engagement == engagement, F.state == "routed")
-    rows = conn.execute(routed).all()
-    unowned = [r.finding_id for r in rows if not r.owner_team or r.owner_team.casefold() in queues]
+    routed = [F.engagement == engagement, F.state == "routed"]
+    unowned = _ids(conn, select(F.finding_id).where(*routed, or_(F.owner_team.is_(None),
+                                                                  func.lower(F.owner_team).in_(queues))))
     bad = sorted({*unowned, *gaps.ids["shared_queue_tickets"]}, key=_num)
-    paused = conn.execute(select(func.count()).where(F.engagement == engagement,
-                                                     F.state == "paused_no_owner")).scalar()
-    return _verdict(7, "owner-less findings paused, never a shared queue", bad, len(rows),
+    return _verdict(7, "owner-less findings paused, never a shared queue", bad, _count(conn, *routed),
                     "routed findings (and their tickets)",
-                    paused=paused, shared_queue_tickets=gaps.counts["shared_queue_tickets"])
+                    paused=_count(conn, F.engagement == engagement, F.state == "paused_no_owner"),
+                    shared_queue_tickets=gaps.counts["shared_queue_tickets"])
 
 
 def _closure_triggers_verification(conn: Any, engagement: str, gaps: reconcile.Reconciliation) -> Item:
     """Every finding behind a closed ticket is awaiting verification (or verified) — never silently open."""
-    states = dict(conn.execute(select(F.finding_id, F.state).where(F.engagement == engagement)).all())
-    bad = [f for f in gaps.ids["closure_misses"] if states.get(f) not in ("awaiting_verification", "verified_closed")]
+    misses = gaps.ids["closure_misses"]
+    bad = [fid for start in range(0, len(misses), 10_000) for fid in conn.execute(
+        select(F.finding_id).where(F.finding_id.in_(misses[start:start + 10_000]),
+                                   F.state.not_in(("awaiting_verification", "verified_closed")))).scalars()]
     total = conn.execute(select(func.count()).where(EV.engagement == engagement,
                                                     EV.type == "ticket_closed_observed")).scalar() or 0
-    return _verdict(8, "ticket closure triggers verification", bad, total, "observed ticket closures",
-                    awaiting_verification=sum(1 for s in states.values() if s == "awaiting_verification"))
+    return _verdict(8, "ticket closure triggers verification", sorted(bad, key=_num), total,
+                    "observed ticket closures",
+                    awaiting_verification=_count(conn, F.engagement == engagement,
+                                                 F.state == "awaiting_verification"))
 
 
 def _evidence_before_closure(conn: Any, engagement: str) -> Item:
     e = schema.evidence.c
-    closed = conn.execute(select(F.finding_id, F.closed_at).where(F.engagement == engagement,
-                                                                  F.state == "verified_closed")).all()
-    proof = select(e.finding_id, func.min(e.created_at).label("at")).where(
-        e.kind.in_(("rescan", "retest", "commit", "attestation"))).group_by(e.finding_id).subquery()
-    first = dict(conn.execute(select(proof.c.finding_id, proof.c.at).join(
-        schema.findings, and_(schema.findings.c.finding_id == proof.c.finding_id,
-                              F.engagement == engagement))).all())
-    bad = sorted((r.finding_id for r in closed if first.get(r.finding_id) is None
-                  or str(first[r.finding_id]) > schema.format_ts(r.closed_at)), key=_num)
-    return _verdict(9, "verification evidence before closure", bad, len(closed), "verified closures")
+    closed = [F.engagement == engagement, F.state == "verified_closed"]
+    proved = exists().where(e.finding_id == F.finding_id, e.kind.in_(("rescan", "retest", "commit", "attestation")),
+                            e.created_at <= F.closed_at)
+    bad = _ids(conn, select(F.finding_id).where(*closed, ~proved))
+    return _verdict(9, "verification evidence before closure", bad, _count(conn, *closed), "verified closures")
 
 
 def _reconciliation_cadence(conn: Any, engagement: str, policy: Any, created: datetime, now: datetime) -> Item:
@@ -212,7 +217,7 @@ def _exceptions_excluded(conn: Any, engagement: str) -> Item:
                                                                    x.status == "active")).all()
     granted = {r.finding_id: schema.format_ts(r.granted_at) for r in active}
     queued = set(conn.execute(select(F.finding_id).where(F.engagement == engagement,
-                                                         F.finding_id.in_(list(granted) or [""]),
+                                                         F.finding_id.in_(list(granted) or [""]), F.state == "routed",
                                                          F.disposition.in_(("ticket", "sprint_backlog",
                                                                             "quarterly_cycle")))).scalars())
     issued = conn.execute(select(EV.finding_id, EV.occurred_at).where(

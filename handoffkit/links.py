@@ -13,9 +13,11 @@ from handoffkit import findings, schema
 from handoffkit.errors import RefusedError
 from handoffkit.events import Event, Source, append, mutation
 from handoffkit.identity import require_actor
+from handoffkit.model import OPEN_STATES
 from handoffkit.store import Store
 
 L = schema.links
+CLOSABLE = tuple(sorted(OPEN_STATES - {"awaiting_verification"}))
 SYSTEMS = ("jira", "servicenow", "github")
 
 
@@ -103,7 +105,21 @@ def link(store: Store, finding_id: str, ticket_key: str, *, system: str, actor: 
         if ev is None:
             raise RefusedError(f"{finding_id} is already linked to {system}:{ticket_key}")
         append(conn, store, [ev])
+        _closed_already(conn, store, finding, system, ticket_key.strip(), actor)
     return {"finding_id": finding_id, "system": system, "ticket_key": ticket_key, "active": True}
+
+
+def _closed_already(conn: Connection, store: Store, finding: Any, system: str, key: str, actor: str) -> None:
+    """Linking a finding to a ticket the last export showed as done is its closure: the finding moves
+    to awaiting_verification (and no further), as if the closure had been observed now."""
+    t = schema.tickets.c
+    snapshot = conn.execute(select(t.status, t.resolution).where(
+        t.engagement == finding["engagement"], t.system == system, t.key == key, t.current,
+        t.status_category == "done")).first()
+    if snapshot is not None and finding["state"] in CLOSABLE:
+        findings.change(conn, store, finding, {"state": "awaiting_verification"}, type="ticket_closed_observed",
+                        actor=actor, ticket_key=key, data={"system": system, "status": snapshot.status,
+                                                           "resolution": snapshot.resolution, "on_link": True})
 
 
 def unlink(store: Store, finding_id: str, ticket_key: str, *, system: str, actor: str,

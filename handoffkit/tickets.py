@@ -32,12 +32,12 @@ from handoffkit.errors import HandoffkitError, InputError
 from handoffkit.events import Event, Source, append, log, sha256_bytes
 from handoffkit.identity import require_actor
 from handoffkit.inputs import read_bytes
-from handoffkit.model import OPEN_STATES, TicketSnapshot
+from handoffkit.model import TicketSnapshot
 from handoffkit.store import Store, bulk_insert
 
 T = schema.tickets
 CHUNK = 10_000
-CLOSABLE = tuple(sorted(OPEN_STATES - {"awaiting_verification"}))
+CLOSABLE = links.CLOSABLE
 _HTTP_MESSAGE = re.compile(
     r"^(?:(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) \S+ HTTP/\d(?:\.\d)?|HTTP/\d(?:\.\d)? \d{3}\b)", re.MULTILINE)
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{200,}={0,2}")
