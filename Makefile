@@ -28,6 +28,7 @@ demo: $(VENV)/.installed
 ## make test: lint, then the whole suite (SQLite and PostgreSQL, notebooks, browser)
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check handoffkit tests bench
+	$(BIN)/ruff format --check handoffkit tests bench
 	$(BIN)/lint-imports
 	$(BIN)/pytest -n 2 $(PYTEST_FLAGS)
 

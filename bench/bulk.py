@@ -70,8 +70,12 @@ class Copy:
 
     def _number(self, m: re.Match[str]) -> str:
         value = int(m[2])
-        offset = {"evidence_id": self.evidence, "absent_evidence_id": self.evidence,
-                  "exception_id": self.exceptions, "number": self.n}[m[1]]
+        offset = {
+            "evidence_id": self.evidence,
+            "absent_evidence_id": self.evidence,
+            "exception_id": self.exceptions,
+            "number": self.n,
+        }[m[1]]
         return f'"{m[1]}":{value + self.k * offset}'
 
     def text(self, value: str | None) -> str | None:
@@ -111,23 +115,35 @@ def replicate(source: Path, target: Path, copies: int, progress: Callable[[str],
     for table in ("engagements", "policies", "assets", "kev", "scans", "ticket_imports", "validations"):
         _copy(src, dst, table, [lambda row, _cols: row])
     _copy(src, dst, "findings", [_finding_row(c) for c in plan])
-    _copy(src, dst, "finding_cves", [lambda row, cols, c=c: _set(row, cols, finding_id=c.text(row[0]))
-                                     for c in plan])
+    _copy(src, dst, "finding_cves", [lambda row, cols, c=c: _set(row, cols, finding_id=c.text(row[0])) for c in plan])
     _copy(src, dst, "evidence", [_evidence_row(c) for c in plan])
     _copy(src, dst, "tickets", [_ticket_row(c, snapshots) for c in plan])
-    _copy(src, dst, "ticket_findings", [lambda row, cols, c=c: (row[0] + c.k * snapshots, c.text(row[1]))
-                                        for c in plan])
-    _copy(src, dst, "links", [lambda row, cols, c=c: _set(row, cols, finding_id=c.text(row[0]),
-                                                           ticket_key=c.text(row[2])) for c in plan])
-    _copy(src, dst, "exceptions", [lambda row, cols, c=c: _set(row, cols, exception_id=row[0] + c.k * exceptions,
-                                                                finding_id=c.text(row[1])) for c in plan])
+    _copy(
+        src, dst, "ticket_findings", [lambda row, cols, c=c: (row[0] + c.k * snapshots, c.text(row[1])) for c in plan]
+    )
+    _copy(
+        src,
+        dst,
+        "links",
+        [lambda row, cols, c=c: _set(row, cols, finding_id=c.text(row[0]), ticket_key=c.text(row[2])) for c in plan],
+    )
+    _copy(
+        src,
+        dst,
+        "exceptions",
+        [
+            lambda row, cols, c=c: _set(row, cols, exception_id=row[0] + c.k * exceptions, finding_id=c.text(row[1]))
+            for c in plan
+        ],
+    )
     progress(f"copied the record tables ({copies} copies of {n:,} findings); writing the activity log …")
     seq, head = _events(src, dst, plan, progress)
     dst.execute("UPDATE chain_head SET seq = ?, row_hash = ? WHERE id = 1", (seq, head))
     dst.execute("COMMIT")
     progress("indexing the activity log …")
-    for statement in src.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name IN (?, ?, ?)",
-                                 _EVENT_INDEXES).fetchall():
+    for statement in src.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND name IN (?, ?, ?)", _EVENT_INDEXES
+    ).fetchall():
         dst.execute(statement[0])
     dst.execute("ANALYZE")
     counts = {"findings": dst.execute("SELECT count(*) FROM findings").fetchone()[0], "events": seq}
@@ -147,15 +163,27 @@ def _finding_row(c: Copy) -> Callable[[tuple, list[str]], tuple]:
     def row_of(row: tuple, cols: list[str]) -> tuple:
         number = row[cols.index("number")]
         fingerprint = row[cols.index("fingerprint")]
-        return _set(row, cols, finding_id=f"HK-{c.finding(number)}", number=c.finding(number),
-                    fingerprint=fingerprint if c.k == 0 else f"{fingerprint}:{c.k}")
+        return _set(
+            row,
+            cols,
+            finding_id=f"HK-{c.finding(number)}",
+            number=c.finding(number),
+            fingerprint=fingerprint if c.k == 0 else f"{fingerprint}:{c.k}",
+        )
+
     return row_of
 
 
 def _evidence_row(c: Copy) -> Callable[[tuple, list[str]], tuple]:
     def row_of(row: tuple, cols: list[str]) -> tuple:
-        return _set(row, cols, evidence_id=row[0] + c.k * c.evidence, finding_id=c.text(row[1]),
-                    content=row[cols.index("content")] if c.k == 0 else None)
+        return _set(
+            row,
+            cols,
+            evidence_id=row[0] + c.k * c.evidence,
+            finding_id=c.text(row[1]),
+            content=row[cols.index("content")] if c.k == 0 else None,
+        )
+
     return row_of
 
 
@@ -163,11 +191,13 @@ def _ticket_row(c: Copy, snapshots: int) -> Callable[[tuple, list[str]], tuple]:
     def row_of(row: tuple, cols: list[str]) -> tuple:
         mapped = {name: c.text(row[cols.index(name)]) for name in ("key", "title", "labels", "finding_ids", "url")}
         return _set(row, cols, snapshot_id=row[0] + c.k * snapshots, **mapped)
+
     return row_of
 
 
-def _copy(src: sqlite3.Connection, dst: sqlite3.Connection, table: str,
-          transforms: list[Callable[[tuple, list[str]], tuple]]) -> None:
+def _copy(
+    src: sqlite3.Connection, dst: sqlite3.Connection, table: str, transforms: list[Callable[[tuple, list[str]], tuple]]
+) -> None:
     cursor = src.execute(f"SELECT * FROM {table}")
     cols = [d[0] for d in cursor.description]
     rows = cursor.fetchall()
@@ -175,28 +205,65 @@ def _copy(src: sqlite3.Connection, dst: sqlite3.Connection, table: str,
     insert = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(cols))})"
     for transform in transforms:
         for start in range(0, len(rows), BATCH):
-            dst.executemany(insert, [transform(r, cols) for r in rows[start:start + BATCH]])
+            dst.executemany(insert, [transform(r, cols) for r in rows[start : start + BATCH]])
 
 
-_EVENT_COLS = ("seq", "event_id", "occurred_at", "actor", "outcome", "type", "engagement", "finding_id",
-               "ticket_key", "state", "disposition", "severity", "origin", "payload", "prev_hash", "row_hash")
+_EVENT_COLS = (
+    "seq",
+    "event_id",
+    "occurred_at",
+    "actor",
+    "outcome",
+    "type",
+    "engagement",
+    "finding_id",
+    "ticket_key",
+    "state",
+    "disposition",
+    "severity",
+    "origin",
+    "payload",
+    "prev_hash",
+    "row_hash",
+)
 
 
-def _events(src: sqlite3.Connection, dst: sqlite3.Connection, plan: list[Copy],
-            progress: Callable[[str], None]) -> tuple[int, str]:
+def _events(
+    src: sqlite3.Connection, dst: sqlite3.Connection, plan: list[Copy], progress: Callable[[str], None]
+) -> tuple[int, str]:
     insert = f"INSERT INTO events ({', '.join(_EVENT_COLS)}) VALUES ({', '.join('?' * len(_EVENT_COLS))})"
     seq, prev, batch, started = 0, GENESIS_HASH, [], time.perf_counter()
     for row in _source_events(src):
         copies = plan if (row["finding_id"] or row["ticket_key"]) else plan[:1]
         for c in copies:
             seq += 1
-            event_id = row["event_id"] if c.k == 0 else str(uuid.UUID(
-                bytes=hashlib.md5(f"{row['event_id']}:{c.k}".encode()).digest(), version=4))
+            event_id = (
+                row["event_id"]
+                if c.k == 0
+                else str(uuid.UUID(bytes=hashlib.md5(f"{row['event_id']}:{c.k}".encode()).digest(), version=4))
+            )
             payload = _payload(row, c, seq, event_id, len(plan))
             row_hash = chain_hash(prev, payload)
-            batch.append((seq, event_id, row["occurred_at"], row["actor"], row["outcome"], row["type"],
-                          row["engagement"], c.text(row["finding_id"]), c.text(row["ticket_key"]), row["state"],
-                          row["disposition"], row["severity"], row["origin"], payload, prev, row_hash))
+            batch.append(
+                (
+                    seq,
+                    event_id,
+                    row["occurred_at"],
+                    row["actor"],
+                    row["outcome"],
+                    row["type"],
+                    row["engagement"],
+                    c.text(row["finding_id"]),
+                    c.text(row["ticket_key"]),
+                    row["state"],
+                    row["disposition"],
+                    row["severity"],
+                    row["origin"],
+                    payload,
+                    prev,
+                    row_hash,
+                )
+            )
             prev = row_hash
         if len(batch) >= BATCH:
             dst.executemany(insert, batch)
@@ -238,8 +305,9 @@ def main() -> None:
     out = args.out or args.cache / f"record-{args.findings}.db"
     started = time.perf_counter()
     counts = replicate(source, out, copies)
-    print(f"{out}: {counts['findings']:,} findings, {counts['events']:,} events "
-          f"({time.perf_counter() - started:.0f} s)")
+    print(
+        f"{out}: {counts['findings']:,} findings, {counts['events']:,} events ({time.perf_counter() - started:.0f} s)"
+    )
 
 
 if __name__ == "__main__":

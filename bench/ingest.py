@@ -33,13 +33,23 @@ def write_sarif(path: Path, n: int) -> None:
     runs = []
     per_run = n // 20
     for r in range(20):
-        results = [{"rule": f"bench.rule{i % 500}", "title": f"Rule {i % 500} finding", "level": "warning",
-                    "score": (i % 100) / 10, "cwe": f"CWE-{79 + i % 50}",
-                    "message": f"Tainted data reaches sink in function f{i} via parameter p{i % 7}",
-                    "uri": f"src/pkg{i % 97}/module{i}.py", "line": 1 + i % 900, "fingerprint": f"{r:04x}{i:012x}"}
-                   for i in range(r * per_run, (r + 1) * per_run)]
-        runs.append({"tool": "semgrep", "version": "1.93.0", "repo": f"https://github.com/bench/repo-{r}",
-                     "results": results})
+        results = [
+            {
+                "rule": f"bench.rule{i % 500}",
+                "title": f"Rule {i % 500} finding",
+                "level": "warning",
+                "score": (i % 100) / 10,
+                "cwe": f"CWE-{79 + i % 50}",
+                "message": f"Tainted data reaches sink in function f{i} via parameter p{i % 7}",
+                "uri": f"src/pkg{i % 97}/module{i}.py",
+                "line": 1 + i % 900,
+                "fingerprint": f"{r:04x}{i:012x}",
+            }
+            for i in range(r * per_run, (r + 1) * per_run)
+        ]
+        runs.append(
+            {"tool": "semgrep", "version": "1.93.0", "repo": f"https://github.com/bench/repo-{r}", "results": results}
+        )
     path.write_bytes(formats.sarif(runs))
 
 
@@ -51,17 +61,45 @@ def floor(path: Path, db: Path) -> float:
     with open(path, "rb") as fh:
         doc = json.load(fh)
     records = sarif.parse(doc, str(path)).records
-    rows = [{"finding_id": f"HK-{i}", "number": i, "engagement": "BENCH", "fingerprint": r.fingerprint,
-             "kind": r.kind, "title": r.title, "asset_ref": r.asset_ref, "tool": r.tool, "tool_version": r.tool_version,
-             "rule_ref": r.rule_ref, "location": r.location, "cves": " ".join(r.cves), "cwes": " ".join(r.cwes),
-             "raw_severity": r.raw_severity, "scanner_severity": r.severity, "cvss_vector": r.cvss_vector,
-             "cvss_score": r.cvss_score, "description": r.description, "references": " ".join(r.references),
-             "suppressed": r.suppressed, "external_id": r.external_id, "severity": r.severity, "kev": False,
-             "triage": "pending", "state": "new", "first_seen": "2026-01-01T00:00:00.000000Z",
-             "last_seen": "2026-01-01T00:00:00.000000Z", "row_version": 1} for i, r in enumerate(records, 1)]
+    rows = [
+        {
+            "finding_id": f"HK-{i}",
+            "number": i,
+            "engagement": "BENCH",
+            "fingerprint": r.fingerprint,
+            "kind": r.kind,
+            "title": r.title,
+            "asset_ref": r.asset_ref,
+            "tool": r.tool,
+            "tool_version": r.tool_version,
+            "rule_ref": r.rule_ref,
+            "location": r.location,
+            "cves": " ".join(r.cves),
+            "cwes": " ".join(r.cwes),
+            "raw_severity": r.raw_severity,
+            "scanner_severity": r.severity,
+            "cvss_vector": r.cvss_vector,
+            "cvss_score": r.cvss_score,
+            "description": r.description,
+            "references": " ".join(r.references),
+            "suppressed": r.suppressed,
+            "external_id": r.external_id,
+            "severity": r.severity,
+            "kev": False,
+            "triage": "pending",
+            "state": "new",
+            "first_seen": "2026-01-01T00:00:00.000000Z",
+            "last_seen": "2026-01-01T00:00:00.000000Z",
+            "row_version": 1,
+        }
+        for i, r in enumerate(records, 1)
+    ]
     with engine.begin() as conn:
-        conn.execute(insert(schema.engagements).values(key="BENCH", name="BENCH", policy_version=1,
-                                                        created_at="2026-01-01T00:00:00.000000Z"))
+        conn.execute(
+            insert(schema.engagements).values(
+                key="BENCH", name="BENCH", policy_version=1, created_at="2026-01-01T00:00:00.000000Z"
+            )
+        )
         conn.execute(insert(schema.findings), rows)
     elapsed = time.perf_counter() - start
     engine.dispose()
@@ -89,8 +127,10 @@ def main() -> None:
     ingest_s = time.perf_counter() - start
     assert result.status == "ok", result.error
     rate = result.new / ingest_s
-    print(f"handoffkit ingest : {ingest_s:6.2f} s  {rate:9,.0f} findings/s  ({result.new:,} new findings, "
-          f"{result.new:,} events + evidence)")
+    print(
+        f"handoffkit ingest : {ingest_s:6.2f} s  {rate:9,.0f} findings/s  ({result.new:,} new findings, "
+        f"{result.new:,} events + evidence)"
+    )
     print(f"floor (no events) : {floor_s:6.2f} s  {result.parsed / floor_s:9,.0f} findings/s")
     print(f"ratio             : {ingest_s / floor_s:6.2f}x the floor   (goal <= 2.5x, >= 20,000 findings/s)")
     store.dispose()

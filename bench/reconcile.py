@@ -51,8 +51,12 @@ def timed(fn, runs: int = 3) -> tuple[float, object]:
 
 
 def handoffkit_reconcile(url: str) -> dict:
-    done = subprocess.run([HANDOFFKIT, "--db", url, "reconcile", "-e", "DEMO", "--actor", "Bench Runner",
-                           "--format", "json"], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [HANDOFFKIT, "--db", url, "reconcile", "-e", "DEMO", "--actor", "Bench Runner", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout)["counts"]
 
 
@@ -67,16 +71,22 @@ def direct_psql(url: str) -> tuple:
     base, _, options = url.partition("?options=")
     schema = unquote(options).removeprefix("-csearch_path=")
     dsn = base.replace("postgresql+psycopg://", "postgresql://")
-    done = subprocess.run(["psql", dsn, "-XAtq", "-c", f"SET search_path TO {schema}", "-c", HEADLINE_SQL],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["psql", dsn, "-XAtq", "-c", f"SET search_path TO {schema}", "-c", HEADLINE_SQL],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return tuple(int(v) for v in done.stdout.strip().splitlines()[-1].split("|"))
 
 
 def report(name: str, ours: float, counts: dict, direct: float, row: tuple) -> None:
     headline = (counts["routing_misses"], counts["closure_misses"], counts["severity_drift"])
-    print(f"{name}: handoffkit reconcile {ours:6.2f} s | direct query {direct:6.2f} s | ratio {ours / direct:5.2f}x "
-          f"| goal <= 5 s and <= 2x | headline counts {headline} {'==' if headline == tuple(row) else '!='} "
-          f"direct {tuple(row)}")
+    print(
+        f"{name}: handoffkit reconcile {ours:6.2f} s | direct query {direct:6.2f} s | ratio {ours / direct:5.2f}x "
+        f"| goal <= 5 s and <= 2x | headline counts {headline} {'==' if headline == tuple(row) else '!='} "
+        f"direct {tuple(row)}"
+    )
 
 
 def main() -> None:

@@ -44,8 +44,11 @@ def record(findings: int, cache: Path, source_size: int) -> Path:
         source = build_source(source_size, cache)
         started = time.perf_counter()
         counts = replicate(source, path, math.ceil(findings / source_size))
-        print(f"built {path}: {counts['findings']:,} findings, {counts['events']:,} events "
-              f"in {time.perf_counter() - started:.0f} s", flush=True)
+        print(
+            f"built {path}: {counts['findings']:,} findings, {counts['events']:,} events "
+            f"in {time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
     return path
 
 
@@ -61,8 +64,16 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="hk-bench-report-"))
     params = work / "quarterly.yaml"
     params.write_text(PARAMS.format(db=db, notebooks=REPO / "notebooks"), encoding="utf-8")
-    command = [str(Path(sys.executable).parent / "handoffkit"), "report", "--params", str(params),
-               "--out", str(work / "out"), "--actor", "bench"]
+    command = [
+        str(Path(sys.executable).parent / "handoffkit"),
+        "report",
+        "--params",
+        str(params),
+        "--out",
+        str(work / "out"),
+        "--actor",
+        "bench",
+    ]
     print(f"record: {db} ({db.stat().st_size / 1e9:.1f} GB, {args.findings:,} findings, {events:,} events)")
     print("running:", " ".join(command), flush=True)
     started = time.perf_counter()
@@ -72,8 +83,10 @@ def main() -> None:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     peak = max(children, own)
     print(f"wall {wall:.1f} s (goal <= {GOAL_SECONDS} s: {'met' if wall <= GOAL_SECONDS else 'MISSED'})")
-    print(f"peak RSS {peak / 1024**3:.2f} GiB (largest child {children / 1024**3:.2f} GiB, this process "
-          f"{own / 1024**3:.2f} GiB; goal <= 4 GiB: {'met' if peak <= GOAL_BYTES else 'MISSED'})")
+    print(
+        f"peak RSS {peak / 1024**3:.2f} GiB (largest child {children / 1024**3:.2f} GiB, this process "
+        f"{own / 1024**3:.2f} GiB; goal <= 4 GiB: {'met' if peak <= GOAL_BYTES else 'MISSED'})"
+    )
     print(f"evidence pack: {work / 'out'}")
 
 

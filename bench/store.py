@@ -35,14 +35,21 @@ def sqlite_store(findings: int, progress=print) -> Path:
     for leftover in CACHE.glob(partial.name + "*"):
         leftover.unlink()
     start = time.perf_counter()
-    summary = demo.build(f"sqlite:///{partial}", size=findings, workdir=CACHE / f"work-{findings}",
-                         ticket_bands=TICKET_BANDS, keep_inputs=False,
-                         progress=lambda m: progress(f"{time.perf_counter() - start:8.1f}s {m}"))
+    summary = demo.build(
+        f"sqlite:///{partial}",
+        size=findings,
+        workdir=CACHE / f"work-{findings}",
+        ticket_bands=TICKET_BANDS,
+        keep_inputs=False,
+        progress=lambda m: progress(f"{time.perf_counter() - start:8.1f}s {m}"),
+    )
     with sqlite3.connect(partial) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     partial.rename(path)
-    progress(f"built {path}: {summary['findings']:,} findings, {summary['tickets']:,} tickets, "
-             f"{summary['events']:,} events in {time.perf_counter() - start:.0f} s")
+    progress(
+        f"built {path}: {summary['findings']:,} findings, {summary['tickets']:,} tickets, "
+        f"{summary['events']:,} events in {time.perf_counter() - start:.0f} s"
+    )
     return path
 
 
@@ -78,11 +85,17 @@ def postgres_copy(sqlite_path: Path, base_url: str, progress=print) -> str:
                 progress(f"  copied {table.name}")
             for table in schema.metadata.sorted_tables:
                 for col in table.columns:
-                    if col.autoincrement is True or (col.primary_key and col.type.python_type is int
-                                                     and col.autoincrement == "auto" and len(table.primary_key) == 1
-                                                     and table.name not in ("events", "chain_head")):
-                        cur.execute(f"SELECT setval(pg_get_serial_sequence('{table.name}', '{col.name}'), "
-                                    f"coalesce(max({col.name}), 1)) FROM {table.name}")
+                    if col.autoincrement is True or (
+                        col.primary_key
+                        and col.type.python_type is int
+                        and col.autoincrement == "auto"
+                        and len(table.primary_key) == 1
+                        and table.name not in ("events", "chain_head")
+                    ):
+                        cur.execute(
+                            f"SELECT setval(pg_get_serial_sequence('{table.name}', '{col.name}'), "
+                            f"coalesce(max({col.name}), 1)) FROM {table.name}"
+                        )
             cur.execute("ANALYZE")
     src.close()
     engine.dispose()

@@ -37,14 +37,33 @@ EV = schema.events
 F = schema.findings
 
 #: Event types that never change the record's state (reads, runs and refusals to log).
-NON_STATE_TYPES = ("reconciliation_run", "log_verified", "log_exported", "report_rendered", "ingest_duplicate",
-                   "routing_run", "payload_issued")
+NON_STATE_TYPES = (
+    "reconciliation_run",
+    "log_verified",
+    "log_exported",
+    "report_rendered",
+    "ingest_duplicate",
+    "routing_run",
+    "payload_issued",
+)
 
 #: The event types written by ``findings.create_many`` / ``change`` / ``change_many``: every change to a
 #: finding row is one of these, and each carries the row's state, disposition and severity after it.
-STATE_TYPES = ("finding_created", "finding_seen", "finding_reopened", "finding_triaged", "severity_calibrated",
-               "finding_routed", "exception_granted", "exception_revoked", "exception_expired", "kev_flagged",
-               "ticket_closed_observed", "ticket_reopened", "finding_verified_closed")
+STATE_TYPES = (
+    "finding_created",
+    "finding_seen",
+    "finding_reopened",
+    "finding_triaged",
+    "severity_calibrated",
+    "finding_routed",
+    "exception_granted",
+    "exception_revoked",
+    "exception_expired",
+    "kev_flagged",
+    "ticket_closed_observed",
+    "ticket_reopened",
+    "finding_verified_closed",
+)
 
 #: The columns :func:`findings` returns.
 COLUMNS = ("finding_id", "severity", "state", "disposition", "kev", "sla_due", "closed_at")
@@ -76,8 +95,11 @@ def memo(conn: Connection, name: str, key: tuple[Any, ...], compute: Any) -> Any
     each is a scan of the record. The log is append-only and every change appends an event, so while
     the chain head has not moved, the answer has not either. One entry per ``name`` bounds the memory.
     """
-    full = (conn.engine.url.render_as_string(hide_password=False),
-            conn.execute(select(schema.chain_head.c.seq)).scalar(), *key)
+    full = (
+        conn.engine.url.render_as_string(hide_password=False),
+        conn.execute(select(schema.chain_head.c.seq)).scalar(),
+        *key,
+    )
     hit = _MEMO.get(name)
     if hit is not None and hit[0] == full:
         return hit[1]
@@ -131,16 +153,33 @@ def settled(conn: Connection, engagement: str, as_of: str | None) -> bool:
     """True when nothing changed the engagement's record after ``as_of`` (so current tables answer)."""
     if as_of is None:
         return True
-    later = select(EV.c.seq).where(EV.c.occurred_at > as_of, EV.c.outcome == "success",
-                                   EV.c.engagement == engagement, EV.c.type.not_in(NON_STATE_TYPES)).limit(1)
+    later = (
+        select(EV.c.seq)
+        .where(
+            EV.c.occurred_at > as_of,
+            EV.c.outcome == "success",
+            EV.c.engagement == engagement,
+            EV.c.type.not_in(NON_STATE_TYPES),
+        )
+        .limit(1)
+    )
     return conn.execute(later).first() is None
 
 
 def last_events(engagement: str, as_of: str | None, *conditions: Any, name: str = "last") -> Any:
     """Subquery ``(finding_id, seq)``: each finding's last successful event (at or before ``as_of``)."""
-    return select(EV.c.finding_id, func.max(EV.c.seq).label("seq")).where(
-        EV.c.engagement == engagement, EV.c.finding_id.is_not(None), EV.c.outcome == "success",
-        *window(None, None, as_of), *conditions).group_by(EV.c.finding_id).subquery(name)
+    return (
+        select(EV.c.finding_id, func.max(EV.c.seq).label("seq"))
+        .where(
+            EV.c.engagement == engagement,
+            EV.c.finding_id.is_not(None),
+            EV.c.outcome == "success",
+            *window(None, None, as_of),
+            *conditions,
+        )
+        .group_by(EV.c.finding_id)
+        .subquery(name)
+    )
 
 
 def findings(conn: Connection, engagement: str, as_of: datetime | str | None = None) -> pd.DataFrame:
@@ -162,8 +201,15 @@ def findings(conn: Connection, engagement: str, as_of: datetime | str | None = N
 
 def _current(conn: Connection, engagement: str) -> pd.DataFrame:
     # type_coerce to String: read the stored text, not one Python date/datetime object per cell
-    cols = [F.c.finding_id, F.c.severity, F.c.state, F.c.disposition, F.c.kev,
-            type_coerce(F.c.sla_due, String).label("sla_due"), type_coerce(F.c.closed_at, String).label("closed_at")]
+    cols = [
+        F.c.finding_id,
+        F.c.severity,
+        F.c.state,
+        F.c.disposition,
+        F.c.kev,
+        type_coerce(F.c.sla_due, String).label("sla_due"),
+        type_coerce(F.c.closed_at, String).label("closed_at"),
+    ]
     result = conn.execute(select(*cols).where(F.c.engagement == engagement).order_by(F.c.number))
     return frame(result, list(COLUMNS))
 
@@ -171,29 +217,43 @@ def _current(conn: Connection, engagement: str) -> pd.DataFrame:
 def _replayed(conn: Connection, engagement: str, when: str) -> pd.DataFrame:
     state = last_events(engagement, when, EV.c.type.in_(STATE_TYPES), name="state_last")
     e = EV.alias("e")
-    base = frame(conn.execute(
-        select(e.c.finding_id, e.c.severity, e.c.state, e.c.disposition).join(state, state.c.seq == e.c.seq)))
-    sla = _field(conn, engagement, when, ("finding_created", "finding_routed"), "sla_due",
-                 EV.c.payload.like('%"sla_due":%'))
+    base = frame(
+        conn.execute(
+            select(e.c.finding_id, e.c.severity, e.c.state, e.c.disposition).join(state, state.c.seq == e.c.seq)
+        )
+    )
+    sla = _field(
+        conn, engagement, when, ("finding_created", "finding_routed"), "sla_due", EV.c.payload.like('%"sla_due":%')
+    )
     kev = _field(conn, engagement, when, ("finding_created", "kev_flagged"), "kev")
     closed = last_events(engagement, when, EV.c.type == "finding_verified_closed", name="closed_last")
-    closed_at = frame(conn.execute(select(e.c.finding_id, e.c.occurred_at.label("closed_at"))
-                                   .join(closed, closed.c.seq == e.c.seq)))
-    out = base.merge(sla, on="finding_id", how="left").merge(kev, on="finding_id", how="left") \
+    closed_at = frame(
+        conn.execute(select(e.c.finding_id, e.c.occurred_at.label("closed_at")).join(closed, closed.c.seq == e.c.seq))
+    )
+    out = (
+        base.merge(sla, on="finding_id", how="left")
+        .merge(kev, on="finding_id", how="left")
         .merge(closed_at, on="finding_id", how="left")
+    )
     out["closed_at"] = out["closed_at"].where(out["state"].eq("verified_closed"), None)
     out["kev"] = out["kev"].isin(["1", "true"])
     order = out["finding_id"].str.removeprefix("HK-").astype("int64")
     return out.iloc[order.argsort(kind="stable")].reset_index(drop=True)[list(COLUMNS)]
 
 
-def _field(conn: Connection, engagement: str, when: str, types: tuple[str, ...], name: str,
-           *conditions: Any) -> pd.DataFrame:
+def _field(
+    conn: Connection, engagement: str, when: str, types: tuple[str, ...], name: str, *conditions: Any
+) -> pd.DataFrame:
     """``data.set.<name>`` from each finding's last event of ``types`` at or before ``when``."""
     last = last_events(engagement, when, EV.c.type.in_(types), *conditions, name=f"{name}_last")
     e = EV.alias(f"{name}_e")
-    return frame(conn.execute(select(e.c.finding_id, json_text(conn, e.c.payload, "data", "set", name).label(name))
-                              .join(last, last.c.seq == e.c.seq)))
+    return frame(
+        conn.execute(
+            select(e.c.finding_id, json_text(conn, e.c.payload, "data", "set", name).label(name)).join(
+                last, last.c.seq == e.c.seq
+            )
+        )
+    )
 
 
 def _typed(raw: pd.DataFrame) -> pd.DataFrame:
@@ -237,6 +297,10 @@ def head(conn: Connection, as_of: str | None) -> tuple[int, str]:
 
 def event_counts(conn: Connection, engagement: str, conditions: list[Any], by: list[Any]) -> pd.DataFrame:
     """``count(*)`` of the engagement's successful events matching ``conditions``, grouped ``by``."""
-    stmt = select(*by, func.count().label("count")).where(
-        and_(EV.c.engagement == engagement, EV.c.outcome == "success", *conditions)).group_by(*by).order_by(*by)
+    stmt = (
+        select(*by, func.count().label("count"))
+        .where(and_(EV.c.engagement == engagement, EV.c.outcome == "success", *conditions))
+        .group_by(*by)
+        .order_by(*by)
+    )
     return frame(conn.execute(stmt))

@@ -74,8 +74,9 @@ def load_owners(path: str | Path) -> tuple[list[dict[str, Any]], bytes]:
 
 def _check_choice(path: str | Path, line: int, column: str, value: str | None, allowed: tuple[str, ...]) -> None:
     if value is not None and value not in allowed:
-        raise ConfigError(f"{path}:{line}: {column} {value!r} is not allowed; expected one of "
-                          f"{', '.join(allowed)} (or empty)")
+        raise ConfigError(
+            f"{path}:{line}: {column} {value!r} is not allowed; expected one of {', '.join(allowed)} (or empty)"
+        )
 
 
 def replace_assets(conn: Connection, engagement: str, rows: list[dict[str, Any]]) -> None:
@@ -89,8 +90,10 @@ def owner_map(conn: Connection, engagement: str) -> list[Owner]:
     """The engagement's owners-map rows in file order."""
     a = schema.assets.c
     result = conn.execute(select(schema.assets).where(a.engagement == engagement).order_by(a.position))
-    return [Owner(r.asset_ref, r.owner_role, r.owner_team, r.owner_name, r.exposure, r.data_sensitivity,
-                  r.lifecycle) for r in result]
+    return [
+        Owner(r.asset_ref, r.owner_role, r.owner_team, r.owner_name, r.exposure, r.data_sensitivity, r.lifecycle)
+        for r in result
+    ]
 
 
 def resolve(owners: list[Owner], asset_refs: list[str]) -> dict[str, Owner | None]:

@@ -58,15 +58,33 @@ _CHANGE = ("A.8.8", "CC8.1", "6.3.3", "CM-3")
 _OVERSIGHT = ("A.8.8", "CC7.2", "", "")
 
 CONTROLS: dict[str, tuple[str, str, str, str]] = {
-    **dict.fromkeys(("scan_ingested", "scan_refused", "ingest_duplicate", "finding_created", "finding_seen"),
-                    _DETECT),
+    **dict.fromkeys(("scan_ingested", "scan_refused", "ingest_duplicate", "finding_created", "finding_seen"), _DETECT),
     "absent_in_rescan": ("A.8.8", "CC7.1", "11.3", "RA-5 SI-2"),
     **dict.fromkeys(("kev_loaded", "kev_flagged", "finding_triaged", "severity_calibrated"), _ASSESS),
-    **dict.fromkeys(("finding_routed", "routing_run", "payload_issued", "exception_granted", "exception_revoked",
-                     "exception_expired", "link_added", "link_removed", "ticket_import", "ticket_import_refused",
-                     "ticket_seen", "ticket_renamed", "ticket_split", "ticket_closed_observed", "ticket_reopened",
-                     "orphan_ticket_seen", "severity_drift_observed", "reconciliation_run",
-                     "finding_verified_closed"), _REMEDIATE),
+    **dict.fromkeys(
+        (
+            "finding_routed",
+            "routing_run",
+            "payload_issued",
+            "exception_granted",
+            "exception_revoked",
+            "exception_expired",
+            "link_added",
+            "link_removed",
+            "ticket_import",
+            "ticket_import_refused",
+            "ticket_seen",
+            "ticket_renamed",
+            "ticket_split",
+            "ticket_closed_observed",
+            "ticket_reopened",
+            "orphan_ticket_seen",
+            "severity_drift_observed",
+            "reconciliation_run",
+            "finding_verified_closed",
+        ),
+        _REMEDIATE,
+    ),
     "finding_reopened": ("A.8.8", "CC7.1 CC7.2", "6.3.3 11.3", "RA-5 SI-2"),
     **dict.fromkeys(("policy_versioned", "owners_loaded", "engagement_created", "engagement_renamed"), _CHANGE),
     **dict.fromkeys(("log_verified", "log_exported", "report_rendered"), _OVERSIGHT),
@@ -76,14 +94,43 @@ CONTROLS: dict[str, tuple[str, str, str, str]] = {
 UNMAPPED = ("", "", "", "")
 
 #: The ``data`` key that qualifies an event of each type (copied into the ``detail`` column).
-DETAIL_KEYS = {"finding_triaged": "as", "finding_verified_closed": "kind", "severity_calibrated": "direction",
-               "finding_routed": "rule", "link_added": "system", "link_removed": "system",
-               "ticket_closed_observed": "status", "ticket_reopened": "status", "scan_ingested": "format",
-               "payload_issued": "target", "policy_versioned": "version"}
+DETAIL_KEYS = {
+    "finding_triaged": "as",
+    "finding_verified_closed": "kind",
+    "severity_calibrated": "direction",
+    "finding_routed": "rule",
+    "link_added": "system",
+    "link_removed": "system",
+    "ticket_closed_observed": "status",
+    "ticket_reopened": "status",
+    "scan_ingested": "format",
+    "payload_issued": "target",
+    "policy_versioned": "version",
+}
 
-COLUMNS = ("seq", "event_id", "occurred_at", "actor", "outcome", "type", "engagement", "finding_id", "ticket_key",
-           "state", "disposition", "severity", "detail", "summary", "origin_host", "origin_version", "origin_file",
-           "origin_sha256", *FRAMEWORKS, "prev_hash", "row_hash")
+COLUMNS = (
+    "seq",
+    "event_id",
+    "occurred_at",
+    "actor",
+    "outcome",
+    "type",
+    "engagement",
+    "finding_id",
+    "ticket_key",
+    "state",
+    "disposition",
+    "severity",
+    "detail",
+    "summary",
+    "origin_host",
+    "origin_version",
+    "origin_file",
+    "origin_sha256",
+    *FRAMEWORKS,
+    "prev_hash",
+    "row_hash",
+)
 
 SUMMARY_LIMIT = 300
 VALUE_LIMIT = 60
@@ -108,8 +155,16 @@ class Export:
         return {**self.__dict__, "frameworks": list(self.frameworks)}
 
 
-def export_log(store: Store, engagement: str, out_csv: str | Path, *, start: date | str | None = None,
-               end: date | str | None = None, as_of: datetime | date | str | None = None, actor: str) -> Export:
+def export_log(
+    store: Store,
+    engagement: str,
+    out_csv: str | Path,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+    actor: str,
+) -> Export:
     """Write the engagement's activity log (see the module docstring) and log ``log_exported``.
 
     Args:
@@ -137,8 +192,16 @@ def export_log(store: Store, engagement: str, out_csv: str | Path, *, start: dat
         engagements.get(conn, engagement)
         rows, first, last, digest = _write_atomically(conn, engagement, path, start, end, when)
     result = Export(str(path), rows, digest, first, last, _text(start), _text(end), when)
-    log(store, Event(type="log_exported", actor=actor, engagement=engagement, source=Source(str(path), digest),
-                     data=result.as_dict()))
+    log(
+        store,
+        Event(
+            type="log_exported",
+            actor=actor,
+            engagement=engagement,
+            source=Source(str(path), digest),
+            data=result.as_dict(),
+        ),
+    )
     return result
 
 
@@ -146,8 +209,9 @@ def _text(day: date | str | None) -> str | None:
     return None if day is None else asof.day_start(day)
 
 
-def _write_atomically(conn: Connection, engagement: str, path: Path, start: Any, end: Any,
-                      when: str) -> tuple[int, int | None, int | None, str]:
+def _write_atomically(
+    conn: Connection, engagement: str, path: Path, start: Any, end: Any, when: str
+) -> tuple[int, int | None, int | None, str]:
     """Write to a temporary file beside ``path``, then rename: a reader never sees half a file."""
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -162,8 +226,24 @@ def _write_atomically(conn: Connection, engagement: str, path: Path, start: Any,
     return rows, first, last, digest
 
 
-_SELECTED = ("seq", "event_id", "occurred_at", "actor", "outcome", "type", "engagement", "finding_id", "ticket_key",
-             "state", "disposition", "severity", "origin", "payload", "prev_hash", "row_hash")
+_SELECTED = (
+    "seq",
+    "event_id",
+    "occurred_at",
+    "actor",
+    "outcome",
+    "type",
+    "engagement",
+    "finding_id",
+    "ticket_key",
+    "state",
+    "disposition",
+    "severity",
+    "origin",
+    "payload",
+    "prev_hash",
+    "row_hash",
+)
 
 
 def conditions(engagement: str, *, start: Any = None, end: Any = None, as_of: str | None = None) -> list[Any]:
@@ -173,12 +253,22 @@ def conditions(engagement: str, *, start: Any = None, end: Any = None, as_of: st
 
 def selection(engagement: str, *, start: Any = None, end: Any = None, as_of: str | None = None) -> Any:
     """The ``select`` of the exported events, in ``seq`` order (see :func:`conditions`)."""
-    return select(*[_E.c[name] for name in _SELECTED]).where(
-        *conditions(engagement, start=start, end=end, as_of=as_of)).order_by(_E.c.seq)
+    return (
+        select(*[_E.c[name] for name in _SELECTED])
+        .where(*conditions(engagement, start=start, end=end, as_of=as_of))
+        .order_by(_E.c.seq)
+    )
 
 
-def preview(store: Store, engagement: str, *, start: Any = None, end: Any = None,
-            as_of: datetime | date | str | None = None, limit: int = 20) -> pd.DataFrame:
+def preview(
+    store: Store,
+    engagement: str,
+    *,
+    start: Any = None,
+    end: Any = None,
+    as_of: datetime | date | str | None = None,
+    limit: int = 20,
+) -> pd.DataFrame:
     """The last ``limit`` rows the export would write for this window, exactly as written (formula-safe)."""
     when = asof.instant(as_of if as_of is not None else store.now())
     with store.read() as conn:
@@ -189,15 +279,15 @@ def preview(store: Store, engagement: str, *, start: Any = None, end: Any = None
     return pd.DataFrame([_cells(row, origins) for row in reversed(rows)], columns=list(COLUMNS))
 
 
-def write_rows(conn: Connection, engagement: str, fh: Any, *, start: Any = None, end: Any = None,
-               as_of: str | None = None) -> tuple[int, int | None, int | None]:
+def write_rows(
+    conn: Connection, engagement: str, fh: Any, *, start: Any = None, end: Any = None, as_of: str | None = None
+) -> tuple[int, int | None, int | None]:
     """Stream the selected events to ``fh`` as CSV; returns (rows, first seq, last seq)."""
     writer = csv.writer(fh, quoting=csv.QUOTE_ALL, lineterminator="\n")
     writer.writerow(COLUMNS)
     origins: dict[str, tuple[str, str, str, str]] = {}
     rows, first, last = 0, None, None
-    result = conn.execution_options(yield_per=20_000).execute(
-        selection(engagement, start=start, end=end, as_of=as_of))
+    result = conn.execution_options(yield_per=20_000).execute(selection(engagement, start=start, end=end, as_of=as_of))
     for chunk in result.partitions():
         writer.writerows([_cells(row, origins) for row in chunk])
         rows += len(chunk)
@@ -215,8 +305,24 @@ def _cells(row: Any, origins: dict[str, tuple[str, str, str, str]]) -> list[str]
     The formula check is :func:`handoffkit.output.safe_cell` inlined: this runs once per cell of a
     log that may hold millions of events.
     """
-    (seq, event_id, occurred_at, actor, outcome, type_, engagement, finding_id, ticket_key, state, disposition,
-     severity, origin_text, payload, prev_hash, row_hash) = row
+    (
+        seq,
+        event_id,
+        occurred_at,
+        actor,
+        outcome,
+        type_,
+        engagement,
+        finding_id,
+        ticket_key,
+        state,
+        disposition,
+        severity,
+        origin_text,
+        payload,
+        prev_hash,
+        row_hash,
+    ) = row
     data = json.loads(payload)["data"] or {}
     origin = origins.get(origin_text)
     if origin is None:
@@ -224,12 +330,31 @@ def _cells(row: Any, origins: dict[str, tuple[str, str, str, str]]) -> list[str]
         origin = origins[origin_text] = tuple(str(doc.get(k) or "") for k in ("host", "version", "file", "sha256"))
     detail_key = DETAIL_KEYS.get(type_)
     detail = data.get(detail_key) if detail_key else None
-    values = (str(seq), event_id, occurred_at, actor, outcome, type_, engagement, finding_id, ticket_key, state,
-              disposition, severity, detail, summarise(data), *origin, *CONTROLS.get(type_, UNMAPPED), prev_hash,
-              row_hash)
+    values = (
+        str(seq),
+        event_id,
+        occurred_at,
+        actor,
+        outcome,
+        type_,
+        engagement,
+        finding_id,
+        ticket_key,
+        state,
+        disposition,
+        severity,
+        detail,
+        summarise(data),
+        *origin,
+        *CONTROLS.get(type_, UNMAPPED),
+        prev_hash,
+        row_hash,
+    )
     cells = ["" if v is None else v if v.__class__ is str else str(v) for v in values]
-    return [("'" + c) if c and (c[0] in _FORMULA_START or (c[0] == "'" and c.lstrip("'")[:1] in _FORMULA_START))
-            else c for c in cells]
+    return [
+        ("'" + c) if c and (c[0] in _FORMULA_START or (c[0] == "'" and c.lstrip("'")[:1] in _FORMULA_START)) else c
+        for c in cells
+    ]
 
 
 def summarise(data: dict[str, Any]) -> str:
@@ -246,7 +371,7 @@ def summarise(data: dict[str, Any]) -> str:
         if size > SUMMARY_LIMIT:  # the rest would be clipped anyway
             break
     text = "; ".join(parts)
-    return text if len(text) <= SUMMARY_LIMIT else text[:SUMMARY_LIMIT - 1] + "…"
+    return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 1] + "…"
 
 
 def _parts(data: dict[str, Any]) -> Iterator[str]:
@@ -277,4 +402,4 @@ def _short(value: Any) -> str:
         return f"[{len(value)} items]" if len(value) > 3 else "[" + ", ".join(_short(v) for v in value) + "]"
     else:
         text = str(value)
-    return text if len(text) <= VALUE_LIMIT else text[:VALUE_LIMIT - 1] + "…"
+    return text if len(text) <= VALUE_LIMIT else text[: VALUE_LIMIT - 1] + "…"

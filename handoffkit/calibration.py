@@ -79,13 +79,22 @@ def environmental(vector: str, owner: assets.Owner | None, kev: bool) -> tuple[s
     return "/".join([vector.split("/")[0], *kept, *(f"{k}:{v}" for k, v in added.items())]), added
 
 
-def calibrate(store: Store, finding_id: str, *, reason: str, actor: str, cvss: str | None = None,
-              env_from_asset: bool = False, severity: str | None = None,
-              expected_version: int | None = None) -> dict[str, Any]:
+def calibrate(
+    store: Store,
+    finding_id: str,
+    *,
+    reason: str,
+    actor: str,
+    cvss: str | None = None,
+    env_from_asset: bool = False,
+    severity: str | None = None,
+    expected_version: int | None = None,
+) -> dict[str, Any]:
     """Set the finding's calibrated severity (from a CVSS vector and/or an explicit band) and log it."""
     actor = require_actor(actor)
-    template = Event(type="severity_calibrated", actor=actor, finding_id=finding_id,
-                     data={"cvss": cvss, "severity": severity})
+    template = Event(
+        type="severity_calibrated", actor=actor, finding_id=finding_id, data={"cvss": cvss, "severity": severity}
+    )
     with mutation(store, template) as conn:
         row = findings.get(conn, finding_id)._mapping
         template.engagement = row["engagement"]
@@ -99,11 +108,25 @@ def calibrate(store: Store, finding_id: str, *, reason: str, actor: str, cvss: s
             raise RefusedError(f"{finding_id} is verified closed; a closed finding is not re-calibrated")
         changes, detail = _calibration(conn, row, cvss, env_from_asset, severity)
         detail |= {"reason": reason.strip(), "direction": _direction(row["severity"], changes["severity"])}
-        after = findings.change(conn, store, row, changes, type="severity_calibrated", actor=actor, data=detail,
-                                expected_version=expected_version)
-    return {"finding_id": finding_id, "from": row["severity"], "to": after["severity"],
-            "vector": after["calibrated_vector"], "score": after["calibrated_score"],
-            "direction": detail["direction"], "row_version": after["row_version"]}
+        after = findings.change(
+            conn,
+            store,
+            row,
+            changes,
+            type="severity_calibrated",
+            actor=actor,
+            data=detail,
+            expected_version=expected_version,
+        )
+    return {
+        "finding_id": finding_id,
+        "from": row["severity"],
+        "to": after["severity"],
+        "vector": after["calibrated_vector"],
+        "score": after["calibrated_score"],
+        "direction": detail["direction"],
+        "row_version": after["row_version"],
+    }
 
 
 def _calibration(conn, row: Any, cvss: str | None, env_from_asset: bool, severity: str | None):

@@ -34,8 +34,9 @@ def canonical_value(value: Any) -> Any:
     if isinstance(value, dict):
         # Keys keep their type (only strings are normalised) so both paths of canonical_json order and
         # render them the same way json.dumps does.
-        return {unicodedata.normalize("NFC", k) if isinstance(k, str) else k: canonical_value(v)
-                for k, v in value.items()}
+        return {
+            unicodedata.normalize("NFC", k) if isinstance(k, str) else k: canonical_value(v) for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [canonical_value(v) for v in value]
     if isinstance(value, (set, frozenset)):
@@ -60,14 +61,16 @@ def canonical_json(value: Any) -> str:
     takes the exact path that normalises every key and string before serialising.
     """
     try:
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                          default=_default)
+        text = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default
+        )
     except ValueError as exc:
         raise ValueError(f"cannot store a NaN or infinite number in the activity log ({exc})") from exc
     if text.isascii():
         return text
-    return json.dumps(canonical_value(value), sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False, allow_nan=False)
+    return json.dumps(
+        canonical_value(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def chain_hash(prev_hash: str, payload: str) -> str:

@@ -62,8 +62,9 @@ def evaluate(store: Store, engagement: str, as_of: datetime | None = None) -> li
             _closure_triggers_verification(conn, engagement, gaps),
             _evidence_before_closure(conn, engagement),
             _reconciliation_cadence(conn, engagement, policy, eng.created_at, now),
-            _reports_include(conn, engagement, ("routing_decisions", "ticket_mapping"), 11,
-                             "reports include routing and mapping"),
+            _reports_include(
+                conn, engagement, ("routing_decisions", "ticket_mapping"), 11, "reports include routing and mapping"
+            ),
             _export_covers_frameworks(conn, engagement),
             _exceptions_excluded(conn, engagement),
             _leadership_reads_live(conn, engagement, now),
@@ -72,9 +73,13 @@ def evaluate(store: Store, engagement: str, as_of: datetime | None = None) -> li
 
 def _policy_documented(eng: Any, policy: Any) -> Item:
     fields = list(policy.model_dump())
-    return Item(1, "handoff policy documented", "pass",
-                f"policy version {eng.policy_version} with {len(fields)} fields", {"version": eng.policy_version,
-                                                                                   "fields": fields})
+    return Item(
+        1,
+        "handoff policy documented",
+        "pass",
+        f"policy version {eng.policy_version} with {len(fields)} fields",
+        {"version": eng.policy_version, "fields": fields},
+    )
 
 
 def _bands_enumerated(policy: Any) -> Item:
@@ -82,9 +87,16 @@ def _bands_enumerated(policy: Any) -> Item:
     missing_sla = [b for b in SEVERITIES if bands[b].disposition == "ticket" and not bands[b].sla_days]
     rules = {b: f"{bands[b].disposition}/{bands[b].sla_days or '-'}d" for b in SEVERITIES}
     status = "fail" if missing_sla else "pass"
-    return Item(2, "routing bands enumerated with SLAs", status,
-                "every band routed; ticket bands carry an SLA" if not missing_sla else
-                f"ticket band(s) without SLA: {', '.join(missing_sla)}", {"bands": rules}, missing_sla)
+    return Item(
+        2,
+        "routing bands enumerated with SLAs",
+        status,
+        "every band routed; ticket bands carry an SLA"
+        if not missing_sla
+        else f"ticket band(s) without SLA: {', '.join(missing_sla)}",
+        {"bands": rules},
+        missing_sla,
+    )
 
 
 def _first(conn: Any, engagement: str, types: tuple[str, ...], label: str, extra=None) -> Any:
@@ -98,14 +110,19 @@ def _calibrated_before_ticket(conn: Any, engagement: str) -> Item:
     """Severity decided (validated, calibrated) before the first ticket link; never changed after it."""
     linked = _first(conn, engagement, ("link_added",), "link")
     validated = _first(conn, engagement, ("finding_triaged",), "val", EV.state != "new")
-    late_cal = select(EV.finding_id).join(linked, linked.c.finding_id == EV.finding_id).where(
-        EV.type == "severity_calibrated", EV.outcome == "success", EV.seq > linked.c.link)
-    before = select(linked.c.finding_id).outerjoin(validated, validated.c.finding_id == linked.c.finding_id).where(
-        (validated.c.val.is_(None)) | (validated.c.val > linked.c.link))
+    late_cal = (
+        select(EV.finding_id)
+        .join(linked, linked.c.finding_id == EV.finding_id)
+        .where(EV.type == "severity_calibrated", EV.outcome == "success", EV.seq > linked.c.link)
+    )
+    before = (
+        select(linked.c.finding_id)
+        .outerjoin(validated, validated.c.finding_id == linked.c.finding_id)
+        .where((validated.c.val.is_(None)) | (validated.c.val > linked.c.link))
+    )
     bad = sorted(set(conn.execute(late_cal).scalars()) | set(conn.execute(before).scalars()), key=_num)
     total = conn.execute(select(func.count()).select_from(linked)).scalar() or 0
-    return _verdict(3, "severity calibrated before any ticket, read-only downstream", bad, total,
-                    "ticketed findings")
+    return _verdict(3, "severity calibrated before any ticket, read-only downstream", bad, total, "ticketed findings")
 
 
 def _evidence_linked(gaps: reconcile.Reconciliation) -> Item:
@@ -114,12 +131,26 @@ def _evidence_linked(gaps: reconcile.Reconciliation) -> Item:
 
 
 def _ids_both_ways(gaps: reconcile.Reconciliation) -> Item:
-    bad = sorted({*gaps.ids["tickets_without_id"], *gaps.ids["findings_not_referenced"],
-                  *gaps.ids["orphan_tickets"], *gaps.ids["routing_misses"]}, key=_num)
-    return _verdict(5, "ids both ways (ticket carries finding id; finding references its ticket)", bad,
-                    gaps.totals.get("tickets", 0) + gaps.totals.get("findings", 0), "tickets and findings",
-                    **{k: gaps.counts[k] for k in ("tickets_without_id", "findings_not_referenced",
-                                                   "orphan_tickets", "routing_misses")})
+    bad = sorted(
+        {
+            *gaps.ids["tickets_without_id"],
+            *gaps.ids["findings_not_referenced"],
+            *gaps.ids["orphan_tickets"],
+            *gaps.ids["routing_misses"],
+        },
+        key=_num,
+    )
+    return _verdict(
+        5,
+        "ids both ways (ticket carries finding id; finding references its ticket)",
+        bad,
+        gaps.totals.get("tickets", 0) + gaps.totals.get("findings", 0),
+        "tickets and findings",
+        **{
+            k: gaps.counts[k]
+            for k in ("tickets_without_id", "findings_not_referenced", "orphan_tickets", "routing_misses")
+        },
+    )
 
 
 def _ids(conn: Any, stmt: Any) -> list[str]:
@@ -132,58 +163,97 @@ def _count(conn: Any, *where: Any) -> int:
 
 def _routing_logged(conn: Any, engagement: str) -> Item:
     decided = [F.engagement == engagement, F.disposition.is_not(None), F.disposition != "held_exception"]
-    logged = exists().where(EV.finding_id == F.finding_id, EV.type == "finding_routed", EV.outcome == "success",
-                            EV.actor != "")
+    logged = exists().where(
+        EV.finding_id == F.finding_id, EV.type == "finding_routed", EV.outcome == "success", EV.actor != ""
+    )
     bad = _ids(conn, select(F.finding_id).where(*decided, ~logged))
-    return _verdict(6, "routing decisions logged with time and user", bad, _count(conn, *decided),
-                    "routing decisions")
+    return _verdict(6, "routing decisions logged with time and user", bad, _count(conn, *decided), "routing decisions")
 
 
 def _unowned_paused(conn: Any, engagement: str, policy: Any, gaps: reconcile.Reconciliation) -> Item:
     queues = [q.casefold() for q in policy.ownership.shared_queues]
     routed = [F.engagement == engagement, F.state == "routed"]
-    unowned = _ids(conn, select(F.finding_id).where(*routed, or_(F.owner_team.is_(None),
-                                                                  func.lower(F.owner_team).in_(queues))))
+    unowned = _ids(
+        conn, select(F.finding_id).where(*routed, or_(F.owner_team.is_(None), func.lower(F.owner_team).in_(queues)))
+    )
     bad = sorted({*unowned, *gaps.ids["shared_queue_tickets"]}, key=_num)
-    return _verdict(7, "owner-less findings paused, never a shared queue", bad, _count(conn, *routed),
-                    "routed findings (and their tickets)",
-                    paused=_count(conn, F.engagement == engagement, F.state == "paused_no_owner"),
-                    shared_queue_tickets=gaps.counts["shared_queue_tickets"])
+    return _verdict(
+        7,
+        "owner-less findings paused, never a shared queue",
+        bad,
+        _count(conn, *routed),
+        "routed findings (and their tickets)",
+        paused=_count(conn, F.engagement == engagement, F.state == "paused_no_owner"),
+        shared_queue_tickets=gaps.counts["shared_queue_tickets"],
+    )
 
 
 def _closure_triggers_verification(conn: Any, engagement: str, gaps: reconcile.Reconciliation) -> Item:
     """Every finding behind a closed ticket is awaiting verification (or verified) — never silently open."""
     misses = gaps.ids["closure_misses"]
-    bad = [fid for start in range(0, len(misses), 10_000) for fid in conn.execute(
-        select(F.finding_id).where(F.finding_id.in_(misses[start:start + 10_000]),
-                                   F.state.not_in(("awaiting_verification", "verified_closed")))).scalars()]
-    total = conn.execute(select(func.count()).where(EV.engagement == engagement,
-                                                    EV.type == "ticket_closed_observed")).scalar() or 0
-    return _verdict(8, "ticket closure triggers verification", sorted(bad, key=_num), total,
-                    "observed ticket closures",
-                    awaiting_verification=_count(conn, F.engagement == engagement,
-                                                 F.state == "awaiting_verification"))
+    bad = [
+        fid
+        for start in range(0, len(misses), 10_000)
+        for fid in conn.execute(
+            select(F.finding_id).where(
+                F.finding_id.in_(misses[start : start + 10_000]),
+                F.state.not_in(("awaiting_verification", "verified_closed")),
+            )
+        ).scalars()
+    ]
+    total = (
+        conn.execute(
+            select(func.count()).where(EV.engagement == engagement, EV.type == "ticket_closed_observed")
+        ).scalar()
+        or 0
+    )
+    return _verdict(
+        8,
+        "ticket closure triggers verification",
+        sorted(bad, key=_num),
+        total,
+        "observed ticket closures",
+        awaiting_verification=_count(conn, F.engagement == engagement, F.state == "awaiting_verification"),
+    )
 
 
 def _evidence_before_closure(conn: Any, engagement: str) -> Item:
     e = schema.evidence.c
     closed = [F.engagement == engagement, F.state == "verified_closed"]
-    proved = exists().where(e.finding_id == F.finding_id, e.kind.in_(("rescan", "retest", "commit", "attestation")),
-                            e.created_at <= F.closed_at)
+    proved = exists().where(
+        e.finding_id == F.finding_id,
+        e.kind.in_(("rescan", "retest", "commit", "attestation")),
+        e.created_at <= F.closed_at,
+    )
     bad = _ids(conn, select(F.finding_id).where(*closed, ~proved))
     return _verdict(9, "verification evidence before closure", bad, _count(conn, *closed), "verified closures")
 
 
 def _reconciliation_cadence(conn: Any, engagement: str, policy: Any, created: datetime, now: datetime) -> Item:
-    runs = [schema.parse_ts(t) for t in conn.execute(
-        select(EV.occurred_at).where(EV.engagement == engagement, EV.type == "reconciliation_run",
-                                     EV.outcome == "success", EV.occurred_at <= schema.format_ts(now))
-        .order_by(EV.seq)).scalars()]
+    runs = [
+        schema.parse_ts(t)
+        for t in conn.execute(
+            select(EV.occurred_at)
+            .where(
+                EV.engagement == engagement,
+                EV.type == "reconciliation_run",
+                EV.outcome == "success",
+                EV.occurred_at <= schema.format_ts(now),
+            )
+            .order_by(EV.seq)
+        ).scalars()
+    ]
     limit = timedelta(days=policy.reconciliation.days)
     points = [created, *runs, now]
     late = [f"{a:%Y-%m-%d}→{b:%Y-%m-%d}" for a, b in itertools.pairwise(points) if b - a > limit]
-    item = _verdict(10, f"reconciliation on cadence ({policy.reconciliation.cadence})", late, len(points) - 1,
-                    "intervals between reconciliations", runs=len(runs))
+    item = _verdict(
+        10,
+        f"reconciliation on cadence ({policy.reconciliation.cadence})",
+        late,
+        len(points) - 1,
+        "intervals between reconciliations",
+        runs=len(runs),
+    )
     item.ids = late
     return item
 
@@ -194,38 +264,65 @@ def _reports_include(conn: Any, engagement: str, views: tuple[str, ...], number:
         return Item(number, label, "not-yet-measurable", "no report rendered from this record yet")
     latest = payloads[-1]
     missing = [v for v in views if v not in latest.get("views", [])]
-    return Item(number, label, "fail" if missing else "pass",
-                f"latest report (as of {latest.get('as_of')}) " + (f"lacks {', '.join(missing)}" if missing
-                                                                  else "includes them"),
-                {"reports": len(payloads)}, missing)
+    return Item(
+        number,
+        label,
+        "fail" if missing else "pass",
+        f"latest report (as of {latest.get('as_of')}) "
+        + (f"lacks {', '.join(missing)}" if missing else "includes them"),
+        {"reports": len(payloads)},
+        missing,
+    )
 
 
 def _export_covers_frameworks(conn: Any, engagement: str) -> Item:
     payloads = _event_data(conn, engagement, "log_exported")
     if not payloads:
-        return Item(12, "activity export covers ISO 27001, SOC 2, PCI DSS, NIST", "not-yet-measurable",
-                    "no activity-log export yet")
+        return Item(
+            12,
+            "activity export covers ISO 27001, SOC 2, PCI DSS, NIST",
+            "not-yet-measurable",
+            "no activity-log export yet",
+        )
     missing = [f for f in FRAMEWORKS if f not in payloads[-1].get("frameworks", [])]
-    return Item(12, "activity export covers ISO 27001, SOC 2, PCI DSS, NIST", "fail" if missing else "pass",
-                f"latest export maps {len(FRAMEWORKS) - len(missing)} of {len(FRAMEWORKS)} frameworks",
-                {"exports": len(payloads)}, missing)
+    return Item(
+        12,
+        "activity export covers ISO 27001, SOC 2, PCI DSS, NIST",
+        "fail" if missing else "pass",
+        f"latest export maps {len(FRAMEWORKS) - len(missing)} of {len(FRAMEWORKS)} frameworks",
+        {"exports": len(payloads)},
+        missing,
+    )
 
 
 def _exceptions_excluded(conn: Any, engagement: str) -> Item:
     x = schema.exceptions.c
-    active = conn.execute(select(x.finding_id, x.granted_at).where(x.engagement == engagement,
-                                                                   x.status == "active")).all()
+    active = conn.execute(
+        select(x.finding_id, x.granted_at).where(x.engagement == engagement, x.status == "active")
+    ).all()
     granted = {r.finding_id: schema.format_ts(r.granted_at) for r in active}
-    queued = set(conn.execute(select(F.finding_id).where(F.engagement == engagement,
-                                                         F.finding_id.in_(list(granted) or [""]), F.state == "routed",
-                                                         F.disposition.in_(("ticket", "sprint_backlog",
-                                                                            "quarterly_cycle")))).scalars())
-    issued = conn.execute(select(EV.finding_id, EV.occurred_at).where(
-        EV.engagement == engagement, EV.type == "payload_issued", EV.outcome == "success",
-        EV.finding_id.in_(list(granted) or [""]))).all()
+    queued = set(
+        conn.execute(
+            select(F.finding_id).where(
+                F.engagement == engagement,
+                F.finding_id.in_(list(granted) or [""]),
+                F.state == "routed",
+                F.disposition.in_(("ticket", "sprint_backlog", "quarterly_cycle")),
+            )
+        ).scalars()
+    )
+    issued = conn.execute(
+        select(EV.finding_id, EV.occurred_at).where(
+            EV.engagement == engagement,
+            EV.type == "payload_issued",
+            EV.outcome == "success",
+            EV.finding_id.in_(list(granted) or [""]),
+        )
+    ).all()
     queued |= {r.finding_id for r in issued if r.occurred_at >= granted[r.finding_id]}
-    return _verdict(13, "exceptions excluded from the ticket queue", sorted(queued, key=_num), len(active),
-                    "active exceptions")
+    return _verdict(
+        13, "exceptions excluded from the ticket queue", sorted(queued, key=_num), len(active), "active exceptions"
+    )
 
 
 def _leadership_reads_live(conn: Any, engagement: str, now: datetime) -> Item:
@@ -235,16 +332,25 @@ def _leadership_reads_live(conn: Any, engagement: str, now: datetime) -> Item:
         return Item(14, label, "not-yet-measurable", "no report rendered from this record yet")
     at, _latest = payloads[-1]
     age = (now - schema.parse_ts(at)).days
-    return Item(14, label, "pass" if age <= 92 else "fail",
-                f"latest report rendered {at[:10]} ({age} days ago) from the record's chain head",
-                {"reports": len(payloads), "age_days": age}, [] if age <= 92 else [at])
+    return Item(
+        14,
+        label,
+        "pass" if age <= 92 else "fail",
+        f"latest report rendered {at[:10]} ({age} days ago) from the record's chain head",
+        {"reports": len(payloads), "age_days": age},
+        [] if age <= 92 else [at],
+    )
 
 
 def _event_data(conn: Any, engagement: str, type_: str, *, with_time: bool = False) -> list[Any]:
-    rows = conn.execute(select(EV.occurred_at, EV.payload).where(
-        EV.engagement == engagement, EV.type == type_, EV.outcome == "success").order_by(EV.seq)).all()
-    return [(r.occurred_at, json.loads(r.payload)["data"]) if with_time else json.loads(r.payload)["data"]
-            for r in rows]
+    rows = conn.execute(
+        select(EV.occurred_at, EV.payload)
+        .where(EV.engagement == engagement, EV.type == type_, EV.outcome == "success")
+        .order_by(EV.seq)
+    ).all()
+    return [
+        (r.occurred_at, json.loads(r.payload)["data"]) if with_time else json.loads(r.payload)["data"] for r in rows
+    ]
 
 
 def _num(value: str) -> tuple[int, str]:

@@ -60,13 +60,19 @@ class _Group(click.Group):
 
 
 def actor_option(fn):
-    return click.option("--actor", envvar="HANDOFFKIT_ACTOR", default="", show_envvar=True,
-                        help="The one named person taking this action (recorded in the activity log).")(fn)
+    return click.option(
+        "--actor",
+        envvar="HANDOFFKIT_ACTOR",
+        default="",
+        show_envvar=True,
+        help="The one named person taking this action (recorded in the activity log).",
+    )(fn)
 
 
 def format_option(fn):
-    return click.option("--format", "fmt", type=click.Choice(OUTPUT_FORMATS), default=None,
-                        help="Output format (default: table).")(fn)
+    return click.option(
+        "--format", "fmt", type=click.Choice(OUTPUT_FORMATS), default=None, help="Output format (default: table)."
+    )(fn)
 
 
 def engagement_option(fn):
@@ -100,10 +106,19 @@ def say(text: str) -> None:
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--db", envvar="HANDOFFKIT_DB", show_envvar=True,
-              help="Database URL (default sqlite:///handoffkit.db; postgresql+psycopg://… for PostgreSQL).")
-@click.option("--format", "fmt", type=click.Choice(OUTPUT_FORMATS), default=None,
-              help="Output format for every command that prints results.")
+@click.option(
+    "--db",
+    envvar="HANDOFFKIT_DB",
+    show_envvar=True,
+    help="Database URL (default sqlite:///handoffkit.db; postgresql+psycopg://… for PostgreSQL).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(OUTPUT_FORMATS),
+    default=None,
+    help="Output format for every command that prints results.",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Show the traceback of an error.")
 @click.version_option(__version__, prog_name="handoffkit")
 @click.pass_context
@@ -117,21 +132,38 @@ def cli(ctx: click.Context, db: str | None, fmt: str | None, verbose: bool) -> N
 
 @cli.command()
 @engagement_option
-@click.option("--policy", "policy_path", required=True, type=click.Path(dir_okay=False),
-              help="Handoff policy YAML (see params/policy.yaml).")
-@click.option("--owners", "owners_path", type=click.Path(dir_okay=False),
-              help="Owners map CSV (default: the policy's ownership.owners_file).")
+@click.option(
+    "--policy",
+    "policy_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Handoff policy YAML (see params/policy.yaml).",
+)
+@click.option(
+    "--owners",
+    "owners_path",
+    type=click.Path(dir_okay=False),
+    help="Owners map CSV (default: the policy's ownership.owners_file).",
+)
 @click.option("--name", help="Human-readable engagement name.")
 @actor_option
 @format_option
 @click.pass_obj
-def init(obj: Context, engagement: str, policy_path: str, owners_path: str | None, name: str | None,
-         actor: str, fmt: str | None) -> None:
+def init(
+    obj: Context,
+    engagement: str,
+    policy_path: str,
+    owners_path: str | None,
+    name: str | None,
+    actor: str,
+    fmt: str | None,
+) -> None:
     """Create an engagement, or store a changed policy / owners map as a new version."""
     from handoffkit import engagements
 
-    result = engagements.init(obj.store, engagement, policy_path, actor=require_actor(actor), name=name,
-                              owners_path=owners_path)
+    result = engagements.init(
+        obj.store, engagement, policy_path, actor=require_actor(actor), name=name, owners_path=owners_path
+    )
     say(emit(result.as_dict(), obj.out_format(fmt)))
 
 
@@ -142,8 +174,11 @@ def engagements_cmd(obj: Context, fmt: str | None) -> None:
     """List engagements."""
     from handoffkit import engagements
 
-    say(emit(engagements.list_engagements(obj.store), obj.out_format(fmt),
-             ["key", "name", "policy_version", "findings"]))
+    say(
+        emit(
+            engagements.list_engagements(obj.store), obj.out_format(fmt), ["key", "name", "policy_version", "findings"]
+        )
+    )
 
 
 @cli.command("findings")
@@ -169,8 +204,11 @@ def log_group() -> None:
 
 
 @log_group.command("verify")
-@click.option("--anchor", type=click.Path(exists=True, dir_okay=False),
-              help="JSON holding an earlier head seq + row_hash (e.g. an evidence pack's manifest.json).")
+@click.option(
+    "--anchor",
+    type=click.Path(exists=True, dir_okay=False),
+    help="JSON holding an earlier head seq + row_hash (e.g. an evidence pack's manifest.json).",
+)
 @actor_option
 @format_option
 @click.pass_obj
@@ -179,9 +217,12 @@ def log_verify(obj: Context, anchor: str | None, actor: str, fmt: str | None) ->
     from handoffkit import events
 
     result = events.verify_logged(obj.store, require_actor(actor), anchor)
-    say(emit(result.as_dict(), obj.out_format(fmt)) if obj.out_format(fmt) == "json" else
-        f"ok: {result.checked} events verified, head seq {result.head_seq} {result.head_hash}"
-        + (f"; anchor seq {result.anchor['seq']} matches" if result.anchor else ""))
+    say(
+        emit(result.as_dict(), obj.out_format(fmt))
+        if obj.out_format(fmt) == "json"
+        else f"ok: {result.checked} events verified, head seq {result.head_seq} {result.head_hash}"
+        + (f"; anchor seq {result.anchor['seq']} matches" if result.anchor else "")
+    )
 
 
 @log_group.command("export")
@@ -193,19 +234,31 @@ def log_verify(obj: Context, anchor: str | None, actor: str, fmt: str | None) ->
 @actor_option
 @format_option
 @click.pass_obj
-def log_export(obj: Context, engagement: str, start: str | None, end: str | None, as_of: str | None, out: str,
-               actor: str, fmt: str | None) -> None:
+def log_export(
+    obj: Context,
+    engagement: str,
+    start: str | None,
+    end: str | None,
+    as_of: str | None,
+    out: str,
+    actor: str,
+    fmt: str | None,
+) -> None:
     """Write the activity log as CSV with ISO 27001 / SOC 2 / PCI DSS / NIST control-mapping columns."""
     from handoffkit import audit
 
     first, last = parse_day(start), parse_day(end)
     if first and last and first > last:
         raise click.BadParameter(f"--from {first} is after --to {last}", param_hint="--from")
-    result = audit.export_log(obj.store, engagement, out, start=first, end=last, as_of=parse_instant(as_of),
-                              actor=require_actor(actor))
-    say(emit(result.as_dict(), "json") if obj.out_format(fmt) == "json" else
-        f"wrote {result.file}: {result.rows} events (seq {result.first_seq}-{result.last_seq}), "
-        f"sha256 {result.sha256}")
+    result = audit.export_log(
+        obj.store, engagement, out, start=first, end=last, as_of=parse_instant(as_of), actor=require_actor(actor)
+    )
+    say(
+        emit(result.as_dict(), "json")
+        if obj.out_format(fmt) == "json"
+        else f"wrote {result.file}: {result.rows} events (seq {result.first_seq}-{result.last_seq}), "
+        f"sha256 {result.sha256}"
+    )
 
 
 # ---------------------------------------------------------------------------------------- ingest
@@ -227,15 +280,29 @@ def _progress(enabled: bool):
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @engagement_option
 @actor_option
-@click.option("--format", "formats", multiple=True, type=click.Choice((*SCAN_FORMATS, *OUTPUT_FORMATS)),
-              help="Scanner format (default auto: detected from content) and/or output format (table|json|csv).")
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    type=click.Choice((*SCAN_FORMATS, *OUTPUT_FORMATS)),
+    help="Scanner format (default auto: detected from content) and/or output format (table|json|csv).",
+)
 @click.option("--scope", help="Asset glob the scan covered (default: the assets it reports).")
-@click.option("--encoding-fallback", type=click.Choice(["cp1252"]),
-              help="Read a non-UTF-8 CSV as Windows-1252 (logged).")
+@click.option(
+    "--encoding-fallback", type=click.Choice(["cp1252"]), help="Read a non-UTF-8 CSV as Windows-1252 (logged)."
+)
 @click.option("--progress/--no-progress", default=None, help="Progress on stderr (default: when it is a terminal).")
 @click.pass_obj
-def ingest_scan(obj: Context, files: tuple[str, ...], engagement: str, actor: str, formats: tuple[str, ...],
-                scope: str | None, encoding_fallback: str | None, progress: bool | None) -> None:
+def ingest_scan(
+    obj: Context,
+    files: tuple[str, ...],
+    engagement: str,
+    actor: str,
+    formats: tuple[str, ...],
+    scope: str | None,
+    encoding_fallback: str | None,
+    progress: bool | None,
+) -> None:
     """Ingest scanner files (each file all-or-nothing); exit non-zero if any file failed."""
     from handoffkit import scans
 
@@ -243,42 +310,78 @@ def ingest_scan(obj: Context, files: tuple[str, ...], engagement: str, actor: st
     if len(scanner) > 1:
         raise click.UsageError(f"give one scanner format, not {', '.join(scanner)}")
     out = obj.out_format(*formats)
-    results = scans.ingest_scan(obj.store, engagement, files, actor=require_actor(actor),
-                                fmt=scanner[0] if scanner else "auto", scope=scope,
-                                fallback_encoding=encoding_fallback,
-                                progress=_progress(sys.stderr.isatty() if progress is None else progress))
+    results = scans.ingest_scan(
+        obj.store,
+        engagement,
+        files,
+        actor=require_actor(actor),
+        fmt=scanner[0] if scanner else "auto",
+        scope=scope,
+        fallback_encoding=encoding_fallback,
+        progress=_progress(sys.stderr.isatty() if progress is None else progress),
+    )
     rows = [r.as_dict() for r in results]
     if out == "json":
         say(emit({"files": rows}, "json"))
     else:
-        say(emit(rows, out, ["file", "format", "parsed", "new", "seen_again", "reopened", "absent_in_rescan",
-                             "status", "error"]))
+        say(
+            emit(
+                rows,
+                out,
+                ["file", "format", "parsed", "new", "seen_again", "reopened", "absent_in_rescan", "status", "error"],
+            )
+        )
     if scans.failed(results):
         sys.exit(3)
 
 
 @ingest_group.command("tickets")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--system", required=True, type=click.Choice(["jira", "servicenow", "github", "defectdojo"]),
-              help="The ticket system the export comes from (defectdojo: a jira_finding_mappings export).")
+@click.option(
+    "--system",
+    required=True,
+    type=click.Choice(["jira", "servicenow", "github", "defectdojo"]),
+    help="The ticket system the export comes from (defectdojo: a jira_finding_mappings export).",
+)
 @engagement_option
 @actor_option
 @format_option
 @click.pass_obj
-def ingest_tickets(obj: Context, files: tuple[str, ...], system: str, engagement: str, actor: str,
-                   fmt: str | None) -> None:
+def ingest_tickets(
+    obj: Context, files: tuple[str, ...], system: str, engagement: str, actor: str, fmt: str | None
+) -> None:
     """Import ticket exports as snapshots (closure → awaiting verification, never further)."""
     from handoffkit import tickets
 
-    results = tickets.ingest_tickets(obj.store, engagement, files, system=system, actor=require_actor(actor),
-                                     progress=_progress(sys.stderr.isatty()))
+    results = tickets.ingest_tickets(
+        obj.store, engagement, files, system=system, actor=require_actor(actor), progress=_progress(sys.stderr.isatty())
+    )
     rows = [r.as_dict() for r in results]
     out = obj.out_format(fmt)
     if out == "json":
         say(emit({"files": rows}, "json"))
     else:
-        say(emit(rows, out, ["file", "format", "tickets", "new_tickets", "linked", "orphans", "closed_observed",
-                             "reopened", "renamed", "split", "severity_drift", "status", "error"]))
+        say(
+            emit(
+                rows,
+                out,
+                [
+                    "file",
+                    "format",
+                    "tickets",
+                    "new_tickets",
+                    "linked",
+                    "orphans",
+                    "closed_observed",
+                    "reopened",
+                    "renamed",
+                    "split",
+                    "severity_drift",
+                    "status",
+                    "error",
+                ],
+            )
+        )
     if any(r.status == "failed" for r in results):
         sys.exit(3)
 
@@ -290,8 +393,12 @@ def kev_group() -> None:
 
 @kev_group.command("load")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--schema", "schema_path", type=click.Path(exists=True, dir_okay=False),
-              help="Validate against this published schema file instead of the bundled statement of it.")
+@click.option(
+    "--schema",
+    "schema_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Validate against this published schema file instead of the bundled statement of it.",
+)
 @actor_option
 @format_option
 @click.pass_obj
@@ -299,8 +406,12 @@ def kev_load(obj: Context, file: str, schema_path: str | None, actor: str, fmt: 
     """Load a KEV catalog JSON and flag the findings whose CVEs it lists."""
     from handoffkit import kev
 
-    say(emit(kev.load(obj.store, file, actor=require_actor(actor), schema_path=schema_path).as_dict(),
-             obj.out_format(fmt)))
+    say(
+        emit(
+            kev.load(obj.store, file, actor=require_actor(actor), schema_path=schema_path).as_dict(),
+            obj.out_format(fmt),
+        )
+    )
 
 
 # ------------------------------------------------------------------------------------ governance
@@ -319,9 +430,20 @@ def kev_load(obj: Context, file: str, schema_path: str | None, actor: str, fmt: 
 @actor_option
 @format_option
 @click.pass_obj
-def triage_cmd(obj: Context, finding_ids: tuple[str, ...], engagement: str | None, outcome: str,
-               duplicate_of: str | None, reason: str, tool: str | None, rule: str | None, asset: str | None,
-               severity: str | None, actor: str, fmt: str | None) -> None:
+def triage_cmd(
+    obj: Context,
+    finding_ids: tuple[str, ...],
+    engagement: str | None,
+    outcome: str,
+    duplicate_of: str | None,
+    reason: str,
+    tool: str | None,
+    rule: str | None,
+    asset: str | None,
+    severity: str | None,
+    actor: str,
+    fmt: str | None,
+) -> None:
     """Triage findings by id or by filter (untriaged findings only); only validated findings route."""
     from handoffkit import triage
 
@@ -330,10 +452,12 @@ def triage_cmd(obj: Context, finding_ids: tuple[str, ...], engagement: str | Non
         raise click.UsageError("give finding ids or a filter (--tool/--rule/--asset/--severity), not both")
     if filtered and not engagement:
         raise click.UsageError("a filter needs --engagement")
-    ids = list(finding_ids) or triage.select_ids(obj.store, engagement, tool=tool, rule=rule, asset=asset,
-                                                 severity=severity)
-    result = triage.triage(obj.store, ids, outcome, reason=reason, actor=require_actor(actor),
-                           duplicate_of=duplicate_of)
+    ids = list(finding_ids) or triage.select_ids(
+        obj.store, engagement, tool=tool, rule=rule, asset=asset, severity=severity
+    )
+    result = triage.triage(
+        obj.store, ids, outcome, reason=reason, actor=require_actor(actor), duplicate_of=duplicate_of
+    )
     say(emit(result, obj.out_format(fmt), ["finding_id", "triage", "state"]))
 
 
@@ -347,14 +471,35 @@ def triage_cmd(obj: Context, finding_ids: tuple[str, ...], engagement: str | Non
 @actor_option
 @format_option
 @click.pass_obj
-def calibrate_cmd(obj: Context, finding_id: str, cvss: str | None, env_from_asset: bool, severity: str | None,
-                  reason: str, expect_version: int | None, actor: str, fmt: str | None) -> None:
+def calibrate_cmd(
+    obj: Context,
+    finding_id: str,
+    cvss: str | None,
+    env_from_asset: bool,
+    severity: str | None,
+    reason: str,
+    expect_version: int | None,
+    actor: str,
+    fmt: str | None,
+) -> None:
     """Calibrate a finding's severity on the record (the value tickets carry)."""
     from handoffkit import calibration
 
-    say(emit(calibration.calibrate(obj.store, finding_id, cvss=cvss, env_from_asset=env_from_asset,
-                                   severity=severity, reason=reason, actor=require_actor(actor),
-                                   expected_version=expect_version), obj.out_format(fmt)))
+    say(
+        emit(
+            calibration.calibrate(
+                obj.store,
+                finding_id,
+                cvss=cvss,
+                env_from_asset=env_from_asset,
+                severity=severity,
+                reason=reason,
+                actor=require_actor(actor),
+                expected_version=expect_version,
+            ),
+            obj.out_format(fmt),
+        )
+    )
 
 
 @cli.command("route")
@@ -372,8 +517,10 @@ def route_cmd(obj: Context, engagement: str, dry_run: bool, actor: str, fmt: str
     if out == "json":
         say(emit(result.as_dict(), "json"))
         return
-    say(f"{'plan (dry run, nothing written)' if dry_run else 'routed'}: {engagement}, policy v{result.policy_version}, "
-        f"{len(result.changes)} decision(s) {'would change' if dry_run else 'changed'}")
+    say(
+        f"{'plan (dry run, nothing written)' if dry_run else 'routed'}: {engagement}, policy v{result.policy_version}, "
+        f"{len(result.changes)} decision(s) {'would change' if dry_run else 'changed'}"
+    )
     say(emit([{"disposition": k, "findings": v} for k, v in result.by_disposition.items()], out))
     say(emit([{"owner_team": k, "findings": v} for k, v in result.by_owner_team.items()], out))
     say(emit([{"held_back": k, "findings": v} for k, v in result.held_back.items()], out))
@@ -394,13 +541,25 @@ def exception_group() -> None:
 @actor_option
 @format_option
 @click.pass_obj
-def exception_grant(obj: Context, finding_id: str, approver: str, reason: str, expires: str, actor: str,
-                    fmt: str | None) -> None:
+def exception_grant(
+    obj: Context, finding_id: str, approver: str, reason: str, expires: str, actor: str, fmt: str | None
+) -> None:
     """Grant an exception (the requester is --actor)."""
     from handoffkit import exception_register
 
-    say(emit(exception_register.grant(obj.store, finding_id, approver=approver, reason=reason,
-                                      expires=parse_day(expires), actor=require_actor(actor)), obj.out_format(fmt)))
+    say(
+        emit(
+            exception_register.grant(
+                obj.store,
+                finding_id,
+                approver=approver,
+                reason=reason,
+                expires=parse_day(expires),
+                actor=require_actor(actor),
+            ),
+            obj.out_format(fmt),
+        )
+    )
 
 
 @exception_group.command("revoke")
@@ -413,8 +572,12 @@ def exception_revoke(obj: Context, finding_id: str, reason: str, actor: str, fmt
     """Revoke a finding's active exception (it returns to routing)."""
     from handoffkit import exception_register
 
-    say(emit(exception_register.revoke(obj.store, finding_id, reason=reason, actor=require_actor(actor)),
-             obj.out_format(fmt)))
+    say(
+        emit(
+            exception_register.revoke(obj.store, finding_id, reason=reason, actor=require_actor(actor)),
+            obj.out_format(fmt),
+        )
+    )
 
 
 @exception_group.command("list")
@@ -426,8 +589,13 @@ def exception_list(obj: Context, engagement: str, status: str | None, fmt: str |
     """List the exception register."""
     from handoffkit import exception_register
 
-    say(emit(exception_register.list_exceptions(obj.store, engagement, status), obj.out_format(fmt),
-             ["exception_id", "finding_id", "status", "requester", "approver", "expires_on", "reason"]))
+    say(
+        emit(
+            exception_register.list_exceptions(obj.store, engagement, status),
+            obj.out_format(fmt),
+            ["exception_id", "finding_id", "status", "requester", "approver", "expires_on", "reason"],
+        )
+    )
 
 
 @cli.command("payload")
@@ -438,13 +606,15 @@ def exception_list(obj: Context, engagement: str, status: str | None, fmt: str |
 @click.option("--out", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 @actor_option
 @click.pass_obj
-def payload_cmd(obj: Context, engagement: str, finding_ids: tuple[str, ...], target: str, fmt: str,
-                out: str | None, actor: str) -> None:
+def payload_cmd(
+    obj: Context, engagement: str, finding_ids: tuple[str, ...], target: str, fmt: str, out: str | None, actor: str
+) -> None:
     """Ticket payloads for findings routed to a ticket with an owner (a person imports them)."""
     from handoffkit import payload
 
-    result = payload.issue(obj.store, engagement, target=target, actor=require_actor(actor),
-                           finding_ids=list(finding_ids) or None, fmt=fmt)
+    result = payload.issue(
+        obj.store, engagement, target=target, actor=require_actor(actor), finding_ids=list(finding_ids) or None, fmt=fmt
+    )
     if out:
         Path(out).write_text(result["text"], encoding="utf-8")
         click.echo(f"{result['count']} payload(s) written to {out}", err=True)
@@ -476,13 +646,18 @@ def check_cmd(obj: Context, engagement: str, fmt: str | None) -> None:
 @actor_option
 @format_option
 @click.pass_obj
-def link_cmd(obj: Context, finding_id: str, ticket_key: str, system: str, note: str | None, actor: str,
-             fmt: str | None) -> None:
+def link_cmd(
+    obj: Context, finding_id: str, ticket_key: str, system: str, note: str | None, actor: str, fmt: str | None
+) -> None:
     """Link a finding to a ticket by hand."""
     from handoffkit import links
 
-    say(emit(links.link(obj.store, finding_id, ticket_key, system=system, actor=require_actor(actor), note=note),
-             obj.out_format(fmt)))
+    say(
+        emit(
+            links.link(obj.store, finding_id, ticket_key, system=system, actor=require_actor(actor), note=note),
+            obj.out_format(fmt),
+        )
+    )
 
 
 @cli.command("unlink")
@@ -493,13 +668,18 @@ def link_cmd(obj: Context, finding_id: str, ticket_key: str, system: str, note: 
 @actor_option
 @format_option
 @click.pass_obj
-def unlink_cmd(obj: Context, finding_id: str, ticket_key: str, system: str, reason: str, actor: str,
-               fmt: str | None) -> None:
+def unlink_cmd(
+    obj: Context, finding_id: str, ticket_key: str, system: str, reason: str, actor: str, fmt: str | None
+) -> None:
     """Deactivate a finding-ticket link (the history stays)."""
     from handoffkit import links
 
-    say(emit(links.unlink(obj.store, finding_id, ticket_key, system=system, actor=require_actor(actor),
-                          reason=reason), obj.out_format(fmt)))
+    say(
+        emit(
+            links.unlink(obj.store, finding_id, ticket_key, system=system, actor=require_actor(actor), reason=reason),
+            obj.out_format(fmt),
+        )
+    )
 
 
 @cli.command("verify")
@@ -507,14 +687,26 @@ def unlink_cmd(obj: Context, finding_id: str, ticket_key: str, system: str, reas
 @click.option("--kind", required=True, type=click.Choice(["rescan", "retest", "commit", "attestation"]))
 @click.option("--evidence", help="Text, a file (retest), repo@sha or URL (commit).")
 @click.option("--approver", help="Attestation: a named approver other than the owner.")
-@click.option("--all-absent", is_flag=True,
-              help="With --kind rescan and --engagement: close every open finding a rescan proved absent.")
+@click.option(
+    "--all-absent",
+    is_flag=True,
+    help="With --kind rescan and --engagement: close every open finding a rescan proved absent.",
+)
 @click.option("--engagement", "-e", help="Engagement key (with --all-absent).")
 @actor_option
 @format_option
 @click.pass_obj
-def verify_cmd(obj: Context, finding_id: str | None, kind: str, evidence: str | None, approver: str | None,
-               all_absent: bool, engagement: str | None, actor: str, fmt: str | None) -> None:
+def verify_cmd(
+    obj: Context,
+    finding_id: str | None,
+    kind: str,
+    evidence: str | None,
+    approver: str | None,
+    all_absent: bool,
+    engagement: str | None,
+    actor: str,
+    fmt: str | None,
+) -> None:
     """Close a finding on verification evidence (a ticket's closure never does)."""
     from handoffkit import verification
 
@@ -522,13 +714,22 @@ def verify_cmd(obj: Context, finding_id: str | None, kind: str, evidence: str | 
         if kind != "rescan" or not engagement or finding_id:
             raise click.UsageError("--all-absent goes with --kind rescan and --engagement, without a finding id")
         result = verification.verify_rescans(obj.store, engagement, actor=require_actor(actor), evidence=evidence)
-        say(emit(result, obj.out_format(fmt)) if obj.out_format(fmt) == "json" else
-            f"{result['verified']} finding(s) verified closed by rescan evidence")
+        say(
+            emit(result, obj.out_format(fmt))
+            if obj.out_format(fmt) == "json"
+            else f"{result['verified']} finding(s) verified closed by rescan evidence"
+        )
         return
     if not finding_id:
         raise click.UsageError("give a FINDING_ID (or --all-absent with --kind rescan)")
-    say(emit(verification.verify(obj.store, finding_id, kind=kind, evidence=evidence, actor=require_actor(actor),
-                                 approver=approver), obj.out_format(fmt)))
+    say(
+        emit(
+            verification.verify(
+                obj.store, finding_id, kind=kind, evidence=evidence, actor=require_actor(actor), approver=approver
+            ),
+            obj.out_format(fmt),
+        )
+    )
 
 
 @cli.command("reconcile")
@@ -547,29 +748,53 @@ def reconcile_cmd(obj: Context, engagement: str, as_of: str | None, actor: str, 
         say(emit(result.as_dict(), "json"))
         return
     say(f"reconciliation of {engagement} as of {result.as_of} (last run {result.last_reconciled})")
-    say(emit([{"category": k, "count": v, "ids": ", ".join(result.ids[k][:8]) + (" …" if v > 8 else "")}
-              for k, v in result.counts.items()], out, ["category", "count", "ids"]))
+    say(
+        emit(
+            [
+                {"category": k, "count": v, "ids": ", ".join(result.ids[k][:8]) + (" …" if v > 8 else "")}
+                for k, v in result.counts.items()
+            ],
+            out,
+            ["category", "count", "ids"],
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------- report
 
 
 @cli.command("report")
-@click.option("--params", "params_file", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Report parameter file (e.g. params/quarterly.yaml).")
+@click.option(
+    "--params",
+    "params_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Report parameter file (e.g. params/quarterly.yaml).",
+)
 @click.option("--as-of", "as_of", help="Report the record as of this instant (default: the file's as_of, else now).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False),
-              help="Output directory (default outputs/<engagement>-<as-of day>/).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    help="Output directory (default outputs/<engagement>-<as-of day>/).",
+)
 @actor_option
 @format_option
 @click.pass_obj
-def report_cmd(obj: Context, params_file: str, as_of: str | None, out_dir: str | None, actor: str,
-               fmt: str | None) -> None:
+def report_cmd(
+    obj: Context, params_file: str, as_of: str | None, out_dir: str | None, actor: str, fmt: str | None
+) -> None:
     """Execute the report notebooks, render them to offline HTML and seal the evidence pack."""
     from handoffkit import report
 
-    result = report.render(params_file, db=obj.db, as_of=parse_instant(as_of), out_dir=out_dir,
-                           actor=require_actor(actor), progress=lambda m: click.echo(m, err=True))
+    result = report.render(
+        params_file,
+        db=obj.db,
+        as_of=parse_instant(as_of),
+        out_dir=out_dir,
+        actor=require_actor(actor),
+        progress=lambda m: click.echo(m, err=True),
+    )
     if obj.out_format(fmt) == "json":
         say(emit(result.as_dict(), "json"))
         return
@@ -587,16 +812,21 @@ def report_cmd(obj: Context, params_file: str, as_of: str | None, out_dir: str |
 @click.option("--engagement", "-e", default="DEMO", show_default=True)
 @click.option("--size", default=2000, show_default=True, help="Approximate number of findings.")
 @click.option("--seed", default=7, show_default=True)
-@click.option("--workdir", type=click.Path(file_okay=False), default=None,
-              help="Where the generated scanner and ticket files are written (default: a temp dir).")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where the generated scanner and ticket files are written (default: a temp dir).",
+)
 @format_option
 @click.pass_obj
 def demo(obj: Context, engagement: str, size: int, seed: int, workdir: str | None, fmt: str | None) -> None:
     """Build the seeded demo engagement (a realistic programme with every drift pattern)."""
     from handoffkit import demo as demo_mod
 
-    summary = demo_mod.build(obj.db, engagement=engagement, size=size, seed=seed, workdir=workdir,
-                             progress=lambda m: click.echo(m, err=True))
+    summary = demo_mod.build(
+        obj.db, engagement=engagement, size=size, seed=seed, workdir=workdir, progress=lambda m: click.echo(m, err=True)
+    )
     say(emit(summary, obj.out_format(fmt)))
 
 

@@ -28,8 +28,15 @@ class InitResult:
         return self.__dict__.copy()
 
 
-def init(store: Store, key: str, policy_path: str | Path, *, actor: str, name: str | None = None,
-         owners_path: str | Path | None = None) -> InitResult:
+def init(
+    store: Store,
+    key: str,
+    policy_path: str | Path,
+    *,
+    actor: str,
+    name: str | None = None,
+    owners_path: str | Path | None = None,
+) -> InitResult:
     """Create the engagement (or update it): store the policy as a new version when it changed, and
     load the owners map (the ``--owners`` file, else the policy's ``ownership.owners_file``).
 
@@ -51,32 +58,52 @@ def init(store: Store, key: str, policy_path: str | Path, *, actor: str, name: s
         version = existing.policy_version if existing else 0
         new_events: list[Event] = []
         if created:
-            conn.execute(insert(schema.engagements).values(key=key, name=name or key, policy_version=0,
-                                                           created_at=now))
-            new_events.append(Event(type="engagement_created", actor=actor, engagement=key,
-                                    data={"name": name or key}))
+            conn.execute(insert(schema.engagements).values(key=key, name=name or key, policy_version=0, created_at=now))
+            new_events.append(Event(type="engagement_created", actor=actor, engagement=key, data={"name": name or key}))
         elif name and name != existing.name:
             conn.execute(update(schema.engagements).where(schema.engagements.c.key == key).values(name=name))
-            new_events.append(Event(type="engagement_renamed", actor=actor, engagement=key,
-                                    data={"from": existing.name, "to": name}))
+            new_events.append(
+                Event(type="engagement_renamed", actor=actor, engagement=key, data={"from": existing.name, "to": name})
+            )
         changed = created or _current_sha(conn, key, version) != policy.sha256()
         if changed:
             version += 1
-            conn.execute(insert(schema.policies).values(
-                engagement=key, version=version, document=canonical_json(policy.document()),
-                sha256=policy.sha256(), source_file=str(policy_path), created_at=now, actor=actor))
-            conn.execute(update(schema.engagements).where(schema.engagements.c.key == key)
-                         .values(policy_version=version))
-            new_events.append(Event(type="policy_versioned", actor=actor, engagement=key, source=policy_source,
-                                    data={"version": version, "sha256": policy.sha256(),
-                                          "document": policy.document()}))
+            conn.execute(
+                insert(schema.policies).values(
+                    engagement=key,
+                    version=version,
+                    document=canonical_json(policy.document()),
+                    sha256=policy.sha256(),
+                    source_file=str(policy_path),
+                    created_at=now,
+                    actor=actor,
+                )
+            )
+            conn.execute(
+                update(schema.engagements).where(schema.engagements.c.key == key).values(policy_version=version)
+            )
+            new_events.append(
+                Event(
+                    type="policy_versioned",
+                    actor=actor,
+                    engagement=key,
+                    source=policy_source,
+                    data={"version": version, "sha256": policy.sha256(), "document": policy.document()},
+                )
+            )
         loaded = None
         if owner_rows is not None and _owners_changed(conn, key, owner_rows):
             assets.replace_assets(conn, key, owner_rows)
             loaded = len(owner_rows)
-            new_events.append(Event(type="owners_loaded", actor=actor, engagement=key,
-                                    source=Source(str(owners_path), sha256_bytes(owner_bytes)),
-                                    data={"rows": owner_rows}))
+            new_events.append(
+                Event(
+                    type="owners_loaded",
+                    actor=actor,
+                    engagement=key,
+                    source=Source(str(owners_path), sha256_bytes(owner_bytes)),
+                    data={"rows": owner_rows},
+                )
+            )
         append(conn, store, new_events)
     return InitResult(key, created, version, changed, loaded)
 
@@ -88,9 +115,14 @@ def _current_sha(conn: Connection, key: str, version: int) -> str | None:
 
 def _owners_changed(conn: Connection, key: str, rows: list[dict[str, Any]]) -> bool:
     a = schema.assets
-    current = [dict(r._mapping) for r in conn.execute(
-        select(*[a.c[c] for c in (*assets.COLUMNS, "is_pattern", "position")])
-        .where(a.c.engagement == key).order_by(a.c.position))]
+    current = [
+        dict(r._mapping)
+        for r in conn.execute(
+            select(*[a.c[c] for c in (*assets.COLUMNS, "is_pattern", "position")])
+            .where(a.c.engagement == key)
+            .order_by(a.c.position)
+        )
+    ]
     return current != rows
 
 
@@ -114,8 +146,11 @@ def policy(conn: Connection, key: str, version: int | None = None) -> Policy:
 def list_engagements(store: Store) -> list[dict[str, Any]]:
     """Every engagement with its name, policy version and finding count."""
     e, f = schema.engagements, schema.findings
-    counts = (select(f.c.engagement, func.count().label("n")).group_by(f.c.engagement).subquery())
+    counts = select(f.c.engagement, func.count().label("n")).group_by(f.c.engagement).subquery()
     with store.read() as conn:
-        rows = conn.execute(select(e.c.key, e.c.name, e.c.policy_version, func.coalesce(counts.c.n, 0))
-                            .outerjoin(counts, counts.c.engagement == e.c.key).order_by(e.c.key)).all()
+        rows = conn.execute(
+            select(e.c.key, e.c.name, e.c.policy_version, func.coalesce(counts.c.n, 0))
+            .outerjoin(counts, counts.c.engagement == e.c.key)
+            .order_by(e.c.key)
+        ).all()
     return [{"key": r[0], "name": r[1], "policy_version": r[2], "findings": r[3]} for r in rows]

@@ -83,8 +83,9 @@ def append(conn: Connection, store: Store, new: Iterable[Event]) -> int:
 
     All events of one call share one ``occurred_at``: they are one transaction.
     """
-    head = conn.execute(select(schema.chain_head.c.seq, schema.chain_head.c.row_hash)
-                        .where(schema.chain_head.c.id == 1)).one()
+    head = conn.execute(
+        select(schema.chain_head.c.seq, schema.chain_head.c.row_hash).where(schema.chain_head.c.id == 1)
+    ).one()
     seq, prev = head.seq, head.row_hash
     now = store.now()
     when = schema.format_ts(now)
@@ -100,9 +101,18 @@ def append(conn: Connection, store: Store, new: Iterable[Event]) -> int:
             org = origins[id(ev.source)] = (canonical_json(origin(ev.source)), origin(ev.source))
         actor = actors.get(ev.actor) or actors.setdefault(ev.actor, require_actor(ev.actor))
         row = {
-            "seq": seq, "event_id": store.clock.new_id(now), "occurred_at": when, "actor": actor,
-            "outcome": ev.outcome, "type": ev.type, "engagement": ev.engagement, "finding_id": ev.finding_id,
-            "ticket_key": ev.ticket_key, "state": ev.state, "disposition": ev.disposition, "severity": ev.severity,
+            "seq": seq,
+            "event_id": store.clock.new_id(now),
+            "occurred_at": when,
+            "actor": actor,
+            "outcome": ev.outcome,
+            "type": ev.type,
+            "engagement": ev.engagement,
+            "finding_id": ev.finding_id,
+            "ticket_key": ev.ticket_key,
+            "state": ev.state,
+            "disposition": ev.disposition,
+            "severity": ev.severity,
         }
         payload = canonical_json({**row, "origin": org[1], "data": ev.data})
         row_hash = chain_hash(prev, payload)
@@ -111,8 +121,7 @@ def append(conn: Connection, store: Store, new: Iterable[Event]) -> int:
         prev = row_hash
     if rows:
         bulk_insert(conn, schema.events, rows)
-        conn.execute(update(schema.chain_head).where(schema.chain_head.c.id == 1)
-                     .values(seq=seq, row_hash=prev))
+        conn.execute(update(schema.chain_head).where(schema.chain_head.c.id == 1).values(seq=seq, row_hash=prev))
     return seq
 
 
@@ -131,10 +140,19 @@ def mutation(store: Store, template: Event) -> Iterator[Connection]:
             yield conn
     except (RefusedError, ConcurrentEditError, InputError) as exc:
         outcome = "denied" if isinstance(exc, RefusedError) else "failure"
-        log(store, Event(type=template.type, actor=template.actor, engagement=template.engagement,
-                         finding_id=template.finding_id, ticket_key=template.ticket_key,
-                         outcome=outcome, source=template.source,
-                         data={**template.data, "reason": str(exc)}))
+        log(
+            store,
+            Event(
+                type=template.type,
+                actor=template.actor,
+                engagement=template.engagement,
+                finding_id=template.finding_id,
+                ticket_key=template.ticket_key,
+                outcome=outcome,
+                source=template.source,
+                data={**template.data, "reason": str(exc)},
+            ),
+        )
         raise
 
 
@@ -154,9 +172,15 @@ class Verification:
     anchor: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "checked": self.checked, "head_seq": self.head_seq,
-                "head_hash": self.head_hash, "first_bad_seq": self.first_bad_seq,
-                "reason": self.reason, "anchor": self.anchor}
+        return {
+            "ok": self.ok,
+            "checked": self.checked,
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "first_bad_seq": self.first_bad_seq,
+            "reason": self.reason,
+            "anchor": self.anchor,
+        }
 
 
 _MIRRORED = tuple(c for c in schema.EVENT_COLUMNS if c != "origin")
@@ -164,8 +188,10 @@ _MIRRORED = tuple(c for c in schema.EVENT_COLUMNS if c != "origin")
 
 def _row_problem(row: Any, expected_seq: int, prev: str) -> str | None:
     if row.seq != expected_seq:
-        return (f"expected seq {expected_seq}, found {row.seq}: "
-                f"{'rows missing' if row.seq > expected_seq else 'rows out of order'}")
+        return (
+            f"expected seq {expected_seq}, found {row.seq}: "
+            f"{'rows missing' if row.seq > expected_seq else 'rows out of order'}"
+        )
     if row.prev_hash != prev:
         return "prev_hash does not match the previous row's row_hash (a row was deleted, inserted or moved)"
     if chain_hash(row.prev_hash, row.payload) != row.row_hash:
@@ -194,32 +220,50 @@ def verify(store: Store, anchor: dict[str, Any] | None = None) -> Verification:
         head_seq, head_hash = head(conn)
         expected, prev, checked = 1, schema.GENESIS_HASH, 0
         anchor_hash_at: str | None = None
-        result = conn.execution_options(yield_per=20_000).execute(
-            select(schema.events).order_by(schema.events.c.seq))
+        result = conn.execution_options(yield_per=20_000).execute(select(schema.events).order_by(schema.events.c.seq))
         for row in result:
             problem = _row_problem(row, expected, prev)
             if problem:
                 result.close()
-                return Verification(False, checked, head_seq, head_hash, min(row.seq, expected),
-                                    problem, anchor)
+                return Verification(False, checked, head_seq, head_hash, min(row.seq, expected), problem, anchor)
             if anchor and row.seq == anchor["seq"]:
                 anchor_hash_at = row.row_hash
             prev, expected, checked = row.row_hash, expected + 1, checked + 1
     last_seq = expected - 1
     if (last_seq, prev) != (head_seq, head_hash):
         bad = last_seq + 1 if last_seq < head_seq else head_seq + (last_seq > head_seq)
-        return Verification(False, checked, head_seq, head_hash, bad,
-                            f"the log ends at seq {last_seq} but the chain head records seq {head_seq} "
-                            "(rows were removed or added at the end, or the head was rewritten)", anchor)
+        return Verification(
+            False,
+            checked,
+            head_seq,
+            head_hash,
+            bad,
+            f"the log ends at seq {last_seq} but the chain head records seq {head_seq} "
+            "(rows were removed or added at the end, or the head was rewritten)",
+            anchor,
+        )
     if anchor:
         if anchor["seq"] > last_seq:
-            return Verification(False, checked, head_seq, head_hash, last_seq + 1,
-                                f"the anchor records seq {anchor['seq']} but the log ends at seq {last_seq} "
-                                "(the log was truncated)", anchor)
+            return Verification(
+                False,
+                checked,
+                head_seq,
+                head_hash,
+                last_seq + 1,
+                f"the anchor records seq {anchor['seq']} but the log ends at seq {last_seq} (the log was truncated)",
+                anchor,
+            )
         if anchor_hash_at != anchor["row_hash"]:
-            return Verification(False, checked, head_seq, head_hash, anchor["seq"],
-                                f"row {anchor['seq']} has hash {anchor_hash_at}, the anchor records "
-                                f"{anchor['row_hash']} (the chain was rewritten)", anchor)
+            return Verification(
+                False,
+                checked,
+                head_seq,
+                head_hash,
+                anchor["seq"],
+                f"row {anchor['seq']} has hash {anchor_hash_at}, the anchor records "
+                f"{anchor['row_hash']} (the chain was rewritten)",
+                anchor,
+            )
     return Verification(True, checked, head_seq, head_hash, anchor=anchor)
 
 
@@ -229,10 +273,15 @@ def load_anchor(path: str | Path) -> dict[str, Any]:
 
     doc = load_json(read_bytes(path), str(path))
     node = doc.get("chain_head", doc) if isinstance(doc, dict) else None
-    if not (isinstance(node, dict) and isinstance(node.get("seq"), int)
-            and isinstance(node.get("row_hash"), str) and len(node["row_hash"]) == 64):
-        raise InputError(f"{path}: expected an anchor {{\"seq\": N, \"row_hash\": \"<64 hex>\"}} "
-                         "(at the top level or under \"chain_head\")")
+    if not (
+        isinstance(node, dict)
+        and isinstance(node.get("seq"), int)
+        and isinstance(node.get("row_hash"), str)
+        and len(node["row_hash"]) == 64
+    ):
+        raise InputError(
+            f'{path}: expected an anchor {{"seq": N, "row_hash": "<64 hex>"}} (at the top level or under "chain_head")'
+        )
     return {"seq": node["seq"], "row_hash": node["row_hash"]}
 
 
@@ -241,8 +290,16 @@ def verify_logged(store: Store, actor: str, anchor_path: str | None = None) -> V
     anchor = load_anchor(anchor_path) if anchor_path else None
     result = verify(store, anchor)
     src = Source(str(anchor_path), sha256_bytes(Path(anchor_path).read_bytes())) if anchor_path else None
-    log(store, Event(type="log_verified", actor=actor, outcome="success" if result.ok else "failure",
-                     source=src, data=result.as_dict()))
+    log(
+        store,
+        Event(
+            type="log_verified",
+            actor=actor,
+            outcome="success" if result.ok else "failure",
+            source=src,
+            data=result.as_dict(),
+        ),
+    )
     if not result.ok:
         raise IntegrityError(f"activity log fails verification at seq {result.first_bad_seq}: {result.reason}")
     return result
@@ -255,7 +312,20 @@ def iter_events(conn: Connection, stmt=None) -> Iterator[Any]:
 
 
 __all__ = [
-    "Event", "HandoffkitError", "Source", "Verification", "append", "canonical_json", "chain_hash",
-    "head", "iter_events", "load_anchor", "log", "mutation", "origin", "sha256_bytes", "verify",
+    "Event",
+    "HandoffkitError",
+    "Source",
+    "Verification",
+    "append",
+    "canonical_json",
+    "chain_hash",
+    "head",
+    "iter_events",
+    "load_anchor",
+    "log",
+    "mutation",
+    "origin",
+    "sha256_bytes",
+    "verify",
     "verify_logged",
 ]

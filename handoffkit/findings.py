@@ -24,9 +24,29 @@ from handoffkit.store import Store, bulk_insert, update_rows
 
 F = schema.findings
 FIELDS = tuple(c.name for c in F.columns)
-PUBLIC = ("finding_id", "engagement", "state", "triage", "severity", "scanner_severity", "disposition",
-          "title", "asset_ref", "tool", "rule_ref", "cves", "cwes", "kev", "owner_team", "owner_role",
-          "owner_name", "sla_due", "first_seen", "last_seen", "row_version")
+PUBLIC = (
+    "finding_id",
+    "engagement",
+    "state",
+    "triage",
+    "severity",
+    "scanner_severity",
+    "disposition",
+    "title",
+    "asset_ref",
+    "tool",
+    "rule_ref",
+    "cves",
+    "cwes",
+    "kev",
+    "owner_team",
+    "owner_role",
+    "owner_name",
+    "sla_due",
+    "first_seen",
+    "last_seen",
+    "row_version",
+)
 """The columns ``handoffkit findings`` shows (plus ``ticket_keys``)."""
 
 
@@ -54,39 +74,84 @@ def _after(before: Mapping[str, Any], changes: Mapping[str, Any], key: str) -> A
     return changes[key] if key in changes else before[key]
 
 
-def event_for(before: Mapping[str, Any], changes: Mapping[str, Any], *, type: str, actor: str,
-               data: dict[str, Any] | None, source: Source | None, ticket_key: str | None) -> Event:
+def event_for(
+    before: Mapping[str, Any],
+    changes: Mapping[str, Any],
+    *,
+    type: str,
+    actor: str,
+    data: dict[str, Any] | None,
+    source: Source | None,
+    ticket_key: str | None,
+) -> Event:
     return Event(
-        type=type, actor=actor, engagement=before["engagement"], finding_id=before["finding_id"],
-        ticket_key=ticket_key, state=_after(before, changes, "state"),
-        disposition=_after(before, changes, "disposition"), severity=_after(before, changes, "severity"),
+        type=type,
+        actor=actor,
+        engagement=before["engagement"],
+        finding_id=before["finding_id"],
+        ticket_key=ticket_key,
+        state=_after(before, changes, "state"),
+        disposition=_after(before, changes, "disposition"),
+        severity=_after(before, changes, "severity"),
         source=source,
         data={**(data or {}), "set": dict(changes), "from": {k: before[k] for k in changes}},
     )
 
 
-def create_many(conn: Connection, store: Store, rows: list[dict[str, Any]], *, actor: str,
-                source: Source | None = None, data: Iterable[dict[str, Any]] | None = None) -> None:
+def create_many(
+    conn: Connection,
+    store: Store,
+    rows: list[dict[str, Any]],
+    *,
+    actor: str,
+    source: Source | None = None,
+    data: Iterable[dict[str, Any]] | None = None,
+) -> None:
     """Insert new findings (complete rows without ``row_version``) with one ``finding_created`` event each."""
     if not rows:
         return
     for row in rows:
         row["row_version"] = 1
     bulk_insert(conn, F, rows)
-    bulk_insert(conn, schema.finding_cves,
-                [{"finding_id": r["finding_id"], "cve_id": c} for r in rows for c in r["cves"].split()])
+    bulk_insert(
+        conn,
+        schema.finding_cves,
+        [{"finding_id": r["finding_id"], "cve_id": c} for r in rows for c in r["cves"].split()],
+    )
     extras = list(data) if data is not None else [{}] * len(rows)
-    append(conn, store, [
-        Event(type="finding_created", actor=actor, engagement=r["engagement"], finding_id=r["finding_id"],
-              state=r["state"], disposition=r["disposition"], severity=r["severity"], source=source,
-              data={**extra, "set": {k: v for k, v in r.items() if v is not None and k not in _NOT_LOGGED}})
-        for r, extra in zip(rows, extras, strict=True)
-    ])
+    append(
+        conn,
+        store,
+        [
+            Event(
+                type="finding_created",
+                actor=actor,
+                engagement=r["engagement"],
+                finding_id=r["finding_id"],
+                state=r["state"],
+                disposition=r["disposition"],
+                severity=r["severity"],
+                source=source,
+                data={**extra, "set": {k: v for k, v in r.items() if v is not None and k not in _NOT_LOGGED}},
+            )
+            for r, extra in zip(rows, extras, strict=True)
+        ],
+    )
 
 
-def change(conn: Connection, store: Store, before: Mapping[str, Any], changes: dict[str, Any], *,
-           type: str, actor: str, data: dict[str, Any] | None = None, source: Source | None = None,
-           ticket_key: str | None = None, expected_version: int | None = None) -> dict[str, Any]:
+def change(
+    conn: Connection,
+    store: Store,
+    before: Mapping[str, Any],
+    changes: dict[str, Any],
+    *,
+    type: str,
+    actor: str,
+    data: dict[str, Any] | None = None,
+    source: Source | None = None,
+    ticket_key: str | None = None,
+    expected_version: int | None = None,
+) -> dict[str, Any]:
     """Apply ``changes`` to one finding and log ``type``; returns the row after the change.
 
     ``expected_version`` is the row version the caller read (an analyst's notebook, say); when the
@@ -96,15 +161,24 @@ def change(conn: Connection, store: Store, before: Mapping[str, Any], changes: d
     if version != before["row_version"]:
         raise ConcurrentEditError(
             f"finding {before['finding_id']} is at version {before['row_version']}, not {version}: "
-            "someone else changed it since you read it; reload and retry")
+            "someone else changed it since you read it; reload and retry"
+        )
     if changes:
-        done = conn.execute(update(F).where(F.c.finding_id == before["finding_id"], F.c.row_version == version)
-                            .values(**changes, row_version=version + 1)).rowcount
+        done = conn.execute(
+            update(F)
+            .where(F.c.finding_id == before["finding_id"], F.c.row_version == version)
+            .values(**changes, row_version=version + 1)
+        ).rowcount
         if done != 1:
-            raise ConcurrentEditError(f"finding {before['finding_id']} was changed by someone else while "
-                                      "this change was being made; nothing was written — retry")
-    append(conn, store, [event_for(before, changes, type=type, actor=actor, data=data, source=source,
-                                    ticket_key=ticket_key)])
+            raise ConcurrentEditError(
+                f"finding {before['finding_id']} was changed by someone else while "
+                "this change was being made; nothing was written — retry"
+            )
+    append(
+        conn,
+        store,
+        [event_for(before, changes, type=type, actor=actor, data=data, source=source, ticket_key=ticket_key)],
+    )
     return {**before, **changes, "row_version": version + (1 if changes else 0)}
 
 
@@ -123,12 +197,27 @@ class Change:
     type: str | None = None
 
 
-def change_many(conn: Connection, store: Store, items: list[Change], *, type: str, actor: str,
-                source: Source | None = None) -> None:
+def change_many(
+    conn: Connection, store: Store, items: list[Change], *, type: str, actor: str, source: Source | None = None
+) -> None:
     """Apply many changes set-based (see :func:`apply`) and log one event per item, in order."""
     apply(conn, items)
-    append(conn, store, [event_for(i.before, i.changes, type=i.type or type, actor=actor, data=i.data,
-                                   source=source, ticket_key=i.ticket_key) for i in items])
+    append(
+        conn,
+        store,
+        [
+            event_for(
+                i.before,
+                i.changes,
+                type=i.type or type,
+                actor=actor,
+                data=i.data,
+                source=source,
+                ticket_key=i.ticket_key,
+            )
+            for i in items
+        ],
+    )
 
 
 def apply(conn: Connection, items: list[Change]) -> None:
@@ -168,25 +257,35 @@ def frame(conn: Connection, engagement: str, columns: Iterable[str] | None = Non
     df = pd.DataFrame({name: list(col) for name, col in zip(names, values, strict=True)}, columns=names)
     for n in texts:
         parsed = pd.to_datetime(df[n], utc=True, format="ISO8601")
-        df[n] = parsed if isinstance(F.c[n].type, schema.Timestamp) else \
-            parsed.dt.date.astype(object).where(parsed.notna(), None)
+        df[n] = (
+            parsed
+            if isinstance(F.c[n].type, schema.Timestamp)
+            else parsed.dt.date.astype(object).where(parsed.notna(), None)
+        )
     return df
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows of a frame as plain dicts: missing values become None, numpy scalars Python ones."""
     out = df.astype(object).where(df.notna(), None).to_dict(orient="records")
-    return [{k: (v.item() if hasattr(v, "item") else v.to_pydatetime() if isinstance(v, pd.Timestamp) else v)
-             for k, v in row.items()} for row in out]
+    return [
+        {
+            k: (v.item() if hasattr(v, "item") else v.to_pydatetime() if isinstance(v, pd.Timestamp) else v)
+            for k, v in row.items()
+        }
+        for row in out
+    ]
 
 
 def ticket_keys(conn: Connection, engagement: str) -> dict[str, list[str]]:
     """Active ticket links per finding, as ``system:key`` strings."""
     lk = schema.links.c
     out: dict[str, list[str]] = {}
-    for fid, system, key in conn.execute(select(lk.finding_id, lk.system, lk.ticket_key)
-                                         .where(lk.engagement == engagement, lk.active)
-                                         .order_by(lk.finding_id, lk.system, lk.ticket_key)):
+    for fid, system, key in conn.execute(
+        select(lk.finding_id, lk.system, lk.ticket_key)
+        .where(lk.engagement == engagement, lk.active)
+        .order_by(lk.finding_id, lk.system, lk.ticket_key)
+    ):
         out.setdefault(fid, []).append(f"{system}:{key}")
     return out
 
@@ -209,8 +308,9 @@ def replay(store: Store, engagement: str, as_of: datetime | None = None) -> dict
     Values come back in their canonical (logged) form: dates and instants as text.
     """
     ev = schema.events.c
-    stmt = select(ev.finding_id, ev.payload).where(ev.engagement == engagement, ev.finding_id.is_not(None),
-                                                  ev.outcome == "success")
+    stmt = select(ev.finding_id, ev.payload).where(
+        ev.engagement == engagement, ev.finding_id.is_not(None), ev.outcome == "success"
+    )
     if as_of is not None:
         stmt = stmt.where(ev.occurred_at <= schema.format_ts(as_of))
     state: dict[str, dict[str, Any]] = {}
@@ -246,8 +346,12 @@ def as_of(store: Store, engagement: str, when: datetime) -> pd.DataFrame:
 
 def _links_as_of(store: Store, engagement: str, when: datetime) -> dict[str, list[str]]:
     ev = schema.events.c
-    stmt = select(ev.payload).where(ev.engagement == engagement, ev.type.in_(("link_added", "link_removed")),
-                                    ev.outcome == "success", ev.occurred_at <= schema.format_ts(when))
+    stmt = select(ev.payload).where(
+        ev.engagement == engagement,
+        ev.type.in_(("link_added", "link_removed")),
+        ev.outcome == "success",
+        ev.occurred_at <= schema.format_ts(when),
+    )
     active: dict[tuple[str, str], bool] = {}
     with store.read() as conn:
         for (payload,) in iter_events(conn, stmt):

@@ -16,8 +16,10 @@ def require_actor(actor: str | None) -> str:
     """The actor as given (trimmed); an empty actor is refused before anything is written."""
     cleaned = " ".join((actor or "").split())
     if not cleaned:
-        raise HandoffkitError("an actor is required: pass --actor NAME (or set HANDOFFKIT_ACTOR) "
-                              "naming the one person responsible for this action")
+        raise HandoffkitError(
+            "an actor is required: pass --actor NAME (or set HANDOFFKIT_ACTOR) "
+            "naming the one person responsible for this action"
+        )
     return cleaned
 
 

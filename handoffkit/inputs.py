@@ -39,8 +39,13 @@ def read_bytes(path: str | Path, max_bytes: int | None = None) -> bytes:
     try:
         size = p.stat().st_size
         if size > cap:
-            raise InputError(located(str(p), None, f"file is {size} bytes, over the {cap}-byte cap "
-                                     "(raise HANDOFFKIT_MAX_INPUT_BYTES to accept it)"))
+            raise InputError(
+                located(
+                    str(p),
+                    None,
+                    f"file is {size} bytes, over the {cap}-byte cap (raise HANDOFFKIT_MAX_INPUT_BYTES to accept it)",
+                )
+            )
         return p.read_bytes()
     except OSError as exc:
         raise InputError(located(str(p), None, f"cannot read: {exc.strerror or exc}")) from exc
@@ -72,9 +77,13 @@ def _refuse_constant(name: str) -> None:
 
 def decode_text(data: bytes, source: str) -> str:
     """Decode JSON/XML-ish text: UTF-8 (BOM tolerated) or UTF-16/32 with a BOM."""
-    for bom, codec in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-                       (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
-                       (codecs.BOM_UTF8, "utf-8-sig")):
+    for bom, codec in (
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+        (codecs.BOM_UTF8, "utf-8-sig"),
+    ):
         if data.startswith(bom):
             encoding = codec
             break
@@ -83,8 +92,9 @@ def decode_text(data: bytes, source: str) -> str:
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise InputError(located(source, f"byte {exc.start}",
-                                 f"not valid {encoding.upper()} text ({exc.reason})")) from exc
+        raise InputError(
+            located(source, f"byte {exc.start}", f"not valid {encoding.upper()} text ({exc.reason})")
+        ) from exc
 
 
 def _line_col(text: str, pos: int) -> str:
@@ -101,9 +111,14 @@ def load_json(data: bytes | str, source: str) -> Any:
     except json.JSONDecodeError as exc:
         raise InputError(located(source, f"{exc.lineno}:{exc.colno}", f"invalid JSON: {exc.msg}")) from exc
     except _DuplicateKey as exc:
-        raise InputError(located(source, _where_duplicate(text, exc.key),
-                                 f"duplicate key {exc.key!r} in one JSON object; "
-                                 "expected each key once (which value is meant is ambiguous)")) from exc
+        raise InputError(
+            located(
+                source,
+                _where_duplicate(text, exc.key),
+                f"duplicate key {exc.key!r} in one JSON object; "
+                "expected each key once (which value is meant is ambiguous)",
+            )
+        ) from exc
     except RecursionError as exc:
         raise InputError(located(source, None, "JSON nested too deeply to be a real export; refused")) from exc
     except ValueError as exc:  # NaN / Infinity
@@ -142,8 +157,13 @@ def parse_xml(data: bytes, source: str) -> Element:
     try:
         return DefusedET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
-        raise InputError(located(source, None, f"refused hostile XML: {exc} "
-                                 "(DTDs, entity declarations and external references are not accepted)")) from exc
+        raise InputError(
+            located(
+                source,
+                None,
+                f"refused hostile XML: {exc} (DTDs, entity declarations and external references are not accepted)",
+            )
+        ) from exc
     except ParseError as exc:
         line, col = exc.position
         raise InputError(located(source, f"{line}:{col + 1}", f"malformed XML: {_xml_reason(exc)}")) from exc
@@ -173,7 +193,7 @@ class CsvTable:
 
 def _decode_csv(data: bytes, source: str, fallback: str | None) -> tuple[str, str]:
     if data.startswith(codecs.BOM_UTF8):
-        return data[len(codecs.BOM_UTF8):].decode("utf-8", errors="strict"), "utf-8-sig"
+        return data[len(codecs.BOM_UTF8) :].decode("utf-8", errors="strict"), "utf-8-sig"
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return data.decode("utf-16"), "utf-16"
     try:
@@ -182,9 +202,14 @@ def _decode_csv(data: bytes, source: str, fallback: str | None) -> tuple[str, st
         if fallback:
             return data.decode(fallback), fallback
         line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(located(source, f"{line} (byte {exc.start})",
-                                 "not UTF-8 text; expected UTF-8, UTF-8 with BOM or UTF-16 with BOM "
-                                 "(for a Windows-1252 export pass the cp1252 fallback explicitly)")) from exc
+        raise InputError(
+            located(
+                source,
+                f"{line} (byte {exc.start})",
+                "not UTF-8 text; expected UTF-8, UTF-8 with BOM or UTF-16 with BOM "
+                "(for a Windows-1252 export pass the cp1252 fallback explicitly)",
+            )
+        ) from exc
 
 
 def _sniff_delimiter(text: str) -> str:
@@ -229,8 +254,9 @@ def read_csv(data: bytes, source: str, *, fallback_encoding: str | None = None) 
                 empty += 1
             else:
                 if len(record) > len(header):
-                    raise InputError(located(source, str(start),
-                                             f"row has {len(record)} cells, the header {len(header)}"))
+                    raise InputError(
+                        located(source, str(start), f"row has {len(record)} cells, the header {len(header)}")
+                    )
                 row: dict[str, Any] = {}
                 for name in headers:
                     idx = positions[name]
@@ -242,6 +268,11 @@ def read_csv(data: bytes, source: str, *, fallback_encoding: str | None = None) 
                 lines.append(start)
             start = reader.line_num + 1
     except csv.Error as exc:
-        raise InputError(located(source, str(start), f"malformed CSV: {exc} "
-                                 "(a quoted cell that never closes usually means a truncated file)")) from exc
+        raise InputError(
+            located(
+                source,
+                str(start),
+                f"malformed CSV: {exc} (a quoted cell that never closes usually means a truncated file)",
+            )
+        ) from exc
     return CsvTable(headers, rows, lines, encoding, delimiter, repeated, empty)

@@ -50,8 +50,9 @@ def validate_catalog(doc: Any, source: str, schema_path: str | Path | None = Non
     error = next(iter(sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))), None)
     if error is not None:
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
-        raise InputError(located(source, path or "(top level)",
-                                 f"not a KEV catalog per its published schema: {error.message}"))
+        raise InputError(
+            located(source, path or "(top level)", f"not a KEV catalog per its published schema: {error.message}")
+        )
 
 
 def load(store: Store, path: str | Path, *, actor: str, schema_path: str | Path | None = None) -> KevLoad:
@@ -65,27 +66,60 @@ def load(store: Store, path: str | Path, *, actor: str, schema_path: str | Path 
     with store.write() as conn:
         before = set(conn.execute(select(schema.kev.c.cve_id)).scalars())
         conn.execute(delete(schema.kev))
-        conn.execute(insert(schema.kev), [
-            {"cve_id": cve, "vendor_project": v.get("vendorProject"), "product": v.get("product"),
-             "name": v.get("vulnerabilityName"), "date_added": date.fromisoformat(v["dateAdded"]),
-             "due_date": date.fromisoformat(v["dueDate"]), "ransomware": v.get("knownRansomwareCampaignUse"),
-             "catalog_version": doc["catalogVersion"]} for cve, v in entries.items()])
+        conn.execute(
+            insert(schema.kev),
+            [
+                {
+                    "cve_id": cve,
+                    "vendor_project": v.get("vendorProject"),
+                    "product": v.get("product"),
+                    "name": v.get("vulnerabilityName"),
+                    "date_added": date.fromisoformat(v["dateAdded"]),
+                    "due_date": date.fromisoformat(v["dueDate"]),
+                    "ransomware": v.get("knownRansomwareCampaignUse"),
+                    "catalog_version": doc["catalogVersion"],
+                }
+                for cve, v in entries.items()
+            ],
+        )
         flagged = _flag(conn, store, actor, source, doc["catalogVersion"])
         added = len(set(entries) - before)
-        append(conn, store, [Event(type="kev_loaded", actor=actor, source=source, data={
-            "catalog_version": doc["catalogVersion"], "entries": len(entries), "count_field": doc["count"],
-            "added": added, "findings_flagged": flagged})])
+        append(
+            conn,
+            store,
+            [
+                Event(
+                    type="kev_loaded",
+                    actor=actor,
+                    source=source,
+                    data={
+                        "catalog_version": doc["catalogVersion"],
+                        "entries": len(entries),
+                        "count_field": doc["count"],
+                        "added": added,
+                        "findings_flagged": flagged,
+                    },
+                )
+            ],
+        )
     return KevLoad(doc["catalogVersion"], len(entries), added, flagged)
 
 
 def _flag(conn, store: Store, actor: str, source: Source, version: str) -> int:
     """Set-based: findings not yet flagged whose CVEs appear in the catalog."""
     f, fc, k = schema.findings, schema.finding_cves, schema.kev
-    due = (select(fc.c.finding_id, func.min(k.c.due_date).label("due"))
-           .join(k, k.c.cve_id == fc.c.cve_id).group_by(fc.c.finding_id).subquery())
-    rows = conn.execute(select(f, due.c.due).join(due, due.c.finding_id == f.c.finding_id)
-                        .where(f.c.kev.is_(False)).order_by(f.c.number)).all()
-    changes = [findings.Change(r._mapping, {"kev": True, "kev_due": r.due},
-                               {"catalog_version": version}) for r in rows]
+    due = (
+        select(fc.c.finding_id, func.min(k.c.due_date).label("due"))
+        .join(k, k.c.cve_id == fc.c.cve_id)
+        .group_by(fc.c.finding_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(f, due.c.due)
+        .join(due, due.c.finding_id == f.c.finding_id)
+        .where(f.c.kev.is_(False))
+        .order_by(f.c.number)
+    ).all()
+    changes = [findings.Change(r._mapping, {"kev": True, "kev_due": r.due}, {"catalog_version": version}) for r in rows]
     findings.change_many(conn, store, changes, type="kev_flagged", actor=actor, source=source)
     return len(changes)

@@ -25,9 +25,14 @@ def by_ticket(conn: Connection, engagement: str, system: str, keys: list[str]) -
     """Finding ids actively linked to each ticket key (whatever the link's origin)."""
     out: dict[str, list[str]] = {}
     for start in range(0, len(keys), 10_000):
-        for fid, key in conn.execute(select(L.c.finding_id, L.c.ticket_key).where(
-                L.c.engagement == engagement, L.c.system == system, L.c.active,
-                L.c.ticket_key.in_(keys[start:start + 10_000]))):
+        for fid, key in conn.execute(
+            select(L.c.finding_id, L.c.ticket_key).where(
+                L.c.engagement == engagement,
+                L.c.system == system,
+                L.c.active,
+                L.c.ticket_key.in_(keys[start : start + 10_000]),
+            )
+        ):
             out.setdefault(key, []).append(fid)
     return out
 
@@ -36,35 +41,73 @@ def link_states(conn: Connection, finding_ids: list[str]) -> dict[str, dict[tupl
     """Every link (active or not) of these findings: finding_id → {(system, ticket_key): active}."""
     out: dict[str, dict[tuple[str, str], bool]] = {}
     for start in range(0, len(finding_ids), 10_000):
-        for fid, system, key, active in conn.execute(select(L.c.finding_id, L.c.system, L.c.ticket_key, L.c.active)
-                                                     .where(L.c.finding_id.in_(finding_ids[start:start + 10_000]))):
+        for fid, system, key, active in conn.execute(
+            select(L.c.finding_id, L.c.system, L.c.ticket_key, L.c.active).where(
+                L.c.finding_id.in_(finding_ids[start : start + 10_000])
+            )
+        ):
             out.setdefault(fid, {})[(system, key)] = bool(active)
     return out
 
 
 def row(finding: Any, system: str, key: str, *, origin: str, at: Any, note: str | None = None) -> dict[str, Any]:
     """A new links row (``at`` may be filled in by the caller)."""
-    return {"finding_id": finding["finding_id"], "system": system, "ticket_key": key,
-            "engagement": finding["engagement"], "origin": origin, "active": True, "created_at": at, "note": note}
+    return {
+        "finding_id": finding["finding_id"],
+        "system": system,
+        "ticket_key": key,
+        "engagement": finding["engagement"],
+        "origin": origin,
+        "active": True,
+        "created_at": at,
+        "note": note,
+    }
 
 
-def added_event(finding: Any, system: str, key: str, *, origin: str, actor: str, source: Source | None = None,
-                note: str | None = None) -> Event:
-    return Event(type="link_added", actor=actor, engagement=finding["engagement"], finding_id=finding["finding_id"],
-                 ticket_key=key, state=finding["state"], disposition=finding["disposition"],
-                 severity=finding["severity"], source=source,
-                 data={"system": system, "origin": origin, "note": note})
+def added_event(
+    finding: Any,
+    system: str,
+    key: str,
+    *,
+    origin: str,
+    actor: str,
+    source: Source | None = None,
+    note: str | None = None,
+) -> Event:
+    return Event(
+        type="link_added",
+        actor=actor,
+        engagement=finding["engagement"],
+        finding_id=finding["finding_id"],
+        ticket_key=key,
+        state=finding["state"],
+        disposition=finding["disposition"],
+        severity=finding["severity"],
+        source=source,
+        data={"system": system, "origin": origin, "note": note},
+    )
 
 
 def reactivate(conn: Connection, system: str, pairs: list[tuple[str, str]]) -> None:
     """Re-activate (finding_id, ticket_key) links of ``system`` (rare: a ticket carrying an id again)."""
     for fid, key in pairs:
-        conn.execute(update(L).where(L.c.finding_id == fid, L.c.system == system, L.c.ticket_key == key)
-                     .values(active=True))
+        conn.execute(
+            update(L).where(L.c.finding_id == fid, L.c.system == system, L.c.ticket_key == key).values(active=True)
+        )
 
 
-def add(conn: Connection, store: Store, finding: Any, system: str, key: str, *, origin: str, actor: str,
-        source: Source | None = None, note: str | None = None) -> Event | None:
+def add(
+    conn: Connection,
+    store: Store,
+    finding: Any,
+    system: str,
+    key: str,
+    *,
+    origin: str,
+    actor: str,
+    source: Source | None = None,
+    note: str | None = None,
+) -> Event | None:
     """Create or re-activate one link; returns its ``link_added`` event (to append), or None if it exists."""
     state = link_states(conn, [finding["finding_id"]]).get(finding["finding_id"], {}).get((system, key))
     if state:
@@ -76,25 +119,51 @@ def add(conn: Connection, store: Store, finding: Any, system: str, key: str, *, 
     return added_event(finding, system, key, origin=origin, actor=actor, source=source, note=note)
 
 
-def remove(conn: Connection, store: Store, finding: Any, system: str, key: str, *, actor: str, reason: str,
-           source: Source | None = None) -> Event | None:
+def remove(
+    conn: Connection,
+    store: Store,
+    finding: Any,
+    system: str,
+    key: str,
+    *,
+    actor: str,
+    reason: str,
+    source: Source | None = None,
+) -> Event | None:
     """Deactivate one link; returns its ``link_removed`` event (to append), or None if it was not active."""
-    done = conn.execute(update(L).where(L.c.finding_id == finding["finding_id"], L.c.system == system,
-                                        L.c.ticket_key == key, L.c.active).values(active=False)).rowcount
+    done = conn.execute(
+        update(L)
+        .where(L.c.finding_id == finding["finding_id"], L.c.system == system, L.c.ticket_key == key, L.c.active)
+        .values(active=False)
+    ).rowcount
     if not done:
         return None
-    return Event(type="link_removed", actor=actor, engagement=finding["engagement"],
-                 finding_id=finding["finding_id"], ticket_key=key, state=finding["state"],
-                 disposition=finding["disposition"], severity=finding["severity"], source=source,
-                 data={"system": system, "reason": reason})
+    return Event(
+        type="link_removed",
+        actor=actor,
+        engagement=finding["engagement"],
+        finding_id=finding["finding_id"],
+        ticket_key=key,
+        state=finding["state"],
+        disposition=finding["disposition"],
+        severity=finding["severity"],
+        source=source,
+        data={"system": system, "reason": reason},
+    )
 
 
-def link(store: Store, finding_id: str, ticket_key: str, *, system: str, actor: str,
-         note: str | None = None) -> dict[str, Any]:
+def link(
+    store: Store, finding_id: str, ticket_key: str, *, system: str, actor: str, note: str | None = None
+) -> dict[str, Any]:
     """Link a finding to a ticket by hand (``handoffkit link``)."""
     actor = require_actor(actor)
-    template = Event(type="link_added", actor=actor, finding_id=finding_id, ticket_key=ticket_key,
-                     data={"system": system, "origin": "manual"})
+    template = Event(
+        type="link_added",
+        actor=actor,
+        finding_id=finding_id,
+        ticket_key=ticket_key,
+        data={"system": system, "origin": "manual"},
+    )
     with mutation(store, template) as conn:
         finding = findings.get(conn, finding_id)._mapping
         template.engagement = finding["engagement"]
@@ -113,21 +182,36 @@ def _closed_already(conn: Connection, store: Store, finding: Any, system: str, k
     """Linking a finding to a ticket the last export showed as done is its closure: the finding moves
     to awaiting_verification (and no further), as if the closure had been observed now."""
     t = schema.tickets.c
-    snapshot = conn.execute(select(t.status, t.resolution).where(
-        t.engagement == finding["engagement"], t.system == system, t.key == key, t.current,
-        t.status_category == "done")).first()
+    snapshot = conn.execute(
+        select(t.status, t.resolution).where(
+            t.engagement == finding["engagement"],
+            t.system == system,
+            t.key == key,
+            t.current,
+            t.status_category == "done",
+        )
+    ).first()
     if snapshot is not None and finding["state"] in CLOSABLE:
-        findings.change(conn, store, finding, {"state": "awaiting_verification"}, type="ticket_closed_observed",
-                        actor=actor, ticket_key=key, data={"system": system, "status": snapshot.status,
-                                                           "resolution": snapshot.resolution, "on_link": True})
+        findings.change(
+            conn,
+            store,
+            finding,
+            {"state": "awaiting_verification"},
+            type="ticket_closed_observed",
+            actor=actor,
+            ticket_key=key,
+            data={"system": system, "status": snapshot.status, "resolution": snapshot.resolution, "on_link": True},
+        )
 
 
-def unlink(store: Store, finding_id: str, ticket_key: str, *, system: str, actor: str,
-           reason: str = "unlinked by hand") -> dict[str, Any]:
+def unlink(
+    store: Store, finding_id: str, ticket_key: str, *, system: str, actor: str, reason: str = "unlinked by hand"
+) -> dict[str, Any]:
     """Deactivate a link (``handoffkit unlink``)."""
     actor = require_actor(actor)
-    template = Event(type="link_removed", actor=actor, finding_id=finding_id, ticket_key=ticket_key,
-                     data={"system": system})
+    template = Event(
+        type="link_removed", actor=actor, finding_id=finding_id, ticket_key=ticket_key, data={"system": system}
+    )
     with mutation(store, template) as conn:
         finding = findings.get(conn, finding_id)._mapping
         template.engagement = finding["engagement"]

@@ -38,23 +38,41 @@ MTTR_COLUMNS = ("band", "closed", "mean_days", "median_days")
 TREND_FIELDS = ("routing_misses", "severity_drift", "closure_misses", "orphan_tickets")
 
 
-def mttr_durations(conn: Connection, engagement: str, *, start: date | str | None = None,
-                   end: date | str | None = None, as_of: str | None = None) -> pd.DataFrame:
+def mttr_durations(
+    conn: Connection,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: str | None = None,
+) -> pd.DataFrame:
     """One row per finding whose last verified closure (at or before ``as_of``) falls in the window.
 
     Returns:
         Columns ``finding_id``, ``band``, ``validated_at``, ``closed_at`` (UTC instants) and ``days``.
     """
     ev = EV.c
-    first_valid = select(ev.finding_id, func.min(ev.occurred_at).label("validated_at")).where(
-        ev.engagement == engagement, ev.type == "finding_triaged", ev.state == "validated",
-        ev.outcome == "success", *asof.window(None, None, as_of)).group_by(ev.finding_id).subquery("v")
+    first_valid = (
+        select(ev.finding_id, func.min(ev.occurred_at).label("validated_at"))
+        .where(
+            ev.engagement == engagement,
+            ev.type == "finding_triaged",
+            ev.state == "validated",
+            ev.outcome == "success",
+            *asof.window(None, None, as_of),
+        )
+        .group_by(ev.finding_id)
+        .subquery("v")
+    )
     last_close = asof.last_events(engagement, as_of, ev.type == "finding_verified_closed", name="c")
     e = EV.alias("e")
-    stmt = select(e.c.finding_id, e.c.severity.label("band"), first_valid.c.validated_at,
-                  e.c.occurred_at.label("closed_at")) \
-        .join(last_close, last_close.c.seq == e.c.seq) \
+    stmt = (
+        select(
+            e.c.finding_id, e.c.severity.label("band"), first_valid.c.validated_at, e.c.occurred_at.label("closed_at")
+        )
+        .join(last_close, last_close.c.seq == e.c.seq)
         .join(first_valid, first_valid.c.finding_id == e.c.finding_id)
+    )
     if start is not None:
         stmt = stmt.where(e.c.occurred_at >= asof.day_start(start))
     if end is not None:
@@ -66,68 +84,115 @@ def mttr_durations(conn: Connection, engagement: str, *, start: date | str | Non
     return df
 
 
-def mttr(conn: Connection, engagement: str, *, start: date | str | None = None, end: date | str | None = None,
-         as_of: str | None = None) -> pd.DataFrame:
+def mttr(
+    conn: Connection,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: str | None = None,
+) -> pd.DataFrame:
     """Mean and median days from validation to verified closure, per band (and ``all``).
 
     Returns:
         :data:`MTTR_COLUMNS`, one row per band in severity order then ``all``; days are ``NaN``
         for a band with no closure in the window.
     """
-    df = asof.memo(conn, "mttr", (engagement, asof.day_start(start), asof.day_start(end), as_of),
-                   lambda: mttr_durations(conn, engagement, start=start, end=end, as_of=as_of))
+    df = asof.memo(
+        conn,
+        "mttr",
+        (engagement, asof.day_start(start), asof.day_start(end), as_of),
+        lambda: mttr_durations(conn, engagement, start=start, end=end, as_of=as_of),
+    )
     grouped = df.groupby("band")["days"].agg(["count", "mean", "median"]).reindex(list(SEVERITIES))
     grouped.loc["all"] = [len(df), df["days"].mean(), df["days"].median()]
-    out = grouped.reset_index(names="band").rename(columns={"count": "closed", "mean": "mean_days",
-                                                            "median": "median_days"})
+    out = grouped.reset_index(names="band").rename(
+        columns={"count": "closed", "mean": "mean_days", "median": "median_days"}
+    )
     out["closed"] = out["closed"].fillna(0).astype("int64")
     out[["mean_days", "median_days"]] = out[["mean_days", "median_days"]].astype("float64").round(1)
     return out[list(MTTR_COLUMNS)]
 
 
-def verified_closures(conn: Connection, engagement: str, *, start: date | str | None = None,
-                      end: date | str | None = None, as_of: str | None = None, period: str = "month") -> pd.DataFrame:
+def verified_closures(
+    conn: Connection,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: str | None = None,
+    period: str = "month",
+) -> pd.DataFrame:
     """Verified closures per period and evidence kind: columns ``period``, ``kind``, ``count``."""
     key = asof.period_key(EV.c.occurred_at, period).label("period")
     kind = asof.json_text(conn, EV.c.payload, "data", "kind").label("kind")
-    return asof.event_counts(conn, engagement, [EV.c.type == "finding_verified_closed",
-                                                *asof.window(start, end, as_of)], [key, kind])
+    return asof.event_counts(
+        conn, engagement, [EV.c.type == "finding_verified_closed", *asof.window(start, end, as_of)], [key, kind]
+    )
 
 
-def closures_by_kind(conn: Connection, engagement: str, *, start: date | str | None = None,
-                     end: date | str | None = None, as_of: str | None = None) -> dict[str, int]:
+def closures_by_kind(
+    conn: Connection,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: str | None = None,
+) -> dict[str, int]:
     """Verified closures in the window per evidence kind (every accepted kind present, zero or not)."""
     df = verified_closures(conn, engagement, start=start, end=end, as_of=as_of)
     totals = df.groupby("kind")["count"].sum()
     return {kind: int(totals.get(kind, 0)) for kind in VERIFICATION_KINDS}
 
 
-def count_events(conn: Connection, engagement: str, type_: str, *, start: date | str | None = None,
-                 end: date | str | None = None, as_of: str | None = None, distinct_findings: bool = False) -> int:
+def count_events(
+    conn: Connection,
+    engagement: str,
+    type_: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: str | None = None,
+    distinct_findings: bool = False,
+) -> int:
     """How many successful ``type_`` events (or distinct findings with one) fall in the window."""
     what = func.count(EV.c.finding_id.distinct()) if distinct_findings else func.count()
-    stmt = select(what).where(EV.c.engagement == engagement, EV.c.type == type_, EV.c.outcome == "success",
-                              *asof.window(start, end, as_of))
+    stmt = select(what).where(
+        EV.c.engagement == engagement, EV.c.type == type_, EV.c.outcome == "success", *asof.window(start, end, as_of)
+    )
     return int(conn.execute(stmt).scalar() or 0)
 
 
 def gaps(conn: Connection, engagement: str, as_of: str) -> reconcile.Reconciliation:
     """Reconciliation's categories as of ``as_of`` (current tables when nothing changed since)."""
     when = schema.parse_ts(as_of)
-    return asof.memo(conn, "gaps", (engagement, as_of), lambda: reconcile.gaps(
-        conn, engagement, None if asof.settled(conn, engagement, as_of) else when, now=when))
+    return asof.memo(
+        conn,
+        "gaps",
+        (engagement, as_of),
+        lambda: reconcile.gaps(conn, engagement, None if asof.settled(conn, engagement, as_of) else when, now=when),
+    )
 
 
 def reopen_rate(conn: Connection, engagement: str, *, as_of: str | None = None) -> dict[str, Any]:
     """``reopened`` findings ÷ findings ever ``verified`` closed (as of), as ``rate_pct`` (None if none)."""
     verified = count_events(conn, engagement, "finding_verified_closed", as_of=as_of, distinct_findings=True)
     reopened = count_events(conn, engagement, "finding_reopened", as_of=as_of, distinct_findings=True)
-    return {"reopened": reopened, "verified": verified,
-            "rate_pct": round(100 * reopened / verified, 1) if verified else None}
+    return {
+        "reopened": reopened,
+        "verified": verified,
+        "rate_pct": round(100 * reopened / verified, 1) if verified else None,
+    }
 
 
-def reconciliation_trend(conn: Connection, engagement: str, *, start: date | str | None = None,
-                         end: date | str | None = None, as_of: str | None = None) -> pd.DataFrame:
+def reconciliation_trend(
+    conn: Connection,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: str | None = None,
+) -> pd.DataFrame:
     """One row per ``reconciliation_run`` in the window: when, its headline counts, totals and rates.
 
     Returns:
@@ -135,12 +200,19 @@ def reconciliation_trend(conn: Connection, engagement: str, *, start: date | str
         ``routing_miss_rate_pct`` (routing misses ÷ findings) and ``drift_rate_pct`` (drift ÷ tickets).
     """
     fields = [asof.json_text(conn, EV.c.payload, "data", "counts", name).label(name) for name in TREND_FIELDS]
-    totals = [asof.json_text(conn, EV.c.payload, "data", "totals", name).label(name)
-              for name in ("findings", "tickets")]
-    stmt = select(EV.c.occurred_at, asof.json_text(conn, EV.c.payload, "data", "as_of").label("as_of"),
-                  *fields, *totals).where(
-        EV.c.engagement == engagement, EV.c.type == "reconciliation_run", EV.c.outcome == "success",
-        *asof.window(start, end, as_of)).order_by(EV.c.seq)
+    totals = [
+        asof.json_text(conn, EV.c.payload, "data", "totals", name).label(name) for name in ("findings", "tickets")
+    ]
+    stmt = (
+        select(EV.c.occurred_at, asof.json_text(conn, EV.c.payload, "data", "as_of").label("as_of"), *fields, *totals)
+        .where(
+            EV.c.engagement == engagement,
+            EV.c.type == "reconciliation_run",
+            EV.c.outcome == "success",
+            *asof.window(start, end, as_of),
+        )
+        .order_by(EV.c.seq)
+    )
     df = asof.frame(conn.execute(stmt))
     numeric = [*TREND_FIELDS, "findings", "tickets"]
     df[numeric] = df[numeric].apply(pd.to_numeric, errors="coerce").fillna(0).astype("int64")

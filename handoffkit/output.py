@@ -79,6 +79,7 @@ def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
 
 def to_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, max_width: int = 48) -> str:
     """A plain aligned text table (cells clipped to ``max_width``)."""
+
     def cell(v: Any) -> str:
         v = plain(v)
         text = ", ".join(map(str, v)) if isinstance(v, list) else "" if v is None else str(v)
@@ -93,8 +94,9 @@ def to_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, max_w
     return "\n".join(lines)
 
 
-def emit(data: pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any], fmt: str,
-         columns: Sequence[str] | None = None) -> str:
+def emit(
+    data: pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any], fmt: str, columns: Sequence[str] | None = None
+) -> str:
     """Render rows (or one mapping) as ``table``, ``json`` or ``csv``."""
     if isinstance(data, Mapping):
         if fmt == "json":

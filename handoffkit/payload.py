@@ -42,9 +42,16 @@ _PROPERTIES: dict[str, dict[str, Any]] = {
     "cve_cwe": {"type": "array", "items": {"type": "string", "pattern": r"^(CVE-[0-9]{4}-[0-9]{4,}|CWE-[0-9]+)$"}},
     "due_date": {"type": "string", "format": "date"},
     "permalink": {"type": "string"},
-    "owner": {"type": "object", "required": ["team", "role"], "additionalProperties": False,
-              "properties": {"team": {"type": "string", "minLength": 1}, "role": {"type": "string", "minLength": 1},
-                             "name": {"type": ["string", "null"]}}},
+    "owner": {
+        "type": "object",
+        "required": ["team", "role"],
+        "additionalProperties": False,
+        "properties": {
+            "team": {"type": "string", "minLength": 1},
+            "role": {"type": "string", "minLength": 1},
+            "name": {"type": ["string", "null"]},
+        },
+    },
     "affected_version": {"type": ["string", "null"]},
     "remediation": {"type": ["string", "null"]},
     "cvss_vector": {"type": ["string", "null"], "pattern": r"^CVSS:"},
@@ -60,9 +67,14 @@ def json_schema(policy: Policy, engagement: str) -> dict[str, Any]:
     props = {name: dict(_PROPERTIES[name]) for name in dict.fromkeys(fields)}
     prefix = policy.ticket_payload.permalink_template.split("{finding_id}")[0].replace("{engagement}", engagement)
     props["permalink"]["pattern"] = "^" + re.escape(prefix) + r"HK-[0-9]+"
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "handoffkit ticket payload",
-            "type": "object", "additionalProperties": False, "properties": props,
-            "required": sorted({*policy.ticket_payload.required, "title", "owner"})}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "handoffkit ticket payload",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": props,
+        "required": sorted({*policy.ticket_payload.required, "title", "owner"}),
+    }
 
 
 def validator_for(schema_doc: dict[str, Any]) -> Draft202012Validator:
@@ -75,25 +87,34 @@ def validate(payload: dict[str, Any], schema_doc: dict[str, Any] | Draft202012Va
     error = next(iter(sorted(validator.iter_errors(payload), key=lambda e: list(e.path))), None)
     if error is not None:
         where = "/".join(str(p) for p in error.path) or "(payload)"
-        raise RefusedError(f"payload for {payload.get('finding_id')} fails the policy's schema at {where}: "
-                           f"{error.message}")
+        raise RefusedError(
+            f"payload for {payload.get('finding_id')} fails the policy's schema at {where}: {error.message}"
+        )
 
 
 def neutral(row: Any, policy: Policy, evidence_sha: str | None) -> dict[str, Any]:
     """The system-neutral payload of one finding (the shape :func:`json_schema` describes)."""
-    permalink = policy.ticket_payload.permalink_template.format(engagement=row["engagement"],
-                                                               finding_id=row["finding_id"])
+    permalink = policy.ticket_payload.permalink_template.format(
+        engagement=row["engagement"], finding_id=row["finding_id"]
+    )
     where = row["location"] or row["asset_ref"]
-    reproduction = (f"Reproduce with {row['tool']} — rule/module {row['rule_ref'] or 'n/a'} — against "
-                    f"{row['asset_ref']} at {where}. The scanner output is on the record (SHA-256 "
-                    f"{(evidence_sha or 'n/a')[:16]}…): {permalink}")
+    reproduction = (
+        f"Reproduce with {row['tool']} — rule/module {row['rule_ref'] or 'n/a'} — against "
+        f"{row['asset_ref']} at {where}. The scanner output is on the record (SHA-256 "
+        f"{(evidence_sha or 'n/a')[:16]}…): {permalink}"
+    )
     payload = {
-        "finding_id": row["finding_id"], "title": row["title"], "severity": row["severity"],
-        "asset": row["asset_ref"], "reproduction": reproduction,
+        "finding_id": row["finding_id"],
+        "title": row["title"],
+        "severity": row["severity"],
+        "asset": row["asset_ref"],
+        "reproduction": reproduction,
         "cve_cwe": [*row["cves"].split(), *row["cwes"].split()],
-        "due_date": row["sla_due"].isoformat() if row["sla_due"] else None, "permalink": permalink,
+        "due_date": row["sla_due"].isoformat() if row["sla_due"] else None,
+        "permalink": permalink,
         "owner": {"team": row["owner_team"], "role": row["owner_role"], "name": row["owner_name"]},
-        "affected_version": None, "remediation": None,
+        "affected_version": None,
+        "remediation": None,
         "cvss_vector": row["calibrated_vector"] or row["cvss_vector"],
     }
     wanted = {*policy.ticket_payload.required, *policy.ticket_payload.optional, "title", "owner"}
@@ -106,12 +127,16 @@ def _summary(p: dict[str, Any]) -> str:
 
 def _text(p: dict[str, Any]) -> str:
     refs = ", ".join(p.get("cve_cwe") or []) or "none"
-    lines = [f"Finding: {p['finding_id']} (the security record is canonical; this ticket is a view of it)",
-             f"Severity: {p['severity']} (calibrated on the record; edit it there, not here)",
-             f"Asset: {p['asset']}", f"Due: {p.get('due_date')}", f"CVE/CWE: {refs}",
-             f"Owner: {p['owner']['role']}, {p['owner']['team']}"
-             + (f" ({p['owner']['name']})" if p["owner"].get("name") else ""),
-             f"Reproduction: {p['reproduction']}"]
+    lines = [
+        f"Finding: {p['finding_id']} (the security record is canonical; this ticket is a view of it)",
+        f"Severity: {p['severity']} (calibrated on the record; edit it there, not here)",
+        f"Asset: {p['asset']}",
+        f"Due: {p.get('due_date')}",
+        f"CVE/CWE: {refs}",
+        f"Owner: {p['owner']['role']}, {p['owner']['team']}"
+        + (f" ({p['owner']['name']})" if p["owner"].get("name") else ""),
+        f"Reproduction: {p['reproduction']}",
+    ]
     if p.get("cvss_vector"):
         lines.append(f"CVSS: {p['cvss_vector']}")
     lines.append(f"Record: {p['permalink']}")
@@ -119,8 +144,11 @@ def _text(p: dict[str, Any]) -> str:
 
 
 def _labels(p: dict[str, Any], policy: Policy, target: str) -> list[str]:
-    severity_label = policy.ticket_payload.priority_for("github", p["severity"]) if target == "github" \
+    severity_label = (
+        policy.ticket_payload.priority_for("github", p["severity"])
+        if target == "github"
         else f"severity-{p['severity']}"
+    )
     return [p["finding_id"], "handoffkit", severity_label]
 
 
@@ -129,20 +157,32 @@ def for_target(p: dict[str, Any], policy: Policy, target: str) -> dict[str, Any]
     tp = policy.ticket_payload
     if target == "jira":
         fields: dict[str, Any] = {
-            "project": {"key": tp.jira_project}, "issuetype": {"name": tp.jira_issue_type},
-            "summary": _summary(p), "description": _text(p),
+            "project": {"key": tp.jira_project},
+            "issuetype": {"name": tp.jira_issue_type},
+            "summary": _summary(p),
+            "description": _text(p),
             "priority": {"name": tp.priority_for("jira", p["severity"])},
-            "labels": _labels(p, policy, target), "duedate": p.get("due_date"),
-            "components": [{"name": p["owner"]["team"]}]}
+            "labels": _labels(p, policy, target),
+            "duedate": p.get("due_date"),
+            "components": [{"name": p["owner"]["team"]}],
+        }
         if tp.jira_finding_field_id:
             fields[tp.jira_finding_field_id] = p["finding_id"]
         return {"fields": fields}
     if target == "servicenow":
         rank = SEVERITIES.index(p["severity"])
-        return {"short_description": _summary(p), "description": _text(p), "u_finding_id": p["finding_id"],
-                "u_permalink": p["permalink"], "priority": tp.priority_for("servicenow", p["severity"]),
-                "impact": str(min(rank + 1, 3)), "urgency": str(min(rank + 1, 3)), "due_date": p.get("due_date"),
-                "assignment_group": p["owner"]["team"], "cmdb_ci": p["asset"]}
+        return {
+            "short_description": _summary(p),
+            "description": _text(p),
+            "u_finding_id": p["finding_id"],
+            "u_permalink": p["permalink"],
+            "priority": tp.priority_for("servicenow", p["severity"]),
+            "impact": str(min(rank + 1, 3)),
+            "urgency": str(min(rank + 1, 3)),
+            "due_date": p.get("due_date"),
+            "assignment_group": p["owner"]["team"],
+            "cmdb_ci": p["asset"],
+        }
     body = _text(p).replace("\n", "\n\n")
     return {"title": _summary(p), "body": body, "labels": _labels(p, policy, target)}
 
@@ -152,16 +192,33 @@ JIRA_CSV_LABEL_COLUMNS = 3
 
 def jira_csv(payloads: list[dict[str, Any]], policy: Policy) -> str:
     """A CSV for Jira's CSV importer (repeated ``Labels`` columns; dates as yyyy-MM-dd)."""
-    header = ["Summary", "Issue Type", "Priority", "Description", "Due Date", "Component/s",
-              policy.ticket_payload.custom_field, *["Labels"] * JIRA_CSV_LABEL_COLUMNS]
+    header = [
+        "Summary",
+        "Issue Type",
+        "Priority",
+        "Description",
+        "Due Date",
+        "Component/s",
+        policy.ticket_payload.custom_field,
+        *["Labels"] * JIRA_CSV_LABEL_COLUMNS,
+    ]
     out = io.StringIO()
     writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
     writer.writerow(header)
     for p in payloads:
         labels = _labels(p, policy, "jira")
-        writer.writerow([_summary(p), policy.ticket_payload.jira_issue_type,
-                         policy.ticket_payload.priority_for("jira", p["severity"]), _text(p), p.get("due_date") or "",
-                         p["owner"]["team"], p["finding_id"], *labels[:JIRA_CSV_LABEL_COLUMNS]])
+        writer.writerow(
+            [
+                _summary(p),
+                policy.ticket_payload.jira_issue_type,
+                policy.ticket_payload.priority_for("jira", p["severity"]),
+                _text(p),
+                p.get("due_date") or "",
+                p["owner"]["team"],
+                p["finding_id"],
+                *labels[:JIRA_CSV_LABEL_COLUMNS],
+            ]
+        )
     return out.getvalue()
 
 
@@ -173,12 +230,23 @@ def markdown(payloads: list[dict[str, Any]], policy: Policy, target: str) -> str
     return "\n".join(parts)
 
 
-def issue(store: Store, engagement: str, *, target: str, actor: str, finding_ids: Sequence[str] | None = None,
-          fmt: str = "json") -> dict[str, Any]:
+def issue(
+    store: Store,
+    engagement: str,
+    *,
+    target: str,
+    actor: str,
+    finding_ids: Sequence[str] | None = None,
+    fmt: str = "json",
+) -> dict[str, Any]:
     """Build, validate and log the payloads; returns ``{"text", "count", "payloads"}``."""
     actor = require_actor(actor)
-    template = Event(type="payload_issued", actor=actor, engagement=engagement,
-                     data={"target": target, "format": fmt, "findings": list(finding_ids or [])})
+    template = Event(
+        type="payload_issued",
+        actor=actor,
+        engagement=engagement,
+        data={"target": target, "format": fmt, "findings": list(finding_ids or [])},
+    )
     with mutation(store, template) as conn:
         if target not in TARGETS:
             raise RefusedError(f"--target {target!r}: expected one of {', '.join(TARGETS)}")
@@ -194,10 +262,23 @@ def issue(store: Store, engagement: str, *, target: str, actor: str, finding_ids
             validate(p, checker)
         rendered = [for_target(p, policy, target) for p in neutrals]
         shas = [hashlib.sha256(canonical_json(r).encode()).hexdigest() for r in rendered]
-        append(conn, store, [Event(type="payload_issued", actor=actor, engagement=engagement,
-                                   finding_id=r["finding_id"], state=r["state"], disposition=r["disposition"],
-                                   severity=r["severity"], data={"target": target, "format": fmt, "sha256": sha})
-                             for r, sha in zip(rows, shas, strict=True)])
+        append(
+            conn,
+            store,
+            [
+                Event(
+                    type="payload_issued",
+                    actor=actor,
+                    engagement=engagement,
+                    finding_id=r["finding_id"],
+                    state=r["state"],
+                    disposition=r["disposition"],
+                    severity=r["severity"],
+                    data={"target": target, "format": fmt, "sha256": sha},
+                )
+                for r, sha in zip(rows, shas, strict=True)
+            ],
+        )
     if fmt == "csv":
         text = jira_csv(neutrals, policy) if target == "jira" else _flat_csv(rendered)
     elif fmt == "md":
@@ -219,21 +300,27 @@ def _eligible(conn, engagement: str, finding_ids: Sequence[str] | None) -> list[
     stmt = select(schema.findings).where(f.engagement == engagement).order_by(f.number)
     if finding_ids:
         wanted = list(dict.fromkeys(finding_ids))
-        rows = [dict(r._mapping) for start in range(0, len(wanted), 10_000)
-                for r in conn.execute(stmt.where(f.finding_id.in_(wanted[start:start + 10_000])))]
+        rows = [
+            dict(r._mapping)
+            for start in range(0, len(wanted), 10_000)
+            for r in conn.execute(stmt.where(f.finding_id.in_(wanted[start : start + 10_000])))
+        ]
     else:
-        rows = [dict(r._mapping) for r in conn.execute(stmt.where(f.state == ELIGIBLE_STATE,
-                                                                  f.disposition == "ticket"))]
+        rows = [
+            dict(r._mapping) for r in conn.execute(stmt.where(f.state == ELIGIBLE_STATE, f.disposition == "ticket"))
+        ]
     if finding_ids:
         found = {r["finding_id"] for r in rows}
         missing = [i for i in finding_ids if i not in found]
         if missing:
             raise RefusedError(f"not findings of {engagement}: {', '.join(missing)}")
-        blocked = [f"{r['finding_id']} ({r['state']}, {r['disposition'] or 'not routed'})" for r in rows
-                   if not _is_eligible(r)]
+        blocked = [
+            f"{r['finding_id']} ({r['state']}, {r['disposition'] or 'not routed'})" for r in rows if not _is_eligible(r)
+        ]
         if blocked:
-            raise RefusedError("only findings routed to a ticket with a resolved owner get a payload; not: "
-                               + ", ".join(blocked))
+            raise RefusedError(
+                "only findings routed to a ticket with a resolved owner get a payload; not: " + ", ".join(blocked)
+            )
     return [r for r in rows if _is_eligible(r)]
 
 
@@ -245,7 +332,10 @@ def _evidence_sha(conn, ids: list[str]) -> dict[str, str]:
     e = schema.evidence.c
     out: dict[str, str] = {}
     for start in range(0, len(ids), 10_000):
-        for fid, sha in conn.execute(select(e.finding_id, e.sha256).where(
-                e.finding_id.in_(ids[start:start + 10_000]), e.kind == "scanner_output").order_by(e.evidence_id)):
+        for fid, sha in conn.execute(
+            select(e.finding_id, e.sha256)
+            .where(e.finding_id.in_(ids[start : start + 10_000]), e.kind == "scanner_output")
+            .order_by(e.evidence_id)
+        ):
             out.setdefault(fid, sha)
     return out

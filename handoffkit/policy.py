@@ -24,18 +24,45 @@ Band = Literal["critical", "high", "medium", "low", "info"]
 Disposition = Literal["ticket", "sprint_backlog", "quarterly_cycle", "security_record_only"]
 System = Literal["jira", "servicenow", "github"]
 PayloadField = Literal[
-    "finding_id", "severity", "asset", "reproduction", "cve_cwe", "due_date", "permalink",
-    "affected_version", "remediation", "cvss_vector", "title", "owner",
+    "finding_id",
+    "severity",
+    "asset",
+    "reproduction",
+    "cve_cwe",
+    "due_date",
+    "permalink",
+    "affected_version",
+    "remediation",
+    "cvss_vector",
+    "title",
+    "owner",
 ]
-REQUIRED_PAYLOAD: tuple[str, ...] = ("finding_id", "severity", "asset", "reproduction", "cve_cwe",
-                                     "due_date", "permalink")
+REQUIRED_PAYLOAD: tuple[str, ...] = (
+    "finding_id",
+    "severity",
+    "asset",
+    "reproduction",
+    "cve_cwe",
+    "due_date",
+    "permalink",
+)
 
 DEFAULT_PRIORITIES: dict[str, dict[str, str]] = {
     "jira": {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low", "info": "Lowest"},
-    "servicenow": {"critical": "1 - Critical", "high": "2 - High", "medium": "3 - Moderate",
-                   "low": "4 - Low", "info": "5 - Planning"},
-    "github": {"critical": "severity:critical", "high": "severity:high", "medium": "severity:medium",
-               "low": "severity:low", "info": "severity:info"},
+    "servicenow": {
+        "critical": "1 - Critical",
+        "high": "2 - High",
+        "medium": "3 - Moderate",
+        "low": "4 - Low",
+        "info": "5 - Planning",
+    },
+    "github": {
+        "critical": "severity:critical",
+        "high": "severity:high",
+        "medium": "severity:medium",
+        "low": "severity:low",
+        "info": "severity:info",
+    },
 }
 
 
@@ -81,11 +108,11 @@ class TicketPayload(_Strict):
     """What a ticket created from a finding must carry; evidence travels as a permalink only."""
 
     required: list[PayloadField] = Field(default_factory=lambda: list(REQUIRED_PAYLOAD))
-    optional: list[PayloadField] = Field(default_factory=lambda: ["affected_version", "remediation",
-                                                                  "cvss_vector"])
+    optional: list[PayloadField] = Field(default_factory=lambda: ["affected_version", "remediation", "cvss_vector"])
     permalink_template: str = "https://handoffkit.example.invalid/{engagement}/findings/{finding_id}"
     finding_id_from: list[Literal["label", "custom_field", "token"]] = Field(
-        default_factory=lambda: ["label", "custom_field", "token"], min_length=1)
+        default_factory=lambda: ["label", "custom_field", "token"], min_length=1
+    )
     custom_field: str = "Finding ID"
     priorities: dict[System, dict[Band, str]] = Field(default_factory=dict)
     jira_project: str = "SEC"
@@ -136,7 +163,8 @@ class ClosureVerification(_Strict):
     """Evidence kinds that may close a finding; attestation always needs a different approver."""
 
     accepted: list[Literal["rescan", "retest", "commit", "attestation"]] = Field(
-        default_factory=lambda: list(VERIFICATION_KINDS), min_length=1)
+        default_factory=lambda: list(VERIFICATION_KINDS), min_length=1
+    )
 
 
 class Policy(_Strict):
@@ -180,11 +208,29 @@ class Policy(_Strict):
         return hashlib.sha256(canonical_json(self.document()).encode()).hexdigest()
 
 
-_PRIORITY_WORDS = {"highest": "critical", "blocker": "critical", "critical": "critical", "urgent": "critical",
-                   "high": "high", "major": "high", "medium": "medium", "moderate": "medium",
-                   "normal": "medium", "low": "low", "minor": "low", "lowest": "info", "trivial": "info",
-                   "planning": "info", "info": "info", "0": "critical", "1": "critical", "2": "high",
-                   "3": "medium", "4": "low", "5": "info"}
+_PRIORITY_WORDS = {
+    "highest": "critical",
+    "blocker": "critical",
+    "critical": "critical",
+    "urgent": "critical",
+    "high": "high",
+    "major": "high",
+    "medium": "medium",
+    "moderate": "medium",
+    "normal": "medium",
+    "low": "low",
+    "minor": "low",
+    "lowest": "info",
+    "trivial": "info",
+    "planning": "info",
+    "info": "info",
+    "0": "critical",
+    "1": "critical",
+    "2": "high",
+    "3": "medium",
+    "4": "low",
+    "5": "info",
+}
 
 assert set(DISPOSITIONS) == set(Disposition.__args__)  # type: ignore[attr-defined]
 
@@ -237,8 +283,11 @@ def _explain(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
         if hint:
             message += f" (did you mean {hint[0]!r}?)"
     elif err["type"] == "literal_error":
-        options = [o.strip(" '") for o in str(err.get("ctx", {}).get("expected", "")).replace(" or ", ",")
-                   .split(",") if o.strip(" '")]
+        options = [
+            o.strip(" '")
+            for o in str(err.get("ctx", {}).get("expected", "")).replace(" or ", ",").split(",")
+            if o.strip(" '")
+        ]
         hint = difflib.get_close_matches(str(err.get("input")), options, n=1)
         message = f"{err.get('input')!r} is not allowed; expected one of {', '.join(options)}"
         if hint:
@@ -276,6 +325,9 @@ def _allowed_keys(loc: list[Any]) -> list[str]:
         if not fields or part not in fields:
             return []
         annotation = fields[part].annotation
-        model = annotation if get_origin(annotation) is dict or (
-            isinstance(annotation, type) and issubclass(annotation, BaseModel)) else None
+        model = (
+            annotation
+            if get_origin(annotation) is dict or (isinstance(annotation, type) and issubclass(annotation, BaseModel))
+            else None
+        )
     return list(getattr(model, "model_fields", {}))

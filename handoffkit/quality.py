@@ -35,8 +35,12 @@ class QualityResult:
 
     def summary(self) -> dict[str, Any]:
         stats = self.result.get("statistics", {})
-        return {"success": self.success, "evaluated": stats.get("evaluated_expectations"),
-                "failed": stats.get("unsuccessful_expectations"), "failures": self.failures}
+        return {
+            "success": self.success,
+            "evaluated": stats.get("evaluated_expectations"),
+            "failed": stats.get("unsuccessful_expectations"),
+            "failures": self.failures,
+        }
 
 
 def _expectations() -> list[Any]:
@@ -64,8 +68,11 @@ def _validation():
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    batch = ctx.data_sources.add_pandas("handoffkit").add_dataframe_asset("findings") \
+    batch = (
+        ctx.data_sources.add_pandas("handoffkit")
+        .add_dataframe_asset("findings")
         .add_batch_definition_whole_dataframe("batch")
+    )
     suite = gx.ExpectationSuite(name="handoffkit_findings")
     for expectation in _expectations():
         suite.add_expectation(expectation)
@@ -79,8 +86,13 @@ def check_findings(frame: pd.DataFrame) -> QualityResult:
         warnings.simplefilter("ignore")
         result = _validation().run(
             batch_parameters={"dataframe": frame[list(GATE_COLUMNS)].reset_index(drop=True)},
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["source_ref"],
-                           "partial_unexpected_count": 5, "return_unexpected_index_query": False})
+            result_format={
+                "result_format": "COMPLETE",
+                "unexpected_index_column_names": ["source_ref"],
+                "partial_unexpected_count": 5,
+                "return_unexpected_index_query": False,
+            },
+        )
     doc = json.loads(json.dumps(result.to_json_dict(), default=str))
     failures = [_describe(r) for r in doc["results"] if not r["success"]]
     return QualityResult(bool(doc["success"]), failures, doc)
@@ -106,8 +118,7 @@ def gate(frame: pd.DataFrame, source: str) -> QualityResult:
     """Validate and raise :class:`DataQualityError` (carrying the result) when the batch fails."""
     result = check_findings(frame)
     if not result.success:
-        exc = DataQualityError(located(source, None, "refused by the data-quality gate: "
-                                       + "; ".join(result.failures)))
+        exc = DataQualityError(located(source, None, "refused by the data-quality gate: " + "; ".join(result.failures)))
         exc.result = result  # type: ignore[attr-defined]
         raise exc
     return result

@@ -38,9 +38,19 @@ from handoffkit.events import Event, log
 from handoffkit.identity import require_actor
 from handoffkit.store import Store
 
-CATEGORIES = ("routing_misses", "closure_misses", "severity_drift", "tickets_without_id",
-              "findings_not_referenced", "orphan_tickets", "stale_links", "tickets_outside_policy",
-              "shared_queue_tickets", "evidence_copied", "reconciliation_overdue")
+CATEGORIES = (
+    "routing_misses",
+    "closure_misses",
+    "severity_drift",
+    "tickets_without_id",
+    "findings_not_referenced",
+    "orphan_tickets",
+    "stale_links",
+    "tickets_outside_policy",
+    "shared_queue_tickets",
+    "evidence_copied",
+    "reconciliation_overdue",
+)
 HEADLINE = ("routing_misses", "closure_misses", "severity_drift")
 
 
@@ -75,26 +85,59 @@ class _Sources:
 
 def _current(engagement: str) -> _Sources:
     f, lk, t = schema.findings, schema.links, schema.tickets
-    return _Sources(f, lk, t, [f.c.engagement == engagement], [lk.c.engagement == engagement, lk.c.active],
-                    [t.c.engagement == engagement, t.c.current], _latest_import(engagement, None), True)
+    return _Sources(
+        f,
+        lk,
+        t,
+        [f.c.engagement == engagement],
+        [lk.c.engagement == engagement, lk.c.active],
+        [t.c.engagement == engagement, t.c.current],
+        _latest_import(engagement, None),
+        True,
+    )
 
 
 def _latest_import(engagement: str, as_of: str | None) -> Any:
     ti = schema.ticket_imports.c
-    return select(ti.system, func.max(ti.import_id).label("import_id")).where(
-        ti.engagement == engagement, ti.format != "defectdojo-jira-mappings",
-        *([ti.observed_at <= as_of] if as_of else [])).group_by(ti.system).subquery("li")
+    return (
+        select(ti.system, func.max(ti.import_id).label("import_id"))
+        .where(
+            ti.engagement == engagement,
+            ti.format != "defectdojo-jira-mappings",
+            *([ti.observed_at <= as_of] if as_of else []),
+        )
+        .group_by(ti.system)
+        .subquery("li")
+    )
 
 
 _ASOF = MetaData()
-_ASOF_F = Table("hk_asof_findings", _ASOF, Column("finding_id", String(32), primary_key=True),
-                Column("state", String(24)), Column("disposition", String(24)), Column("severity", String(8)),
-                prefixes=["TEMPORARY"])
-_ASOF_L = Table("hk_asof_links", _ASOF, Column("finding_id", String(32)), Column("system", String(16)),
-                Column("ticket_key", Text), Index("ix_hk_asof_links", "finding_id"),
-                Index("ix_hk_asof_links_key", "ticket_key"), prefixes=["TEMPORARY"])
-_ASOF_T = Table("hk_asof_tickets", _ASOF, *[Column(c.name, c.type) for c in schema.tickets.columns],
-                Index("ix_hk_asof_tickets_key", "key"), prefixes=["TEMPORARY"])
+_ASOF_F = Table(
+    "hk_asof_findings",
+    _ASOF,
+    Column("finding_id", String(32), primary_key=True),
+    Column("state", String(24)),
+    Column("disposition", String(24)),
+    Column("severity", String(8)),
+    prefixes=["TEMPORARY"],
+)
+_ASOF_L = Table(
+    "hk_asof_links",
+    _ASOF,
+    Column("finding_id", String(32)),
+    Column("system", String(16)),
+    Column("ticket_key", Text),
+    Index("ix_hk_asof_links", "finding_id"),
+    Index("ix_hk_asof_links_key", "ticket_key"),
+    prefixes=["TEMPORARY"],
+)
+_ASOF_T = Table(
+    "hk_asof_tickets",
+    _ASOF,
+    *[Column(c.name, c.type) for c in schema.tickets.columns],
+    Index("ix_hk_asof_tickets_key", "key"),
+    prefixes=["TEMPORARY"],
+)
 
 
 def _as_of(conn: Any, engagement: str, as_of: str) -> _Sources:
@@ -104,41 +147,74 @@ def _as_of(conn: Any, engagement: str, as_of: str) -> _Sources:
     for table in (_ASOF_F, _ASOF_L, _ASOF_T):
         table.drop(conn, checkfirst=True)
         table.create(conn)
-    last = select(ev.finding_id, func.max(ev.seq).label("seq")).where(
-        ev.engagement == engagement, ev.finding_id.is_not(None), ev.outcome == "success",
-        ev.state.is_not(None), ev.occurred_at <= as_of).group_by(ev.finding_id).subquery()
-    conn.execute(insert(_ASOF_F).from_select(
-        ["finding_id", "state", "disposition", "severity"],
-        select(ev.finding_id, ev.state, ev.disposition, ev.severity).join(last, last.c.seq == ev.seq)))
-    link_last = select(func.max(ev.seq).label("seq")).where(
-        ev.engagement == engagement, ev.type.in_(("link_added", "link_removed")), ev.outcome == "success",
-        ev.occurred_at <= as_of).group_by(ev.finding_id, ev.ticket_key).subquery()
+    last = (
+        select(ev.finding_id, func.max(ev.seq).label("seq"))
+        .where(
+            ev.engagement == engagement,
+            ev.finding_id.is_not(None),
+            ev.outcome == "success",
+            ev.state.is_not(None),
+            ev.occurred_at <= as_of,
+        )
+        .group_by(ev.finding_id)
+        .subquery()
+    )
+    conn.execute(
+        insert(_ASOF_F).from_select(
+            ["finding_id", "state", "disposition", "severity"],
+            select(ev.finding_id, ev.state, ev.disposition, ev.severity).join(last, last.c.seq == ev.seq),
+        )
+    )
+    link_last = (
+        select(func.max(ev.seq).label("seq"))
+        .where(
+            ev.engagement == engagement,
+            ev.type.in_(("link_added", "link_removed")),
+            ev.outcome == "success",
+            ev.occurred_at <= as_of,
+        )
+        .group_by(ev.finding_id, ev.ticket_key)
+        .subquery()
+    )
     # The link's system lives in the event payload; as of a past instant links match tickets on their
     # key alone (system ""), which is unambiguous within one engagement's exports.
-    conn.execute(insert(_ASOF_L).from_select(
-        ["finding_id", "system", "ticket_key"],
-        select(ev.finding_id, literal(""), ev.ticket_key).join(link_last, link_last.c.seq == ev.seq)
-        .where(ev.type == "link_added")))
-    snap_last = select(func.max(t.c.snapshot_id).label("sid")).where(
-        t.c.engagement == engagement, t.c.observed_at <= as_of).group_by(t.c.system, t.c.key).subquery()
-    conn.execute(insert(_ASOF_T).from_select([c.name for c in t.columns],
-                                             select(t).join(snap_last, snap_last.c.sid == t.c.snapshot_id)))
+    conn.execute(
+        insert(_ASOF_L).from_select(
+            ["finding_id", "system", "ticket_key"],
+            select(ev.finding_id, literal(""), ev.ticket_key)
+            .join(link_last, link_last.c.seq == ev.seq)
+            .where(ev.type == "link_added"),
+        )
+    )
+    snap_last = (
+        select(func.max(t.c.snapshot_id).label("sid"))
+        .where(t.c.engagement == engagement, t.c.observed_at <= as_of)
+        .group_by(t.c.system, t.c.key)
+        .subquery()
+    )
+    conn.execute(
+        insert(_ASOF_T).from_select(
+            [c.name for c in t.columns], select(t).join(snap_last, snap_last.c.sid == t.c.snapshot_id)
+        )
+    )
     return _Sources(_ASOF_F, _ASOF_L, _ASOF_T, [], [], [], _latest_import(engagement, as_of), False)
 
 
 def _queries(engagement: str, src: _Sources, shared_queues: list[str]) -> dict[str, Any]:
     """One query per category over the three sources (see the module docstring)."""
     f, lk, t, tf = src.f, src.links, src.t, schema.ticket_findings
-    same_ticket = and_(t.c.key == lk.c.ticket_key, *([t.c.system == lk.c.system] if src.same_system else []),
-                       *src.t_on)
-    linked = (lk.join(t, same_ticket).join(f, f.c.finding_id == lk.c.finding_id))
+    same_ticket = and_(t.c.key == lk.c.ticket_key, *([t.c.system == lk.c.system] if src.same_system else []), *src.t_on)
+    linked = lk.join(t, same_ticket).join(f, f.c.finding_id == lk.c.finding_id)
     on_links = [*src.l_on, *src.f_on]
     open_state = f.c.state.not_in(("verified_closed", "false_positive", "duplicate"))
     # The finding id alone selects the engagement's links (keep the planner on the primary key).
     has_link = exists().where(lk.c.finding_id == f.c.finding_id, *(src.l_on[1:] if src.same_system else []))
     carries = exists().where(tf.c.snapshot_id == t.c.snapshot_id, tf.c.finding_id == lk.c.finding_id)
-    known = exists().where(tf.c.snapshot_id == t.c.snapshot_id, tf.c.finding_id == schema.findings.c.finding_id,
-                           schema.findings.c.engagement == engagement)
+    known = exists().where(
+        tf.c.snapshot_id == t.c.snapshot_id,
+        tf.c.finding_id == schema.findings.c.finding_id,
+        schema.findings.c.engagement == engagement,
+    )
     li = src.latest_import
     in_latest = exists().where(li.c.system == t.c.system, li.c.import_id == t.c.import_id)
     queues = [q.casefold() for q in shared_queues]
@@ -147,19 +223,25 @@ def _queries(engagement: str, src: _Sources, shared_queues: list[str]) -> dict[s
         return select(column).select_from(linked).where(*on_links, *where).distinct()
 
     return {
-        "routing_misses": select(f.c.finding_id).where(*src.f_on, f.c.disposition == "ticket", f.c.state == "routed",
-                                                       ~has_link),
+        "routing_misses": select(f.c.finding_id).where(
+            *src.f_on, f.c.disposition == "ticket", f.c.state == "routed", ~has_link
+        ),
         "closure_misses": over_links(f.c.finding_id, t.c.status_category == "done", f.c.state != "verified_closed"),
-        "severity_drift": over_links(f.c.finding_id, t.c.priority_band.is_not(None),
-                                     t.c.priority_band != f.c.severity, open_state),
+        "severity_drift": over_links(
+            f.c.finding_id, t.c.priority_band.is_not(None), t.c.priority_band != f.c.severity, open_state
+        ),
         "tickets_without_id": select(t.c.key).where(*src.t_on, t.c.finding_ids == ""),
         "findings_not_referenced": over_links(f.c.finding_id, ~carries),
         "orphan_tickets": select(t.c.key).where(*src.t_on, t.c.finding_ids != "", ~known),
-        "stale_links": select(lk.c.finding_id).select_from(lk.outerjoin(t, same_ticket)).where(
-            *src.l_on, or_(t.c.snapshot_id.is_(None), ~in_latest)).distinct(),
+        "stale_links": select(lk.c.finding_id)
+        .select_from(lk.outerjoin(t, same_ticket))
+        .where(*src.l_on, or_(t.c.snapshot_id.is_(None), ~in_latest))
+        .distinct(),
         "tickets_outside_policy": over_links(
-            f.c.finding_id, f.c.disposition.in_(("sprint_backlog", "quarterly_cycle", "security_record_only")),
-            open_state),
+            f.c.finding_id,
+            f.c.disposition.in_(("sprint_backlog", "quarterly_cycle", "security_record_only")),
+            open_state,
+        ),
         "shared_queue_tickets": over_links(t.c.key, func.lower(t.c.assignee).in_(queues)),
         "evidence_copied": select(t.c.key).where(*src.t_on, t.c.evidence_copied),
     }
@@ -174,8 +256,10 @@ def gaps(conn: Any, engagement: str, as_of: datetime | None = None, now: datetim
     policy = engagements.policy(conn, engagement)
     when = schema.format_ts(as_of) if as_of else None
     src = _as_of(conn, engagement, when) if when else _current(engagement)
-    ids = {name: sorted({str(v) for v in conn.execute(q).scalars()}, key=_order)
-           for name, q in _queries(engagement, src, policy.ownership.shared_queues).items()}
+    ids = {
+        name: sorted({str(v) for v in conn.execute(q).scalars()}, key=_order)
+        for name, q in _queries(engagement, src, policy.ownership.shared_queues).items()
+    }
     now = when or schema.format_ts(now or datetime.now(UTC))
     last = _last_run(conn, engagement, now) or schema.format_ts(eng.created_at)
     overdue = (schema.parse_ts(now) - schema.parse_ts(last)).days > policy.reconciliation.days
@@ -189,17 +273,33 @@ def reconcile(store: Store, engagement: str, *, actor: str, as_of: datetime | No
     actor = require_actor(actor)
     with store.read() as conn:
         result = gaps(conn, engagement, as_of, now=store.now())
-    log(store, Event(type="reconciliation_run", actor=actor, engagement=engagement,
-                     data={"as_of": result.as_of, "counts": result.counts, "last_reconciled": result.last_reconciled,
-                           "totals": result.totals}))
+    log(
+        store,
+        Event(
+            type="reconciliation_run",
+            actor=actor,
+            engagement=engagement,
+            data={
+                "as_of": result.as_of,
+                "counts": result.counts,
+                "last_reconciled": result.last_reconciled,
+                "totals": result.totals,
+            },
+        ),
+    )
     return result
 
 
 def _last_run(conn, engagement: str, when: str) -> str | None:
     ev = schema.events.c
-    return conn.execute(select(func.max(ev.occurred_at)).where(
-        ev.engagement == engagement, ev.type == "reconciliation_run", ev.outcome == "success",
-        ev.occurred_at <= when)).scalar()
+    return conn.execute(
+        select(func.max(ev.occurred_at)).where(
+            ev.engagement == engagement,
+            ev.type == "reconciliation_run",
+            ev.outcome == "success",
+            ev.occurred_at <= when,
+        )
+    ).scalar()
 
 
 def _totals(conn, engagement: str) -> dict[str, int]:

@@ -60,8 +60,17 @@ KEYS = (*NOTEBOOK_PARAMETERS, "notebooks", "notebooks_dir", "title")
 ACTIVITY_CSV = "activity_log.csv"
 QUALITY_JSON = "data_quality.json"
 MANIFEST = "manifest.json"
-VERSIONED = ("handoffkit", "pandas", "sqlalchemy", "altair", "vl-convert-python", "papermill", "nbconvert",
-             "great-expectations", "ipykernel")
+VERSIONED = (
+    "handoffkit",
+    "pandas",
+    "sqlalchemy",
+    "altair",
+    "vl-convert-python",
+    "papermill",
+    "nbconvert",
+    "great-expectations",
+    "ipykernel",
+)
 
 
 @dataclass
@@ -79,10 +88,17 @@ class Rendered:
     seconds: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"out_dir": str(self.out_dir), "as_of": self.as_of, "chain_head": self.chain_head,
-                "pages": [str(p) for p in self.pages], "activity_csv": str(self.activity_csv),
-                "quality_json": str(self.quality_json), "manifest": str(self.manifest),
-                "manifest_sha256": self.manifest_sha256, "seconds": round(self.seconds, 1)}
+        return {
+            "out_dir": str(self.out_dir),
+            "as_of": self.as_of,
+            "chain_head": self.chain_head,
+            "pages": [str(p) for p in self.pages],
+            "activity_csv": str(self.activity_csv),
+            "quality_json": str(self.quality_json),
+            "manifest": str(self.manifest),
+            "manifest_sha256": self.manifest_sha256,
+            "seconds": round(self.seconds, 1),
+        }
 
 
 def load_params(params_file: str | Path) -> dict[str, Any]:
@@ -103,30 +119,45 @@ def load_params(params_file: str | Path) -> dict[str, Any]:
     for key in doc:
         if key not in KEYS:
             close = difflib.get_close_matches(str(key), KEYS, n=1)
-            raise ConfigError(located(str(path), str(key), "unknown key" + (f"; did you mean {close[0]!r}?"
-                                                                           if close else f"; expected {KEYS}")))
+            raise ConfigError(
+                located(
+                    str(path),
+                    str(key),
+                    "unknown key" + (f"; did you mean {close[0]!r}?" if close else f"; expected {KEYS}"),
+                )
+            )
     for key in ("engagement", "period_start", "period_end"):
         if doc.get(key) in (None, ""):
             raise ConfigError(located(str(path), key, "required"))
     unknown = [n for n in doc.get("notebooks") or [] if n not in TITLES]
     if unknown:
-        raise ConfigError(located(str(path), "notebooks", f"unknown notebook {unknown[0]!r}; "
-                                  f"expected names from {', '.join(TITLES)}"))
+        raise ConfigError(
+            located(str(path), "notebooks", f"unknown notebook {unknown[0]!r}; expected names from {', '.join(TITLES)}")
+        )
     return doc
 
 
 def absolute_db(url: str) -> str:
     """A SQLite URL with a relative path made absolute (notebook kernels run in another directory)."""
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:") \
-            or Path(parsed.database).is_absolute():
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or parsed.database in (None, "", ":memory:")
+        or Path(parsed.database).is_absolute()
+    ):
         return url
     return parsed.set(database=str(Path(parsed.database).resolve())).render_as_string(hide_password=False)
 
 
-def render(params_file: str | Path, *, db: str | None = None, as_of: datetime | date | str | None = None,
-           out_dir: str | Path | None = None, actor: str,
-           progress: Callable[[str], None] | None = None) -> Rendered:
+def render(
+    params_file: str | Path,
+    *,
+    db: str | None = None,
+    as_of: datetime | date | str | None = None,
+    out_dir: str | Path | None = None,
+    actor: str,
+    progress: Callable[[str], None] | None = None,
+) -> Rendered:
     """Execute, render and seal the report set (see the module docstring).
 
     Args:
@@ -150,8 +181,9 @@ def render(params_file: str | Path, *, db: str | None = None, as_of: datetime | 
     path = Path(params_file)
     doc = load_params(path)
     url = absolute_db(db or os.environ.get("HANDOFFKIT_DB") or doc.get("db") or DEFAULT_URL)
-    params = views.parameters(url, doc["engagement"], doc["period_start"], doc["period_end"],
-                              as_of if as_of is not None else doc.get("as_of"))
+    params = views.parameters(
+        url, doc["engagement"], doc["period_start"], doc["period_end"], as_of if as_of is not None else doc.get("as_of")
+    )
     store = params.store
     out = (Path(out_dir) if out_dir else Path("outputs") / f"{params.engagement}-{params.as_of[:10]}").resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -161,26 +193,60 @@ def render(params_file: str | Path, *, db: str | None = None, as_of: datetime | 
     tell(f"report: {params.engagement} as of {params.as_of} (log head seq {head_seq}) -> {out}")
 
     names = list(doc.get("notebooks") or TITLES)
-    notebook_values = {"db": url, "engagement": params.engagement, "period_start": params.period_start.isoformat(),
-                       "period_end": params.period_end.isoformat(), "as_of": params.as_of}
+    notebook_values = {
+        "db": url,
+        "engagement": params.engagement,
+        "period_start": params.period_start.isoformat(),
+        "period_end": params.period_end.isoformat(),
+        "as_of": params.as_of,
+    }
     pages, export = _pages_and_export(path, doc, names, notebook_values, params, out, chain_head, actor, tell)
     quality_path = _quality(store, params.engagement, params.as_of, out / QUALITY_JSON)
     tell(f"wrote {quality_path}")
     manifest = _manifest(out, doc, store.safe_url, notebook_values, chain_head, names)
     digest = sha256_bytes(manifest.read_bytes())
-    log(store, Event(type="report_rendered", actor=actor, engagement=params.engagement,
-                     source=Source(str(manifest), digest),
-                     data={"views": names, "as_of": params.as_of, "out": str(out), "manifest_sha256": digest,
-                           "period": [notebook_values["period_start"], notebook_values["period_end"]],
-                           "chain_head": chain_head}))
+    log(
+        store,
+        Event(
+            type="report_rendered",
+            actor=actor,
+            engagement=params.engagement,
+            source=Source(str(manifest), digest),
+            data={
+                "views": names,
+                "as_of": params.as_of,
+                "out": str(out),
+                "manifest_sha256": digest,
+                "period": [notebook_values["period_start"], notebook_values["period_end"]],
+                "chain_head": chain_head,
+            },
+        ),
+    )
     tell(f"wrote {manifest}")
-    return Rendered(out, params.as_of, chain_head, [pages[n] for n in names], Path(export.file), quality_path,
-                    manifest, digest, time.perf_counter() - started)
+    return Rendered(
+        out,
+        params.as_of,
+        chain_head,
+        [pages[n] for n in names],
+        Path(export.file),
+        quality_path,
+        manifest,
+        digest,
+        time.perf_counter() - started,
+    )
 
 
-def _pages_and_export(path: Path, doc: dict[str, Any], names: list[str], values: dict[str, Any],
-                      params: views.Parameters, out: Path, chain_head: dict[str, Any], actor: str,
-                      tell: Callable[[str], None]) -> tuple[dict[str, Path], audit.Export]:
+def _pages_and_export(
+    path: Path,
+    doc: dict[str, Any],
+    names: list[str],
+    values: dict[str, Any],
+    params: views.Parameters,
+    out: Path,
+    chain_head: dict[str, Any],
+    actor: str,
+    tell: Callable[[str], None],
+) -> tuple[dict[str, Path], audit.Export]:
     """Export the period's activity log and render the pages; returns the pages by name and the export.
 
     The export runs beside :data:`NOTEBOOK_WORKERS` notebooks at a time (each notebook runs in its own
@@ -188,23 +254,39 @@ def _pages_and_export(path: Path, doc: dict[str, Any], names: list[str], values:
     the export, because its checklist reads the ``log_exported`` event the export writes.
     """
     with ThreadPoolExecutor(max_workers=1 + NOTEBOOK_WORKERS) as pool:
-        exporting = pool.submit(audit.export_log, params.store, params.engagement, out / ACTIVITY_CSV,
-                                start=params.period_start, end=params.period_end, as_of=params.as_of, actor=actor)
+        exporting = pool.submit(
+            audit.export_log,
+            params.store,
+            params.engagement,
+            out / ACTIVITY_CSV,
+            start=params.period_start,
+            end=params.period_end,
+            as_of=params.as_of,
+            actor=actor,
+        )
 
         def render_page(name: str) -> Path:
             if name == LEADERSHIP:
                 exporting.result()
             return _page(path, doc, name, values, out, chain_head, tell)
 
-        queued = {name: pool.submit(render_page, name)
-                  for name in sorted(names, key=lambda n: n == LEADERSHIP)}  # leadership last
+        queued = {
+            name: pool.submit(render_page, name) for name in sorted(names, key=lambda n: n == LEADERSHIP)
+        }  # leadership last
         export = exporting.result()
         tell(f"wrote {export.file} ({export.rows:,} events)")
         return {name: future.result() for name, future in queued.items()}, export
 
 
-def _page(params_path: Path, doc: dict[str, Any], name: str, values: dict[str, Any], out: Path,
-          chain_head: dict[str, Any], tell: Callable[[str], None]) -> Path:
+def _page(
+    params_path: Path,
+    doc: dict[str, Any],
+    name: str,
+    values: dict[str, Any],
+    out: Path,
+    chain_head: dict[str, Any],
+    tell: Callable[[str], None],
+) -> Path:
     """Execute one notebook and render its readers' page."""
     folder = (params_path.parent / (doc.get("notebooks_dir") or "../notebooks")).resolve()
     notebook = folder / f"{name}.ipynb"
@@ -212,8 +294,13 @@ def _page(params_path: Path, doc: dict[str, Any], name: str, values: dict[str, A
     # need none: every path they get (the database URL included) is absolute.
     executed = htmlreport.execute(notebook, out / "notebooks" / f"{name}.ipynb", values, progress=tell)
     title = (doc.get("title") or TITLES[name]) if name == LEADERSHIP else TITLES[name]
-    meta = {"engagement": values["engagement"], "as_of": values["as_of"], "chain_head_seq": chain_head["seq"],
-            "chain_head_hash": chain_head["row_hash"], "period": f"{values['period_start']} to {values['period_end']}"}
+    meta = {
+        "engagement": values["engagement"],
+        "as_of": values["as_of"],
+        "chain_head_seq": chain_head["seq"],
+        "chain_head_hash": chain_head["row_hash"],
+        "period": f"{values['period_start']} to {values['period_end']}",
+    }
     page = htmlreport.to_html(executed, out / f"{name}.html", title=title, meta=meta)
     tell(f"rendered {page}")
     return page
@@ -224,28 +311,38 @@ def _quality(store: Any, engagement: str, as_of: str, target: Path) -> Path:
     f = schema.findings.c
     cols = [f.fingerprint, f.title, f.asset_ref, f.severity, f.cves, f.cwes, f.finding_id.label("source_ref")]
     with store.read() as conn:
-        result = conn.execute(select(*cols).where(f.engagement == engagement, f.first_seen <= as_of)
-                              .order_by(f.number))
+        result = conn.execute(select(*cols).where(f.engagement == engagement, f.first_seen <= as_of).order_by(f.number))
         frame = asof.frame(result)
     checked = quality.check_findings(frame)
-    doc = {"subject": f"findings of {engagement} first seen at or before {as_of}", "rows": len(frame),
-           "summary": checked.summary(), "great_expectations": checked.result}
+    doc = {
+        "subject": f"findings of {engagement} first seen at or before {as_of}",
+        "rows": len(frame),
+        "summary": checked.summary(),
+        "great_expectations": checked.result,
+    }
     target.write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     return target
 
 
-def _manifest(out: Path, doc: dict[str, Any], safe_url: str, values: dict[str, Any], chain_head: dict[str, Any],
-              names: list[str]) -> Path:
+def _manifest(
+    out: Path, doc: dict[str, Any], safe_url: str, values: dict[str, Any], chain_head: dict[str, Any], names: list[str]
+) -> Path:
     """Write ``manifest.json``: every file's SHA-256, the chain head, parameters, as-of, versions."""
     target = out / MANIFEST
-    files = {p.relative_to(out).as_posix(): {"sha256": sha256_bytes(p.read_bytes()), "bytes": p.stat().st_size}
-             for p in sorted(out.rglob("*")) if p.is_file() and p != target and not p.name.startswith(".")}
+    files = {
+        p.relative_to(out).as_posix(): {"sha256": sha256_bytes(p.read_bytes()), "bytes": p.stat().st_size}
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p != target and not p.name.startswith(".")
+    }
     manifest = {
-        "engagement": values["engagement"], "as_of": values["as_of"],
+        "engagement": values["engagement"],
+        "as_of": values["as_of"],
         "period": {"start": values["period_start"], "end": values["period_end"]},
-        "chain_head": chain_head, "notebooks": names,
+        "chain_head": chain_head,
+        "notebooks": names,
         "parameters": {**{k: v for k, v in doc.items() if k != "db"}, **values, "db": safe_url},
-        "files": files, "versions": _versions(),
+        "files": files,
+        "versions": _versions(),
     }
     target.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     return target

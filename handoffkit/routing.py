@@ -32,9 +32,25 @@ from handoffkit.store import Store
 
 ROUTABLE_STATES = ("validated", "routed", "paused_no_owner", "excepted", "held_back")
 DECIDED = ("disposition", "state", "owner_role", "owner_team", "owner_name", "sla_due")
-_COLUMNS = ("finding_id", "engagement", "asset_ref", "severity", "kev", "kev_due", "triage", "state",
-            "disposition", "owner_role", "owner_team", "owner_name", "sla_due", "validated_at", "policy_version",
-            "row_version", "routed_at")
+_COLUMNS = (
+    "finding_id",
+    "engagement",
+    "asset_ref",
+    "severity",
+    "kev",
+    "kev_due",
+    "triage",
+    "state",
+    "disposition",
+    "owner_role",
+    "owner_team",
+    "owner_name",
+    "sla_due",
+    "validated_at",
+    "policy_version",
+    "row_version",
+    "routed_at",
+)
 
 
 @dataclass
@@ -62,13 +78,21 @@ def decide(frame: pd.DataFrame, policy: Any, owners: list[assets.Owner], excepte
     lifecycle = df["asset_ref"].map({r: o.lifecycle for r, o in owner_of.items() if o is not None})
     band_disp = df["severity"].map({b: r.disposition for b, r in policy.routing.bands.items()})
     kev = df["kev"].astype(bool)
-    conditions = [df["finding_id"].isin(excepted).to_numpy(), lifecycle.eq("decommissioning").to_numpy(),
-                  df["new_owner_team"].isna().to_numpy(), kev.to_numpy()]
-    df["new_disposition"] = np.select(conditions, ["held_exception", "held_decommissioning", "paused_no_owner",
-                                                   policy.routing.kev_override.disposition], default=band_disp)
+    conditions = [
+        df["finding_id"].isin(excepted).to_numpy(),
+        lifecycle.eq("decommissioning").to_numpy(),
+        df["new_owner_team"].isna().to_numpy(),
+        kev.to_numpy(),
+    ]
+    df["new_disposition"] = np.select(
+        conditions,
+        ["held_exception", "held_decommissioning", "paused_no_owner", policy.routing.kev_override.disposition],
+        default=band_disp,
+    )
     df["new_state"] = np.select(conditions[:3], ["excepted", "held_back", "paused_no_owner"], default="routed")
-    df["rule"] = np.select(conditions, ["exception", "decommissioning", "no_owner", "kev_override"],
-                           default="band:" + df["severity"])
+    df["rule"] = np.select(
+        conditions, ["exception", "decommissioning", "no_owner", "kev_override"], default="band:" + df["severity"]
+    )
     df["new_sla_due"] = _due_dates(df, policy, kev)
     held = (df["new_state"] != "routed") & (df["new_disposition"] != "held_decommissioning")
     for col in ("owner_role", "owner_team", "owner_name"):
@@ -92,14 +116,16 @@ def _due_dates(df: pd.DataFrame, policy: Any, kev: pd.Series) -> pd.Series:
 
 def _differs(old: pd.Series, new: pd.Series) -> np.ndarray:
     """Null-aware inequality (dates and strings compared by their text)."""
+
     def text(s: pd.Series) -> pd.Series:
         return s.astype(object).where(s.notna(), "\0").astype(str)
 
-    return (text(old).to_numpy() != text(new).to_numpy())
+    return text(old).to_numpy() != text(new).to_numpy()
 
 
-def route(store: Store, engagement: str, *, actor: str, dry_run: bool = False,
-          today: date | None = None) -> RoutingResult:
+def route(
+    store: Store, engagement: str, *, actor: str, dry_run: bool = False, today: date | None = None
+) -> RoutingResult:
     """Apply the engagement's policy (see the module docstring)."""
     actor = require_actor(actor)
     with store.read() if dry_run else store.write() as conn:
@@ -120,14 +146,32 @@ def route(store: Store, engagement: str, *, actor: str, dry_run: bool = False,
         result = _summary(engagement, eng.policy_version, dry_run, frame, plan, changed, expired)
         if not dry_run and len(changed):
             now = store.now()
-            items = [findings.Change(row, {**{c: row[f"new_{c}"] for c in DECIDED if row[f"chg_{c}"]},
-                                           "policy_version": eng.policy_version, "routed_at": now},
-                                     {"policy_version": eng.policy_version, "rule": row["rule"]})
-                     for row in findings.records(changed)]
+            items = [
+                findings.Change(
+                    row,
+                    {
+                        **{c: row[f"new_{c}"] for c in DECIDED if row[f"chg_{c}"]},
+                        "policy_version": eng.policy_version,
+                        "routed_at": now,
+                    },
+                    {"policy_version": eng.policy_version, "rule": row["rule"]},
+                )
+                for row in findings.records(changed)
+            ]
             findings.change_many(conn, store, items, type="finding_routed", actor=actor)
         if not dry_run and (len(changed) or expired):
-            append(conn, store, [Event(type="routing_run", actor=actor, engagement=engagement,
-                                       data={k: v for k, v in result.as_dict().items() if k != "changes"})])
+            append(
+                conn,
+                store,
+                [
+                    Event(
+                        type="routing_run",
+                        actor=actor,
+                        engagement=engagement,
+                        data={k: v for k, v in result.as_dict().items() if k != "changes"},
+                    )
+                ],
+            )
     return result
 
 
@@ -135,12 +179,22 @@ def _would_expire(conn: Any, engagement: str, today: date) -> set[str]:
     from sqlalchemy import select
 
     x = exception_register.X.c
-    return set(conn.execute(select(x.finding_id).where(x.engagement == engagement, x.status == "active",
-                                                      x.expires_on < today)).scalars())
+    return set(
+        conn.execute(
+            select(x.finding_id).where(x.engagement == engagement, x.status == "active", x.expires_on < today)
+        ).scalars()
+    )
 
 
-def _summary(engagement: str, version: int, dry_run: bool, frame: pd.DataFrame, plan: pd.DataFrame,
-             changed: pd.DataFrame, expired: list[str]) -> RoutingResult:
+def _summary(
+    engagement: str,
+    version: int,
+    dry_run: bool,
+    frame: pd.DataFrame,
+    plan: pd.DataFrame,
+    changed: pd.DataFrame,
+    expired: list[str],
+) -> RoutingResult:
     held = {
         "not_validated": int((frame["triage"].eq("pending") | frame["state"].eq("reopened")).sum()),
         "false_positive": int(frame["triage"].eq("false_positive").sum()),
@@ -152,8 +206,24 @@ def _summary(engagement: str, version: int, dry_run: bool, frame: pd.DataFrame, 
     by_disp = plan["new_disposition"].value_counts().sort_index()
     routed = plan[plan["new_state"] == "routed"]
     by_team = routed["new_owner_team"].value_counts().sort_index()
-    changes = [{"finding_id": r["finding_id"], "from": r["disposition"], "to": r["new_disposition"],
-                "owner_team": r["new_owner_team"], "sla_due": r["new_sla_due"], "rule": r["rule"]}
-               for r in changed.to_dict(orient="records")]
-    return RoutingResult(engagement, version, dry_run, {k: int(v) for k, v in by_disp.items()},
-                         {k: int(v) for k, v in by_team.items()}, held, changes, expired)
+    changes = [
+        {
+            "finding_id": r["finding_id"],
+            "from": r["disposition"],
+            "to": r["new_disposition"],
+            "owner_team": r["new_owner_team"],
+            "sla_due": r["new_sla_due"],
+            "rule": r["rule"],
+        }
+        for r in changed.to_dict(orient="records")
+    ]
+    return RoutingResult(
+        engagement,
+        version,
+        dry_run,
+        {k: int(v) for k, v in by_disp.items()},
+        {k: int(v) for k, v in by_team.items()},
+        held,
+        changes,
+        expired,
+    )

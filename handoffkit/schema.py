@@ -343,8 +343,17 @@ events = Table(
 )
 # Covering index for the views and metrics: they filter on engagement/type/outcome/time and read only
 # the finding id and its after-state, so they never have to touch the (large) payload rows.
-Index("ix_events_engagement_type", events.c.engagement, events.c.type, events.c.outcome, events.c.occurred_at,
-      events.c.finding_id, events.c.state, events.c.disposition, events.c.severity)
+Index(
+    "ix_events_engagement_type",
+    events.c.engagement,
+    events.c.type,
+    events.c.outcome,
+    events.c.occurred_at,
+    events.c.finding_id,
+    events.c.state,
+    events.c.disposition,
+    events.c.severity,
+)
 Index("ix_events_finding", events.c.finding_id)
 Index("ix_events_occurred", events.c.occurred_at)
 

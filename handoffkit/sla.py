@@ -61,8 +61,11 @@ def status(frame: pd.DataFrame, as_of: datetime | date | str) -> pd.Series:
     late_close = closed & (closed_day > due).to_numpy()
     overdue = ~closed & (day > due).to_numpy()
     soon = ~closed & ((due - day).dt.days <= DUE_SOON_DAYS).to_numpy()
-    values = np.select([no_sla, closed & ~late_close, late_close | overdue, soon],
-                       ["no_sla", "met", "breached", "due_soon"], default="within")
+    values = np.select(
+        [no_sla, closed & ~late_close, late_close | overdue, soon],
+        ["no_sla", "met", "breached", "due_soon"],
+        default="within",
+    )
     return pd.Series(values, index=frame.index, name="sla_status")
 
 
@@ -73,17 +76,21 @@ def summary(frame: pd.DataFrame, as_of: datetime | date | str) -> pd.DataFrame:
         One row per band with :data:`COMPLIANCE_COLUMNS`; percentages are ``NaN`` when nothing
         carries an SLA (nothing to comply with).
     """
-    df = pd.DataFrame({"band": frame["severity"].to_numpy(), "kev": frame["kev"].astype(bool).to_numpy(),
-                       "status": status(frame, as_of).to_numpy(),
-                       "closed": frame["state"].eq("verified_closed").to_numpy()})
-    counts = pd.crosstab(df["band"], df["status"]).reindex(index=list(SEVERITIES), columns=list(STATUSES),
-                                                             fill_value=0)
-    late = df[df["closed"] & df["status"].eq("breached")].groupby("band").size().reindex(list(SEVERITIES),
-                                                                                           fill_value=0)
+    df = pd.DataFrame(
+        {
+            "band": frame["severity"].to_numpy(),
+            "kev": frame["kev"].astype(bool).to_numpy(),
+            "status": status(frame, as_of).to_numpy(),
+            "closed": frame["state"].eq("verified_closed").to_numpy(),
+        }
+    )
+    counts = pd.crosstab(df["band"], df["status"]).reindex(index=list(SEVERITIES), columns=list(STATUSES), fill_value=0)
+    late = df[df["closed"] & df["status"].eq("breached")].groupby("band").size().reindex(list(SEVERITIES), fill_value=0)
     counts["closed_late"] = late
     kev = df[df["kev"]]
-    counts.loc["kev"] = [int(kev["status"].eq(s).sum()) for s in STATUSES] + \
-        [int((kev["closed"] & kev["status"].eq("breached")).sum())]
+    counts.loc["kev"] = [int(kev["status"].eq(s).sum()) for s in STATUSES] + [
+        int((kev["closed"] & kev["status"].eq("breached")).sum())
+    ]
     counts.loc["all"] = counts.loc[list(SEVERITIES)].sum()
     out = counts.reset_index(names="band")
     out.columns.name = None

@@ -87,23 +87,23 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 schema.metadata.create_all(conn)
-                if conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
-                                ).scalar() is None:
-                    conn.execute(insert(schema.meta), [{"key": "schema_version",
-                                                        "value": str(schema.SCHEMA_VERSION)}])
-                    conn.execute(insert(schema.chain_head), [{"id": 1, "seq": 0,
-                                                              "row_hash": schema.GENESIS_HASH}])
+                if (
+                    conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).scalar()
+                    is None
+                ):
+                    conn.execute(insert(schema.meta), [{"key": "schema_version", "value": str(schema.SCHEMA_VERSION)}])
+                    conn.execute(insert(schema.chain_head), [{"id": 1, "seq": 0, "row_hash": schema.GENESIS_HASH}])
         except OperationalError as exc:
             raise ConfigError(f"cannot open the database {self.safe_url}: {exc.orig}") from exc
         self.check_schema()
 
     def check_schema(self) -> None:
         with self.engine.connect() as conn:
-            found = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
-                                 ).scalar()
+            found = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).scalar()
         if found != str(schema.SCHEMA_VERSION):
-            raise ConfigError(f"database {self.safe_url} has schema version {found}, this handoffkit "
-                              f"expects {schema.SCHEMA_VERSION}")
+            raise ConfigError(
+                f"database {self.safe_url} has schema version {found}, this handoffkit expects {schema.SCHEMA_VERSION}"
+            )
 
     @property
     def safe_url(self) -> str:
@@ -124,8 +124,7 @@ class Store:
             conn = conn.execution_options(handoffkit_write=True)
             with conn.begin():
                 if self.dialect == "postgresql":
-                    conn.execute(select(schema.chain_head.c.seq).where(schema.chain_head.c.id == 1)
-                                 .with_for_update())
+                    conn.execute(select(schema.chain_head.c.seq).where(schema.chain_head.c.id == 1).with_for_update())
                 yield conn
 
     def now(self) -> datetime:
@@ -169,8 +168,9 @@ def open_store(url: str | None = None, *, clock: Clock | None = None) -> Store:
 # -- set-based helpers used by the domain modules --------------------------------------------------
 
 
-def update_rows(conn: Connection, table: Table, key: str, rows: list[dict[str, Any]],
-                *, version: str | None = None) -> None:
+def update_rows(
+    conn: Connection, table: Table, key: str, rows: list[dict[str, Any]], *, version: str | None = None
+) -> None:
     """Update many rows by primary key in one set-based statement (staging table + UPDATE … FROM).
 
     Every row dict carries the key, the new values and — when ``version`` names the table's row-version
@@ -198,7 +198,8 @@ def update_rows(conn: Connection, table: Table, key: str, rows: list[dict[str, A
     if changed != len(rows):
         raise ConcurrentEditError(
             f"{len(rows) - changed} of {len(rows)} {table.name} rows were changed by someone else "
-            "since they were read; nothing was written — reload and retry")
+            "since they were read; nothing was written — reload and retry"
+        )
 
 
 def _staging_table(conn: Connection, table: Table, columns: list[str], *, with_version: bool) -> Table:
@@ -228,13 +229,14 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
         return
     names = list(rows[0])
     quoted = ", ".join(f'"{n}"' for n in names)
-    sql = f'INSERT INTO {table.name} ({quoted}) VALUES ({", ".join("?" * len(names))})'
+    sql = f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join('?' * len(names))})"
     params = list(map(operator.itemgetter(*names), rows)) if len(names) > 1 else [(r[names[0]],) for r in rows]
     for i, n in enumerate(names):
         # Dates and instants become canonical text, as their column type would bind them; other values
         # (str, int, float, bool, bytes, None) are what sqlite3 stores for those types anyway.
         if isinstance(table.c[n].type, (schema.Timestamp, schema.Day)) and any(
-                not isinstance(p[i], str | None) for p in params):
+            not isinstance(p[i], str | None) for p in params
+        ):
             bind = table.c[n].type.process_bind_param
-            params = [(*p[:i], bind(p[i], conn.dialect), *p[i + 1:]) for p in params]
+            params = [(*p[:i], bind(p[i], conn.dialect), *p[i + 1 :]) for p in params]
     conn.exec_driver_sql(sql, params)

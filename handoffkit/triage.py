@@ -19,13 +19,20 @@ from handoffkit.model import SEVERITIES
 from handoffkit.store import Store
 
 OUTCOMES = ("validated", "false_positive", "duplicate")
-TRIAGEABLE = ("new", "reopened", "validated", "routed", "paused_no_owner", "held_back", "false_positive",
-              "duplicate")
+TRIAGEABLE = ("new", "reopened", "validated", "routed", "paused_no_owner", "held_back", "false_positive", "duplicate")
 """States a triage decision may be taken (or revised) in; closed or excepted findings are not."""
 
 
-def select_ids(store: Store, engagement: str, *, tool: str | None = None, rule: str | None = None,
-               asset: str | None = None, severity: str | None = None, state: str | None = "new") -> list[str]:
+def select_ids(
+    store: Store,
+    engagement: str,
+    *,
+    tool: str | None = None,
+    rule: str | None = None,
+    asset: str | None = None,
+    severity: str | None = None,
+    state: str | None = "new",
+) -> list[str]:
     """Finding ids matching a filter (``--tool``, ``--rule``, ``--asset`` glob, ``--severity``)."""
     f = schema.findings.c
     stmt = select(f.finding_id).where(f.engagement == engagement).order_by(f.number)
@@ -46,8 +53,16 @@ def select_ids(store: Store, engagement: str, *, tool: str | None = None, rule: 
         return list(conn.execute(stmt).scalars())
 
 
-def triage(store: Store, finding_ids: Sequence[str], outcome: str, *, reason: str, actor: str,
-           duplicate_of: str | None = None, expected_versions: dict[str, int] | None = None) -> list[dict[str, Any]]:
+def triage(
+    store: Store,
+    finding_ids: Sequence[str],
+    outcome: str,
+    *,
+    reason: str,
+    actor: str,
+    duplicate_of: str | None = None,
+    expected_versions: dict[str, int] | None = None,
+) -> list[dict[str, Any]]:
     """Record one triage decision for each finding (one transaction; all or nothing)."""
     actor = require_actor(actor)
     template = Event(type="finding_triaged", actor=actor, data={"as": outcome, "findings": list(finding_ids)})
@@ -69,11 +84,11 @@ def triage(store: Store, finding_ids: Sequence[str], outcome: str, *, reason: st
 
                 raise ConcurrentEditError(f"finding {row['finding_id']} changed since it was read; reload and retry")
             changes = _changes(row, outcome, now)
-            items.append(findings.Change(row, changes, {"as": outcome, "reason": reason.strip(),
-                                                        "duplicate_of": duplicate_of}))
+            items.append(
+                findings.Change(row, changes, {"as": outcome, "reason": reason.strip(), "duplicate_of": duplicate_of})
+            )
         findings.change_many(conn, store, items, type="finding_triaged", actor=actor)
-    return [{"finding_id": i.before["finding_id"], "triage": outcome, "state": i.changes.get("state")}
-            for i in items]
+    return [{"finding_id": i.before["finding_id"], "triage": outcome, "state": i.changes.get("state")} for i in items]
 
 
 def _rows(conn: Connection, ids: list[str]) -> list[Any]:
@@ -81,7 +96,7 @@ def _rows(conn: Connection, ids: list[str]) -> list[Any]:
     f = schema.findings.c
     found: dict[str, Any] = {}
     for start in range(0, len(ids), 10_000):
-        for row in conn.execute(select(schema.findings).where(f.finding_id.in_(ids[start:start + 10_000]))):
+        for row in conn.execute(select(schema.findings).where(f.finding_id.in_(ids[start : start + 10_000]))):
             found[row.finding_id] = row._mapping
     missing = next((fid for fid in ids if fid not in found), None)
     if missing is not None:
@@ -99,8 +114,10 @@ def _row(conn: Connection, fid: str) -> Any:
 def _check(conn: Connection, rows: list[Any], outcome: str, duplicate_of: str | None) -> None:
     engagements_seen = {r["engagement"] for r in rows}
     if len(engagements_seen) > 1:
-        raise RefusedError(f"findings from several engagements ({', '.join(sorted(engagements_seen))}); "
-                           "triage one engagement at a time")
+        raise RefusedError(
+            f"findings from several engagements ({', '.join(sorted(engagements_seen))}); "
+            "triage one engagement at a time"
+        )
     blocked = [f"{r['finding_id']} ({r['state']})" for r in rows if r["state"] not in TRIAGEABLE]
     if blocked:
         raise RefusedError(f"cannot triage {', '.join(blocked)}: closed, excepted or awaiting verification")

@@ -48,8 +48,14 @@ MAPPING_CATEGORIES = {
     "tickets_without_id": "tickets carrying no finding id at all",
     "severity_drift": "ticket priority differs from the calibrated severity",
 }
-FINDING_CATEGORIES = ("routing_misses", "closure_misses", "severity_drift", "findings_not_referenced",
-                      "tickets_outside_policy", "stale_links")
+FINDING_CATEGORIES = (
+    "routing_misses",
+    "closure_misses",
+    "severity_drift",
+    "findings_not_referenced",
+    "tickets_outside_policy",
+    "stale_links",
+)
 TICKET_CATEGORIES = ("orphan_tickets", "tickets_without_id", "shared_queue_tickets", "evidence_copied")
 
 
@@ -68,8 +74,9 @@ class Parameters:
     store: Store = field(repr=False, compare=False)
 
 
-def parameters(db: str, engagement: str, period_start: str | date, period_end: str | date,
-               as_of: str | datetime | None = None) -> Parameters:
+def parameters(
+    db: str, engagement: str, period_start: str | date, period_end: str | date, as_of: str | datetime | None = None
+) -> Parameters:
     """Check a notebook's parameters and open the record they name.
 
     Args:
@@ -96,8 +103,10 @@ def parameters(db: str, engagement: str, period_start: str | date, period_end: s
     if engagement not in known:
         close = difflib.get_close_matches(str(engagement), known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"parameter engagement={engagement!r}: no such engagement in {store.safe_url}{hint}; "
-                          f"known: {', '.join(known) or 'none'}")
+        raise ConfigError(
+            f"parameter engagement={engagement!r}: no such engagement in {store.safe_url}{hint}; "
+            f"known: {', '.join(known) or 'none'}"
+        )
     return Parameters(db, engagement, start, end, when, store)
 
 
@@ -115,10 +124,15 @@ def _check_db(db: str) -> None:
     if not isinstance(db, str) or not db:
         raise ConfigError(f"parameter db={db!r}: expected a database URL such as sqlite:///../handoffkit.db")
     url = make_url(db)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
-            and not Path(url.database).is_file():
-        raise ConfigError(f"parameter db={db!r}: no database file {Path(url.database).resolve()} "
-                          "(run `make demo`, or pass the URL of an existing record)")
+    if (
+        url.get_backend_name() == "sqlite"
+        and url.database not in (None, "", ":memory:")
+        and not Path(url.database).is_file()
+    ):
+        raise ConfigError(
+            f"parameter db={db!r}: no database file {Path(url.database).resolve()} "
+            "(run `make demo`, or pass the URL of an existing record)"
+        )
 
 
 # ------------------------------------------------------------------------------------------ periods
@@ -151,9 +165,15 @@ def _when(store: Store, as_of: datetime | date | str | None) -> str:
 # ---------------------------------------------------------------------------------------- 1 routing
 
 
-def routing_decisions(store: Store, engagement: str, *, start: date | str | None = None,
-                      end: date | str | None = None, as_of: datetime | date | str | None = None,
-                      period: str = "month") -> pd.DataFrame:
+def routing_decisions(
+    store: Store,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+    period: str = "month",
+) -> pd.DataFrame:
     """Findings created and routing decisions taken, per period.
 
     Returns:
@@ -164,20 +184,29 @@ def routing_decisions(store: Store, engagement: str, *, start: date | str | None
     key = asof.period_key(EV.c.occurred_at, _sql_period(period)).label("period")
     with store.read() as conn:
         engagements.get(conn, engagement)
-        created = asof.event_counts(conn, engagement, [EV.c.type == "finding_created",
-                                                       *asof.window(start, end, when)], [key])
-        routed = asof.event_counts(conn, engagement, [EV.c.type == "finding_routed",
-                                                      *asof.window(start, end, when)],
-                                   [key, EV.c.disposition.label("series")])
+        created = asof.event_counts(
+            conn, engagement, [EV.c.type == "finding_created", *asof.window(start, end, when)], [key]
+        )
+        routed = asof.event_counts(
+            conn,
+            engagement,
+            [EV.c.type == "finding_routed", *asof.window(start, end, when)],
+            [key, EV.c.disposition.label("series")],
+        )
     created["series"] = "created"
     routed["series"] = routed["series"].where(~routed["series"].isin(HOLDS), HELD)
-    df = pd.concat([created[["period", "series", "count"]], routed[["period", "series", "count"]]],
-                   ignore_index=True)
+    df = pd.concat([created[["period", "series", "count"]], routed[["period", "series", "count"]]], ignore_index=True)
     return _ordered(_period_frame(df, period), "series", ROUTING_SERIES)
 
 
-def routing_summary(store: Store, engagement: str, *, start: date | str | None = None,
-                    end: date | str | None = None, as_of: datetime | date | str | None = None) -> dict[str, int]:
+def routing_summary(
+    store: Store,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+) -> dict[str, int]:
     """Findings created and routing decisions per disposition (holds as ``held_back``) in the window.
 
     Returns:
@@ -191,12 +220,17 @@ def routing_summary(store: Store, engagement: str, *, start: date | str | None =
 
 def _ordered(df: pd.DataFrame, column: str, order: tuple[str, ...]) -> pd.DataFrame:
     if df.empty:
-        return pd.DataFrame({"period": pd.Series(dtype=str), column: pd.Series(dtype=str),
-                             "count": pd.Series(dtype="int64")})
+        return pd.DataFrame(
+            {"period": pd.Series(dtype=str), column: pd.Series(dtype=str), "count": pd.Series(dtype="int64")}
+        )
     rank = {name: i for i, name in enumerate(order)}
     out = df.assign(_rank=df[column].map(rank).fillna(len(order)))
-    return out.sort_values(["period", "_rank", column]).drop(columns="_rank").reset_index(drop=True) \
+    return (
+        out.sort_values(["period", "_rank", column])
+        .drop(columns="_rank")
+        .reset_index(drop=True)
         .astype({"count": "int64"})
+    )
 
 
 def pivot(df: pd.DataFrame, column: str = "series") -> pd.DataFrame:
@@ -225,10 +259,17 @@ def _linked_ids(conn: Connection, engagement: str, as_of: str) -> pd.Series:
         lk = schema.links.c
         stmt = select(lk.finding_id).where(lk.engagement == engagement, lk.active).distinct()
     else:
-        last = select(EV.c.finding_id, EV.c.ticket_key, func.max(EV.c.seq).label("seq")).where(
-            EV.c.engagement == engagement, EV.c.type.in_(("link_added", "link_removed")),
-            EV.c.outcome == "success", EV.c.occurred_at <= as_of).group_by(EV.c.finding_id, EV.c.ticket_key) \
+        last = (
+            select(EV.c.finding_id, EV.c.ticket_key, func.max(EV.c.seq).label("seq"))
+            .where(
+                EV.c.engagement == engagement,
+                EV.c.type.in_(("link_added", "link_removed")),
+                EV.c.outcome == "success",
+                EV.c.occurred_at <= as_of,
+            )
+            .group_by(EV.c.finding_id, EV.c.ticket_key)
             .subquery()
+        )
         e = EV.alias("e")
         stmt = select(e.c.finding_id).join(last, last.c.seq == e.c.seq).where(e.c.type == "link_added").distinct()
     return pd.Series(list(conn.execute(stmt).scalars()), dtype=object)
@@ -246,20 +287,32 @@ def ticket_mapping(store: Store, engagement: str, *, as_of: datetime | date | st
         gaps = metrics.gaps(conn, engagement, when)
         linked = linked_open(conn, engagement, when)
     counts = {"linked": linked, **{k: gaps.counts[k] for k in MAPPING_CATEGORIES if k != "linked"}}
-    return pd.DataFrame({"category": list(MAPPING_CATEGORIES), "count": [counts[k] for k in MAPPING_CATEGORIES],
-                         "meaning": list(MAPPING_CATEGORIES.values())})
+    return pd.DataFrame(
+        {
+            "category": list(MAPPING_CATEGORIES),
+            "count": [counts[k] for k in MAPPING_CATEGORIES],
+            "meaning": list(MAPPING_CATEGORIES.values()),
+        }
+    )
 
 
-def mapping_trend(store: Store, engagement: str, *, start: date | str | None = None, end: date | str | None = None,
-                  as_of: datetime | date | str | None = None) -> pd.DataFrame:
+def mapping_trend(
+    store: Store,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+) -> pd.DataFrame:
     """Routing-miss, closure-miss, drift and orphan counts (and rates) at each reconciliation run."""
     with store.read() as conn:
         engagements.get(conn, engagement)
         return metrics.reconciliation_trend(conn, engagement, start=start, end=end, as_of=_when(store, as_of))
 
 
-def mapping_gaps(store: Store, engagement: str, category: str, *, as_of: datetime | date | str | None = None,
-                 limit: int | None = 50) -> pd.DataFrame:
+def mapping_gaps(
+    store: Store, engagement: str, category: str, *, as_of: datetime | date | str | None = None, limit: int | None = 50
+) -> pd.DataFrame:
     """The findings or tickets behind one reconciliation category (titles as the record holds them).
 
     Raises:
@@ -267,9 +320,14 @@ def mapping_gaps(store: Store, engagement: str, category: str, *, as_of: datetim
     """
     if category not in (*FINDING_CATEGORIES, *TICKET_CATEGORIES):
         close = difflib.get_close_matches(category, [*FINDING_CATEGORIES, *TICKET_CATEGORIES], n=1)
-        raise ConfigError(f"category {category!r} is not a reconciliation category"
-                          + (f" (did you mean {close[0]!r}?)" if close else
-                             f"; expected one of {', '.join((*FINDING_CATEGORIES, *TICKET_CATEGORIES))}"))
+        raise ConfigError(
+            f"category {category!r} is not a reconciliation category"
+            + (
+                f" (did you mean {close[0]!r}?)"
+                if close
+                else f"; expected one of {', '.join((*FINDING_CATEGORIES, *TICKET_CATEGORIES))}"
+            )
+        )
     when = _when(store, as_of)
     with store.read() as conn:
         engagements.get(conn, engagement)
@@ -277,8 +335,11 @@ def mapping_gaps(store: Store, engagement: str, category: str, *, as_of: datetim
         if category in FINDING_CATEGORIES:
             return _finding_rows(conn, ids)
         t = schema.tickets.c
-        stmt = select(t.system, t.key, t.title, t.status, t.priority, t.assignee, t.finding_ids).where(
-            t.engagement == engagement, t.current, t.key.in_(ids or [""])).order_by(t.system, t.key)
+        stmt = (
+            select(t.system, t.key, t.title, t.status, t.priority, t.assignee, t.finding_ids)
+            .where(t.engagement == engagement, t.current, t.key.in_(ids or [""]))
+            .order_by(t.system, t.key)
+        )
         return asof.frame(conn.execute(stmt))
 
 
@@ -286,9 +347,12 @@ def _finding_rows(conn: Connection, ids: list[str]) -> pd.DataFrame:
     cols = ["finding_id", "title", "asset_ref", "severity", "state", "disposition", "owner_team", "sla_due"]
     rows: list[Any] = []
     for start in range(0, len(ids), 5_000):  # bounded IN lists, one query per 5,000 ids
-        chunk = ids[start:start + 5_000]
-        rows += conn.execute(select(*[F.c[c] if c != "sla_due" else type_coerce(F.c.sla_due, String).label(c)
-                                      for c in cols]).where(F.c.finding_id.in_(chunk))).fetchall()
+        chunk = ids[start : start + 5_000]
+        rows += conn.execute(
+            select(*[F.c[c] if c != "sla_due" else type_coerce(F.c.sla_due, String).label(c) for c in cols]).where(
+                F.c.finding_id.in_(chunk)
+            )
+        ).fetchall()
     df = asof.frame(rows, cols)
     order = {fid: i for i, fid in enumerate(ids)}
     return df.sort_values("finding_id", key=lambda s: s.map(order)).reset_index(drop=True)
@@ -297,13 +361,19 @@ def _finding_rows(conn: Connection, ids: list[str]) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------ 3 calibration
 
 
-CALIBRATION_COLUMNS = ("seq", "occurred_at", "actor", "finding_id", "from", "to", "direction", "reason",
-                       "base_vector")
+CALIBRATION_COLUMNS = ("seq", "occurred_at", "actor", "finding_id", "from", "to", "direction", "reason", "base_vector")
 
 
-def severity_calibration(store: Store, engagement: str, *, start: date | str | None = None,
-                         end: date | str | None = None, as_of: datetime | date | str | None = None,
-                         direction: str | None = None, limit: int | None = None) -> pd.DataFrame:
+def severity_calibration(
+    store: Store,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+    direction: str | None = None,
+    limit: int | None = None,
+) -> pd.DataFrame:
     """Every severity calibration in the window: who, when, which finding, from, to, direction, why.
 
     Args:
@@ -317,13 +387,22 @@ def severity_calibration(store: Store, engagement: str, *, start: date | str | N
     with store.read() as conn:
         engagements.get(conn, engagement)
         direction_col = asof.json_text(conn, EV.c.payload, "data", "direction")
-        stmt = select(EV.c.seq, EV.c.occurred_at, EV.c.actor, EV.c.finding_id,
-                      asof.json_text(conn, EV.c.payload, "data", "from", "severity").label("from"),
-                      EV.c.severity.label("to"), direction_col.label("direction"),
-                      asof.json_text(conn, EV.c.payload, "data", "reason").label("reason"),
-                      asof.json_text(conn, EV.c.payload, "data", "base_vector").label("base_vector")).where(
-            EV.c.engagement == engagement, EV.c.type == "severity_calibrated", EV.c.outcome == "success",
-            *asof.window(start, end, when))
+        stmt = select(
+            EV.c.seq,
+            EV.c.occurred_at,
+            EV.c.actor,
+            EV.c.finding_id,
+            asof.json_text(conn, EV.c.payload, "data", "from", "severity").label("from"),
+            EV.c.severity.label("to"),
+            direction_col.label("direction"),
+            asof.json_text(conn, EV.c.payload, "data", "reason").label("reason"),
+            asof.json_text(conn, EV.c.payload, "data", "base_vector").label("base_vector"),
+        ).where(
+            EV.c.engagement == engagement,
+            EV.c.type == "severity_calibrated",
+            EV.c.outcome == "success",
+            *asof.window(start, end, when),
+        )
         if direction is not None:
             stmt = stmt.where(direction_col == direction)
         stmt = stmt.order_by(EV.c.seq.desc()).limit(limit) if limit else stmt.order_by(EV.c.seq)
@@ -333,17 +412,24 @@ def severity_calibration(store: Store, engagement: str, *, start: date | str | N
     return df
 
 
-def calibration_trend(store: Store, engagement: str, *, start: date | str | None = None,
-                      end: date | str | None = None, as_of: datetime | date | str | None = None,
-                      period: str = "month") -> pd.DataFrame:
+def calibration_trend(
+    store: Store,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+    period: str = "month",
+) -> pd.DataFrame:
     """Calibrations per period and direction (``up`` / ``down`` / ``same``): ``period, direction, count``."""
     when = _when(store, as_of)
     key = asof.period_key(EV.c.occurred_at, _sql_period(period)).label("period")
     with store.read() as conn:
         engagements.get(conn, engagement)
         direction = asof.json_text(conn, EV.c.payload, "data", "direction").label("direction")
-        df = asof.event_counts(conn, engagement, [EV.c.type == "severity_calibrated",
-                                                  *asof.window(start, end, when)], [key, direction])
+        df = asof.event_counts(
+            conn, engagement, [EV.c.type == "severity_calibrated", *asof.window(start, end, when)], [key, direction]
+        )
     return _ordered(_period_frame(df, period), "direction", ("down", "up", "same"))
 
 
@@ -353,9 +439,15 @@ def calibration_trend(store: Store, engagement: str, *, start: date | str | None
 CLOSURE_SERIES = ("rescan", "retest", "commit", "attestation", "ticket_closed")
 
 
-def closure_verification(store: Store, engagement: str, *, start: date | str | None = None,
-                         end: date | str | None = None, as_of: datetime | date | str | None = None,
-                         period: str = "month") -> pd.DataFrame:
+def closure_verification(
+    store: Store,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+    period: str = "month",
+) -> pd.DataFrame:
     """Verified closures per period and evidence kind, beside ticket closures observed per period.
 
     Returns:
@@ -366,17 +458,28 @@ def closure_verification(store: Store, engagement: str, *, start: date | str | N
     key = asof.period_key(EV.c.occurred_at, _sql_period(period))
     with store.read() as conn:
         engagements.get(conn, engagement)
-        verified = metrics.verified_closures(conn, engagement, start=start, end=end, as_of=when,
-                                             period=_sql_period(period)).rename(columns={"kind": "series"})
-        tickets = asof.event_counts(conn, engagement, [EV.c.type == "ticket_closed_observed",
-                                                       *asof.window(start, end, when)], [key.label("period")])
+        verified = metrics.verified_closures(
+            conn, engagement, start=start, end=end, as_of=when, period=_sql_period(period)
+        ).rename(columns={"kind": "series"})
+        tickets = asof.event_counts(
+            conn,
+            engagement,
+            [EV.c.type == "ticket_closed_observed", *asof.window(start, end, when)],
+            [key.label("period")],
+        )
     tickets["series"] = "ticket_closed"
     df = pd.concat([verified, tickets[["period", "series", "count"]]], ignore_index=True)
     return _ordered(_period_frame(df, period), "series", CLOSURE_SERIES)
 
 
-def closure_summary(store: Store, engagement: str, *, start: date | str | None = None,
-                    end: date | str | None = None, as_of: datetime | date | str | None = None) -> pd.DataFrame:
+def closure_summary(
+    store: Store,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+) -> pd.DataFrame:
     """Verified closures in the window by evidence kind, then the administrative closures as of the instant.
 
     Returns:
@@ -392,8 +495,14 @@ def closure_summary(store: Store, engagement: str, *, start: date | str | None =
     return pd.DataFrame(rows, columns=["closure", "count", "meaning"])
 
 
-def mttr(store: Store, engagement: str, *, start: date | str | None = None, end: date | str | None = None,
-         as_of: datetime | date | str | None = None) -> pd.DataFrame:
+def mttr(
+    store: Store,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+) -> pd.DataFrame:
     """:func:`handoffkit.metrics.mttr` on the store (closures in the window, as of the instant)."""
     with store.read() as conn:
         engagements.get(conn, engagement)
@@ -410,8 +519,14 @@ def reopen_rate(store: Store, engagement: str, *, as_of: datetime | date | str |
 # -------------------------------------------------------------------------------------- 5 activity
 
 
-def activity(store: Store, engagement: str, *, start: date | str | None = None, end: date | str | None = None,
-             as_of: datetime | date | str | None = None) -> pd.DataFrame:
+def activity(
+    store: Store,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+) -> pd.DataFrame:
     """Exported events per type and outcome with their control mapping (the CSV's rows, aggregated).
 
     Returns:
@@ -420,9 +535,12 @@ def activity(store: Store, engagement: str, *, start: date | str | None = None, 
     when = _when(store, as_of)
     with store.read() as conn:
         engagements.get(conn, engagement)
-        result = conn.execute(select(EV.c.type, EV.c.outcome, func.count().label("count"))
-                              .where(*audit.conditions(engagement, start=start, end=end, as_of=when))
-                              .group_by(EV.c.type, EV.c.outcome).order_by(EV.c.type, EV.c.outcome))
+        result = conn.execute(
+            select(EV.c.type, EV.c.outcome, func.count().label("count"))
+            .where(*audit.conditions(engagement, start=start, end=end, as_of=when))
+            .group_by(EV.c.type, EV.c.outcome)
+            .order_by(EV.c.type, EV.c.outcome)
+        )
         df = asof.frame(result, ["type", "outcome", "count"])
     mapping = pd.DataFrame([(t, *c) for t, c in audit.CONTROLS.items()], columns=["type", *audit.FRAMEWORKS])
     return df.merge(mapping, on="type", how="left").fillna({f: "" for f in audit.FRAMEWORKS})
@@ -441,17 +559,25 @@ def control_coverage(activity_frame: pd.DataFrame) -> pd.DataFrame:
     return out[["framework", "control", "events"]].astype({"events": "int64"})
 
 
-def activity_by_period(store: Store, engagement: str, *, start: date | str | None = None,
-                       end: date | str | None = None, as_of: datetime | date | str | None = None,
-                       period: str = "month") -> pd.DataFrame:
+def activity_by_period(
+    store: Store,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+    period: str = "month",
+) -> pd.DataFrame:
     """Exported events per period and outcome: ``period``, ``series`` (outcome), ``count``."""
     when = _when(store, as_of)
     with store.read() as conn:
         engagements.get(conn, engagement)
         key = asof.period_key(EV.c.occurred_at, _sql_period(period)).label("period")
-        result = conn.execute(select(key, EV.c.outcome.label("series"), func.count().label("count"))
-                              .where(*audit.conditions(engagement, start=start, end=end, as_of=when))
-                              .group_by(key, EV.c.outcome))
+        result = conn.execute(
+            select(key, EV.c.outcome.label("series"), func.count().label("count"))
+            .where(*audit.conditions(engagement, start=start, end=end, as_of=when))
+            .group_by(key, EV.c.outcome)
+        )
         df = asof.frame(result, ["period", "series", "count"])
     return _ordered(_period_frame(df, period), "series", ("success", "denied", "failure"))
 
@@ -512,8 +638,13 @@ class Facts:
         return {**asdict(self), "checklist_counts": self.checklist_counts}
 
 
-def facts(store: Store, engagement: str, period_start: date | str, period_end: date | str,
-          as_of: datetime | date | str | None = None) -> Facts:
+def facts(
+    store: Store,
+    engagement: str,
+    period_start: date | str,
+    period_end: date | str,
+    as_of: datetime | date | str | None = None,
+) -> Facts:
     """Compute :class:`Facts` for the period, as of ``as_of`` (default now), in one read transaction."""
     when = _when(store, as_of)
     start, end = asof.day_start(period_start), asof.day_start(period_end)
@@ -529,26 +660,41 @@ def facts(store: Store, engagement: str, period_start: date | str, period_end: d
         routed = {k: v for k, v in routing.items() if k != "created"}
         verified = metrics.closures_by_kind(conn, engagement, start=start, end=end, as_of=when)
         mttr = metrics.mttr(conn, engagement, start=start, end=end, as_of=when).set_index("band")["mean_days"]
-        calibrations = metrics.count_events(conn, engagement, "severity_calibrated", start=start, end=end,
-                                            as_of=when)
+        calibrations = metrics.count_events(conn, engagement, "severity_calibrated", start=start, end=end, as_of=when)
         down = _count_down(conn, engagement, start, end, when)
         head_seq, head_hash = asof.head(conn, when)
-        events = int(conn.execute(select(func.count()).where(
-            *audit.conditions(engagement, start=start, end=end, as_of=when))).scalar() or 0)
+        events = int(
+            conn.execute(
+                select(func.count()).where(*audit.conditions(engagement, start=start, end=end, as_of=when))
+            ).scalar()
+            or 0
+        )
 
         def count(type_: str) -> int:
             return metrics.count_events(conn, engagement, type_, start=start, end=end, as_of=when)
 
         return Facts(
-            engagement=engagement, period_start=start, period_end=end, as_of=when,
-            chain_head_seq=head_seq, chain_head_hash=head_hash,
-            findings_total=len(frame), open_findings=int(is_open.sum()),
+            engagement=engagement,
+            period_start=start,
+            period_end=end,
+            as_of=when,
+            chain_head_seq=head_seq,
+            chain_head_hash=head_hash,
+            findings_total=len(frame),
+            open_findings=int(is_open.sum()),
             open_by_severity={b: int((is_open & frame["severity"].eq(b)).sum()) for b in SEVERITIES},
-            created=routing["created"], routing_decisions=sum(routed.values()), routed=routed,
-            held_back=routed[HELD], linked_open=linked_open(conn, engagement, when, frame),
-            routing_misses=gaps.counts["routing_misses"], closure_misses=gaps.counts["closure_misses"],
-            severity_drift=gaps.counts["severity_drift"], orphan_tickets=gaps.counts["orphan_tickets"],
-            verified=verified, verified_total=sum(verified.values()), ticket_closures=count("ticket_closed_observed"),
+            created=routing["created"],
+            routing_decisions=sum(routed.values()),
+            routed=routed,
+            held_back=routed[HELD],
+            linked_open=linked_open(conn, engagement, when, frame),
+            routing_misses=gaps.counts["routing_misses"],
+            closure_misses=gaps.counts["closure_misses"],
+            severity_drift=gaps.counts["severity_drift"],
+            orphan_tickets=gaps.counts["orphan_tickets"],
+            verified=verified,
+            verified_total=sum(verified.values()),
+            ticket_closures=count("ticket_closed_observed"),
             reopened=count("finding_reopened"),
             reopen_rate_pct=metrics.reopen_rate(conn, engagement, as_of=when)["rate_pct"],
             mttr_days={b: _number(mttr.get(b)) for b in (*SEVERITIES, "all")},
@@ -558,15 +704,21 @@ def facts(store: Store, engagement: str, period_start: date | str, period_end: d
             kev_open=int((is_open & frame["kev"]).sum()),
             kev_breached=int((is_open & frame["kev"] & status.eq("breached")).sum()),
             kev_compliance_pct=_number(compliance.loc["kev", "compliance_pct"]),
-            calibrations=calibrations, calibrations_down=down, events=events, checklist=items,
+            calibrations=calibrations,
+            calibrations_down=down,
+            events=events,
+            checklist=items,
         )
 
 
 def _routing_counts(conn: Connection, engagement: str, start: Any, end: Any, as_of: str) -> dict[str, int]:
-    df = asof.event_counts(conn, engagement, [EV.c.type == "finding_routed", *asof.window(start, end, as_of)],
-                           [EV.c.disposition])
-    counts = {"created": metrics.count_events(conn, engagement, "finding_created", start=start, end=end,
-                                              as_of=as_of), **dict.fromkeys((*DISPOSITION_SERIES, HELD), 0)}
+    df = asof.event_counts(
+        conn, engagement, [EV.c.type == "finding_routed", *asof.window(start, end, as_of)], [EV.c.disposition]
+    )
+    counts = {
+        "created": metrics.count_events(conn, engagement, "finding_created", start=start, end=end, as_of=as_of),
+        **dict.fromkeys((*DISPOSITION_SERIES, HELD), 0),
+    }
     for disposition, n in zip(df["disposition"], df["count"], strict=True):
         key = HELD if disposition in HOLDS else disposition
         counts[key] = counts.get(key, 0) + int(n)
@@ -575,9 +727,15 @@ def _routing_counts(conn: Connection, engagement: str, start: Any, end: Any, as_
 
 def _count_down(conn: Connection, engagement: str, start: str, end: str, when: str) -> int:
     direction = asof.json_text(conn, EV.c.payload, "data", "direction")
-    stmt = select(func.count()).where(and_(EV.c.engagement == engagement, EV.c.type == "severity_calibrated",
-                                           EV.c.outcome == "success", direction == "down",
-                                           *asof.window(start, end, when)))
+    stmt = select(func.count()).where(
+        and_(
+            EV.c.engagement == engagement,
+            EV.c.type == "severity_calibrated",
+            EV.c.outcome == "success",
+            direction == "down",
+            *asof.window(start, end, when),
+        )
+    )
     return int(conn.execute(stmt).scalar() or 0)
 
 
@@ -627,8 +785,11 @@ def narrative(f: Facts) -> list[str]:
         "back (no resolved owner, an approved exception, or an asset being decommissioned).",
         f"As of {f.as_of}, {f.open_findings:,} of {f.findings_total:,} findings are open "
         f"({_listing(f.open_by_severity)}); {f.linked_open:,} open findings have a linked ticket.",
-        (f"SLA compliance stands at {_pct(f.sla_compliance_pct)}" if f.sla_compliance_pct is not None else
-         "No finding carries an SLA yet, so SLA compliance is not measurable")
+        (
+            f"SLA compliance stands at {_pct(f.sla_compliance_pct)}"
+            if f.sla_compliance_pct is not None
+            else "No finding carries an SLA yet, so SLA compliance is not measurable"
+        )
         + f": {f.sla_breached:,} findings breached their SLA, "
         f"{f.sla_overdue_open:,} of them still open past their due date. {f.kev_open:,} open findings carry a "
         f"CVE on CISA's KEV list, {f.kev_breached:,} of them past their due date (KEV SLA compliance "
@@ -639,7 +800,8 @@ def narrative(f: Facts) -> list[str]:
         f"(administrative closures). {f.reopened:,} verified findings were rediscovered by a later scan in the "
         f"period; the reopen rate to date is {_pct(f.reopen_rate_pct)}.",
         "Mean time from validation to verified closure for findings closed in the period: "
-        + "; ".join(f"{band} {_days(f.mttr_days[band])}" for band in SEVERITIES) + f" (all bands "
+        + "; ".join(f"{band} {_days(f.mttr_days[band])}" for band in SEVERITIES)
+        + f" (all bands "
         f"{_days(f.mttr_days['all'])}).",
         f"Reconciliation as of {f.as_of[:10]}: {f.routing_misses:,} routing misses (policy says ticket, none "
         f"linked), {f.severity_drift:,} tickets whose priority drifted from the calibrated severity, "
@@ -660,20 +822,40 @@ def checklist_rows(f: Facts, max_ids: int = 5) -> list[dict[str, Any]]:
     for item in f.checklist:
         ids = item.get("ids") or []
         shown = ", ".join(map(str, ids[:max_ids])) + (f" … (+{len(ids) - max_ids})" if len(ids) > max_ids else "")
-        rows.append({"item": item["item"], "status": item["status"],
-                     "evidence": item["summary"] + (f" — {shown}" if shown else "")})
+        rows.append(
+            {
+                "item": item["item"],
+                "status": item["status"],
+                "evidence": item["summary"] + (f" — {shown}" if shown else ""),
+            }
+        )
     return rows
 
 
 # ----------------------------------------------------------------------------------------- drilling
 
 
-FIGURES = ("open_findings", "kev_open", "sla_overdue_open", "created", "verified_total", "reopened",
-           "calibrations_down", "routing_misses", "closure_misses", "severity_drift", "orphan_tickets")
+FIGURES = (
+    "open_findings",
+    "kev_open",
+    "sla_overdue_open",
+    "created",
+    "verified_total",
+    "reopened",
+    "calibrations_down",
+    "routing_misses",
+    "closure_misses",
+    "severity_drift",
+    "orphan_tickets",
+)
 """The :class:`Facts` numbers :func:`behind` can open up."""
 
-_EVENT_FIGURES = {"created": "finding_created", "verified_total": "finding_verified_closed",
-                  "reopened": "finding_reopened", "calibrations_down": "severity_calibrated"}
+_EVENT_FIGURES = {
+    "created": "finding_created",
+    "verified_total": "finding_verified_closed",
+    "reopened": "finding_reopened",
+    "calibrations_down": "severity_calibrated",
+}
 
 
 def findings_as_of(store: Store, engagement: str, as_of: datetime | date | str | None = None) -> pd.DataFrame:
@@ -683,14 +865,24 @@ def findings_as_of(store: Store, engagement: str, as_of: datetime | date | str |
     with store.read() as conn:
         engagements.get(conn, engagement)
         frame = asof.findings(conn, engagement, when)
-        details = asof.frame(conn.execute(select(F.c.finding_id, F.c.title, F.c.asset_ref, F.c.owner_team)
-                                          .where(F.c.engagement == engagement)))
+        details = asof.frame(
+            conn.execute(
+                select(F.c.finding_id, F.c.title, F.c.asset_ref, F.c.owner_team).where(F.c.engagement == engagement)
+            )
+        )
     frame["sla_status"] = sla.status(frame, when)
     return frame.merge(details, on="finding_id", how="left")
 
 
-def behind(store: Store, engagement: str, figure: str, *, start: date | str | None = None,
-           end: date | str | None = None, as_of: datetime | date | str | None = None) -> pd.DataFrame:
+def behind(
+    store: Store,
+    engagement: str,
+    figure: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+) -> pd.DataFrame:
     """The findings (or tickets, for ``orphan_tickets``) behind one headline figure of :class:`Facts`.
 
     ``len(behind(..., figure))`` equals the figure for the same period and instant: event figures
@@ -701,29 +893,39 @@ def behind(store: Store, engagement: str, figure: str, *, start: date | str | No
     """
     if figure not in FIGURES:
         close = difflib.get_close_matches(figure, FIGURES, n=1)
-        raise ConfigError(f"figure {figure!r} cannot be drilled into" + (f" (did you mean {close[0]!r}?)" if close
-                                                                         else f"; expected one of {FIGURES}"))
+        raise ConfigError(
+            f"figure {figure!r} cannot be drilled into"
+            + (f" (did you mean {close[0]!r}?)" if close else f"; expected one of {FIGURES}")
+        )
     when = _when(store, as_of)
     if figure in ("routing_misses", "closure_misses", "severity_drift", "orphan_tickets"):
         return mapping_gaps(store, engagement, figure, as_of=when, limit=None)
     if figure in _EVENT_FIGURES:
-        return _event_rows(store, engagement, _EVENT_FIGURES[figure], start, end, when,
-                           down_only=figure == "calibrations_down")
+        return _event_rows(
+            store, engagement, _EVENT_FIGURES[figure], start, end, when, down_only=figure == "calibrations_down"
+        )
     frame = findings_as_of(store, engagement, when)
     is_open = ~frame["state"].isin(asof.CLOSED_STATES)
-    keep = {"open_findings": is_open, "kev_open": is_open & frame["kev"],
-            "sla_overdue_open": is_open & frame["sla_status"].eq("breached")}[figure]
+    keep = {
+        "open_findings": is_open,
+        "kev_open": is_open & frame["kev"],
+        "sla_overdue_open": is_open & frame["sla_status"].eq("breached"),
+    }[figure]
     return frame[keep].reset_index(drop=True)
 
 
-def _event_rows(store: Store, engagement: str, type_: str, start: Any, end: Any, when: str, *,
-                down_only: bool) -> pd.DataFrame:
+def _event_rows(
+    store: Store, engagement: str, type_: str, start: Any, end: Any, when: str, *, down_only: bool
+) -> pd.DataFrame:
     with store.read() as conn:
         engagements.get(conn, engagement)
         conditions = [EV.c.type == type_, *asof.window(start, end, when)]
         if down_only:
             conditions.append(asof.json_text(conn, EV.c.payload, "data", "direction") == "down")
-        stmt = select(EV.c.seq, EV.c.occurred_at, EV.c.actor, EV.c.finding_id, F.c.title, F.c.asset_ref,
-                      EV.c.severity).join(F, F.c.finding_id == EV.c.finding_id).where(
-            EV.c.engagement == engagement, EV.c.outcome == "success", *conditions).order_by(EV.c.seq)
+        stmt = (
+            select(EV.c.seq, EV.c.occurred_at, EV.c.actor, EV.c.finding_id, F.c.title, F.c.asset_ref, EV.c.severity)
+            .join(F, F.c.finding_id == EV.c.finding_id)
+            .where(EV.c.engagement == engagement, EV.c.outcome == "success", *conditions)
+            .order_by(EV.c.seq)
+        )
         return asof.frame(conn.execute(stmt))

@@ -84,6 +84,7 @@ def engagement(store: Store) -> str:
 @pytest.fixture
 def corpus_file():
     """``corpus_file("cisa_kev/x.json")`` → the path in ../shared/corpus (skipped, and CI fails, if absent)."""
+
     def find(relative: str) -> Path:
         path = CORPUS / relative
         if not path.exists():
@@ -91,8 +92,6 @@ def corpus_file():
         return path
 
     return find
-
-
 
 
 @pytest.fixture(scope="session")

@@ -56,27 +56,60 @@ PERMALINK = "https://handoffkit.example.invalid/{engagement}/findings/{finding_i
 ANALYSTS = ["Ana Silva", "Ben Okoro", "Chen Wei"]
 APPROVER = "Dana Whitfield"
 SEVERITY_MIX = [("critical", 0.05), ("high", 0.2), ("medium", 0.35), ("low", 0.25), ("info", 0.15)]
-TEAMS = [("payments", "Priya Raman"), ("platform", "Tomás Ortega"), ("identity", "Lena Fischer"),
-         ("data", "Kwame Mensah"), ("mobile", "Sofia Rossi"), ("infrastructure", "Amara Okafor")]
+TEAMS = [
+    ("payments", "Priya Raman"),
+    ("platform", "Tomás Ortega"),
+    ("identity", "Lena Fischer"),
+    ("data", "Kwame Mensah"),
+    ("mobile", "Sofia Rossi"),
+    ("infrastructure", "Amara Okafor"),
+]
 KIND_TOOL = {"web": "zap", "host": "nessus", "repo": "semgrep", "image": "trivy"}
 KIND_SYSTEM = {"web": "jira", "image": "jira", "repo": "github", "host": "servicenow"}
-CWE_BY_KIND = {"web": ["CWE-79", "CWE-89", "CWE-352", "CWE-693", "CWE-200", "CWE-614"],
-               "repo": ["CWE-78", "CWE-89", "CWE-79", "CWE-327", "CWE-798", "CWE-22", "CWE-502"],
-               "host": ["CWE-295", "CWE-326", "CWE-20", "CWE-119"], "image": ["CWE-787", "CWE-416", "CWE-400"]}
-WORDS = ["Cross-site scripting", "SQL injection", "Outdated TLS", "Hard-coded secret", "Path traversal",
-         "Insecure deserialisation", "Missing security header", "Weak cipher suite", "Open redirect",
-         "Heap overflow", "Use after free", "Server-side request forgery", "Command injection",
-         "Session fixation", "Cookie without Secure flag", "Information disclosure", "Denial of service"]
-VECTORS = {"critical": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
-           "high": "CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:N",
-           "medium": "CVSS:3.1/AV:N/AC:L/PR:L/UI:R/S:U/C:L/I:L/A:N",
-           "low": "CVSS:3.1/AV:N/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N",
-           "info": "CVSS:3.1/AV:N/AC:H/PR:H/UI:R/S:U/C:N/I:N/A:N"}
+CWE_BY_KIND = {
+    "web": ["CWE-79", "CWE-89", "CWE-352", "CWE-693", "CWE-200", "CWE-614"],
+    "repo": ["CWE-78", "CWE-89", "CWE-79", "CWE-327", "CWE-798", "CWE-22", "CWE-502"],
+    "host": ["CWE-295", "CWE-326", "CWE-20", "CWE-119"],
+    "image": ["CWE-787", "CWE-416", "CWE-400"],
+}
+WORDS = [
+    "Cross-site scripting",
+    "SQL injection",
+    "Outdated TLS",
+    "Hard-coded secret",
+    "Path traversal",
+    "Insecure deserialisation",
+    "Missing security header",
+    "Weak cipher suite",
+    "Open redirect",
+    "Heap overflow",
+    "Use after free",
+    "Server-side request forgery",
+    "Command injection",
+    "Session fixation",
+    "Cookie without Secure flag",
+    "Information disclosure",
+    "Denial of service",
+]
+VECTORS = {
+    "critical": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+    "high": "CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:N",
+    "medium": "CVSS:3.1/AV:N/AC:L/PR:L/UI:R/S:U/C:L/I:L/A:N",
+    "low": "CVSS:3.1/AV:N/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N",
+    "info": "CVSS:3.1/AV:N/AC:H/PR:H/UI:R/S:U/C:N/I:N/A:N",
+}
 SCORES = {"critical": 9.8, "high": 8.1, "medium": 5.4, "low": 2.2, "info": 0.0}
-PRIORITY = {"jira": {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low", "info": "Lowest"},
-            "github": {b: f"severity:{b}" for b in SCORES},
-            "servicenow": {"critical": "1 - Critical", "high": "2 - High", "medium": "3 - Moderate",
-                           "low": "4 - Low", "info": "5 - Planning"}}
+PRIORITY = {
+    "jira": {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low", "info": "Lowest"},
+    "github": {b: f"severity:{b}" for b in SCORES},
+    "servicenow": {
+        "critical": "1 - Critical",
+        "high": "2 - High",
+        "medium": "3 - Moderate",
+        "low": "4 - Low",
+        "info": "5 - Planning",
+    },
+}
 PRIORITY_BAND = {system: {shown: band for band, shown in table.items()} for system, table in PRIORITY.items()}
 LOWER = {"critical": "medium", "high": "low", "medium": "low", "low": "info", "info": "info"}
 
@@ -139,9 +172,17 @@ class Ticket:
 class Programme:
     """The whole scenario; ``run()`` plays it month by month against a store."""
 
-    def __init__(self, store: Store, engagement: str, size: int, seed: int, workdir: Path,
-                 progress: Callable[[str], None], ticket_bands: tuple[str, ...] = ("critical", "high"),
-                 keep_inputs: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        engagement: str,
+        size: int,
+        seed: int,
+        workdir: Path,
+        progress: Callable[[str], None],
+        ticket_bands: tuple[str, ...] = ("critical", "high"),
+        keep_inputs: bool = True,
+    ) -> None:
         self.store, self.engagement, self.size, self.workdir = store, engagement, size, workdir
         self.ticket_bands, self.keep_inputs = ticket_bands, keep_inputs
         self.rng = random.Random(seed)
@@ -158,30 +199,56 @@ class Programme:
         self.verified: set[str] = set()
         self.never_verified: set[str] = set()
         self.counters = {"jira": 100, "github": 0, "servicenow": 10_000}
-        self.planted: dict[str, set[str]] = {k: set() for k in (
-            "severity_drift", "evidence_copied", "closure_misses", "tickets_outside_policy", "shared_queue_tickets",
-            "tickets_without_id", "findings_not_referenced", "orphan_tickets", "routing_misses",
-            "renamed", "split", "ticket_reopened")}
+        self.planted: dict[str, set[str]] = {
+            k: set()
+            for k in (
+                "severity_drift",
+                "evidence_copied",
+                "closure_misses",
+                "tickets_outside_policy",
+                "shared_queue_tickets",
+                "tickets_without_id",
+                "findings_not_referenced",
+                "orphan_tickets",
+                "routing_misses",
+                "renamed",
+                "split",
+                "ticket_reopened",
+            )
+        }
 
     # ------------------------------------------------------------------------------------ the world
 
     def _assets(self) -> list[Asset]:
-        n = min(60, max(12, self.size // 60))   # one Trivy file per image and month: keep files few
+        n = min(60, max(12, self.size // 60))  # one Trivy file per image and month: keep files few
         out = []
         for i in range(n):
             kind = ("web", "host", "repo", "image")[i % 4]
             team, owner = TEAMS[i % len(TEAMS)]
-            ref = {"web": f"https://app{i}.example.com", "host": f"srv{i}.corp.example.com:443",
-                   "repo": f"https://github.com/example/service-{i}",
-                   "image": f"registry.example.com/shop/svc-{i}:1.{i % 7}"}[kind]
-            asset = Asset(ref, kind, team, owner, {"web": "service owner", "host": "system administrator",
-                                                    "repo": "tech lead", "image": "image maintainer"}[kind],
-                          "internet" if kind == "web" or i % 5 == 0 else "internal",
-                          ("high", "medium", "low")[i % 3])
+            ref = {
+                "web": f"https://app{i}.example.com",
+                "host": f"srv{i}.corp.example.com:443",
+                "repo": f"https://github.com/example/service-{i}",
+                "image": f"registry.example.com/shop/svc-{i}:1.{i % 7}",
+            }[kind]
+            asset = Asset(
+                ref,
+                kind,
+                team,
+                owner,
+                {
+                    "web": "service owner",
+                    "host": "system administrator",
+                    "repo": "tech lead",
+                    "image": "image maintainer",
+                }[kind],
+                "internet" if kind == "web" or i % 5 == 0 else "internal",
+                ("high", "medium", "low")[i % 3],
+            )
             if i % 11 == 7:
-                asset.mapped = False          # not in the owners map: findings pause
+                asset.mapped = False  # not in the owners map: findings pause
             elif i % 13 == 5:
-                asset.team, asset.owner = "security", None   # a shared queue, not an owner: pause
+                asset.team, asset.owner = "security", None  # a shared queue, not an owner: pause
             elif i % 17 == 3:
                 asset.lifecycle = "decommissioning"
             out.append(asset)
@@ -205,14 +272,22 @@ class Programme:
             if self.rng.random() < 0.55:
                 fixed = appear + 1 + self.rng.randrange(0, 4)
                 fixed = fixed if fixed < MONTHS else None
-            spec = Spec(n, asset, severity, f"{self.rng.choice(WORDS)} in {asset.kind} component {n}",
-                        f"hk.demo.{asset.kind}.rule{n}", self.rng.choice(CWE_BY_KIND[asset.kind]), cves,
-                        appear, fixed)
+            spec = Spec(
+                n,
+                asset,
+                severity,
+                f"{self.rng.choice(WORDS)} in {asset.kind} component {n}",
+                f"hk.demo.{asset.kind}.rule{n}",
+                self.rng.choice(CWE_BY_KIND[asset.kind]),
+                cves,
+                appear,
+                fixed,
+            )
             if fixed is not None and fixed + 2 < MONTHS and self.rng.random() < 0.04:
                 spec.reappear = fixed + 2
             specs.append(spec)
         for spec in [s for s in specs if s.fixed is not None and s.fixed <= 8][:2]:
-            spec.reappear = MONTHS - 1   # regressions found by the last scan, not yet re-triaged
+            spec.reappear = MONTHS - 1  # regressions found by the last scan, not yet re-triaged
         return specs
 
     # ----------------------------------------------------------------------------------- the clock
@@ -265,12 +340,16 @@ class Programme:
         policy = self.workdir / "policy.yaml"
         policy.write_text(_policy(self.ticket_bands), encoding="utf-8")
         rows = ["asset_ref,owner_role,owner_team,owner_name,exposure,data_sensitivity,lifecycle"]
-        rows += [f"{a.ref},{a.role},{a.team},{a.owner or ''},{a.exposure},{a.sensitivity},{a.lifecycle}"
-                 for a in self.assets if a.mapped]
+        rows += [
+            f"{a.ref},{a.role},{a.team},{a.owner or ''},{a.exposure},{a.sensitivity},{a.lifecycle}"
+            for a in self.assets
+            if a.mapped
+        ]
         owners = self.workdir / "owners.csv"
         owners.write_text("\n".join(rows) + "\n", encoding="utf-8")
-        engagements.init(self.store, self.engagement, policy, owners_path=owners, actor=APPROVER,
-                         name="Demo programme (FY2026)")
+        engagements.init(
+            self.store, self.engagement, policy, owners_path=owners, actor=APPROVER, name="Demo programme (FY2026)"
+        )
 
     # -------------------------------------------------------------------------------------- scanning
 
@@ -283,18 +362,32 @@ class Programme:
             by_kind.setdefault(s.asset.kind, []).append(s)
         scanned = {k: [a for a in self.assets if a.kind == k] for k in KIND_TOOL}
         if scanned["repo"]:
-            runs = [{"tool": "semgrep", "version": "1.93.0", "repo": a.ref, "started": stamp,
-                     "results": [self._sarif_result(s) for s in by_kind.get("repo", []) if s.asset is a]}
-                    for a in scanned["repo"]]
+            runs = [
+                {
+                    "tool": "semgrep",
+                    "version": "1.93.0",
+                    "repo": a.ref,
+                    "started": stamp,
+                    "results": [self._sarif_result(s) for s in by_kind.get("repo", []) if s.asset is a],
+                }
+                for a in scanned["repo"]
+            ]
             files.append(self._write(f"{month:02d}-semgrep.sarif", formats.sarif(runs)))
         if scanned["host"]:
-            hosts = [{"name": a.ref.split(":")[0], "ip": f"10.20.{i // 250}.{i % 250 + 1}",
-                      "items": [self._nessus_item(s, month) for s in by_kind.get("host", []) if s.asset is a]}
-                     for i, a in enumerate(scanned["host"])]
+            hosts = [
+                {
+                    "name": a.ref.split(":")[0],
+                    "ip": f"10.20.{i // 250}.{i % 250 + 1}",
+                    "items": [self._nessus_item(s, month) for s in by_kind.get("host", []) if s.asset is a],
+                }
+                for i, a in enumerate(scanned["host"])
+            ]
             files.append(self._write(f"{month:02d}-nessus.nessus", formats.nessus(hosts, f"monthly {stamp}")))
         if scanned["web"]:
-            sites = [{"origin": a.ref, "alerts": [self._zap_alert(s) for s in by_kind.get("web", []) if s.asset is a]}
-                     for a in scanned["web"]]
+            sites = [
+                {"origin": a.ref, "alerts": [self._zap_alert(s) for s in by_kind.get("web", []) if s.asset is a]}
+                for a in scanned["web"]
+            ]
             files.append(self._write(f"{month:02d}-zap.json", formats.zap(sites, stamp)))
         for a in scanned["image"]:
             vulns = [self._trivy_vuln(s) for s in by_kind.get("image", []) if s.asset is a]
@@ -329,31 +422,71 @@ class Programme:
 
     def _sarif_result(self, s: Spec) -> dict[str, Any]:
         level = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "none"}[s.severity]
-        return {"rule": s.rule, "title": s.title, "level": level, "score": SCORES[s.severity],
-                "cwe": s.cwe, "message": f"{s.title} (reported {self.store.now():%Y-%m-%d})",
-                "uri": f"src/module{s.n % 23}/file{s.n}.py", "line": 10 + s.n % 300, "fingerprint": f"{s.n:016x}:1"}
+        return {
+            "rule": s.rule,
+            "title": s.title,
+            "level": level,
+            "score": SCORES[s.severity],
+            "cwe": s.cwe,
+            "message": f"{s.title} (reported {self.store.now():%Y-%m-%d})",
+            "uri": f"src/module{s.n % 23}/file{s.n}.py",
+            "line": 10 + s.n % 300,
+            "fingerprint": f"{s.n:016x}:1",
+        }
 
     def _nessus_item(self, s: Spec, month: int) -> dict[str, Any]:
         sev = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}[s.severity]
-        return {"port": 443, "protocol": "tcp", "svc": "www", "severity": sev, "plugin": 100000 + s.n,
-                "name": s.title, "family": "General", "cves": s.cves, "vector": VECTORS[s.severity] if sev else None,
-                "score": SCORES[s.severity],
-                "output": f"Observed during scan {month}: build {self.rng.randrange(9999)}",
-                "description": f"{s.title}.", "solution": "Apply the vendor patch.",
-                "risk": ["None", "Low", "Medium", "High", "Critical"][sev]}
+        return {
+            "port": 443,
+            "protocol": "tcp",
+            "svc": "www",
+            "severity": sev,
+            "plugin": 100000 + s.n,
+            "name": s.title,
+            "family": "General",
+            "cves": s.cves,
+            "vector": VECTORS[s.severity] if sev else None,
+            "score": SCORES[s.severity],
+            "output": f"Observed during scan {month}: build {self.rng.randrange(9999)}",
+            "description": f"{s.title}.",
+            "solution": "Apply the vendor patch.",
+            "risk": ["None", "Low", "Medium", "High", "Critical"][sev],
+        }
 
     def _zap_alert(self, s: Spec) -> dict[str, Any]:
         risk = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 3}[s.severity]
-        return {"plugin": 10000 + s.n, "name": s.title, "risk": risk, "cwe": s.cwe.split("-")[1], "wasc": 8,
-                "desc": s.title, "solution": "Encode output and validate input.",
-                "instances": [{"uri": f"{s.asset.ref}/page{s.n}", "method": "GET", "param": f"q{s.n % 5}",
-                               "attack": "", "evidence": "<script>"}]}
+        return {
+            "plugin": 10000 + s.n,
+            "name": s.title,
+            "risk": risk,
+            "cwe": s.cwe.split("-")[1],
+            "wasc": 8,
+            "desc": s.title,
+            "solution": "Encode output and validate input.",
+            "instances": [
+                {
+                    "uri": f"{s.asset.ref}/page{s.n}",
+                    "method": "GET",
+                    "param": f"q{s.n % 5}",
+                    "attack": "",
+                    "evidence": "<script>",
+                }
+            ],
+        }
 
     def _trivy_vuln(self, s: Spec) -> dict[str, Any]:
         severity = "unknown" if s.severity == "info" else s.severity
-        return {"cve": s.cves[0], "pkg": f"lib{s.n % 50}", "installed": "1.0.0", "fixed": "1.0.1",
-                "severity": severity, "title": s.title, "cwe": s.cwe, "vector": VECTORS[s.severity],
-                "score": SCORES[s.severity]}
+        return {
+            "cve": s.cves[0],
+            "pkg": f"lib{s.n % 50}",
+            "installed": "1.0.0",
+            "fixed": "1.0.1",
+            "severity": severity,
+            "title": s.title,
+            "cwe": s.cwe,
+            "vector": VECTORS[s.severity],
+            "score": SCORES[s.severity],
+        }
 
     def _learn_ids(self, present: list[Spec]) -> None:
         """Map planted specs to the finding ids ingestion gave them (every spec has a unique title)."""
@@ -371,12 +504,21 @@ class Programme:
         """A KEV catalog in CISA's layout; the later one adds CVEs, which flags findings already open."""
         listed = self.kev_cves[: len(self.kev_cves) // 2] if month == 0 else self.kev_cves
         today = self.store.now().date()
-        entries = [{"cve": cve, "vendor": "Example", "product": f"lib{i}", "name": f"Example lib{i} flaw",
-                    "added": (today - timedelta(days=20)).isoformat(),
-                    "due": (today + timedelta(days=7 if i % 3 == 0 else 21)).isoformat()}
-                   for i, cve in enumerate(listed)]
-        path = self._write(f"{month:02d}-kev.json", formats.kev_catalog(
-            entries, f"{today:%Y.%m.%d}", f"{today:%Y-%m-%d}T12:00:00.000Z"))
+        entries = [
+            {
+                "cve": cve,
+                "vendor": "Example",
+                "product": f"lib{i}",
+                "name": f"Example lib{i} flaw",
+                "added": (today - timedelta(days=20)).isoformat(),
+                "due": (today + timedelta(days=7 if i % 3 == 0 else 21)).isoformat(),
+            }
+            for i, cve in enumerate(listed)
+        ]
+        path = self._write(
+            f"{month:02d}-kev.json",
+            formats.kev_catalog(entries, f"{today:%Y.%m.%d}", f"{today:%Y-%m-%d}T12:00:00.000Z"),
+        )
         kev.load(self.store, path, actor=APPROVER)
 
     # ---------------------------------------------------------------------------------------- triage
@@ -388,7 +530,7 @@ class Programme:
         spec_of = {s.finding_id: s for s in self.specs if s.finding_id}
         pending = self._new_ids("new")
         if month == MONTHS - 1:
-            pending = pending[: len(pending) // 2]   # the newest half is left untriaged
+            pending = pending[: len(pending) // 2]  # the newest half is left untriaged
         validated, false_positive, duplicates = [], [], []
         for fid in pending:
             roll = self.rng.random()
@@ -401,52 +543,102 @@ class Programme:
         if validated:
             triage.triage(self.store, validated, "validated", reason="confirmed exploitable path", actor=self.analyst())
         if false_positive:
-            triage.triage(self.store, false_positive, "false_positive", reason="scanner pattern matched test fixture",
-                          actor=self.analyst())
+            triage.triage(
+                self.store,
+                false_positive,
+                "false_positive",
+                reason="scanner pattern matched test fixture",
+                actor=self.analyst(),
+            )
         for fid in duplicates:
-            original = next((s.finding_id for s in self.specs if s.finding_id and s.finding_id != fid
-                             and s.asset is spec_of[fid].asset), None)
+            original = next(
+                (
+                    s.finding_id
+                    for s in self.specs
+                    if s.finding_id and s.finding_id != fid and s.asset is spec_of[fid].asset
+                ),
+                None,
+            )
             if original:
-                triage.triage(self.store, [fid], "duplicate", duplicate_of=original, reason="same root cause",
-                              actor=self.analyst())
+                triage.triage(
+                    self.store,
+                    [fid],
+                    "duplicate",
+                    duplicate_of=original,
+                    reason="same root cause",
+                    actor=self.analyst(),
+                )
         reopened = self._new_ids("reopened")
-        if reopened and month < MONTHS - 1:   # the last month's regressions still await triage
+        if reopened and month < MONTHS - 1:  # the last month's regressions still await triage
             triage.triage(self.store, reopened, "validated", reason="regression confirmed", actor=self.analyst())
 
     def _calibrate(self, month: int) -> None:
         with self.store.read() as conn:
-            df = findings.frame(conn, self.engagement, ["finding_id", "severity", "triage", "calibrated_vector",
-                                                        "state", "validated_at"])
+            df = findings.frame(
+                conn,
+                self.engagement,
+                ["finding_id", "severity", "triage", "calibrated_vector", "state", "validated_at"],
+            )
         todo = df[(df["triage"] == "validated") & df["calibrated_vector"].isna() & (df["state"] == "validated")]
         for done, row in enumerate(todo.itertuples()):
             if done >= 300:
-                break   # analysts calibrate one finding at a time; at scale only the first few hundred
+                break  # analysts calibrate one finding at a time; at scale only the first few hundred
             if row.severity in ("critical", "high") and self.rng.random() < 0.8:
-                calibration.calibrate(self.store, row.finding_id, cvss=VECTORS[row.severity], env_from_asset=True,
-                                      reason="environmental score from asset context", actor=self.analyst())
+                calibration.calibrate(
+                    self.store,
+                    row.finding_id,
+                    cvss=VECTORS[row.severity],
+                    env_from_asset=True,
+                    reason="environmental score from asset context",
+                    actor=self.analyst(),
+                )
             elif row.severity == "medium" and self.rng.random() < 0.05:
-                calibration.calibrate(self.store, row.finding_id, severity="low",
-                                      reason="compensating WAF rule in front of the service", actor=self.analyst())
+                calibration.calibrate(
+                    self.store,
+                    row.finding_id,
+                    severity="low",
+                    reason="compensating WAF rule in front of the service",
+                    actor=self.analyst(),
+                )
 
     def _exceptions(self, month: int) -> None:
         if month not in (2, 5, 8):
             return
-        candidates = [s for s in self.specs if s.finding_id and s.present(month) and s.asset.mapped
-                      and s.asset.team != "security" and s.asset.lifecycle == "active" and s.fixed is None
-                      and s.severity in ("medium", "low")]
+        candidates = [
+            s
+            for s in self.specs
+            if s.finding_id
+            and s.present(month)
+            and s.asset.mapped
+            and s.asset.team != "security"
+            and s.asset.lifecycle == "active"
+            and s.fixed is None
+            and s.severity in ("medium", "low")
+        ]
         for s in candidates[: min(50, max(2, self.size // 400))]:
             expires = self.store.now().date() + timedelta(days=75 if month == 2 else 200)
             try:
-                exception_register.grant(self.store, s.finding_id, approver=APPROVER,
-                                         actor=s.asset.owner or "Ana Silva", expires=expires,
-                                         reason="legacy integration, replacement scheduled")
+                exception_register.grant(
+                    self.store,
+                    s.finding_id,
+                    approver=APPROVER,
+                    actor=s.asset.owner or "Ana Silva",
+                    expires=expires,
+                    reason="legacy integration, replacement scheduled",
+                )
                 s.fate.add("excepted")
             except RefusedError:
                 continue
         if month == 2 and candidates:
             with contextlib.suppress(RefusedError):  # a self-approved exception is refused (and logged)
-                exception_register.grant(self.store, candidates[-1].finding_id, approver=APPROVER, actor=APPROVER,
-                                         reason="accept risk", expires=self.store.now().date() + timedelta(days=30))
+                exception_register.grant(
+                    self.store,
+                    candidates[-1].finding_id,
+                    approver=APPROVER,
+                    actor=APPROVER,
+                    reason="accept risk",
+                    expires=self.store.now().date() + timedelta(days=30),
+                )
 
     def _payloads(self) -> None:
         """Payloads for findings newly routed to a ticket (what a person pastes into the ticket system)."""
@@ -463,13 +655,20 @@ class Programme:
             df = findings.frame(conn, self.engagement, ["finding_id", "state", "disposition", "owner_team", "severity"])
         kind_of = {s.finding_id: s.asset.kind for s in self.specs if s.finding_id}
         sel = df[(df["state"] == "routed") & (df["disposition"] == "ticket") & df["owner_team"].notna()]
-        return {r.finding_id: (KIND_SYSTEM[kind_of[r.finding_id]], r.severity)
-                for r in sel.itertuples() if r.finding_id in kind_of}
+        return {
+            r.finding_id: (KIND_SYSTEM[kind_of[r.finding_id]], r.severity)
+            for r in sel.itertuples()
+            if r.finding_id in kind_of
+        }
 
     def _stable(self, s: Spec) -> bool:
         """A finding that stays open to the end: the only kind a lasting drift is planted on."""
-        return (s.fixed is None and s.reappear is None and not self.kev_set.intersection(s.cves)
-                and "excepted" not in s.fate)
+        return (
+            s.fixed is None
+            and s.reappear is None
+            and not self.kev_set.intersection(s.cves)
+            and "excepted" not in s.fate
+        )
 
     # --------------------------------------------------------------------------------------- tickets
 
@@ -480,7 +679,7 @@ class Programme:
             if fid in self.by_finding or fid in self.planted["routing_misses"]:
                 continue
             if self._stable(spec_of[fid]) and self.rng.random() < 0.08:
-                self.planted["routing_misses"].add(fid)   # nobody ever raises the ticket
+                self.planted["routing_misses"].add(fid)  # nobody ever raises the ticket
                 continue
             self._open_ticket(spec_of[fid], system, severity, stamp)
         if month in (1, 4, 7):
@@ -506,19 +705,33 @@ class Programme:
         fid = s.finding_id
         roll = self.rng.random() if plant else 1.0
         with_ids = not 0.16 <= roll < 0.19 or len(self.manual_links) >= 100  # linking by hand is per finding
-        description = (f"Finding {fid}: {s.title}.\nAsset: {s.asset.ref}\n"
-                       f"Record: {PERMALINK.format(engagement=self.engagement, finding_id=fid)}\n[{fid}]"
-                       if with_ids else f"{s.title} on {s.asset.ref}.")
+        description = (
+            f"Finding {fid}: {s.title}.\nAsset: {s.asset.ref}\n"
+            f"Record: {PERMALINK.format(engagement=self.engagement, finding_id=fid)}\n[{fid}]"
+            if with_ids
+            else f"{s.title} on {s.asset.ref}."
+        )
         if roll < 0.05:
-            description += ("\n\nSteps (pasted from the scanner):\nGET /page?q=%3Cscript%3E HTTP/1.1\nHost: "
-                            f"{s.asset.ref}\n\nHTTP/1.1 200 OK\nContent-Type: text/html")
+            description += (
+                "\n\nSteps (pasted from the scanner):\nGET /page?q=%3Cscript%3E HTTP/1.1\nHost: "
+                f"{s.asset.ref}\n\nHTTP/1.1 200 OK\nContent-Type: text/html"
+            )
         priority = PRIORITY[system][severity]
         drift = 0.10 <= roll < 0.16 and LOWER[severity] != severity and self._stable(s)
         if drift:
-            priority = PRIORITY[system][LOWER[severity]]   # renegotiated down inside the ticket
-        t = Ticket(system, self._new_key(system, s), f"[{fid}] {s.title}" if with_ids else s.title,
-                   [fid] if with_ids else [], priority, "security" if 0.05 <= roll < 0.10 else s.asset.owner,
-                   stamp, description, with_ids=with_ids, updated=stamp)
+            priority = PRIORITY[system][LOWER[severity]]  # renegotiated down inside the ticket
+        t = Ticket(
+            system,
+            self._new_key(system, s),
+            f"[{fid}] {s.title}" if with_ids else s.title,
+            [fid] if with_ids else [],
+            priority,
+            "security" if 0.05 <= roll < 0.10 else s.asset.owner,
+            stamp,
+            description,
+            with_ids=with_ids,
+            updated=stamp,
+        )
         self.tickets[t.key] = t
         self.by_finding.setdefault(fid, []).append(t.key)
         self.of_ticket.setdefault(t.key, []).append(fid)
@@ -535,9 +748,12 @@ class Programme:
         with self.store.read() as conn:
             df = findings.frame(conn, self.engagement, ["finding_id", "state", "disposition", "severity"])
         info = df[(df["disposition"] == "security_record_only") & (df["state"] == "routed")]
-        fresh = [r for r in info.itertuples() if r.finding_id in spec_of and r.finding_id not in self.by_finding
-                 and self._stable(spec_of[r.finding_id])]
-        for r in fresh[:min(200, max(3, self.size // 300))]:
+        fresh = [
+            r
+            for r in info.itertuples()
+            if r.finding_id in spec_of and r.finding_id not in self.by_finding and self._stable(spec_of[r.finding_id])
+        ]
+        for r in fresh[: min(200, max(3, self.size // 300))]:
             s = spec_of[r.finding_id]
             self._open_ticket(s, KIND_SYSTEM[s.asset.kind], r.severity, stamp, plant=False)
             self.planted["tickets_outside_policy"].add(r.finding_id)
@@ -545,12 +761,31 @@ class Programme:
     def _stray_tickets(self, stamp: str) -> None:
         """A ticket carrying an id the record does not know, and one carrying none at all."""
         key = self._new_key("jira", None)
-        self.tickets[key] = Ticket("jira", key, "[HK-999999] Rotate API keys", ["HK-999999"], "High", "Priya Raman",
-                                   stamp, "Carried over from the old tracker.", updated=stamp)
+        self.tickets[key] = Ticket(
+            "jira",
+            key,
+            "[HK-999999] Rotate API keys",
+            ["HK-999999"],
+            "High",
+            "Priya Raman",
+            stamp,
+            "Carried over from the old tracker.",
+            updated=stamp,
+        )
         self.planted["orphan_tickets"].add(key)
         key = self._new_key("jira", None)
-        self.tickets[key] = Ticket("jira", key, "Harden nginx config", [], "Medium", "Tomás Ortega", stamp,
-                                   "Found in a pentest readout.", with_ids=False, updated=stamp)
+        self.tickets[key] = Ticket(
+            "jira",
+            key,
+            "Harden nginx config",
+            [],
+            "Medium",
+            "Tomás Ortega",
+            stamp,
+            "Found in a pentest readout.",
+            with_ids=False,
+            updated=stamp,
+        )
         self.planted["tickets_without_id"].add(key)
 
     def _findings_of(self, t: Ticket) -> list[str]:
@@ -586,8 +821,9 @@ class Programme:
         for fid, keys in list(self.by_finding.items())[: min(100, max(2, self.size // 500))]:
             first = self.tickets[keys[0]]
             if len(keys) == 1 and first.category != "done" and first.with_ids and fid in spec_of:
-                t = self._open_ticket(spec_of[fid], first.system, PRIORITY_BAND[first.system][first.priority], stamp,
-                                      plant=False)
+                t = self._open_ticket(
+                    spec_of[fid], first.system, PRIORITY_BAND[first.system][first.priority], stamp, plant=False
+                )
                 t.title = f"[{fid}] {spec_of[fid].title} (backend part)"
                 self.planted["split"].add(fid)
 
@@ -606,8 +842,14 @@ class Programme:
         if results[0].status == "failed":
             raise RuntimeError(f"demo ticket export failed to ingest: {results[0].error}")
         for fid, t in [(f, t) for f, t in self.manual_links if t.system == system]:
-            links.link(self.store, fid, t.key, system=system, actor=self.analyst(),
-                       note="raised without the finding id; linked by hand")
+            links.link(
+                self.store,
+                fid,
+                t.key,
+                system=system,
+                actor=self.analyst(),
+                note="raised without the finding id; linked by hand",
+            )
             self.planted["findings_not_referenced"].add(fid)
         self.manual_links = [(f, t) for f, t in self.manual_links if t.system != system]
 
@@ -615,10 +857,21 @@ class Programme:
         labels = [*t.finding_ids, "security"]
         if t.system == "github":
             labels.append(t.priority)
-        return {"key": t.key, "id": str(_num(t.key)), "title": t.title, "status": t.status,
-                "category": t.category, "priority": t.priority, "resolution": t.resolution, "assignee": t.assignee,
-                "created": t.created, "updated": t.updated or t.created, "labels": labels,
-                "description": t.description, "finding_field": " ".join(t.finding_ids)}
+        return {
+            "key": t.key,
+            "id": str(_num(t.key)),
+            "title": t.title,
+            "status": t.status,
+            "category": t.category,
+            "priority": t.priority,
+            "resolution": t.resolution,
+            "assignee": t.assignee,
+            "created": t.created,
+            "updated": t.updated or t.created,
+            "labels": labels,
+            "description": t.description,
+            "finding_field": " ".join(t.finding_ids),
+        }
 
     # ---------------------------------------------------------------------------------- verification
 
@@ -632,33 +885,50 @@ class Programme:
         rescanned, by_hand = [], 0
         for row in waiting.itertuples():
             s = spec_of.get(row.finding_id)
-            if s is None or s.fixed is None or s.fixed > month or s.reappear is not None \
-                    or row.finding_id in self.never_verified:
+            if (
+                s is None
+                or s.fixed is None
+                or s.fixed > month
+                or s.reappear is not None
+                or row.finding_id in self.never_verified
+            ):
                 continue
             if row.state == "awaiting_verification" and self.rng.random() < 0.12:
-                self.never_verified.add(row.finding_id)   # closed in the ticket, never reconciled
+                self.never_verified.add(row.finding_id)  # closed in the ticket, never reconciled
                 continue
             kind = self.rng.choices(["rescan", "commit", "retest", "attestation"], [0.7, 0.1, 0.1, 0.1])[0]
-            if (kind == "commit" and s.asset.kind != "repo") or (kind == "attestation" and not row.owner_name) \
-                    or by_hand >= 300:
+            if (
+                (kind == "commit" and s.asset.kind != "repo")
+                or (kind == "attestation" and not row.owner_name)
+                or by_hand >= 300
+            ):
                 kind = "rescan"
             if kind == "rescan":
                 rescanned.append(row.finding_id)
                 continue
             by_hand += 1
-            evidence = {"commit": f"example/service-{s.n % 9}@{(s.n * 2654435761) % 16**12:012x}",
-                        "retest": f"Retested {row.finding_id} on {self.store.now():%Y-%m-%d}: not reproducible.",
-                        "attestation": f"Patched and redeployed; change CHG-{4000 + s.n}"}[kind]
+            evidence = {
+                "commit": f"example/service-{s.n % 9}@{(s.n * 2654435761) % 16**12:012x}",
+                "retest": f"Retested {row.finding_id} on {self.store.now():%Y-%m-%d}: not reproducible.",
+                "attestation": f"Patched and redeployed; change CHG-{4000 + s.n}",
+            }[kind]
             actor = row.owner_name if kind == "attestation" else self.analyst()
             try:
-                verification.verify(self.store, row.finding_id, kind=kind, evidence=evidence, actor=actor,
-                                    approver=APPROVER if kind == "attestation" else None)
+                verification.verify(
+                    self.store,
+                    row.finding_id,
+                    kind=kind,
+                    evidence=evidence,
+                    actor=actor,
+                    approver=APPROVER if kind == "attestation" else None,
+                )
                 self.verified.add(row.finding_id)
             except RefusedError:
                 continue
         if rescanned:
-            done = verification.verify_rescans(self.store, self.engagement, actor=self.analyst(),
-                                               evidence="monthly rescan", finding_ids=rescanned)
+            done = verification.verify_rescans(
+                self.store, self.engagement, actor=self.analyst(), evidence="monthly rescan", finding_ids=rescanned
+            )
             self.verified.update(done["finding_ids"])
         if month == 3:
             self._refused_attestation(df)
@@ -669,8 +939,9 @@ class Programme:
         if len(owned):
             fid, owner = owned.iloc[0]["finding_id"], owned.iloc[0]["owner_name"]
             with contextlib.suppress(RefusedError):
-                verification.verify(self.store, fid, kind="attestation", evidence="fixed", actor=owner,
-                                    approver=f"  {owner.upper()} ")
+                verification.verify(
+                    self.store, fid, kind="attestation", evidence="fixed", actor=owner, approver=f"  {owner.upper()} "
+                )
 
     def _late_triage(self) -> None:
         """After the last routing run: a few validated findings not yet routed."""
@@ -683,20 +954,38 @@ class Programme:
     def _summary(self) -> dict[str, Any]:
         with self.store.read() as conn:
             df = findings.frame(conn, self.engagement, ["finding_id", "state", "severity", "tool", "disposition"])
-            n_events = conn.execute(schema.events.select().with_only_columns(
-                schema.events.c.seq).order_by(schema.events.c.seq.desc()).limit(1)).scalar()
-            n_tickets = conn.execute(schema.tickets.select().with_only_columns(
-                schema.tickets.c.key).where(schema.tickets.c.current).distinct()).all()
+            n_events = conn.execute(
+                schema.events.select()
+                .with_only_columns(schema.events.c.seq)
+                .order_by(schema.events.c.seq.desc())
+                .limit(1)
+            ).scalar()
+            n_tickets = conn.execute(
+                schema.tickets.select()
+                .with_only_columns(schema.tickets.c.key)
+                .where(schema.tickets.c.current)
+                .distinct()
+            ).all()
         real = {s.finding_id for s in self.specs if s.finding_id}
-        self.planted["closure_misses"] = {f for t in self.tickets.values() if t.category == "done"
-                                          for f in self._findings_of(t) if f in real and f not in self.verified}
-        return {"engagement": self.engagement, "findings": len(df), "events": n_events, "tickets": len(n_tickets),
-                "by_state": df["state"].value_counts().sort_index().to_dict(),
-                "by_severity": df["severity"].value_counts().sort_index().to_dict(),
-                "by_tool": df["tool"].value_counts().sort_index().to_dict(),
-                "period": [START.isoformat(), self.at(MONTHS - 1, 28).date().isoformat()],
-                "planted": {k: sorted(v, key=_num) for k, v in self.planted.items()},
-                "inputs": str(self.workdir / "inputs")}
+        self.planted["closure_misses"] = {
+            f
+            for t in self.tickets.values()
+            if t.category == "done"
+            for f in self._findings_of(t)
+            if f in real and f not in self.verified
+        }
+        return {
+            "engagement": self.engagement,
+            "findings": len(df),
+            "events": n_events,
+            "tickets": len(n_tickets),
+            "by_state": df["state"].value_counts().sort_index().to_dict(),
+            "by_severity": df["severity"].value_counts().sort_index().to_dict(),
+            "by_tool": df["tool"].value_counts().sort_index().to_dict(),
+            "period": [START.isoformat(), self.at(MONTHS - 1, 28).date().isoformat()],
+            "planted": {k: sorted(v, key=_num) for k, v in self.planted.items()},
+            "inputs": str(self.workdir / "inputs"),
+        }
 
 
 def _num(key: str) -> int:
@@ -706,9 +995,13 @@ def _num(key: str) -> int:
 
 def _policy(ticket_bands: tuple[str, ...]) -> str:
     """The demo's policy; ``ticket_bands`` widens ticket routing (the scale benchmarks route more)."""
-    rules = {"critical": "ticket, sla_days: 30", "high": "ticket, sla_days: 60",
-             "medium": "sprint_backlog, sla_days: 90", "low": "quarterly_cycle, sla_days: 180",
-             "info": "security_record_only, sla_days: null"}
+    rules = {
+        "critical": "ticket, sla_days: 30",
+        "high": "ticket, sla_days: 60",
+        "medium": "sprint_backlog, sla_days: 90",
+        "low": "quarterly_cycle, sla_days: 180",
+        "info": "security_record_only, sla_days: null",
+    }
     for band in ticket_bands:
         if band != "info":
             rules[band] = "ticket, sla_days: " + rules[band].split("sla_days: ")[1]
@@ -729,15 +1022,22 @@ closure_verification: {{accepted: [rescan, retest, commit, attestation]}}
 """
 
 
-def build(db: str | None = None, *, engagement: str = "DEMO", size: int = 2000, seed: int = 7,
-          workdir: str | Path | None = None, progress: Callable[[str], None] | None = None,
-          ticket_bands: tuple[str, ...] = ("critical", "high"), keep_inputs: bool = True) -> dict[str, Any]:
+def build(
+    db: str | None = None,
+    *,
+    engagement: str = "DEMO",
+    size: int = 2000,
+    seed: int = 7,
+    workdir: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+    ticket_bands: tuple[str, ...] = ("critical", "high"),
+    keep_inputs: bool = True,
+) -> dict[str, Any]:
     """Build the demo engagement into the database at ``db`` (see the module docstring)."""
     store = Store(db, clock=Clock(fixed=datetime.combine(START, time(8), tzinfo=UTC), seed=seed))
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="handoffkit-demo-"))
     work.mkdir(parents=True, exist_ok=True)
-    programme = Programme(store, engagement, size, seed, work, progress or (lambda _m: None), ticket_bands,
-                          keep_inputs)
+    programme = Programme(store, engagement, size, seed, work, progress or (lambda _m: None), ticket_bands, keep_inputs)
     summary = programme.run()
     summary["database"] = store.safe_url
     store.dispose()

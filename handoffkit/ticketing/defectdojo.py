@@ -20,8 +20,7 @@ from typing import Any
 from handoffkit.errors import InputError, located
 
 NOT_MAPPINGS = (
-    'expected a DefectDojo /api/v2/jira_finding_mappings/ export: {"results": [...]} '
-    "or a list of mapping rows"
+    'expected a DefectDojo /api/v2/jira_finding_mappings/ export: {"results": [...]} or a list of mapping rows'
 )
 
 

@@ -36,9 +36,7 @@ class TicketExport:
     """Reason → count of items deliberately not read as tickets (GitHub pull requests)."""
 
 
-def parse_export(
-    data: bytes, source: str, system: str, *, jira_names: Mapping[str, str] | None = None
-) -> TicketExport:
+def parse_export(data: bytes, source: str, system: str, *, jira_names: Mapping[str, str] | None = None) -> TicketExport:
     """Parse one export of ``system`` into ticket snapshots.
 
     Args:

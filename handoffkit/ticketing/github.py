@@ -122,17 +122,11 @@ def _is_gh_cli(items: list[Any]) -> bool:
 
 
 def _snapshot(item: Any, source: str, ref: str, keys: dict[str, str]) -> TicketSnapshot:
-    if (
-        not isinstance(item, dict)
-        or not isinstance(item.get("number"), int)
-        or not isinstance(item.get("title"), str)
-    ):
+    if not isinstance(item, dict) or not isinstance(item.get("number"), int) or not isinstance(item.get("title"), str):
         raise InputError(located(source, ref, "expected a GitHub issue object with `number` and `title`"))
     state = str(item.get("state") or "").casefold()
     if state not in CATEGORY_BY_STATE:
-        raise InputError(
-            located(source, f"{ref}.state", f"state {item.get('state')!r}; expected open or closed")
-        )
+        raise InputError(located(source, f"{ref}.state", f"state {item.get('state')!r}; expected open or closed"))
     labels = tuple(sorted({name for label in item.get("labels") or () if (name := _label_name(label))}))
     repo = _repository(item)
     reason = item.get(keys["reason"])

@@ -123,8 +123,7 @@ def parse_csv(table: CsvTable, source: str) -> list[TicketSnapshot]:
     if "Sprint" in table.headers:
         custom["Sprint"] = "Sprint"
     return [
-        _csv_snapshot(row, custom, source, f"line {line}")
-        for row, line in zip(table.rows, table.lines, strict=True)
+        _csv_snapshot(row, custom, source, f"line {line}") for row, line in zip(table.rows, table.lines, strict=True)
     ]
 
 
@@ -133,9 +132,7 @@ def _csv_snapshot(row: dict[str, Any], custom: dict[str, str], source: str, ref:
     status = _cell(row, "Status")
     if not key or not status:
         missing = "Issue key" if not key else "Status"
-        raise InputError(
-            located(source, ref, f"empty `{missing}`; expected every exported issue to have one")
-        )
+        raise InputError(located(source, ref, f"empty `{missing}`; expected every exported issue to have one"))
     resolution = _cell(row, "Resolution")
     if resolution and resolution.casefold() == "unresolved":
         resolution = None
@@ -202,11 +199,7 @@ def parse_issue(
     ref: str = "$",
 ) -> TicketSnapshot:
     """One snapshot from a REST issue body (v2 or v3)."""
-    if (
-        not isinstance(doc, dict)
-        or not isinstance(doc.get("key"), str)
-        or not isinstance(doc.get("fields"), dict)
-    ):
+    if not isinstance(doc, dict) or not isinstance(doc.get("key"), str) or not isinstance(doc.get("fields"), dict):
         raise InputError(
             located(
                 source,
@@ -308,9 +301,7 @@ def _browse_url(doc: dict[str, Any]) -> str | None:
 
 
 def _jira_errors(doc: dict[str, Any]) -> str:
-    messages = list(doc.get("errorMessages") or []) + [
-        f"{k}: {v}" for k, v in (doc.get("errors") or {}).items()
-    ]
+    messages = list(doc.get("errorMessages") or []) + [f"{k}: {v}" for k, v in (doc.get("errors") or {}).items()]
     return "; ".join(map(str, messages)) or "no message"
 
 

@@ -96,8 +96,7 @@ def parse_document(doc: Any, source: str) -> tuple[str, list[TicketSnapshot], Co
             located(
                 source,
                 "$.error",
-                f"this is a ServiceNow error response ({message}), "
-                "not an export; re-run the request that produced it",
+                f"this is a ServiceNow error response ({message}), not an export; re-run the request that produced it",
             )
         )
     raise InputError(located(source, None, NOT_SERVICENOW))
@@ -112,8 +111,7 @@ def parse_json(doc: dict[str, Any], source: str) -> list[TicketSnapshot]:
     if not isinstance(records, list):
         raise InputError(located(source, f"$.{name}", "expected a list of records"))
     return [
-        _snapshot(_json_record(r, source, f"$.{name}[{i}]"), source, f"$.{name}[{i}]")
-        for i, r in enumerate(records)
+        _snapshot(_json_record(r, source, f"$.{name}[{i}]"), source, f"$.{name}[{i}]") for i, r in enumerate(records)
     ]
 
 

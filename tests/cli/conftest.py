@@ -33,7 +33,20 @@ def run():
 @pytest.fixture
 def acme(db_url: str, run) -> str:
     """A database (each backend) with engagement ACME initialised through the CLI; returns its URL."""
-    result = run("--db", db_url, "init", "-e", "ACME", "--name", "Acme Corp", "--policy", str(DATA / "policy.yaml"),
-                 "--owners", str(DATA / "owners.csv"), "--actor", "Ana Silva")
+    result = run(
+        "--db",
+        db_url,
+        "init",
+        "-e",
+        "ACME",
+        "--name",
+        "Acme Corp",
+        "--policy",
+        str(DATA / "policy.yaml"),
+        "--owners",
+        str(DATA / "owners.csv"),
+        "--actor",
+        "Ana Silva",
+    )
     assert result.exit_code == 0, result.output
     return db_url

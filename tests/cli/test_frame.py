@@ -52,7 +52,8 @@ def test_format_json_and_csv_and_the_global_format_option(acme: str, run) -> Non
     assert json.loads(as_json.stdout)[0]["key"] == "ACME"
     as_csv = run("--db", acme, "engagements", "--format", "csv")
     assert list(csv.DictReader(io.StringIO(as_csv.stdout))) == [
-        {"key": "ACME", "name": "Acme Corp", "policy_version": "1", "findings": "0"}]
+        {"key": "ACME", "name": "Acme Corp", "policy_version": "1", "findings": "0"}
+    ]
     table = run("--db", acme, "engagements")
     assert table.stdout.splitlines()[0].split() == ["key", "name", "policy_version", "findings"]
     assert "Acme Corp" in table.stdout
@@ -95,8 +96,9 @@ def test_a_library_error_is_one_line_on_stderr(acme: str, run) -> None:
     one_line_error(run("--db", acme, "findings", "-e", "NOPE"), 4, "no engagement 'NOPE'; known: ACME")
 
 
-@pytest.mark.parametrize("url, says", [("mysql://db/x", "expected sqlite:///FILE or postgresql"),
-                                       ("::not a url::", "is not valid")])
+@pytest.mark.parametrize(
+    "url, says", [("mysql://db/x", "expected sqlite:///FILE or postgresql"), ("::not a url::", "is not valid")]
+)
 def test_a_bad_database_url_is_one_line(run, url: str, says: str) -> None:
     one_line_error(run("--db", url, "engagements"), 2, says)
 
@@ -110,8 +112,9 @@ def test_verbose_shows_the_traceback_then_the_line(acme: str, run) -> None:
 
 
 @pytest.mark.parametrize("env", [{}, {"HANDOFFKIT_ACTOR": "   "}], ids=["unset", "blank"])
-def test_a_mutating_command_without_an_actor_is_refused_and_writes_nothing(db_url: str, run,
-                                                                           env: dict[str, str]) -> None:
+def test_a_mutating_command_without_an_actor_is_refused_and_writes_nothing(
+    db_url: str, run, env: dict[str, str]
+) -> None:
     result = run("--db", db_url, "init", "-e", "ACME", "--policy", str(DATA / "policy.yaml"), env=env)
     one_line_error(result, 1, "an actor is required")
     store = Store(db_url)
@@ -124,8 +127,16 @@ def test_a_mutating_command_without_an_actor_is_refused_and_writes_nothing(db_ur
 
 
 def test_the_actor_comes_from_the_environment(db_url: str, run) -> None:
-    result = run("--db", db_url, "init", "-e", "ACME", "--policy", str(DATA / "policy.yaml"),
-                 env={"HANDOFFKIT_ACTOR": "Ben  Okoro"})
+    result = run(
+        "--db",
+        db_url,
+        "init",
+        "-e",
+        "ACME",
+        "--policy",
+        str(DATA / "policy.yaml"),
+        env={"HANDOFFKIT_ACTOR": "Ben  Okoro"},
+    )
     assert result.exit_code == 0, result.output
     store = Store(db_url)
     try:
@@ -137,11 +148,13 @@ def test_the_actor_comes_from_the_environment(db_url: str, run) -> None:
 
 
 def test_version_as_a_module_and_as_a_command(run, tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "handoffkit", "--version"], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "handoffkit", "--version"], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
     assert (done.returncode, done.stdout, done.stderr) == (0, f"handoffkit, version {__version__}\n", "")
     assert run("--version").stdout == f"handoffkit, version {__version__}\n"
-    help_text = subprocess.run([sys.executable, "-m", "handoffkit", "--help"], capture_output=True, text=True,
-                               cwd=tmp_path, timeout=60)
+    help_text = subprocess.run(
+        [sys.executable, "-m", "handoffkit", "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
     assert help_text.returncode == 0 and help_text.stdout.startswith("Usage: handoffkit [OPTIONS] COMMAND")
     assert "  log " in help_text.stdout and "  findings " in help_text.stdout

@@ -38,8 +38,12 @@ def test_verify_passes_and_is_itself_logged(acme: str, run) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout == f"ok: {head['seq']} events verified, head seq {head['seq']} {head['row_hash']}\n"
     [logged] = last_events(acme)
-    assert (logged["seq"], logged["type"], logged["outcome"], logged["actor"]) == \
-        (head["seq"] + 1, "log_verified", "success", "Chen Wei")
+    assert (logged["seq"], logged["type"], logged["outcome"], logged["actor"]) == (
+        head["seq"] + 1,
+        "log_verified",
+        "success",
+        "Chen Wei",
+    )
 
     as_json = run("--db", acme, "log", "verify", "--actor", "Chen Wei", "--format", "json")
     doc = json.loads(as_json.stdout)
@@ -50,8 +54,9 @@ def test_a_tampered_row_fails_naming_its_seq_and_the_failure_is_logged(acme: str
     store = Store(acme)
     drop_append_only(store)
     with store.engine.begin() as conn:
-        conn.execute(schema.events.update().where(schema.events.c.seq == 2)
-                     .values(payload=schema.events.c.payload + " "))
+        conn.execute(
+            schema.events.update().where(schema.events.c.seq == 2).values(payload=schema.events.c.payload + " ")
+        )
     store.dispose()
     result = run("--db", acme, "log", "verify", "--actor", "Chen Wei")
     assert (result.exit_code, result.stdout) == (7, "")
@@ -95,9 +100,11 @@ def test_a_missing_anchor_file_is_a_clear_usage_error(acme: str, run, tmp_path: 
 
 
 def test_a_malformed_anchor_file_is_one_line_naming_it(acme: str, run, tmp_path: Path) -> None:
-    cases = {"broken.json": ('{"seq": 3,', "invalid JSON"),
-             "shape.json": ('{"seq": "3", "row_hash": "abc"}', 'expected an anchor {"seq": N, "row_hash": "<64 hex>"}'),
-             "list.json": ("[1, 2]", "expected an anchor")}
+    cases = {
+        "broken.json": ('{"seq": 3,', "invalid JSON"),
+        "shape.json": ('{"seq": "3", "row_hash": "abc"}', 'expected an anchor {"seq": N, "row_hash": "<64 hex>"}'),
+        "list.json": ("[1, 2]", "expected an anchor"),
+    }
     for name, (text, says) in cases.items():
         path = tmp_path / name
         path.write_text(text, encoding="utf-8")
@@ -118,14 +125,42 @@ def test_calibrate_with_a_stale_version_fails_clearly(acme: str, run) -> None:
     store = Store(acme)
     [fid] = add_findings(store, "ACME")
     store.dispose()
-    first = run("--db", acme, "calibrate", fid, "--severity", "medium", "--reason", "looked again",
-                "--expect-version", "1", "--actor", "Ana Silva", "--format", "json")
+    first = run(
+        "--db",
+        acme,
+        "calibrate",
+        fid,
+        "--severity",
+        "medium",
+        "--reason",
+        "looked again",
+        "--expect-version",
+        "1",
+        "--actor",
+        "Ana Silva",
+        "--format",
+        "json",
+    )
     assert first.exit_code == 0, first.output
     assert json.loads(first.stdout)["row_version"] == 2
-    stale = run("--db", acme, "calibrate", fid, "--severity", "info", "--reason", "old notebook",
-                "--expect-version", "1", "--actor", "Ben Okoro")
+    stale = run(
+        "--db",
+        acme,
+        "calibrate",
+        fid,
+        "--severity",
+        "info",
+        "--reason",
+        "old notebook",
+        "--expect-version",
+        "1",
+        "--actor",
+        "Ben Okoro",
+    )
     assert (stale.exit_code, stale.stdout) == (6, "")
-    assert stale.stderr == (f"handoffkit: error: finding {fid} is at version 2, not 1: someone else changed it "
-                            "since you read it; reload and retry\n")
+    assert stale.stderr == (
+        f"handoffkit: error: finding {fid} is at version 2, not 1: someone else changed it "
+        "since you read it; reload and retry\n"
+    )
     [failure] = last_events(acme)
     assert (failure["type"], failure["outcome"], failure["actor"]) == ("severity_calibrated", "failure", "Ben Okoro")

@@ -19,25 +19,52 @@ from handoffkit.store import Store
 
 STAMP = "2026-03-02T10:00:00.000+0000"
 WRITERS = {"jira": formats.jira_csv, "github": formats.github_issues, "servicenow": formats.servicenow}
-PRIORITY = {"jira": {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low", "info": "Lowest"},
-            "github": {b: f"severity:{b}" for b in ("critical", "high", "medium", "low", "info")},
-            "servicenow": {"critical": "1 - Critical", "high": "2 - High", "medium": "3 - Moderate",
-                           "low": "4 - Low", "info": "5 - Planning"}}
+PRIORITY = {
+    "jira": {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low", "info": "Lowest"},
+    "github": {b: f"severity:{b}" for b in ("critical", "high", "medium", "low", "info")},
+    "servicenow": {
+        "critical": "1 - Critical",
+        "high": "2 - High",
+        "medium": "3 - Moderate",
+        "low": "4 - Low",
+        "info": "5 - Planning",
+    },
+}
 DONE = {"category": "done", "status": "Done", "resolution": "Done"}
 IN_PROGRESS = {"category": "in_progress", "status": "In Progress", "resolution": None}
 
 
-def ticket(system: str, number: int, finding_ids: list[str], *, band: str = "high", title: str | None = None,
-           assignee: str | None = "Priya Raman", labels: list[str] | None = None, with_token: bool = True,
-           finding_field: bool = True, **state: Any) -> dict[str, Any]:
+def ticket(
+    system: str,
+    number: int,
+    finding_ids: list[str],
+    *,
+    band: str = "high",
+    title: str | None = None,
+    assignee: str | None = "Priya Raman",
+    labels: list[str] | None = None,
+    with_token: bool = True,
+    finding_field: bool = True,
+    **state: Any,
+) -> dict[str, Any]:
     """One ticket row for :data:`WRITERS` (keys per system: SEC-n, example/shop#n, INC000000n)."""
     key = {"jira": f"SEC-{number}", "github": f"example/shop#{number}", "servicenow": f"INC{number:07d}"}[system]
     tokens = " ".join(f"[{f}]" for f in finding_ids) if with_token else ""
-    row = {"key": key, "id": str(number), "title": title or f"{tokens} Fix it".strip(), "status": "To Do",
-           "category": "todo", "priority": PRIORITY[system][band], "resolution": None, "assignee": assignee,
-           "created": STAMP, "updated": STAMP, "description": "See the record.\n" + tokens,
-           "labels": labels if labels is not None else [*finding_ids, "security"],
-           "finding_field": " ".join(finding_ids) if finding_field else ""}
+    row = {
+        "key": key,
+        "id": str(number),
+        "title": title or f"{tokens} Fix it".strip(),
+        "status": "To Do",
+        "category": "todo",
+        "priority": PRIORITY[system][band],
+        "resolution": None,
+        "assignee": assignee,
+        "created": STAMP,
+        "updated": STAMP,
+        "description": "See the record.\n" + tokens,
+        "labels": labels if labels is not None else [*finding_ids, "security"],
+        "finding_field": " ".join(finding_ids) if finding_field else "",
+    }
     if system == "github":
         row["labels"] = [*row["labels"], row["priority"]]
     row.update(state)
@@ -60,8 +87,9 @@ class Exports:
         return path
 
     def ingest(self, system: str, *rows: dict[str, Any]) -> tickets.TicketFileResult:
-        [result] = tickets.ingest_tickets(self.store, self.engagement, [self.write(system, list(rows))],
-                                          system=system, actor=ACTOR)
+        [result] = tickets.ingest_tickets(
+            self.store, self.engagement, [self.write(system, list(rows))], system=system, actor=ACTOR
+        )
         assert result.status == "ok", result.error
         return result
 

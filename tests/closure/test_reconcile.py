@@ -19,12 +19,25 @@ from handoffkit import links, reconcile, schema, verification
 from handoffkit.cli import cli
 from handoffkit.store import Store
 
-DRIFT_PATTERNS = ("severity_drift", "evidence_copied", "closure_misses", "tickets_outside_policy",
-                  "shared_queue_tickets", "tickets_without_id", "findings_not_referenced", "orphan_tickets",
-                  "routing_misses")
+DRIFT_PATTERNS = (
+    "severity_drift",
+    "evidence_copied",
+    "closure_misses",
+    "tickets_outside_policy",
+    "shared_queue_tickets",
+    "tickets_without_id",
+    "findings_not_referenced",
+    "orphan_tickets",
+    "routing_misses",
+)
 """The six drift patterns of the demo docstring, as reconciliation categories."""
-GROWING = ("tickets_without_id", "findings_not_referenced", "orphan_tickets", "tickets_outside_policy",
-           "shared_queue_tickets")
+GROWING = (
+    "tickets_without_id",
+    "findings_not_referenced",
+    "orphan_tickets",
+    "tickets_outside_policy",
+    "shared_queue_tickets",
+)
 """Categories whose planted ids only accumulate over the demo year (stable findings, never fixed)."""
 
 
@@ -52,8 +65,8 @@ def test_reconcile_on_the_demo_finds_every_planted_drift_pattern_with_the_plante
     for category in sorted(shared):
         assert set(result.ids[category]) == set(planted[category]), category
         assert result.counts[category] == len(planted[category]), category
-    assert sum(1 for c in DRIFT_PATTERNS if planted[c]) >= 8   # the demo did plant them (pattern 2 may be rare)
-    assert summary["by_state"]["paused_no_owner"] > 0          # pattern 5: owner-less findings pause
+    assert sum(1 for c in DRIFT_PATTERNS if planted[c]) >= 8  # the demo did plant them (pattern 2 may be rare)
+    assert summary["by_state"]["paused_no_owner"] > 0  # pattern 5: owner-less findings pause
 
 
 def test_the_demo_planted_ticket_changes_each_produced_their_event(demo):
@@ -63,8 +76,11 @@ def test_the_demo_planted_ticket_changes_each_produced_their_event(demo):
 
     def seen(type_: str, column: str) -> set[str]:
         with store.read() as conn:
-            return set(conn.execute(select(ev[column]).where(ev.engagement == "DEMO", ev.type == type_,
-                                                             ev.outcome == "success")).scalars())
+            return set(
+                conn.execute(
+                    select(ev[column]).where(ev.engagement == "DEMO", ev.type == type_, ev.outcome == "success")
+                ).scalars()
+            )
 
     assert planted["renamed"] and seen("ticket_renamed", "ticket_key") == set(planted["renamed"])
     assert planted["split"] and seen("ticket_split", "finding_id") == set(planted["split"])
@@ -85,7 +101,7 @@ def test_as_of_mid_period_on_the_demo(demo):
     with store.read() as conn:
         start = reconcile.gaps(conn, "DEMO", as_of=datetime(2025, 10, 5, tzinfo=UTC))
         mid = reconcile.gaps(conn, "DEMO", as_of=datetime(2026, 1, 20, tzinfo=UTC))
-    assert all(start.counts[c] == 0 for c in reconcile.CATEGORIES)   # nothing routed, no export yet
+    assert all(start.counts[c] == 0 for c in reconcile.CATEGORIES)  # nothing routed, no export yet
     # the first stray tickets came in December; the second pair only in April
     first_orphan, *later = sorted(planted["orphan_tickets"], key=_key)
     assert mid.ids["orphan_tickets"] == [first_orphan] and later
@@ -122,13 +138,16 @@ def _at(store, day: int) -> None:
     store.clock.fixed = datetime(2026, 3, day, 12, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("day", "expected"), [
-    (2, {"routing_misses": ["a", "b", "c"]}),
-    (4, {"routing_misses": ["c"], "severity_drift": ["a"]}),
-    (6, {"routing_misses": ["c"], "severity_drift": ["a"], "closure_misses": ["b"]}),
-    (7, {"severity_drift": ["a"]}),
-    (9, {"severity_drift": ["a"], "stale_links": ["a"]}),
-])
+@pytest.mark.parametrize(
+    ("day", "expected"),
+    [
+        (2, {"routing_misses": ["a", "b", "c"]}),
+        (4, {"routing_misses": ["c"], "severity_drift": ["a"]}),
+        (6, {"routing_misses": ["c"], "severity_drift": ["a"], "closure_misses": ["b"]}),
+        (7, {"severity_drift": ["a"]}),
+        (9, {"severity_drift": ["a"], "stale_links": ["a"]}),
+    ],
+)
 def test_as_of_any_instant_on_both_backends(store, programme, day, expected):
     names = dict(zip("abc", programme, strict=True))
     with store.read() as conn:
@@ -151,8 +170,9 @@ def test_reconcile_logs_exactly_one_event_with_the_counts(store, programme):
     result = reconcile.reconcile(store, "ACME", actor=ACTOR)
 
     after = snapshot(store)
-    assert {k: v for k, v in after.items() if k not in ("events", "chain_head")} == \
-        {k: v for k, v in before.items() if k not in ("events", "chain_head")}
+    assert {k: v for k, v in after.items() if k not in ("events", "chain_head")} == {
+        k: v for k, v in before.items() if k not in ("events", "chain_head")
+    }
     assert after["events"] == before["events"] + 1
     [run] = events(store, "reconciliation_run")
     assert (run["actor"], run["outcome"], run["engagement"]) == (ACTOR, "success", "ACME")
@@ -169,8 +189,10 @@ def test_reconcile_logs_exactly_one_event_with_the_counts(store, programme):
 def test_reconcile_cli_json_shape_and_as_of(store, programme):
     a, b, c = programme
     runner = CliRunner()
-    out = runner.invoke(cli, ["--db", store.url, "reconcile", "-e", "ACME", "--actor", ACTOR, "--format", "json",
-                              "--as-of", "2026-03-06"])
+    out = runner.invoke(
+        cli,
+        ["--db", store.url, "reconcile", "-e", "ACME", "--actor", ACTOR, "--format", "json", "--as-of", "2026-03-06"],
+    )
     assert out.exit_code == 0, out.output
     doc = json.loads(out.output)
     assert set(doc) == {"engagement", "as_of", "counts", "ids", "last_reconciled", "cadence_days", "totals"}

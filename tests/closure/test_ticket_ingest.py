@@ -37,10 +37,26 @@ def current_tickets(store) -> dict[str, dict]:
 
 
 def ingest_cli(store, system: str, *files: Path) -> tuple[int, list[dict], str]:
-    out = CliRunner().invoke(cli, ["--db", store.url, "ingest", "tickets", *map(str, files), "--system", system,
-                                   "-e", "ACME", "--actor", ACTOR, "--format", "json"])
+    out = CliRunner().invoke(
+        cli,
+        [
+            "--db",
+            store.url,
+            "ingest",
+            "tickets",
+            *map(str, files),
+            "--system",
+            system,
+            "-e",
+            "ACME",
+            "--actor",
+            ACTOR,
+            "--format",
+            "json",
+        ],
+    )
     text = out.stdout
-    return out.exit_code, json.loads(text[text.index("{"):text.rindex("}") + 1])["files"], out.output
+    return out.exit_code, json.loads(text[text.index("{") : text.rindex("}") + 1])["files"], out.output
 
 
 # ------------------------------------------------------------------------------------------- corpus
@@ -65,8 +81,9 @@ def test_real_jira_issue_bodies_ingest_with_the_right_count_and_fields(store, en
     assert code == 0, output
     assert [(r["status"], r["format"], r["tickets"]) for r in results] == [("ok", "jira-rest-issue", 1)] * 5
     got = current_tickets(store)
-    assert {k: (t["status"], t["status_category"], t["priority"], t["resolution"], t["labels"])
-            for k, t in got.items()} == JIRA_BODIES
+    assert {
+        k: (t["status"], t["status_category"], t["priority"], t["resolution"], t["labels"]) for k, t in got.items()
+    } == JIRA_BODIES
     assert all(t["url"] == f"https://defectdojo.atlassian.net/browse/{k}" and t["title"] for k, t in got.items())
     # none of them carries a handoffkit finding id: each is an orphan without an id, never linked
     assert sum(r["orphans"] for r in results) == 5 and snapshot(store)["links"] == 0
@@ -90,12 +107,14 @@ def _octokit_bodies(name: str, tmp_path: Path) -> tuple[list[Path], list[Path]]:
 
 
 @pytest.mark.corpus
-@pytest.mark.parametrize(("name", "repo", "count"), [
-    ("paginate-issues_normalized-fixture.json", "octokit-fixture-org/paginate-issues", 13),
-    ("add-labels-to-issue_normalized-fixture.json", "octokit-fixture-org/add-labels-to-issue", 1),
-])
-def test_real_github_responses_ingest_with_the_right_count_and_fields(store, engagement, tmp_path, name, repo,
-                                                                      count):
+@pytest.mark.parametrize(
+    ("name", "repo", "count"),
+    [
+        ("paginate-issues_normalized-fixture.json", "octokit-fixture-org/paginate-issues", 13),
+        ("add-labels-to-issue_normalized-fixture.json", "octokit-fixture-org/add-labels-to-issue", 1),
+    ],
+)
+def test_real_github_responses_ingest_with_the_right_count_and_fields(store, engagement, tmp_path, name, repo, count):
     issues, _ = _octokit_bodies(name, tmp_path)
 
     code, results, output = ingest_cli(store, "github", *issues)
@@ -120,8 +139,9 @@ def test_a_real_non_issue_response_is_refused_naming_the_file_and_place(store, e
     [result] = tickets.ingest_tickets(store, "ACME", [labels], system="github", actor=ACTOR)
     assert result.status == "failed" and f"{labels}:$[0]: expected a GitHub issue object" in result.error
     after = snapshot(store)
-    assert {k: v for k, v in after.items() if k not in ("events", "chain_head")} == \
-        {k: v for k, v in before.items() if k not in ("events", "chain_head")}
+    assert {k: v for k, v in after.items() if k not in ("events", "chain_head")} == {
+        k: v for k, v in before.items() if k not in ("events", "chain_head")
+    }
     assert after["events"] == before["events"] + 1
 
 
@@ -129,25 +149,38 @@ def test_a_real_non_issue_response_is_refused_naming_the_file_and_place(store, e
 
 
 def test_orphan_tickets(store, routed, exports):
-    result = exports.ingest("jira", ticket("jira", 1, ["HK-999"]), ticket("jira", 2, [], title="Harden nginx"),
-                            ticket("jira", 3, [routed[0]]))
+    result = exports.ingest(
+        "jira",
+        ticket("jira", 1, ["HK-999"]),
+        ticket("jira", 2, [], title="Harden nginx"),
+        ticket("jira", 3, [routed[0]]),
+    )
     assert (result.tickets, result.orphans, result.linked) == (3, 2, 1)
     assert [(e["ticket_key"], e["data"]["unknown"]) for e in events(store, "orphan_ticket_seen")] == [
-        ("SEC-1", ["HK-999"]), ("SEC-2", [])]
+        ("SEC-1", ["HK-999"]),
+        ("SEC-2", []),
+    ]
     assert [(lk[0], lk[1]) for lk in _links(store)] == [(routed[0], "SEC-3")]
     with store.read() as conn:
         gaps = reconcile.gaps(conn, "ACME", now=store.now())
     assert (gaps.ids["orphan_tickets"], gaps.ids["tickets_without_id"]) == (["SEC-1"], ["SEC-2"])
 
     exports.ingest("jira", ticket("jira", 1, ["HK-999"]), ticket("jira", 2, [], title="Harden nginx"))
-    assert len(events(store, "orphan_ticket_seen")) == 2   # seen again unchanged: not a new observation
+    assert len(events(store, "orphan_ticket_seen")) == 2  # seen again unchanged: not a new observation
 
 
 def test_repeated_jira_csv_label_columns_are_merged_not_dropped(store, routed, exports):
     fid = routed[0]
     # The id only in the third `Labels` column: no token, no custom field.
-    row = ticket("jira", 7, [fid], labels=["security", "team-payments", fid], with_token=False, finding_field=False,
-                 title="Upgrade the ORM")
+    row = ticket(
+        "jira",
+        7,
+        [fid],
+        labels=["security", "team-payments", fid],
+        with_token=False,
+        finding_field=False,
+        title="Upgrade the ORM",
+    )
     path = exports.write("jira", [row])
     assert path.read_bytes().startswith("\ufeff".encode()) and path.read_text("utf-8-sig").count("Labels,") == 3
 
@@ -161,8 +194,14 @@ def test_repeated_jira_csv_label_columns_are_merged_not_dropped(store, routed, e
 def _links(store) -> list[tuple]:
     lk = schema.links.c
     with store.read() as conn:
-        return [tuple(r) for r in conn.execute(select(lk.finding_id, lk.ticket_key, lk.origin, lk.active, lk.system)
-                                               .order_by(lk.finding_id, lk.ticket_key))]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                select(lk.finding_id, lk.ticket_key, lk.origin, lk.active, lk.system).order_by(
+                    lk.finding_id, lk.ticket_key
+                )
+            )
+        ]
 
 
 # ---------------------------------------------------------------------------------------- DefectDojo
@@ -175,8 +214,9 @@ def _dojo(store, rec) -> dict[str, str]:
         by_external = dict(conn.execute(select(f.external_id, f.finding_id)).all())
     validate(store, by_external.values())
     route(store)
-    [result] = tickets.ingest_tickets(store, "ACME", [DATA / "defectdojo_jira_mappings.json"], system="defectdojo",
-                                      actor=ACTOR)
+    [result] = tickets.ingest_tickets(
+        store, "ACME", [DATA / "defectdojo_jira_mappings.json"], system="defectdojo", actor=ACTOR
+    )
     assert result.status == "ok", result.error
     assert (result.format, result.tickets, result.linked) == ("defectdojo-jira-mappings", 3, 2)
     assert {s["reason"]: s["count"] for s in result.skipped} == {"engagement": 1, "unknown_defectdojo_finding": 1}
@@ -185,11 +225,14 @@ def _dojo(store, rec) -> dict[str, str]:
 
 def test_defectdojo_jira_mappings_become_links(store, rec):
     ids = _dojo(store, rec)
-    assert _links(store) == sorted([(ids["236"], "NTEST-3077", "defectdojo", True, "jira"),
-                                    (ids["241"], "NTEST-3104", "defectdojo", True, "jira")])
+    assert _links(store) == sorted(
+        [(ids["236"], "NTEST-3077", "defectdojo", True, "jira"), (ids["241"], "NTEST-3104", "defectdojo", True, "jira")]
+    )
     added = events(store, "link_added")
     assert {(e["finding_id"], e["ticket_key"], e["data"]["origin"]) for e in added} == {
-        (ids["236"], "NTEST-3077", "defectdojo"), (ids["241"], "NTEST-3104", "defectdojo")}
+        (ids["236"], "NTEST-3077", "defectdojo"),
+        (ids["241"], "NTEST-3104", "defectdojo"),
+    }
     assert [e["data"]["note"] for e in added if e["finding_id"] == ids["236"]] == ["DefectDojo finding 236"]
     # loading the same mappings again adds nothing
     tickets.ingest_tickets(store, "ACME", [DATA / "defectdojo_jira_mappings.json"], system="defectdojo", actor=ACTOR)
@@ -207,8 +250,10 @@ def test_a_defectdojo_programme_reconciles_against_its_real_jira_issues(store, r
     # NTEST-3077 is Done: its DefectDojo-linked finding awaits verification, no further
     assert finding(store, ids["236"])["state"] == "awaiting_verification"
     # both issues are Low in Jira; the record says high and medium and keeps saying so
-    drift = {(e["finding_id"], e["ticket_key"], e["data"]["ticket_band"], e["data"]["record_severity"])
-             for e in events(store, "severity_drift_observed")}
+    drift = {
+        (e["finding_id"], e["ticket_key"], e["data"]["ticket_band"], e["data"]["record_severity"])
+        for e in events(store, "severity_drift_observed")
+    }
     assert drift == {(ids["236"], "NTEST-3077", "low", "high"), (ids["241"], "NTEST-3104", "low", "medium")}
     assert (finding(store, ids["236"])["severity"], finding(store, ids["241"])["severity"]) == ("high", "medium")
     with store.read() as conn:
@@ -244,7 +289,7 @@ def test_link_and_unlink_by_hand(store, routed, exports):
     assert finding(store, fid)["state"] == "awaiting_verification"
 
     links.unlink(store, fid, "SEC-42", system="jira", actor=ACTOR, reason="wrong ticket")
-    assert _links(store) == [(fid, "SEC-42", "manual", False, "jira")]   # the row and its history stay
+    assert _links(store) == [(fid, "SEC-42", "manual", False, "jira")]  # the row and its history stay
     [removed] = events(store, "link_removed", outcome="success")
     assert removed["data"]["reason"] == "wrong ticket"
     with pytest.raises(RefusedError, match="no active link"):
@@ -271,8 +316,11 @@ BAD = {
     "no-issue-key": ("jira", b"Summary,Status\nFix it,Open\n", "line 1: no `Issue key` column"),
     "empty-key": ("jira", b"Summary,Issue key,Status\nA,SEC-1,Open\nB,,Open\n", "line 3: empty `Issue key`"),
     "truncated": ("github", b'[{"number": 1, "title": "x", "state": "open"', "1:45: invalid JSON"),
-    "bad-state": ("github", b'[{"number": 1, "title": "a", "state": "open"}, {"number": 2, "title": "b", '
-                            b'"state": "merged"}]', "$[1].state: state 'merged'"),
+    "bad-state": (
+        "github",
+        b'[{"number": 1, "title": "a", "state": "open"}, {"number": 2, "title": "b", "state": "merged"}]',
+        "$[1].state: state 'merged'",
+    ),
     "wrong-system": ("jira", b'{"result": [{"number": "INC1", "state": "1"}]}', "expected a Jira export"),
     "not-utf8": ("servicenow", b"number,state\nINC1,\xff\xfe\xfa\n", "byte 18: not valid UTF-8"),
 }
@@ -291,10 +339,15 @@ def test_a_bad_export_is_refused_with_file_and_place_and_nothing_half_loaded(sto
         assert failed.error.startswith(str(bad)) and place in failed.error, failed.error
         refusal = events(store)[-1]
         assert (refusal["type"], refusal["outcome"], refusal["data"]["file"], refusal["data"]["system"]) == (
-            "ticket_import_refused", "failure", str(bad), system)
+            "ticket_import_refused",
+            "failure",
+            str(bad),
+            system,
+        )
         after = snapshot(store)
-        assert {k: v for k, v in after.items() if k not in ("events", "chain_head")} == \
-            {k: v for k, v in before.items() if k not in ("events", "chain_head")}, case
+        assert {k: v for k, v in after.items() if k not in ("events", "chain_head")} == {
+            k: v for k, v in before.items() if k not in ("events", "chain_head")
+        }, case
         assert after["events"] == before["events"] + 1
 
 
@@ -304,7 +357,7 @@ def test_one_bad_file_does_not_stop_the_good_ones(store, routed, exports, tmp_pa
     bad.write_bytes(BAD["empty-key"][1])
     [failed, ok] = tickets.ingest_tickets(store, "ACME", [bad, good], system="jira", actor=ACTOR)
     assert (failed.status, ok.status, ok.linked) == ("failed", "ok", 1)
-    assert list(current_tickets(store)) == ["SEC-1"]   # nothing of the bad file (its SEC-1 row) half-loaded
+    assert list(current_tickets(store)) == ["SEC-1"]  # nothing of the bad file (its SEC-1 row) half-loaded
     assert current_tickets(store)["SEC-1"]["title"] == f"[{routed[0]}] Fix it"
 
 
@@ -315,6 +368,7 @@ def test_bad_export_cli_exits_non_zero_and_loads_nothing(store, routed, tmp_path
     code, [result], _ = ingest_cli(store, "jira", bad)
     assert code == 3 and result["status"] == "failed" and f"{bad}:line 3" in result["error"]
     after = snapshot(store)
-    assert {k: v for k, v in after.items() if k not in ("events", "chain_head")} == \
-        {k: v for k, v in before.items() if k not in ("events", "chain_head")}
+    assert {k: v for k, v in after.items() if k not in ("events", "chain_head")} == {
+        k: v for k, v in before.items() if k not in ("events", "chain_head")
+    }
     assert after["events"] == before["events"] + 1

@@ -25,8 +25,12 @@ def _types_of(store, since: int) -> list[str]:
 def _links(store) -> list[tuple[str, str, str, bool]]:
     lk = schema.links.c
     with store.read() as conn:
-        return [tuple(r) for r in conn.execute(select(lk.finding_id, lk.ticket_key, lk.origin, lk.active)
-                                               .order_by(lk.finding_id, lk.ticket_key))]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                select(lk.finding_id, lk.ticket_key, lk.origin, lk.active).order_by(lk.finding_id, lk.ticket_key)
+            )
+        ]
 
 
 @pytest.mark.parametrize("system", SYSTEMS)
@@ -36,18 +40,17 @@ def test_each_change_produces_exactly_its_event(store, routed, exports, system):
     fid = routed[0]
     first = ticket(system, 1, [fid])
     renamed = first | {"title": f"[{fid}] Fix it (prod)"}
-    lowered = ticket(system, 1, [fid], band="low") | {"title": renamed["title"]}   # GitHub: the label changes
+    lowered = ticket(system, 1, [fid], band="low") | {"title": renamed["title"]}  # GitHub: the label changes
     second = ticket(system, 2, [fid], title=f"[{fid}] Backend part")
     steps = [  # (rows exported, events expected, finding state after)
         ([first], ["ticket_seen", "link_added"], "routed"),
-        ([first], [], "routed"),                                       # the same export again
-        ([first | IN_PROGRESS], [], "routed"),                         # work started: nothing to observe
+        ([first], [], "routed"),  # the same export again
+        ([first | IN_PROGRESS], [], "routed"),  # work started: nothing to observe
         ([renamed | IN_PROGRESS], ["ticket_renamed"], "routed"),
         ([lowered | IN_PROGRESS], ["severity_drift_observed"], "routed"),
         ([lowered | IN_PROGRESS, second], ["ticket_seen", "link_added", "ticket_split"], "routed"),
         ([lowered | DONE, second], ["ticket_closed_observed"], "awaiting_verification"),
-        ([lowered | IN_PROGRESS | {"updated": "2026-03-09T10:00:00.000+0000"}, second], ["ticket_reopened"],
-         "routed"),
+        ([lowered | IN_PROGRESS | {"updated": "2026-03-09T10:00:00.000+0000"}, second], ["ticket_reopened"], "routed"),
     ]
     keys = [first["key"], second["key"]]
     for step, (rows, expected, state) in enumerate(steps):
@@ -64,12 +67,17 @@ def test_each_change_produces_exactly_its_event(store, routed, exports, system):
 
     by_type = {e["type"]: e for e in events(store) if e["finding_id"] == fid}
     assert (by_type["ticket_renamed"]["data"]["from"], by_type["ticket_renamed"]["data"]["to"]) == (
-        f"[{fid}] Fix it", f"[{fid}] Fix it (prod)")
+        f"[{fid}] Fix it",
+        f"[{fid}] Fix it (prod)",
+    )
     drift = by_type["severity_drift_observed"]["data"]
     assert (drift["ticket_band"], drift["record_severity"], drift["previous_priority"]) == (
-        "low", "high", first["priority"])
+        "low",
+        "high",
+        first["priority"],
+    )
     assert by_type["ticket_split"]["data"]["other_tickets"] == [keys[0]]
-    assert _links(store) == [(fid, k, "export", True) for k in sorted(keys)]   # rename and split keep every link
+    assert _links(store) == [(fid, k, "export", True) for k in sorted(keys)]  # rename and split keep every link
 
 
 @pytest.mark.parametrize("system", SYSTEMS)
@@ -87,8 +95,8 @@ def test_a_closed_ticket_never_closes_a_finding(store, routed, exports, system):
     closed = [ticket(system, 1, [fid]) | DONE, ticket(system, 2, [other]) | DONE | {"resolution": "Won't Fix"}]
 
     exports.ingest(system, *closed)
-    exports.ingest(system, *closed)          # seen closed again
-    route(store)                             # and a routing run in between
+    exports.ingest(system, *closed)  # seen closed again
+    route(store)  # and a routing run in between
     exports.ingest(system, *closed)
 
     for f in (fid, other):
@@ -96,10 +104,10 @@ def test_a_closed_ticket_never_closes_a_finding(store, routed, exports, system):
         assert (row["state"], row["closed_at"]) == ("awaiting_verification", None)
         assert len(events(store, "ticket_closed_observed", finding_id=f)) == 1
     assert events(store, "finding_verified_closed") == []
-    assert {e["type"] for e in events(store)} .isdisjoint({"finding_closed", "finding_verified_closed"})
+    assert {e["type"] for e in events(store)}.isdisjoint({"finding_closed", "finding_verified_closed"})
 
     verification.verify(store, fid, kind="retest", evidence="retested: fixed", actor=ACTOR)
-    assert finding(store, fid)["state"] == "verified_closed"   # evidence, not the ticket, closes it
+    assert finding(store, fid)["state"] == "verified_closed"  # evidence, not the ticket, closes it
 
 
 def test_a_split_ticket_closing_leaves_the_finding_awaiting_verification(store, routed, exports):

@@ -36,8 +36,10 @@ def rescan(rec, day: int, *titles: str) -> None:
 def evidence_rows(store, fid: str) -> list[dict]:
     e = schema.evidence.c
     with store.read() as conn:
-        return [dict(r._mapping) for r in conn.execute(select(schema.evidence).where(e.finding_id == fid)
-                                                       .order_by(e.evidence_id))]
+        return [
+            dict(r._mapping)
+            for r in conn.execute(select(schema.evidence).where(e.finding_id == fid).order_by(e.evidence_id))
+        ]
 
 
 def refused(store, fid: str, match: str, **kwargs) -> dict:
@@ -46,12 +48,17 @@ def refused(store, fid: str, match: str, **kwargs) -> dict:
     with pytest.raises(RefusedError, match=match):
         verification.verify(store, fid, **kwargs)
     after = snapshot(store)
-    assert {k: v for k, v in after.items() if k not in ("events", "chain_head")} == \
-        {k: v for k, v in before.items() if k not in ("events", "chain_head")}
+    assert {k: v for k, v in after.items() if k not in ("events", "chain_head")} == {
+        k: v for k, v in before.items() if k not in ("events", "chain_head")
+    }
     assert after["events"] == before["events"] + 1 and after["chain_head"][0] == before["chain_head"][0] + 1
     last = events(store)[-1]
     assert (last["type"], last["outcome"], last["finding_id"], last["actor"]) == (
-        "finding_verified_closed", "denied", fid, " ".join(kwargs["actor"].split()))
+        "finding_verified_closed",
+        "denied",
+        fid,
+        " ".join(kwargs["actor"].split()),
+    )
     assert last["data"]["kind"] == kwargs["kind"] and last["data"]["reason"]
     return last
 
@@ -78,7 +85,7 @@ def test_rescan_needs_an_absent_in_rescan_record_after_the_ticket_closed(store, 
     validate(store, [fid])
     route(store)
     exports.ingest("jira", ticket("jira", 1, [fid]))
-    rescan(rec, 3, "Verify neighbour")                     # absent on day 3 …
+    rescan(rec, 3, "Verify neighbour")  # absent on day 3 …
     at(store, 4)
     exports.ingest("jira", ticket("jira", 1, [fid]) | DONE)  # … but the ticket only closed on day 4
     assert [e["kind"] for e in evidence_rows(store, fid)] == ["scanner_output", "absent_in_rescan"]
@@ -137,10 +144,13 @@ def test_retest_needs_evidence(store, closed):
 # ------------------------------------------------------------------------------------------- commit
 
 
-@pytest.mark.parametrize("reference", [
-    "github.com/example/shop@3f2a9c1d4e5f60718293a4b5c6d7e8f901234567",
-    "https://gitlab.example.com/shop/-/merge_requests/42",
-])
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "github.com/example/shop@3f2a9c1d4e5f60718293a4b5c6d7e8f901234567",
+        "https://gitlab.example.com/shop/-/merge_requests/42",
+    ],
+)
 def test_commit_reference_accepted(store, closed, reference):
     out = verification.verify(store, closed, kind="commit", evidence=reference, actor=ACTOR)
     proof = evidence_rows(store, closed)[-1]
@@ -152,13 +162,19 @@ def test_commit_short_forms_accepted(store, rec):
     ids = rec.web(SHOP, ("Commit A", 3), ("Commit B", 3))
     validate(store, ids)
     route(store)
-    for fid, ref in zip(ids, ("example/shop@3f2a9c1", "https://github.com/example/shop/commit/3f2a9c1"),
-                        strict=True):
+    for fid, ref in zip(ids, ("example/shop@3f2a9c1", "https://github.com/example/shop/commit/3f2a9c1"), strict=True):
         assert verification.verify(store, fid, kind="commit", evidence=ref, actor=ACTOR)["state"] == "verified_closed"
 
 
-GARBAGE = [None, "fixed in prod", "example/shop@xyz1234", "example/shop@3f2a9c", "3f2a9c1d",
-           "ftp://example/shop/3f2a9c1", "example shop@3f2a9c1"]
+GARBAGE = [
+    None,
+    "fixed in prod",
+    "example/shop@xyz1234",
+    "example/shop@3f2a9c",
+    "3f2a9c1d",
+    "ftp://example/shop/3f2a9c1",
+    "example shop@3f2a9c1",
+]
 
 
 def test_commit_garbage_refused(store, closed):
@@ -172,8 +188,9 @@ def test_commit_garbage_refused(store, closed):
 
 @pytest.mark.parametrize("actor", [OWNER, "  priya   RAMAN "])
 def test_attestation_by_the_named_owner_with_a_different_approver(store, closed, actor):
-    out = verification.verify(store, closed, kind="attestation", evidence="Patched; CHG-4711", actor=actor,
-                              approver=APPROVER)
+    out = verification.verify(
+        store, closed, kind="attestation", evidence="Patched; CHG-4711", actor=actor, approver=APPROVER
+    )
     assert out["state"] == "verified_closed"
     [ok] = events(store, "finding_verified_closed", outcome="success")
     assert (ok["data"]["approver"], ok["data"]["owner"], ok["actor"]) == (APPROVER, OWNER, " ".join(actor.split()))
@@ -209,8 +226,11 @@ def test_attestation_needs_a_named_owner(store, rec):
 
 @pytest.mark.parametrize("kind", ["commit", "attestation"])
 def test_kinds_the_policy_does_not_accept_are_refused(store, tmp_path, kind):
-    text = (REPO / "tests/data/policy.yaml").read_text().replace(
-        "accepted: [rescan, retest, commit, attestation]", "accepted: [rescan, retest]")
+    text = (
+        (REPO / "tests/data/policy.yaml")
+        .read_text()
+        .replace("accepted: [rescan, retest, commit, attestation]", "accepted: [rescan, retest]")
+    )
     assert "accepted: [rescan, retest]" in text
     policy = tmp_path / "policy.yaml"
     policy.write_text(text)
@@ -218,8 +238,15 @@ def test_kinds_the_policy_does_not_accept_are_refused(store, tmp_path, kind):
     [fid] = Record(store, "STRICT", tmp_path).web(SHOP, ("Strict SQLi", 3))
     validate(store, [fid])
     route(store, "STRICT")
-    refused(store, fid, f"does not accept '{kind}'", kind=kind, evidence="example/shop@3f2a9c1", actor=OWNER,
-            approver=APPROVER)
+    refused(
+        store,
+        fid,
+        f"does not accept '{kind}'",
+        kind=kind,
+        evidence="example/shop@3f2a9c1",
+        actor=OWNER,
+        approver=APPROVER,
+    )
     assert verification.verify(store, fid, kind="retest", evidence="ok", actor=ACTOR)["state"] == "verified_closed"
 
 
@@ -233,7 +260,7 @@ def test_rediscovery_reopens_a_verified_finding_and_keeps_its_ticket_link(store,
     rescan(rec, 5, "Verify neighbour")
     verification.verify(store, closed, kind="rescan", evidence=None, actor=ACTOR)
 
-    rescan(rec, 9, "Verify SQLi", "Verify neighbour")     # it is back
+    rescan(rec, 9, "Verify SQLi", "Verify neighbour")  # it is back
 
     row = finding(store, closed)
     assert (row["state"], row["closed_at"]) == ("reopened", None)
@@ -253,12 +280,31 @@ def test_verify_cli(store, closed, tmp_path):
     evidence = tmp_path / "retest.txt"
     evidence.write_text("not reproducible")
     runner = CliRunner()
-    bad = runner.invoke(cli, ["--db", store.url, "verify", closed, "--kind", "commit", "--evidence", "it's fixed",
-                              "--actor", ACTOR])
+    bad = runner.invoke(
+        cli, ["--db", store.url, "verify", closed, "--kind", "commit", "--evidence", "it's fixed", "--actor", ACTOR]
+    )
     assert bad.exit_code == 5 and "a commit needs a reference" in bad.output
-    ok = runner.invoke(cli, ["--db", store.url, "--format", "json", "verify", closed, "--kind", "retest",
-                             "--evidence", str(evidence), "--actor", ACTOR])
+    ok = runner.invoke(
+        cli,
+        [
+            "--db",
+            store.url,
+            "--format",
+            "json",
+            "verify",
+            closed,
+            "--kind",
+            "retest",
+            "--evidence",
+            str(evidence),
+            "--actor",
+            ACTOR,
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     doc = json.loads(ok.output)
     assert (doc["state"], doc["kind"], doc["evidence_sha256"]) == (
-        "verified_closed", "retest", hashlib.sha256(b"not reproducible").hexdigest())
+        "verified_closed",
+        "retest",
+        hashlib.sha256(b"not reproducible").hexdigest(),
+    )

@@ -19,17 +19,40 @@ CHAIN_LENGTH = 30
 def finding_row(engagement: str, number: int, when: datetime, **overrides: Any) -> dict[str, Any]:
     """A complete findings row as an ingest would write it (every column present)."""
     row = {c: None for c in findings.FIELDS if c != "row_version"}
-    row.update({
-        "finding_id": findings.finding_id(number), "number": number, "engagement": engagement,
-        "fingerprint": f"fp-{number:04d}", "kind": "web", "title": f"Reflected XSS in search {number}",
-        "asset_ref": "https://shop.test", "tool": "OWASP ZAP", "tool_version": "2.15.0",
-        "rule_ref": "40012", "location": "https://shop.test/search?q=", "cves": "", "cwes": "CWE-79",
-        "raw_severity": "High", "scanner_severity": "high", "cvss_vector": None, "cvss_score": None,
-        "description": "Input is reflected unescaped.", "references": "https://owasp.org/xss",
-        "suppressed": False, "external_id": None, "severity": "high", "kev": False, "kev_due": None,
-        "triage": "validated", "state": "validated", "validated_at": when, "first_seen": when,
-        "last_seen": when, "last_scan_id": None,
-    })
+    row.update(
+        {
+            "finding_id": findings.finding_id(number),
+            "number": number,
+            "engagement": engagement,
+            "fingerprint": f"fp-{number:04d}",
+            "kind": "web",
+            "title": f"Reflected XSS in search {number}",
+            "asset_ref": "https://shop.test",
+            "tool": "OWASP ZAP",
+            "tool_version": "2.15.0",
+            "rule_ref": "40012",
+            "location": "https://shop.test/search?q=",
+            "cves": "",
+            "cwes": "CWE-79",
+            "raw_severity": "High",
+            "scanner_severity": "high",
+            "cvss_vector": None,
+            "cvss_score": None,
+            "description": "Input is reflected unescaped.",
+            "references": "https://owasp.org/xss",
+            "suppressed": False,
+            "external_id": None,
+            "severity": "high",
+            "kev": False,
+            "kev_due": None,
+            "triage": "validated",
+            "state": "validated",
+            "validated_at": when,
+            "first_seen": when,
+            "last_seen": when,
+            "last_scan_id": None,
+        }
+    )
     row.update(overrides)
     return row
 
@@ -51,13 +74,28 @@ def write_log(store: Store, length: int = CHAIN_LENGTH) -> None:
         store.clock.fixed = start + timedelta(hours=batch, microseconds=batch * 7)
         size = (length - done) if batch == 2 else length // 3
         with store.write() as conn:
-            append(conn, store, [
-                Event(type="note", actor=("Ana Silva", "Ben Okoro", "Chen Wei")[i % 3], engagement="ACME",
-                      finding_id=f"HK-{i}" if i % 2 else None, ticket_key=f"SEC-{i}" if i % 5 == 0 else None,
-                      outcome=("success", "denied", "failure")[i % 3],
-                      data={"n": i, "due": date(2026, 4, 1) + timedelta(days=i), "score": i / 4,
-                            "tags": ["b", "a"], "nested": {"z": 1, "a": [None, True]}})
-                for i in range(done, done + size)])
+            append(
+                conn,
+                store,
+                [
+                    Event(
+                        type="note",
+                        actor=("Ana Silva", "Ben Okoro", "Chen Wei")[i % 3],
+                        engagement="ACME",
+                        finding_id=f"HK-{i}" if i % 2 else None,
+                        ticket_key=f"SEC-{i}" if i % 5 == 0 else None,
+                        outcome=("success", "denied", "failure")[i % 3],
+                        data={
+                            "n": i,
+                            "due": date(2026, 4, 1) + timedelta(days=i),
+                            "score": i / 4,
+                            "tags": ["b", "a"],
+                            "nested": {"z": 1, "a": [None, True]},
+                        },
+                    )
+                    for i in range(done, done + size)
+                ],
+            )
         done += size
     store.clock.fixed = start
 

@@ -25,8 +25,7 @@ TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 
 
 def canonical_by_hand(payload: str) -> str:
-    return json.dumps(json.loads(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return json.dumps(json.loads(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 # ------------------------------------------------------------------------------------ the rules
@@ -51,8 +50,10 @@ def test_nan_and_infinities_are_refused(bad: object) -> None:
 
 def test_instants_become_utc_with_microseconds_and_z() -> None:
     kolkata = datetime(2026, 3, 2, 15, 0, tzinfo=ZoneInfo("Asia/Kolkata"))
-    assert events.canonical_json([kolkata, kolkata + timedelta(microseconds=7)]) == \
-        '["2026-03-02T09:30:00.000000Z","2026-03-02T09:30:00.000007Z"]'
+    assert (
+        events.canonical_json([kolkata, kolkata + timedelta(microseconds=7)])
+        == '["2026-03-02T09:30:00.000000Z","2026-03-02T09:30:00.000007Z"]'
+    )
     assert events.canonical_json(date(2026, 2, 28)) == '"2026-02-28"'
     with pytest.raises(ValueError, match="naive"):
         events.canonical_json(datetime(2026, 3, 2, 15, 0))
@@ -75,8 +76,9 @@ def test_every_payload_is_canonical_and_mirrors_its_row(store: Store) -> None:
         assert row["payload"] == canonical_by_hand(row["payload"])
         doc = json.loads(row["payload"])
         assert doc["seq"] == row["seq"]
-        assert {k: doc[k] for k in schema.EVENT_COLUMNS if k != "origin"} == \
-            {k: row[k] for k in schema.EVENT_COLUMNS if k != "origin"}
+        assert {k: doc[k] for k in schema.EVENT_COLUMNS if k != "origin"} == {
+            k: row[k] for k in schema.EVENT_COLUMNS if k != "origin"
+        }
         assert events.canonical_json(doc["origin"]) == row["origin"]
         assert TS.match(row["occurred_at"])
         assert row["row_hash"] == events.chain_hash(row["prev_hash"], row["payload"])
@@ -108,17 +110,23 @@ def test_order_is_by_seq_never_by_time(store: Store) -> None:
 
 def _run(url: str, tz: str, clock_zone: str, cwd: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "TZ": tz}
-    return subprocess.Popen([sys.executable, str(SCRIPT), url, clock_zone], env=env, cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, str(SCRIPT), url, clock_zone],
+        env=env,
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 @pytest.mark.postgres
 def test_payloads_and_hashes_are_identical_on_both_backends_and_in_any_time_zone(
-        tmp_path: Path, pg_url: str, second_pg_url: str) -> None:
+    tmp_path: Path, pg_url: str, second_pg_url: str
+) -> None:
     runs = {
         ("sqlite", "UTC"): _run(f"sqlite:///{tmp_path / 'utc.db'}", "UTC", "UTC", tmp_path),
-        ("sqlite", "Asia/Kolkata"): _run(f"sqlite:///{tmp_path / 'ist.db'}", "Asia/Kolkata", "Asia/Kolkata",
-                                         tmp_path),
+        ("sqlite", "Asia/Kolkata"): _run(f"sqlite:///{tmp_path / 'ist.db'}", "Asia/Kolkata", "Asia/Kolkata", tmp_path),
         ("postgres", "UTC"): _run(pg_url, "UTC", "Asia/Kolkata", tmp_path),
         ("postgres", "Asia/Kolkata"): _run(second_pg_url, "Asia/Kolkata", "UTC", tmp_path),
     }
@@ -129,8 +137,11 @@ def test_payloads_and_hashes_are_identical_on_both_backends_and_in_any_time_zone
         dumps[key] = json.loads(out)
     # the zone really was in effect in each process
     assert {k: d.pop("local_offset") for k, d in dumps.items()} == {
-        ("sqlite", "UTC"): "+0000", ("sqlite", "Asia/Kolkata"): "+0530",
-        ("postgres", "UTC"): "+0000", ("postgres", "Asia/Kolkata"): "+0530"}
+        ("sqlite", "UTC"): "+0000",
+        ("sqlite", "Asia/Kolkata"): "+0530",
+        ("postgres", "UTC"): "+0000",
+        ("postgres", "Asia/Kolkata"): "+0530",
+    }
 
     reference = dumps[("sqlite", "UTC")]
     for key, dump in dumps.items():
@@ -141,9 +152,15 @@ def test_payloads_and_hashes_are_identical_on_both_backends_and_in_any_time_zone
 
     logged = reference["events"]
     types = {(json.loads(e["payload"])["type"], json.loads(e["payload"])["outcome"]) for e in logged}
-    assert {("finding_created", "success"), ("severity_calibrated", "success"), ("finding_routed", "success"),
-            ("exception_granted", "denied"), ("finding_verified_closed", "success"), ("note", "success"),
-            ("log_verified", "success")} <= types
+    assert {
+        ("finding_created", "success"),
+        ("severity_calibrated", "success"),
+        ("finding_routed", "success"),
+        ("exception_granted", "denied"),
+        ("finding_verified_closed", "success"),
+        ("note", "success"),
+        ("log_verified", "success"),
+    } <= types
     for e in logged:
         assert e["payload"] == canonical_by_hand(e["payload"])
         assert unicodedata.is_normalized("NFC", e["payload"])

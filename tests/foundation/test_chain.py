@@ -64,10 +64,15 @@ def test_the_untouched_log_verifies(chain: Store, pristine: Pristine) -> None:
 
 
 @EXAMPLES
-@given(seq=SEQS, column=st.sampled_from(["payload", "prev_hash", "row_hash"]),
-       offset=st.integers(0, 4096), mask=st.integers(1, 0x7F))
-def test_any_flipped_byte_names_its_seq(chain: Store, pristine: Pristine, seq: int, column: str, offset: int,
-                                        mask: int) -> None:
+@given(
+    seq=SEQS,
+    column=st.sampled_from(["payload", "prev_hash", "row_hash"]),
+    offset=st.integers(0, 4096),
+    mask=st.integers(1, 0x7F),
+)
+def test_any_flipped_byte_names_its_seq(
+    chain: Store, pristine: Pristine, seq: int, column: str, offset: int, mask: int
+) -> None:
     original = pristine[0][seq - 1][column]
     tampered = flip_byte(original, offset, mask)
     assume(tampered is not None)
@@ -82,13 +87,21 @@ def test_any_flipped_byte_names_its_seq(chain: Store, pristine: Pristine, seq: i
             conn.execute(update(schema.events).where(schema.events.c.seq == seq).values({column: original}))
 
 
-@pytest.mark.parametrize("column, value", [
-    ("actor", "Mallory"), ("type", "finding_verified"), ("outcome", "success"), ("engagement", "OTHER"),
-    ("finding_id", "HK-999"), ("occurred_at", "2026-01-01T00:00:00.000000Z"),
-    ("origin", '{"host":"elsewhere","version":"0.1.0"}'),
-])
-def test_an_edited_column_that_the_payload_mirrors_names_its_seq(chain: Store, pristine: Pristine, column: str,
-                                                                 value: str) -> None:
+@pytest.mark.parametrize(
+    "column, value",
+    [
+        ("actor", "Mallory"),
+        ("type", "finding_verified"),
+        ("outcome", "success"),
+        ("engagement", "OTHER"),
+        ("finding_id", "HK-999"),
+        ("occurred_at", "2026-01-01T00:00:00.000000Z"),
+        ("origin", '{"host":"elsewhere","version":"0.1.0"}'),
+    ],
+)
+def test_an_edited_column_that_the_payload_mirrors_names_its_seq(
+    chain: Store, pristine: Pristine, column: str, value: str
+) -> None:
     seq = 17
     assert pristine[0][seq - 1][column] != value
     try:
@@ -174,10 +187,11 @@ def test_rows_each_fixed_up_alone_still_break_the_links(chain: Store, pristine: 
 @EXAMPLES
 @given(cut=SEQS, anchor_at=SEQS)
 def test_truncation_is_caught_by_the_head_and_when_the_head_is_forged_by_an_anchor(
-        chain: Store, pristine: Pristine, cut: int, anchor_at: int) -> None:
+    chain: Store, pristine: Pristine, cut: int, anchor_at: int
+) -> None:
     """Rows ``cut``..30 removed. The chain head still says 30 → named. An attacker who also rewrites
     the head gets a clean verify — but an anchor taken at or after ``cut`` still names ``cut``."""
-    kept = pristine[0][:cut - 1]
+    kept = pristine[0][: cut - 1]
     anchor = {"seq": anchor_at, "row_hash": pristine[0][anchor_at - 1]["row_hash"]}
     try:
         set_events(chain, kept)
@@ -201,7 +215,8 @@ def test_truncation_is_caught_by_the_head_and_when_the_head_is_forged_by_an_anch
 @EXAMPLES
 @given(edited=SEQS, anchor_at=SEQS)
 def test_a_rewritten_chain_passes_alone_and_fails_against_an_earlier_anchor(
-        chain: Store, pristine: Pristine, edited: int, anchor_at: int) -> None:
+    chain: Store, pristine: Pristine, edited: int, anchor_at: int
+) -> None:
     """The attacker changes who did row ``edited`` (payload and column alike), recomputes every hash
     from there on and fixes the head: the chain is self-consistent, only the anchor can tell."""
     rows = [dict(r) for r in pristine[0]]

@@ -34,8 +34,10 @@ def test_eight_processes_append_fifty_events_each(store: Store) -> None:
     ctx = multiprocessing.get_context("forkserver")  # a clean single-threaded parent, imports paid once
     ctx.set_forkserver_preload(["handoffkit.findings", hammer.__module__])
     start, results = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=hammer, args=(store.url, w, PER_PROCESS, targets[w], start, results))
-             for w in range(PROCESSES)]
+    procs = [
+        ctx.Process(target=hammer, args=(store.url, w, PER_PROCESS, targets[w], start, results))
+        for w in range(PROCESSES)
+    ]
     for p in procs:
         p.start()
     start.set()
@@ -69,8 +71,9 @@ def test_two_concurrent_edits_of_one_finding_exactly_one_wins(store: Store, enga
     def edit(actor: str, severity: str) -> None:
         go.wait()
         try:
-            outcome[actor] = calibration.calibrate(store, fid, severity=severity, reason=f"{actor} says {severity}",
-                                                   actor=actor, expected_version=version)
+            outcome[actor] = calibration.calibrate(
+                store, fid, severity=severity, reason=f"{actor} says {severity}", actor=actor, expected_version=version
+            )
         except ConcurrentEditError as exc:
             outcome[actor] = exc
 
@@ -103,7 +106,8 @@ def test_a_stale_version_fails_even_without_a_race(store: Store, engagement: str
     [fid] = add_findings(store, engagement)
     calibration.calibrate(store, fid, severity="medium", reason="first look", actor="Ana Silva", expected_version=1)
     with pytest.raises(ConcurrentEditError, match="at version 2, not 1"):
-        calibration.calibrate(store, fid, severity="info", reason="stale notebook", actor="Ben Okoro",
-                              expected_version=1)
+        calibration.calibrate(
+            store, fid, severity="info", reason="stale notebook", actor="Ben Okoro", expected_version=1
+        )
     with store.read() as conn:
         assert findings.get(conn, fid).severity == "medium"

@@ -17,8 +17,14 @@ from handoffkit.store import Store
 
 from .support import drop_append_only
 
-DRIFT_PATTERNS = ("severity_drift", "evidence_copied", "closure_misses", "tickets_outside_policy",
-                  "shared_queue_tickets", "tickets_without_id")
+DRIFT_PATTERNS = (
+    "severity_drift",
+    "evidence_copied",
+    "closure_misses",
+    "tickets_outside_policy",
+    "shared_queue_tickets",
+    "tickets_without_id",
+)
 
 
 def normalised(payload: str, workdir: str) -> dict[str, Any]:
@@ -37,18 +43,37 @@ def record_of(url: str, summary: dict[str, Any]) -> dict[str, Any]:
     store = Store(url)
     try:
         with store.read() as conn:
-            rows = [findings.canonical_row(r._mapping) for r in
-                    conn.execute(select(schema.findings).order_by(schema.findings.c.number))]
+            rows = [
+                findings.canonical_row(r._mapping)
+                for r in conn.execute(select(schema.findings).order_by(schema.findings.c.number))
+            ]
             ev = schema.events.c
-            log = [(r.seq, r.event_id, r.occurred_at, r.type, r.actor, r.outcome, r.finding_id,
-                    normalised(r.payload, workdir))
-                   for r in conn.execute(select(ev.seq, ev.event_id, ev.occurred_at, ev.type, ev.actor, ev.outcome,
-                                                ev.finding_id, ev.payload)
-                                         .where(ev.type != "log_verified").order_by(ev.seq))]
+            log = [
+                (
+                    r.seq,
+                    r.event_id,
+                    r.occurred_at,
+                    r.type,
+                    r.actor,
+                    r.outcome,
+                    r.finding_id,
+                    normalised(r.payload, workdir),
+                )
+                for r in conn.execute(
+                    select(
+                        ev.seq, ev.event_id, ev.occurred_at, ev.type, ev.actor, ev.outcome, ev.finding_id, ev.payload
+                    )
+                    .where(ev.type != "log_verified")
+                    .order_by(ev.seq)
+                )
+            ]
     finally:
         store.dispose()
-    return {"findings": rows, "log": log,
-            "summary": {k: v for k, v in summary.items() if k not in ("database", "inputs")}}
+    return {
+        "findings": rows,
+        "log": log,
+        "summary": {k: v for k, v in summary.items() if k not in ("database", "inputs")},
+    }
 
 
 def assert_same_record(ours: dict[str, Any], theirs: dict[str, Any]) -> None:
@@ -63,8 +88,9 @@ def assert_same_record(ours: dict[str, Any], theirs: dict[str, Any]) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.xdist_group("demo")
-def test_two_builds_with_the_same_seed_and_size_are_identical(demo_sqlite: tuple[str, dict],
-                                                              demo_postgres: tuple[str, dict]) -> None:
+def test_two_builds_with_the_same_seed_and_size_are_identical(
+    demo_sqlite: tuple[str, dict], demo_postgres: tuple[str, dict]
+) -> None:
     """The session's two demo builds (seed 7, size 300; one on SQLite, one on PostgreSQL, each in its
     own workdir): the same planted ids, the same findings table, the same activity log payloads."""
     assert demo_postgres[1]["planted"] == demo_sqlite[1]["planted"]
@@ -83,11 +109,14 @@ def test_the_default_demo_is_a_whole_programme_and_its_log_proves_tampering(tmp_
         df = findings.frame(conn, "DEMO", ["finding_id", "state", "severity", "tool", "kev", "owner_name"])
         exceptions = conn.execute(select(func.count()).select_from(schema.exceptions)).scalar()
         tickets = conn.execute(select(func.count(func.distinct(schema.tickets.c.key)))).scalar()
-        closures = conn.execute(select(func.count()).select_from(schema.evidence)
-                                .where(schema.evidence.c.kind.in_(("rescan", "retest", "commit", "attestation"))))\
-            .scalar()
-        awaiting_owned = conn.execute(select(func.count()).where(
-            f.state == "awaiting_verification", f.owner_name.is_not(None))).scalar()
+        closures = conn.execute(
+            select(func.count())
+            .select_from(schema.evidence)
+            .where(schema.evidence.c.kind.in_(("rescan", "retest", "commit", "attestation")))
+        ).scalar()
+        awaiting_owned = conn.execute(
+            select(func.count()).where(f.state == "awaiting_verification", f.owner_name.is_not(None))
+        ).scalar()
     assert len(df) >= 2000 and summary["findings"] == len(df)
     assert set(df["state"]) == set(STATES)
     assert set(df["severity"]) == set(SEVERITIES)
@@ -95,8 +124,9 @@ def test_the_default_demo_is_a_whole_programme_and_its_log_proves_tampering(tmp_
     assert df["kev"].sum() > 0
     assert df["owner_name"].isna().any() and df["owner_name"].notna().any()
     assert exceptions > 0 and tickets > 0 and closures > 0 and awaiting_owned > 0
-    assert all(summary["planted"][k] for k in (*DRIFT_PATTERNS, "findings_not_referenced", "orphan_tickets",
-                                                "routing_misses"))
+    assert all(
+        summary["planted"][k] for k in (*DRIFT_PATTERNS, "findings_not_referenced", "orphan_tickets", "routing_misses")
+    )
 
     runner = CliRunner()
     ok = runner.invoke(cli, ["--db", url, "log", "verify", "--actor", "Ana Silva"])
@@ -109,7 +139,7 @@ def test_the_default_demo_is_a_whole_programme_and_its_log_proves_tampering(tmp_
     with store.engine.begin() as conn:
         payload = conn.execute(select(schema.events.c.payload).where(schema.events.c.seq == seq)).scalar()
         i = payload.index('"actor":"') + len('"actor":"')
-        tampered = payload[:i] + chr(ord(payload[i]) ^ 0x01) + payload[i + 1:]
+        tampered = payload[:i] + chr(ord(payload[i]) ^ 0x01) + payload[i + 1 :]
         conn.execute(schema.events.update().where(schema.events.c.seq == seq).values(payload=tampered))
     store.dispose()
     bad = runner.invoke(cli, ["--db", url, "log", "verify", "--actor", "Ana Silva"])

@@ -36,9 +36,15 @@ def test_replaying_the_log_rebuilds_every_column_of_every_finding(demo_store: St
     rebuilt = findings.replay(demo_store, "DEMO")
     assert len(stored) >= 300
     assert sorted(rebuilt) == sorted(stored)
-    differing = {fid: {c: (stored[fid][c], rebuilt[fid].get(c, "<missing>")) for c in stored[fid]
-                       if rebuilt[fid].get(c, "<missing>") != stored[fid][c]}
-                 for fid in stored if rebuilt[fid] != stored[fid]}
+    differing = {
+        fid: {
+            c: (stored[fid][c], rebuilt[fid].get(c, "<missing>"))
+            for c in stored[fid]
+            if rebuilt[fid].get(c, "<missing>") != stored[fid][c]
+        }
+        for fid in stored
+        if rebuilt[fid] != stored[fid]
+    }
     assert not differing, f"{len(differing)} findings differ, e.g. {list(differing.items())[:3]}"
 
 
@@ -59,13 +65,21 @@ def test_the_record_mid_period_is_what_the_log_said_then(demo_store: Store) -> N
     ev = schema.events.c
     cutoff = schema.format_ts(MID_PERIOD)
     with demo_store.read() as conn:
-        created = set(conn.execute(select(ev.finding_id).where(
-            ev.engagement == "DEMO", ev.type == "finding_created", ev.occurred_at <= cutoff)).scalars())
+        created = set(
+            conn.execute(
+                select(ev.finding_id).where(
+                    ev.engagement == "DEMO", ev.type == "finding_created", ev.occurred_at <= cutoff
+                )
+            ).scalars()
+        )
         last: dict[str, tuple] = {}
         for fid, state, severity, disposition in conn.execute(
-                select(ev.finding_id, ev.state, ev.severity, ev.disposition)
-                .where(ev.engagement == "DEMO", ev.finding_id.is_not(None), ev.outcome == "success",
-                       ev.occurred_at <= cutoff).order_by(ev.seq)):
+            select(ev.finding_id, ev.state, ev.severity, ev.disposition)
+            .where(
+                ev.engagement == "DEMO", ev.finding_id.is_not(None), ev.outcome == "success", ev.occurred_at <= cutoff
+            )
+            .order_by(ev.seq)
+        ):
             last[fid] = (state, severity, disposition)
     assert set(mid["finding_id"]) == created
     got = {r["finding_id"]: (r["state"], r["severity"], r["disposition"]) for r in records(mid)}
@@ -86,16 +100,17 @@ def test_every_finding_event_carries_the_state_after_it(demo_store: Store) -> No
     state: dict[str, dict] = {}
     wrong = []
     with demo_store.read() as conn:
-        for row in conn.execute(select(ev.seq, ev.type, ev.finding_id, ev.state, ev.severity, ev.disposition,
-                                       ev.payload).where(ev.finding_id.is_not(None), ev.outcome == "success")
-                                .order_by(ev.seq)):
+        for row in conn.execute(
+            select(ev.seq, ev.type, ev.finding_id, ev.state, ev.severity, ev.disposition, ev.payload)
+            .where(ev.finding_id.is_not(None), ev.outcome == "success")
+            .order_by(ev.seq)
+        ):
             doc = json.loads(row.payload)
             assert doc["seq"] == row.seq
             current = state.setdefault(row.finding_id, {})
             current.update(doc["data"].get("set") or {})
             expected = (current.get("state"), current.get("severity"), current.get("disposition"))
             if (row.state, row.severity, row.disposition) != expected:
-                wrong.append((row.seq, row.type, row.finding_id, (row.state, row.severity, row.disposition),
-                              expected))
+                wrong.append((row.seq, row.type, row.finding_id, (row.state, row.severity, row.disposition), expected))
     assert len(state) >= 300
     assert not wrong, f"{len(wrong)} events, e.g. {wrong[:3]}"

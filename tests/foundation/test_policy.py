@@ -40,20 +40,50 @@ OWNERS = OWNERS_HEADER + "https://shop.test,service owner,payments,Priya Raman,i
 MALFORMED = [
     ("bad YAML", ("  bands:\n", "  bands: [\n"), "5:5", None, "not valid YAML"),
     ("misspelt required key", ("routing:", "rooting:"), "2", "rooting", "did you mean 'routing'?"),
-    ("unknown nested key", ("{cadence: weekly}", "{cadance: weekly}"), "13", "reconciliation.cadance",
-     "did you mean 'cadence'?"),
-    ("unknown key inside a band", ("critical: {disposition", "critical: {dispositon"), "4",
-     "routing.bands.critical.dispositon", "did you mean 'disposition'?"),
+    (
+        "unknown nested key",
+        ("{cadence: weekly}", "{cadance: weekly}"),
+        "13",
+        "reconciliation.cadance",
+        "did you mean 'cadence'?",
+    ),
+    (
+        "unknown key inside a band",
+        ("critical: {disposition", "critical: {dispositon"),
+        "4",
+        "routing.bands.critical.dispositon",
+        "did you mean 'disposition'?",
+    ),
     ("wrong band name", ("    high:", "    hihg:"), "5", "routing.bands.hihg", "did you mean 'high'?"),
-    ("missing band", ("    info: {disposition: security_record_only, sla_days: null}\n", ""), "3",
-     "routing.bands", "missing: info"),
-    ("permalink without {finding_id}", ("findings/{finding_id}", "findings/"), "11",
-     "ticket_payload.permalink_template", "must contain {finding_id}"),
-    ("misspelt disposition", ("disposition: sprint_backlog", "disposition: sprint-backlog"), "6",
-     "routing.bands.medium.disposition", "did you mean 'sprint_backlog'?"),
+    (
+        "missing band",
+        ("    info: {disposition: security_record_only, sla_days: null}\n", ""),
+        "3",
+        "routing.bands",
+        "missing: info",
+    ),
+    (
+        "permalink without {finding_id}",
+        ("findings/{finding_id}", "findings/"),
+        "11",
+        "ticket_payload.permalink_template",
+        "must contain {finding_id}",
+    ),
+    (
+        "misspelt disposition",
+        ("disposition: sprint_backlog", "disposition: sprint-backlog"),
+        "6",
+        "routing.bands.medium.disposition",
+        "did you mean 'sprint_backlog'?",
+    ),
     ("wrong type", ("sla_days: 30}", "sla_days: thirty}"), "4", "routing.bands.critical.sla_days", "integer"),
-    ("unknown cadence", ("cadence: weekly", "cadence: daily"), "13", "reconciliation.cadence",
-     "expected one of weekly, monthly"),
+    (
+        "unknown cadence",
+        ("cadence: weekly", "cadence: daily"),
+        "13",
+        "reconciliation.cadence",
+        "expected one of weekly, monthly",
+    ),
     ("not a mapping", (POLICY, "- just\n- a list\n"), "1", None, "expected a mapping"),
 ]
 
@@ -74,8 +104,9 @@ def test_the_base_policy_is_valid(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name, edit, line, key, says", MALFORMED, ids=[m[0] for m in MALFORMED])
-def test_a_malformed_policy_is_one_line_naming_file_line_and_key(tmp_path: Path, name: str, edit: tuple[str, str],
-                                                                 line: str, key: str | None, says: str) -> None:
+def test_a_malformed_policy_is_one_line_naming_file_line_and_key(
+    tmp_path: Path, name: str, edit: tuple[str, str], line: str, key: str | None, says: str
+) -> None:
     path = write_policy(tmp_path, edit)
     with pytest.raises(ConfigError) as caught:
         load_policy(path)
@@ -110,14 +141,25 @@ def assert_nothing_written(store: Store) -> None:
 # -------------------------------------------------------------------------------------- owners map
 
 
-@pytest.mark.parametrize("text, place, says", [
-    (OWNERS.replace(",lifecycle", "").replace(",active", ""), "1", "missing column(s) lifecycle"),
-    (OWNERS + "https://api.test,service owner,payments,Priya Raman,internet,high,retired\n", "3",
-     "lifecycle 'retired' is not allowed; expected one of active, decommissioning"),
-    (OWNERS + 'https://api.test,"service\nowner",payments,,internet,high,active\n'
-     "https://cdn.test,service owner,payments,,public,high,active\n", "5", "exposure 'public' is not allowed"),
-    (OWNERS + "HTTPS://SHOP.TEST,service owner,payments,,internet,high,active\n", "3", "appears twice"),
-], ids=["missing column", "bad lifecycle", "line after a multi-line cell", "duplicate asset"])
+@pytest.mark.parametrize(
+    "text, place, says",
+    [
+        (OWNERS.replace(",lifecycle", "").replace(",active", ""), "1", "missing column(s) lifecycle"),
+        (
+            OWNERS + "https://api.test,service owner,payments,Priya Raman,internet,high,retired\n",
+            "3",
+            "lifecycle 'retired' is not allowed; expected one of active, decommissioning",
+        ),
+        (
+            OWNERS + 'https://api.test,"service\nowner",payments,,internet,high,active\n'
+            "https://cdn.test,service owner,payments,,public,high,active\n",
+            "5",
+            "exposure 'public' is not allowed",
+        ),
+        (OWNERS + "HTTPS://SHOP.TEST,service owner,payments,,internet,high,active\n", "3", "appears twice"),
+    ],
+    ids=["missing column", "bad lifecycle", "line after a multi-line cell", "duplicate asset"],
+)
 def test_owners_map_errors_name_file_and_line(tmp_path: Path, text: str, place: str, says: str) -> None:
     path = tmp_path / "owners.csv"
     path.write_text(text, encoding="utf-8")
@@ -148,8 +190,11 @@ def test_a_changed_policy_is_a_new_version_and_an_unchanged_one_writes_nothing(s
     assert [r["type"] for r in event_rows(store)] == ["engagement_created", "policy_versioned", "owners_loaded"]
 
     head = chain_head(store)
-    path.write_text("# a comment and a layout change no rule\n" + POLICY.replace(
-        "reconciliation: {cadence: weekly}", "reconciliation:\n  cadence: weekly  # reviewed"), encoding="utf-8")
+    path.write_text(
+        "# a comment and a layout change no rule\n"
+        + POLICY.replace("reconciliation: {cadence: weekly}", "reconciliation:\n  cadence: weekly  # reviewed"),
+        encoding="utf-8",
+    )
     again = engagements.init(store, "ACME", path, owners_path=owners, actor="Ben Okoro")
     assert (again.created, again.policy_changed, again.policy_version, again.owners_loaded) == (False, False, 1, None)
     assert chain_head(store) == head
@@ -157,7 +202,7 @@ def test_a_changed_policy_is_a_new_version_and_an_unchanged_one_writes_nothing(s
     path.write_text(POLICY.replace("sla_days: 30", "sla_days: 15"), encoding="utf-8")
     changed = engagements.init(store, "ACME", path, owners_path=owners, actor="Ben Okoro")
     assert (changed.policy_changed, changed.policy_version) == (True, 2)
-    new = event_rows(store)[head[0]:]
+    new = event_rows(store)[head[0] :]
     assert [(r["type"], r["actor"], r["engagement"]) for r in new] == [("policy_versioned", "Ben Okoro", "ACME")]
     payload = json.loads(new[0]["payload"])
     assert payload["data"]["version"] == 2
@@ -168,7 +213,8 @@ def test_a_changed_policy_is_a_new_version_and_an_unchanged_one_writes_nothing(s
         assert engagements.get(conn, "ACME").policy_version == 2
         assert engagements.policy(conn, "ACME").band_rule("critical").sla_days == 15
         assert engagements.policy(conn, "ACME", version=1).band_rule("critical").sla_days == 30
-        stored = conn.execute(select(schema.policies.c.version, schema.policies.c.sha256)
-                              .order_by(schema.policies.c.version)).all()
+        stored = conn.execute(
+            select(schema.policies.c.version, schema.policies.c.sha256).order_by(schema.policies.c.version)
+        ).all()
     assert [v for v, _ in stored] == [1, 2]
     assert stored[1].sha256 == payload["data"]["sha256"] != stored[0].sha256

@@ -30,12 +30,14 @@ def test_a_self_approved_exception_changes_nothing_but_one_denied_event(store: S
     [fid] = add_findings(store, engagement)
     before, head = snapshot(store), chain_head(store)
     with pytest.raises(RefusedError, match="same person"):
-        exception_register.grant(store, fid, approver="  ana   SILVA ", reason="accepted risk",
-                                 expires=date(2026, 6, 30), actor="Ana Silva")
+        exception_register.grant(
+            store, fid, approver="  ana   SILVA ", reason="accepted risk", expires=date(2026, 6, 30), actor="Ana Silva"
+        )
     assert snapshot(store) == before
-    new = event_rows(store)[head[0]:]
-    assert [(r["seq"], r["type"], r["outcome"], r["actor"], r["finding_id"], r["engagement"]) for r in new] == \
-        [(head[0] + 1, "exception_granted", "denied", "Ana Silva", fid, engagement)]
+    new = event_rows(store)[head[0] :]
+    assert [(r["seq"], r["type"], r["outcome"], r["actor"], r["finding_id"], r["engagement"]) for r in new] == [
+        (head[0] + 1, "exception_granted", "denied", "Ana Silva", fid, engagement)
+    ]
     data = json.loads(new[0]["payload"])["data"]
     assert "same person" in data["reason"] and data["approver"] == "  ana   SILVA "
     assert events.verify(store).ok
@@ -45,11 +47,12 @@ def test_a_different_approver_is_granted_in_one_transaction(store: Store, engage
     """The positive control for the refusal above: the exception row, the finding's state and the event."""
     [fid] = add_findings(store, engagement)
     head = chain_head(store)
-    exception_register.grant(store, fid, approver="Dana Whitfield", reason="WAF rule", expires=date(2026, 6, 30),
-                             actor="Ana Silva")
+    exception_register.grant(
+        store, fid, approver="Dana Whitfield", reason="WAF rule", expires=date(2026, 6, 30), actor="Ana Silva"
+    )
     after = snapshot(store)
     assert after["exceptions"] == 1 and after["findings"][0]["state"] == "excepted"
-    assert [(r["type"], r["outcome"]) for r in event_rows(store)[head[0]:]] == [("exception_granted", "success")]
+    assert [(r["type"], r["outcome"]) for r in event_rows(store)[head[0] :]] == [("exception_granted", "success")]
 
 
 @pytest.mark.parametrize("actor", ["", "   ", None])
@@ -57,8 +60,9 @@ def test_an_empty_actor_is_refused_before_anything_is_written(store: Store, enga
     [fid] = add_findings(store, engagement)
     before, head = snapshot(store), chain_head(store)
     attempts = [
-        lambda: exception_register.grant(store, fid, approver="Dana Whitfield", reason="r", expires=date(2026, 6, 30),
-                                         actor=actor),
+        lambda: exception_register.grant(
+            store, fid, approver="Dana Whitfield", reason="r", expires=date(2026, 6, 30), actor=actor
+        ),
         lambda: calibration.calibrate(store, fid, severity="low", reason="r", actor=actor),
         lambda: events.log(store, events.Event(type="note", actor=actor)),
         lambda: events.verify_logged(store, actor),
@@ -76,7 +80,14 @@ def test_a_mutation_whose_event_cannot_be_written_leaves_the_state_unchanged(sto
     before, head = snapshot(store), chain_head(store)
     with pytest.raises(ValueError, match="NaN"), store.write() as conn:
         row = findings.get(conn, fid)._mapping
-        findings.change(conn, store, row, {"severity": "critical"}, type="severity_calibrated", actor="Ana Silva",
-                        data={"score": math.nan})
+        findings.change(
+            conn,
+            store,
+            row,
+            {"severity": "critical"},
+            type="severity_calibrated",
+            actor="Ana Silva",
+            data={"score": math.nan},
+        )
     assert snapshot(store) == before
     assert chain_head(store) == head

@@ -22,8 +22,15 @@ def hammer(url: str, worker: int, count: int, finding_id: str | None, start: Any
             else:
                 with store.write() as conn:
                     row = findings.get(conn, finding_id)._mapping
-                    findings.change(conn, store, row, {"title": f"edited by {actor} #{i}"}, type="finding_edited",
-                                    actor=actor, data={"i": i})
+                    findings.change(
+                        conn,
+                        store,
+                        row,
+                        {"title": f"edited by {actor} #{i}"},
+                        type="finding_edited",
+                        actor=actor,
+                        data={"i": i},
+                    )
         except Exception as exc:  # every failure is reported to the test
             errors.append(f"{type(exc).__name__}: {exc}")
     store.dispose()

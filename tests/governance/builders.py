@@ -46,9 +46,15 @@ class Record:
         f = schema.findings.c
         titles = list(titles)
         with self.store.read() as conn:
-            found = dict(conn.execute(select(f.title, f.finding_id).where(
-                f.engagement == self.engagement, f.title.in_(titles),
-                func.lower(f.asset_ref).startswith(asset_prefix.lower(), autoescape=True))).all())
+            found = dict(
+                conn.execute(
+                    select(f.title, f.finding_id).where(
+                        f.engagement == self.engagement,
+                        f.title.in_(titles),
+                        func.lower(f.asset_ref).startswith(asset_prefix.lower(), autoescape=True),
+                    )
+                ).all()
+            )
         return [found[t] for t in titles]
 
     def web(self, origin: str, *alerts: tuple[str, int], generated: str = GENERATED) -> list[str]:
@@ -60,10 +66,25 @@ class Record:
         items = []
         for name, risk in alerts:
             n = zlib.crc32(name.encode()) % 50_000
-            items.append({"plugin": 40000 + n, "name": name, "risk": risk, "cwe": 79, "wasc": 8,
-                          "desc": f"{name} description", "solution": "Encode output.",
-                          "instances": [{"uri": f"{origin}/page{n}", "method": "GET", "param": "q",
-                                         "evidence": f"<script>evidence-{n}</script>"}]})
+            items.append(
+                {
+                    "plugin": 40000 + n,
+                    "name": name,
+                    "risk": risk,
+                    "cwe": 79,
+                    "wasc": 8,
+                    "desc": f"{name} description",
+                    "solution": "Encode output.",
+                    "instances": [
+                        {
+                            "uri": f"{origin}/page{n}",
+                            "method": "GET",
+                            "param": "q",
+                            "evidence": f"<script>evidence-{n}</script>",
+                        }
+                    ],
+                }
+            )
         self.ingest(f"zap-{next(self._n)}.json", formats.zap([{"origin": origin, "alerts": items}], generated))
         return self.ids(origin, [name for name, _ in alerts])
 
@@ -73,12 +94,24 @@ class Record:
         rows = []
         for it in items:
             sev = it["severity"]
-            rows.append({"port": it.get("port", 0), "protocol": "tcp", "svc": "www", "severity": sev,
-                         "plugin": 100000 + zlib.crc32(it["name"].encode()) % 50_000, "name": it["name"],
-                         "family": "General", "cves": it.get("cves", []), "vector": it.get("vector"),
-                         "score": it.get("score"), "output": f"output of {scan}",
-                         "description": f"{it['name']}.", "solution": "Apply the vendor patch.",
-                         "risk": ["None", "Low", "Medium", "High", "Critical"][sev]})
+            rows.append(
+                {
+                    "port": it.get("port", 0),
+                    "protocol": "tcp",
+                    "svc": "www",
+                    "severity": sev,
+                    "plugin": 100000 + zlib.crc32(it["name"].encode()) % 50_000,
+                    "name": it["name"],
+                    "family": "General",
+                    "cves": it.get("cves", []),
+                    "vector": it.get("vector"),
+                    "score": it.get("score"),
+                    "output": f"output of {scan}",
+                    "description": f"{it['name']}.",
+                    "solution": "Apply the vendor patch.",
+                    "risk": ["None", "Low", "Medium", "High", "Critical"][sev],
+                }
+            )
         hosts = [{"name": host, "ip": "10.0.0.1", "items": rows}]
         self.ingest(f"nessus-{next(self._n)}.nessus", formats.nessus(hosts, scan))
         prefix = host if "://" not in host else "/".join(host.split("/")[:3])  # a URL host is its origin
@@ -86,9 +119,21 @@ class Record:
 
     def kev(self, *entries: tuple[str, str]) -> None:
         """Load a KEV catalog (CISA's layout) listing ``(cve, due date)``."""
-        doc = formats.kev_catalog([{"cve": cve, "vendor": "Example", "product": "lib", "name": f"{cve} flaw",
-                                    "added": "2026-02-20", "due": due} for cve, due in entries],
-                                  "2026.03.01", "2026-03-01T12:00:00.000Z")
+        doc = formats.kev_catalog(
+            [
+                {
+                    "cve": cve,
+                    "vendor": "Example",
+                    "product": "lib",
+                    "name": f"{cve} flaw",
+                    "added": "2026-02-20",
+                    "due": due,
+                }
+                for cve, due in entries
+            ],
+            "2026.03.01",
+            "2026-03-01T12:00:00.000Z",
+        )
         path = self.workdir / f"kev-{next(self._n)}.json"
         path.write_bytes(doc)
         kev.load(self.store, path, actor=ACTOR)
@@ -102,8 +147,9 @@ def finding(store: Store, fid: str) -> dict[str, Any]:
         return dict(conn.execute(select(schema.findings).where(schema.findings.c.finding_id == fid)).one()._mapping)
 
 
-def events(store: Store, type_: str | None = None, *, finding_id: str | None = None,
-           outcome: str | None = None) -> list[dict[str, Any]]:
+def events(
+    store: Store, type_: str | None = None, *, finding_id: str | None = None, outcome: str | None = None
+) -> list[dict[str, Any]]:
     """Events (payload decoded) in seq order, optionally filtered."""
     ev = schema.events.c
     stmt = select(ev.payload).order_by(ev.seq)
@@ -120,8 +166,9 @@ def events(store: Store, type_: str | None = None, *, finding_id: str | None = N
 def snapshot(store: Store) -> dict[str, Any]:
     """Row count of every table plus the chain head: equal snapshots mean nothing was written."""
     with store.read() as conn:
-        out: dict[str, Any] = {t.name: conn.execute(select(func.count()).select_from(t)).scalar()
-                               for t in schema.metadata.sorted_tables}
+        out: dict[str, Any] = {
+            t.name: conn.execute(select(func.count()).select_from(t)).scalar() for t in schema.metadata.sorted_tables
+        }
         out["chain_head"] = tuple(conn.execute(select(schema.chain_head.c.seq, schema.chain_head.c.row_hash)).one())
         out["findings_versions"] = conn.execute(select(func.sum(schema.findings.c.row_version))).scalar()
     return out

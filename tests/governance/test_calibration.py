@@ -47,8 +47,9 @@ def test_cvss_scores_and_band_on_the_record_raw_severity_kept(store, rec):
 def test_calibration_event_carries_from_to_vectors_reason_and_who(store, rec):
     [fid] = rec.web(SHOP, ("Event XSS", 1))
 
-    calibration.calibrate(store, fid, cvss=V31_HIGH, env_from_asset=True, reason="  login page, card data ",
-                          actor="  Ben   Okoro ")
+    calibration.calibrate(
+        store, fid, cvss=V31_HIGH, env_from_asset=True, reason="  login page, card data ", actor="  Ben   Okoro "
+    )
 
     [ev] = events(store, "severity_calibrated", finding_id=fid)
     assert (ev["actor"], ev["outcome"], ev["severity"]) == ("Ben Okoro", "success", "high")
@@ -64,12 +65,23 @@ def test_calibration_event_carries_from_to_vectors_reason_and_who(store, rec):
 ENV = [  # where, vector, metrics added, final vector, score, band
     ("shop", V31_HIGH, {"CR": "H", "IR": "H", "AR": "H"}, V31_HIGH + "/CR:H/IR:H/AR:H", 8.8, "high"),
     ("db", V31_HIGH, {"CR": "M", "IR": "M", "AR": "M", "MAV": "A"}, V31_HIGH + "/CR:M/IR:M/AR:M/MAV:A", 7.3, "high"),
-    ("db", V40_HIGH, {"CR": "M", "IR": "M", "AR": "M", "MAV": "A"}, V40_HIGH + "/CR:M/IR:M/AR:M/MAV:A", 5.5,
-     "medium"),
-    ("kev", V31_HIGH, {"CR": "M", "IR": "M", "AR": "M", "MAV": "A", "E": "H"},
-     V31_HIGH + "/E:H/CR:M/IR:M/AR:M/MAV:A", 7.3, "high"),
-    ("kev", V40_HIGH, {"CR": "M", "IR": "M", "AR": "M", "MAV": "A", "E": "A"},
-     V40_HIGH + "/E:A/CR:M/IR:M/AR:M/MAV:A", 5.5, "medium"),
+    ("db", V40_HIGH, {"CR": "M", "IR": "M", "AR": "M", "MAV": "A"}, V40_HIGH + "/CR:M/IR:M/AR:M/MAV:A", 5.5, "medium"),
+    (
+        "kev",
+        V31_HIGH,
+        {"CR": "M", "IR": "M", "AR": "M", "MAV": "A", "E": "H"},
+        V31_HIGH + "/E:H/CR:M/IR:M/AR:M/MAV:A",
+        7.3,
+        "high",
+    ),
+    (
+        "kev",
+        V40_HIGH,
+        {"CR": "M", "IR": "M", "AR": "M", "MAV": "A", "E": "A"},
+        V40_HIGH + "/E:A/CR:M/IR:M/AR:M/MAV:A",
+        5.5,
+        "medium",
+    ),
     ("nowhere", V31_HIGH, {}, V31_HIGH, 8.1, "high"),
 ]
 
@@ -79,14 +91,14 @@ def test_env_from_asset_follows_the_documented_mapping(store, rec):
     [shop] = rec.web(SHOP, ("Env XSS", 2))
     [nowhere] = rec.web("https://unmapped.test", ("Env XSS elsewhere", 2))
     db = rec.host("db-7.corp.test", {"name": "Env vuln 1", "severity": 2}, {"name": "Env vuln 2", "severity": 2})
-    kev = rec.host("db-8.corp.test", *({"name": f"Env KEV {i}", "severity": 2, "cves": ["CVE-2024-3094"]}
-                                       for i in (1, 2)))
+    kev = rec.host(
+        "db-8.corp.test", *({"name": f"Env KEV {i}", "severity": 2, "cves": ["CVE-2024-3094"]} for i in (1, 2))
+    )
     assert [finding(store, f)["kev"] for f in (*db, *kev)] == [False, False, True, True]
     targets = [shop, db[0], db[1], kev[0], kev[1], nowhere]
 
     for fid, (_, vector, added, final, score, band) in zip(targets, ENV, strict=True):
-        out = calibration.calibrate(store, fid, cvss=vector, env_from_asset=True, reason="asset context",
-                                    actor=ACTOR)
+        out = calibration.calibrate(store, fid, cvss=vector, env_from_asset=True, reason="asset context", actor=ACTOR)
 
         assert (out["vector"], out["score"], out["to"]) == (final, score, band)
         [ev] = events(store, "severity_calibrated", finding_id=fid)
@@ -101,10 +113,10 @@ def test_explicit_band_is_recorded_as_downward_drift(store, rec):
 
 
 INVALID = [
-    "CVSS:3.1/AV:X/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",   # unknown metric value
-    "CVSS:3.1/AV:N/AC:L",                              # mandatory metrics missing
+    "CVSS:3.1/AV:X/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",  # unknown metric value
+    "CVSS:3.1/AV:N/AC:L",  # mandatory metrics missing
     "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:Q",
-    "AV:N/AC:L/Au:N/C:P/I:P/A:P",                      # CVSS 2 is not accepted
+    "AV:N/AC:L/Au:N/C:P/I:P/A:P",  # CVSS 2 is not accepted
     "critical",
 ]
 
@@ -118,8 +130,9 @@ def test_an_invalid_vector_is_refused_with_a_denied_event(store, rec):
             calibration.calibrate(store, fid, cvss=vector, reason="typo", actor=ACTOR)
 
         after = snapshot(store)
-        assert {k: v for k, v in after.items() if k not in ("events", "chain_head")} == \
-            {k: v for k, v in before.items() if k not in ("events", "chain_head")}
+        assert {k: v for k, v in after.items() if k not in ("events", "chain_head")} == {
+            k: v for k, v in before.items() if k not in ("events", "chain_head")
+        }
         assert after["events"] == before["events"] + 1
         ev = events(store, "severity_calibrated", finding_id=fid)[-1]
         assert (ev["outcome"], ev["actor"], ev["data"]["cvss"]) == ("denied", ACTOR, vector)
@@ -131,13 +144,35 @@ def test_an_invalid_vector_is_refused_with_a_denied_event(store, rec):
 def test_calibrate_cli(store, rec):
     [fid] = rec.web(SHOP, ("CLI calibrated XSS", 1))
     runner = CliRunner()
-    ok = runner.invoke(cli, ["--db", store.url, "calibrate", fid, "--cvss", V40_CRIT, "--reason", "RCE",
-                             "--actor", ACTOR, "--format", "json"])
+    ok = runner.invoke(
+        cli,
+        [
+            "--db",
+            store.url,
+            "calibrate",
+            fid,
+            "--cvss",
+            V40_CRIT,
+            "--reason",
+            "RCE",
+            "--actor",
+            ACTOR,
+            "--format",
+            "json",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.output) | {"row_version": 0} == {
-        "finding_id": fid, "from": "low", "to": "critical", "vector": V40_CRIT, "score": 9.3, "direction": "up",
-        "row_version": 0}
-    bad = runner.invoke(cli, ["--db", store.url, "calibrate", fid, "--cvss", "CVSS:3.1/AV:Q", "--reason", "x",
-                              "--actor", ACTOR])
+        "finding_id": fid,
+        "from": "low",
+        "to": "critical",
+        "vector": V40_CRIT,
+        "score": 9.3,
+        "direction": "up",
+        "row_version": 0,
+    }
+    bad = runner.invoke(
+        cli, ["--db", store.url, "calibrate", fid, "--cvss", "CVSS:3.1/AV:Q", "--reason", "x", "--actor", ACTOR]
+    )
     assert bad.exit_code == 5 and "CVSS vector" in bad.output
     assert finding(store, fid)["severity"] == "critical"

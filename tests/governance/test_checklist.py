@@ -48,14 +48,19 @@ def test_items_broken_by_the_planted_drift_fail_with_the_planted_ids(demo):
 
     copied = planted["evidence_copied"]
     assert (items[4].status, set(items[4].ids)) == ("fail" if copied else "pass", set(copied))
-    both_ways = {k for cat in ("tickets_without_id", "findings_not_referenced", "orphan_tickets", "routing_misses")
-                 for k in planted[cat]}
+    both_ways = {
+        k
+        for cat in ("tickets_without_id", "findings_not_referenced", "orphan_tickets", "routing_misses")
+        for k in planted[cat]
+    }
     assert items[5].status == "fail" and set(items[5].ids) == both_ways
     assert items[7].status == "fail" and set(items[7].ids) == set(planted["shared_queue_tickets"])
-    assert items[7].numbers["paused"] > 0   # the unmapped and shared-queue assets' findings
+    assert items[7].numbers["paused"] > 0  # the unmapped and shared-queue assets' findings
     # monthly cadence; the demo skipped the runs of February, July and September
     assert (items[10].status, items[10].ids) == (
-        "fail", ["2026-01-15→2026-03-15", "2026-06-15→2026-08-15", "2026-08-15→2026-09-28"])
+        "fail",
+        ["2026-01-15→2026-03-15", "2026-06-15→2026-08-15", "2026-08-15→2026-09-28"],
+    )
 
 
 def test_items_the_demo_satisfies_or_cannot_show_yet(demo):
@@ -63,7 +68,7 @@ def test_items_the_demo_satisfies_or_cannot_show_yet(demo):
     items = {i.number: i for i in checklist.evaluate(store, "DEMO", as_of=END)}
     assert {n for n, i in items.items() if i.status == "pass"} >= {1, 2, 6, 8, 9, 13}
     assert {n: items[n].status for n in (11, 12, 14)} == dict.fromkeys((11, 12, 14), "not-yet-measurable")
-    assert items[13].numbers["total"] > 0    # the demo granted exceptions, none reached the queue
+    assert items[13].numbers["total"] > 0  # the demo granted exceptions, none reached the queue
 
 
 def test_an_empty_engagement_is_not_yet_measurable(store, engagement):
@@ -74,8 +79,11 @@ def test_an_empty_engagement_is_not_yet_measurable(store, engagement):
 
 
 def test_a_ticket_band_without_sla_fails_item_two(store, tmp_path):
-    text = (REPO / "tests/data/policy.yaml").read_text().replace(
-        "high: {disposition: ticket, sla_days: 60}", "high: {disposition: ticket, sla_days: null}")
+    text = (
+        (REPO / "tests/data/policy.yaml")
+        .read_text()
+        .replace("high: {disposition: ticket, sla_days: 60}", "high: {disposition: ticket, sla_days: null}")
+    )
     policy = tmp_path / "policy.yaml"
     policy.write_text(text)
     engagements.init(store, "NOSLA", policy, owners_path=REPO / "tests/data/owners.csv", actor="Ana Silva")

@@ -34,8 +34,9 @@ def test_a_self_approved_exception_is_refused_with_a_denied_event(store, rec):
         before = snapshot(store)
 
         with pytest.raises(RefusedError, match="same person"):
-            exception_register.grant(store, fid, approver=approver, reason="accept", expires=date(2026, 6, 1),
-                                     actor=requester)
+            exception_register.grant(
+                store, fid, approver=approver, reason="accept", expires=date(2026, 6, 1), actor=requester
+            )
 
         after = snapshot(store)
         assert after["exceptions"] == before["exceptions"]
@@ -43,7 +44,10 @@ def test_a_self_approved_exception_is_refused_with_a_denied_event(store, rec):
         assert after["events"] == before["events"] + 1
         denied = events(store, "exception_granted", outcome="denied")[-1]
         assert (denied["finding_id"], denied["data"]["approver"], denied["actor"]) == (
-            fid, approver, " ".join(requester.split()))
+            fid,
+            approver,
+            " ".join(requester.split()),
+        )
         assert "same person" in denied["data"]["reason"]
     assert finding(store, fid)["state"] == "routed"
     assert len(events(store, "exception_granted", outcome="denied")) == len(SAME_PERSON)
@@ -52,8 +56,9 @@ def test_a_self_approved_exception_is_refused_with_a_denied_event(store, rec):
 
 def test_grant_holds_the_finding_out_of_every_queue(store, rec):
     fid = _routed_ticket(store, rec)
-    out = exception_register.grant(store, fid, approver=APPROVER, reason=" legacy integration ",
-                                   expires=date(2026, 6, 1), actor=ACTOR)
+    out = exception_register.grant(
+        store, fid, approver=APPROVER, reason=" legacy integration ", expires=date(2026, 6, 1), actor=ACTOR
+    )
     assert out["status"] == "active" and out["approver"] == APPROVER
     row = finding(store, fid)
     assert (row["state"], row["disposition"]) == ("excepted", "held_exception")
@@ -72,7 +77,7 @@ def test_an_excepted_finding_never_gets_a_payload(store, rec, target):
     validate(store, [other])
     route(store)
     exception_register.grant(store, fid, approver=APPROVER, reason="accepted", expires=date(2026, 6, 1), actor=ACTOR)
-    for rerouted in (False, True):   # straight after the grant (owner still on the row), and after routing
+    for rerouted in (False, True):  # straight after the grant (owner still on the row), and after routing
         if rerouted:
             route(store)
         before = snapshot(store)
@@ -86,8 +91,9 @@ def test_an_excepted_finding_never_gets_a_payload(store, rec, target):
     assert {e["finding_id"] for e in events(store, "payload_issued", outcome="success")} == {other}
     assert len(events(store, "payload_issued", outcome="denied")) == 2
 
-    cli_out = CliRunner().invoke(cli, ["--db", store.url, "payload", "-e", "ACME", "--target", target,
-                                       "--finding", fid, "--actor", ACTOR])
+    cli_out = CliRunner().invoke(
+        cli, ["--db", store.url, "payload", "-e", "ACME", "--target", target, "--finding", fid, "--actor", ACTOR]
+    )
     assert cli_out.exit_code == 5 and fid in cli_out.output
 
 
@@ -104,7 +110,7 @@ def test_on_expiry_the_next_routing_run_returns_the_finding_with_exception_expir
     fid = _routed_ticket(store, rec)
     exception_register.grant(store, fid, approver=APPROVER, reason="accepted", expires=date(2026, 3, 10), actor=ACTOR)
 
-    store.clock.fixed = datetime(2026, 3, 10, 18, tzinfo=UTC)   # the last day of the exception
+    store.clock.fixed = datetime(2026, 3, 10, 18, tzinfo=UTC)  # the last day of the exception
     assert route(store).exceptions_expired == [] and finding(store, fid)["state"] == "excepted"
     assert events(store, "exception_expired") == []
 
@@ -142,7 +148,7 @@ def test_revoke_returns_the_finding_to_routing(store, rec):
 
 def test_an_exception_must_expire_in_the_future(store, rec):
     fid = _routed_ticket(store, rec)
-    for expires in (date(2026, 3, 2), date(2025, 12, 31)):   # today, and the past
+    for expires in (date(2026, 3, 2), date(2025, 12, 31)):  # today, and the past
         with pytest.raises(RefusedError, match="not in the future"):
             exception_register.grant(store, fid, approver=APPROVER, reason="x", expires=expires, actor=ACTOR)
     assert exception_register.list_exceptions(store, "ACME") == []
@@ -153,20 +159,56 @@ def test_exception_cli_grant_list_revoke(store, rec):
     runner = CliRunner()
     base = ["--db", store.url]
 
-    self_approved = runner.invoke(cli, [*base, "exception", "grant", fid, "--approver", "  ANA silva",
-                                        "--reason", "r", "--expires", "2026-06-01", "--actor", ACTOR])
+    self_approved = runner.invoke(
+        cli,
+        [
+            *base,
+            "exception",
+            "grant",
+            fid,
+            "--approver",
+            "  ANA silva",
+            "--reason",
+            "r",
+            "--expires",
+            "2026-06-01",
+            "--actor",
+            ACTOR,
+        ],
+    )
     assert self_approved.exit_code == 5 and "same person" in self_approved.output
 
     # the CLI runs on the real clock: an expiry far in the future
-    ok = runner.invoke(cli, [*base, "exception", "grant", fid, "--approver", APPROVER, "--reason", "legacy",
-                             "--expires", "2099-06-01", "--actor", ACTOR, "--format", "json"])
+    ok = runner.invoke(
+        cli,
+        [
+            *base,
+            "exception",
+            "grant",
+            fid,
+            "--approver",
+            APPROVER,
+            "--reason",
+            "legacy",
+            "--expires",
+            "2099-06-01",
+            "--actor",
+            ACTOR,
+            "--format",
+            "json",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.output)["status"] == "active"
 
     listed = runner.invoke(cli, [*base, "--format", "json", "exception", "list", "-e", "ACME", "--status", "active"])
     [row] = json.loads(listed.output)
     assert (row["finding_id"], row["requester"], row["approver"], row["expires_on"]) == (
-        fid, ACTOR, APPROVER, "2099-06-01")
+        fid,
+        ACTOR,
+        APPROVER,
+        "2099-06-01",
+    )
 
     revoked = runner.invoke(cli, [*base, "exception", "revoke", fid, "--reason", "fixed", "--actor", APPROVER])
     assert revoked.exit_code == 0, revoked.output

@@ -29,8 +29,9 @@ VECTOR = "CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:N"
 def ticketed(store, rec) -> list[str]:
     """Two findings routed to a ticket with an owner (one with a CVE, one with a CWE), plus findings that
     must never get a payload (a sprint-backlog medium, a paused critical)."""
-    host = rec.host(SHOP, {"name": "Payload OpenSSL", "severity": 3, "cves": ["CVE-2024-1234"], "vector": VECTOR,
-                           "score": 8.1})
+    host = rec.host(
+        SHOP, {"name": "Payload OpenSSL", "severity": 3, "cves": ["CVE-2024-1234"], "vector": VECTOR, "score": 8.1}
+    )
     web = rec.web(SHOP, ("Payload XSS", 3), ("Payload medium", 2))
     paused = rec.host(QUEUE, {"name": "Payload paused", "severity": 4})
     validate(store, [*host, *web, *paused])
@@ -58,7 +59,7 @@ def test_a_payload_without_a_permalink_fails_schema_validation(store, ticketed):
 
 
 MALFORMED = [
-    ({"evidence": "GET /?q=<script> HTTP/1.1"}, "Additional properties"),   # no field for a copy of the evidence
+    ({"evidence": "GET /?q=<script> HTTP/1.1"}, "Additional properties"),  # no field for a copy of the evidence
     ({"finding_id": "SEC-1"}, "at finding_id"),
     ({"severity": "urgent"}, "at severity"),
     ({"due_date": "next week"}, "at due_date"),
@@ -77,12 +78,17 @@ def test_the_schema_refuses_malformed_payloads(store, ticketed):
 def test_payloads_carry_the_required_fields_and_never_the_evidence(store, ticketed):
     host, web = ticketed[:2]
     with store.read() as conn:
-        evidence = {fid: conn.execute(select(schema.evidence.c.content).where(
-            schema.evidence.c.finding_id == fid)).scalar() for fid in (host, web)}
+        evidence = {
+            fid: conn.execute(select(schema.evidence.c.content).where(schema.evidence.c.finding_id == fid)).scalar()
+            for fid in (host, web)
+        }
     assert b"<script>evidence-" in evidence[web] and b"output of weekly" in evidence[host]
 
-    texts = {(t, f): payload.issue(store, "ACME", target=t, actor=ACTOR, fmt=f)["text"]
-             for t in payload.TARGETS for f in payload.FORMATS}
+    texts = {
+        (t, f): payload.issue(store, "ACME", target=t, actor=ACTOR, fmt=f)["text"]
+        for t in payload.TARGETS
+        for f in payload.FORMATS
+    }
 
     for text in texts.values():
         for fid, cve_cwe in ((host, "CVE-2024-1234"), (web, "CWE-79")):
@@ -97,7 +103,10 @@ def test_jira_rest_payload(store, ticketed):
     [first, _] = payload.issue(store, "ACME", target="jira", actor=ACTOR)["payloads"]
     fields = first["fields"]
     assert (fields["project"], fields["issuetype"], fields["priority"]) == (
-        {"key": "SEC"}, {"name": "Bug"}, {"name": "High"})
+        {"key": "SEC"},
+        {"name": "Bug"},
+        {"name": "High"},
+    )
     assert fields["summary"] == f"[{host}] Payload OpenSSL"
     assert fields["labels"] == [host, "handoffkit", "severity-high"]
     assert fields["duedate"] == "2026-05-01" and fields["components"] == [{"name": "payments"}]
@@ -112,18 +121,22 @@ def test_jira_csv_payload_round_trips_through_the_jira_csv_parser(store, tickete
 
     table = read_csv(text.encode(), "payload.csv")
     assert [r["Finding ID"] for r in table.rows] == [host, web]
-    assert [r["Labels"] for r in table.rows] == [[host, "handoffkit", "severity-high"],
-                                                [web, "handoffkit", "severity-high"]]
+    assert [r["Labels"] for r in table.rows] == [
+        [host, "handoffkit", "severity-high"],
+        [web, "handoffkit", "severity-high"],
+    ]
 
     # Jira's importer assigns the key and the initial status; its export then reads back with our parser.
     rows = list(csv.reader(io.StringIO(text)))
     imported = io.StringIO()
-    csv.writer(imported).writerows([[*rows[0], "Issue key", "Status"]]
-                                   + [[*r, f"SEC-{i}", "To Do"] for i, r in enumerate(rows[1:], 1)])
+    csv.writer(imported).writerows(
+        [[*rows[0], "Issue key", "Status"]] + [[*r, f"SEC-{i}", "To Do"] for i, r in enumerate(rows[1:], 1)]
+    )
     export = parse_export(imported.getvalue().encode(), "imported.csv", "jira")
     assert [(t.key, t.title, t.priority, t.labels) for t in export.tickets] == [
         ("SEC-1", f"[{host}] Payload OpenSSL", "High", tuple(sorted((host, "handoffkit", "severity-high")))),
-        ("SEC-2", f"[{web}] Payload XSS", "High", tuple(sorted((web, "handoffkit", "severity-high"))))]
+        ("SEC-2", f"[{web}] Payload XSS", "High", tuple(sorted((web, "handoffkit", "severity-high")))),
+    ]
     assert [extract_finding_ids(t) for t in export.tickets] == [(host,), (web,)]
     assert all(PERMALINK.format(f) in t.description for t, f in zip(export.tickets, (host, web), strict=True))
 
@@ -133,13 +146,19 @@ def test_servicenow_and_github_payloads(store, ticketed):
     sn = json.loads(payload.issue(store, "ACME", target="servicenow", actor=ACTOR)["text"])
     assert [r["u_finding_id"] for r in sn["records"]] == [host, web]
     first = sn["records"][0]
-    assert (first["u_permalink"], first["priority"], first["due_date"], first["assignment_group"], first["cmdb_ci"]) \
-        == (PERMALINK.format(host), "2 - High", "2026-05-01", "payments", SHOP)
+    assert (
+        first["u_permalink"],
+        first["priority"],
+        first["due_date"],
+        first["assignment_group"],
+        first["cmdb_ci"],
+    ) == (PERMALINK.format(host), "2 - High", "2026-05-01", "payments", SHOP)
 
     gh = json.loads(payload.issue(store, "ACME", target="github", actor=ACTOR)["text"])
     assert [(i["title"], i["labels"]) for i in gh] == [
         (f"[{host}] Payload OpenSSL", [host, "handoffkit", "severity:high"]),
-        (f"[{web}] Payload XSS", [web, "handoffkit", "severity:high"])]
+        (f"[{web}] Payload XSS", [web, "handoffkit", "severity:high"]),
+    ]
     assert "CVE-2024-1234" in gh[0]["body"] and PERMALINK.format(host) in gh[0]["body"]
 
     md = payload.issue(store, "ACME", target="github", actor=ACTOR, fmt="md")["text"]
@@ -154,7 +173,9 @@ def test_issuing_logs_one_payload_issued_event_per_finding_with_its_sha256(store
     assert result["sha256"] == expected and len(set(expected)) == 2
     issued = events(store, "payload_issued")
     assert [(e["finding_id"], e["data"]["sha256"], e["data"]["target"]) for e in issued] == [
-        (ticketed[0], expected[0], "servicenow"), (ticketed[1], expected[1], "servicenow")]
+        (ticketed[0], expected[0], "servicenow"),
+        (ticketed[1], expected[1], "servicenow"),
+    ]
     assert all(e["actor"] == ACTOR and e["disposition"] == "ticket" for e in issued)
     after = snapshot(store)
     assert after["events"] == before["events"] + 2 and after["findings_versions"] == before["findings_versions"]
@@ -174,8 +195,24 @@ def test_only_findings_routed_to_a_ticket_with_an_owner_get_a_payload(store, tic
 
 def test_payload_cli_writes_a_file(store, ticketed, tmp_path):
     out = tmp_path / "jira.csv"
-    result = CliRunner().invoke(cli, ["--db", store.url, "payload", "-e", "ACME", "--target", "jira", "--format",
-                                      "csv", "--out", str(out), "--actor", ACTOR])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--db",
+            store.url,
+            "payload",
+            "-e",
+            "ACME",
+            "--target",
+            "jira",
+            "--format",
+            "csv",
+            "--out",
+            str(out),
+            "--actor",
+            ACTOR,
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "2 payload(s) written" in result.output
     assert [r["Finding ID"] for r in read_csv(out.read_bytes(), str(out)).rows] == ticketed[:2]

@@ -22,8 +22,11 @@ VALIDATED = date(2026, 3, 2)  # the clock fixture's day
 
 def test_kev_finding_in_the_low_band_routes_to_a_ticket_with_14_days(store, rec):
     rec.kev(("CVE-2024-1111", "2026-06-30"))  # the catalog's due date is later than 14 days: 14 days win
-    kev_low, plain_low = rec.host(SHOP, {"name": "Exploited lib", "severity": 1, "cves": ["CVE-2024-1111"]},
-                                  {"name": "Unexploited lib", "severity": 1, "cves": ["CVE-2024-2222"]})
+    kev_low, plain_low = rec.host(
+        SHOP,
+        {"name": "Exploited lib", "severity": 1, "cves": ["CVE-2024-1111"]},
+        {"name": "Unexploited lib", "severity": 1, "cves": ["CVE-2024-2222"]},
+    )
     validate(store, [kev_low, plain_low])
 
     result = route(store)
@@ -32,7 +35,9 @@ def test_kev_finding_in_the_low_band_routes_to_a_ticket_with_14_days(store, rec)
     assert (row["severity"], row["kev"], row["state"], row["disposition"]) == ("low", True, "routed", "ticket")
     assert row["sla_due"] == date(2026, 3, 16)
     assert (finding(store, plain_low)["disposition"], finding(store, plain_low)["sla_due"]) == (
-        "quarterly_cycle", date(2026, 8, 29))
+        "quarterly_cycle",
+        date(2026, 8, 29),
+    )
     rules = {c["finding_id"]: c["rule"] for c in result.changes}
     assert rules == {kev_low: "kev_override", plain_low: "band:low"}
 
@@ -41,12 +46,14 @@ def test_kev_due_date_is_the_earlier_of_14_days_and_the_catalog(store, rec):
     # catalog due date → expected SLA due: CISA's wins when earlier, else 14 days from validation (03-16)
     cases = {"2026-03-09": date(2026, 3, 9), "2026-03-16": date(2026, 3, 16), "2026-04-30": date(2026, 3, 16)}
     rec.kev(*((f"CVE-2025-000{i}", due) for i, due in enumerate(cases)))
-    ids = rec.host(SHOP, *({"name": f"KEV medium {i}", "severity": 2, "cves": [f"CVE-2025-000{i}"]}
-                           for i in range(len(cases))))
+    ids = rec.host(
+        SHOP, *({"name": f"KEV medium {i}", "severity": 2, "cves": [f"CVE-2025-000{i}"]} for i in range(len(cases)))
+    )
     validate(store, ids)
     route(store)
     assert [(finding(store, f)["disposition"], finding(store, f)["sla_due"]) for f in ids] == [
-        ("ticket", due) for due in cases.values()]
+        ("ticket", due) for due in cases.values()
+    ]
 
 
 def test_kev_listing_after_routing_pulls_a_batched_finding_into_a_ticket(store, rec):
@@ -84,15 +91,21 @@ def test_a_paused_finding_routes_once_its_owner_is_resolved(store, rec, tmp_path
     validate(store, [fid])
     route(store)
     owners = tmp_path / "owners.csv"
-    owners.write_text((REPO / "tests/data/owners.csv").read_text()
-                      + "https://unmapped.test,service owner,identity,Lena Fischer,internet,high,active\n")
+    owners.write_text(
+        (REPO / "tests/data/owners.csv").read_text()
+        + "https://unmapped.test,service owner,identity,Lena Fischer,internet,high,active\n"
+    )
     engagements.init(store, "ACME", REPO / "tests/data/policy.yaml", owners_path=owners, actor=ACTOR)
 
     route(store)
 
     row = finding(store, fid)
     assert (row["state"], row["disposition"], row["owner_team"], row["owner_name"]) == (
-        "routed", "ticket", "identity", "Lena Fischer")
+        "routed",
+        "ticket",
+        "identity",
+        "Lena Fischer",
+    )
     assert row["sla_due"] == date(2026, 4, 1)
 
 
@@ -107,18 +120,20 @@ def test_decommissioning_assets_are_held_back(store, rec):
 
 def test_owner_from_exact_match_or_pattern_through_the_parents(store, rec):
     owned = {  # host as the scanner names it, port → owner team and name
-        ("db-1.corp.test", 0): ("infrastructure", "Amara Okafor"),          # the pattern
-        ("db-2.corp.test", 5432): ("infrastructure", "Amara Okafor"),       # the pattern, through host:port
-        ("https://shop.test/checkout", 0): ("payments", "Priya Raman"),     # a URL through its origin
-        ("https://SHOP.test", 0): ("payments", "Priya Raman"),              # case-insensitive
+        ("db-1.corp.test", 0): ("infrastructure", "Amara Okafor"),  # the pattern
+        ("db-2.corp.test", 5432): ("infrastructure", "Amara Okafor"),  # the pattern, through host:port
+        ("https://shop.test/checkout", 0): ("payments", "Priya Raman"),  # a URL through its origin
+        ("https://SHOP.test", 0): ("payments", "Priya Raman"),  # case-insensitive
     }
-    ids = [rec.host(host, {"name": f"Owned high on {host}:{port}", "severity": 3, "port": port})[0]
-           for host, port in owned]
+    ids = [
+        rec.host(host, {"name": f"Owned high on {host}:{port}", "severity": 3, "port": port})[0] for host, port in owned
+    ]
     validate(store, ids)
     route(store)
     got = [(finding(store, f)["state"], finding(store, f)["owner_team"], finding(store, f)["owner_name"]) for f in ids]
-    assert got == [("routed", team, name) for team, name in owned.values()], [finding(store, f)["asset_ref"]
-                                                                             for f in ids]
+    assert got == [("routed", team, name) for team, name in owned.values()], [
+        finding(store, f)["asset_ref"] for f in ids
+    ]
 
 
 def test_sla_due_dates_per_band_count_from_validation(store, rec, clock):
@@ -129,27 +144,37 @@ def test_sla_due_dates_per_band_count_from_validation(store, rec, clock):
 
     route(store)
 
-    got = {finding(store, f)["severity"]: (finding(store, f)["disposition"], finding(store, f)["sla_due"])
-           for f in ids}
-    assert got == {"critical": ("ticket", date(2026, 4, 1)), "high": ("ticket", date(2026, 5, 1)),
-                   "medium": ("sprint_backlog", date(2026, 5, 31)), "low": ("quarterly_cycle", date(2026, 8, 29)),
-                   "info": ("security_record_only", None)}
+    got = {finding(store, f)["severity"]: (finding(store, f)["disposition"], finding(store, f)["sla_due"]) for f in ids}
+    assert got == {
+        "critical": ("ticket", date(2026, 4, 1)),
+        "high": ("ticket", date(2026, 5, 1)),
+        "medium": ("sprint_backlog", date(2026, 5, 31)),
+        "low": ("quarterly_cycle", date(2026, 8, 29)),
+        "info": ("security_record_only", None),
+    }
 
 
 def test_pci_critical_within_the_days_the_policy_states(store, clock, tmp_path):
     tighter = tmp_path / "policy.yaml"
-    tighter.write_text((REPO / "tests/data/policy.yaml").read_text().replace(
-        "critical: {disposition: ticket, sla_days: 30}", "critical: {disposition: ticket, sla_days: 7}"))
-    policies = {"TEST": (REPO / "tests/data/policy.yaml", 30),
-                "SHIPPED": (REPO / "params/policy.yaml", 30),    # PCI DSS 6.3.3: critical within 30 days
-                "TIGHT": (tighter, 7)}                            # any number the policy states
+    tighter.write_text(
+        (REPO / "tests/data/policy.yaml")
+        .read_text()
+        .replace("critical: {disposition: ticket, sla_days: 30}", "critical: {disposition: ticket, sla_days: 7}")
+    )
+    policies = {
+        "TEST": (REPO / "tests/data/policy.yaml", 30),
+        "SHIPPED": (REPO / "params/policy.yaml", 30),  # PCI DSS 6.3.3: critical within 30 days
+        "TIGHT": (tighter, 7),
+    }  # any number the policy states
     for key, (policy, days) in policies.items():
         engagements.init(store, key, policy, owners_path=REPO / "tests/data/owners.csv", actor=ACTOR)
         [fid] = Record(store, key, tmp_path).host(SHOP, {"name": f"Card data RCE {key}", "severity": 4})
         validate(store, [fid])
         route(store, key)
         assert (finding(store, fid)["disposition"], (finding(store, fid)["sla_due"] - VALIDATED).days) == (
-            "ticket", days), key
+            "ticket",
+            days,
+        ), key
 
 
 def test_a_real_run_logs_one_routing_event_per_changed_decision_with_the_policy_version(store, rec):
@@ -171,8 +196,9 @@ def _mixed_record(store, rec) -> list[str]:
     ids += rec.host("https://unmapped.test", {"name": "Mixed unowned", "severity": 4})
     validate(store, ids)
     route(store)
-    exception_register.grant(store, ids[2], approver="Dana Whitfield", reason="legacy", expires=date(2026, 3, 10),
-                             actor=ACTOR)
+    exception_register.grant(
+        store, ids[2], approver="Dana Whitfield", reason="legacy", expires=date(2026, 3, 10), actor=ACTOR
+    )
     ids += rec.web(SHOP, ("Mixed new high", 3))
     validate(store, ids[-1:])
     triage.triage(store, [ids[1]], "false_positive", reason="not reachable", actor=ACTOR)
@@ -188,7 +214,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(store, rec):
 
     assert snapshot(store) == before
     assert plan.dry_run and plan.exceptions_expired == []
-    assert {c["finding_id"] for c in plan.changes} == {ids[2], ids[4]}   # expired exception, newly validated
+    assert {c["finding_id"] for c in plan.changes} == {ids[2], ids[4]}  # expired exception, newly validated
     assert plan.by_owner_team == {"payments": 3}
 
     real = route(store)
@@ -196,15 +222,19 @@ def test_dry_run_prints_the_plan_and_writes_nothing(store, rec):
     decided = ("finding_id", "to", "owner_team", "sla_due", "rule")
     assert [tuple(c[k] for k in decided) for c in plan.changes] == [tuple(c[k] for k in decided) for c in real.changes]
     assert (plan.by_disposition, plan.by_owner_team, plan.held_back) == (
-        real.by_disposition, real.by_owner_team, real.held_back)
+        real.by_disposition,
+        real.by_owner_team,
+        real.held_back,
+    )
     assert real.exceptions_expired == [ids[2]]
 
 
 def test_dry_run_cli_writes_nothing(store, rec):
     _mixed_record(store, rec)
     before = snapshot(store)
-    out = CliRunner().invoke(cli, ["--db", store.url, "route", "-e", "ACME", "--dry-run", "--actor", ACTOR,
-                                   "--format", "json"])
+    out = CliRunner().invoke(
+        cli, ["--db", store.url, "route", "-e", "ACME", "--dry-run", "--actor", ACTOR, "--format", "json"]
+    )
     assert out.exit_code == 0, out.output
     assert snapshot(store) == before
     doc = json.loads(out.output)
@@ -228,14 +258,29 @@ def test_an_unchanged_re_run_writes_nothing(store, rec):
 
 @pytest.mark.parametrize("n", [10_000])
 def test_routing_is_set_based_not_a_round_trip_per_finding(store, engagement, tmp_path, n):
-    sites = [{"origin": origin, "alerts": [
-        {"plugin": 50000 + i, "name": f"Bulk {i}", "risk": i % 4, "cwe": 79, "wasc": 8, "desc": "d", "solution": "s",
-         "instances": [{"uri": f"{origin}/p{i}", "method": "GET", "param": "q", "evidence": "e"}]}
-        for i in range(n // 2)]} for origin in (SHOP, "https://unmapped.test")]
+    sites = [
+        {
+            "origin": origin,
+            "alerts": [
+                {
+                    "plugin": 50000 + i,
+                    "name": f"Bulk {i}",
+                    "risk": i % 4,
+                    "cwe": 79,
+                    "wasc": 8,
+                    "desc": "d",
+                    "solution": "s",
+                    "instances": [{"uri": f"{origin}/p{i}", "method": "GET", "param": "q", "evidence": "e"}],
+                }
+                for i in range(n // 2)
+            ],
+        }
+        for origin in (SHOP, "https://unmapped.test")
+    ]
     Record(store, engagement, tmp_path).ingest("bulk.json", formats.zap(sites, "Mon, 2 Mar 2026 08:00:00"))
     statements: list[str] = []
     event.listen(store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
-    validate(store, triage.select_ids(store, engagement))   # the gate before it is set-based too
+    validate(store, triage.select_ids(store, engagement))  # the gate before it is set-based too
     assert len(statements) <= 100, f"triage: {len(statements)} SQL statements for {n} findings"
     statements.clear()
 

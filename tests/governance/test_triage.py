@@ -15,16 +15,28 @@ from handoffkit.errors import RefusedError
 
 def test_nothing_not_validated_is_ever_routed(store, rec):
     pending, valid, fp, dup, regressed = rec.web(
-        SHOP, ("Pending XSS", 3), ("Validated XSS", 3), ("Test fixture XSS", 3), ("Same XSS again", 3),
-        ("Regressed XSS", 3))
+        SHOP,
+        ("Pending XSS", 3),
+        ("Validated XSS", 3),
+        ("Test fixture XSS", 3),
+        ("Same XSS again", 3),
+        ("Regressed XSS", 3),
+    )
     validate(store, [valid, regressed])
     triage.triage(store, [fp], "false_positive", reason="matched a test fixture", actor=ACTOR)
     triage.triage(store, [dup], "duplicate", duplicate_of=valid, reason="same root cause", actor=ACTOR)
     route(store)
     verification.verify(store, regressed, kind="retest", evidence="retested: fixed", actor=ACTOR)
     # The next scan finds it again: reopened, awaiting a new triage decision.
-    rec.web(SHOP, ("Pending XSS", 3), ("Validated XSS", 3), ("Test fixture XSS", 3), ("Same XSS again", 3),
-            ("Regressed XSS", 3), generated="Mon, 9 Mar 2026 08:00:00")
+    rec.web(
+        SHOP,
+        ("Pending XSS", 3),
+        ("Validated XSS", 3),
+        ("Test fixture XSS", 3),
+        ("Same XSS again", 3),
+        ("Regressed XSS", 3),
+        generated="Mon, 9 Mar 2026 08:00:00",
+    )
     assert finding(store, regressed)["state"] == "reopened"
     routed_before = {e["finding_id"] for e in events(store, "finding_routed")}
 
@@ -37,8 +49,11 @@ def test_nothing_not_validated_is_ever_routed(store, rec):
     assert states == {pending: ("new", None), fp: ("false_positive", None), dup: ("duplicate", None)}
     assert finding(store, regressed)["state"] == "reopened"
     assert result.changes == []
-    assert (result.held_back["not_validated"], result.held_back["false_positive"],
-            result.held_back["duplicate"]) == (2, 1, 1)
+    assert (result.held_back["not_validated"], result.held_back["false_positive"], result.held_back["duplicate"]) == (
+        2,
+        1,
+        1,
+    )
 
 
 def test_triage_by_id_records_the_decision_and_starts_the_sla_clock(store, rec, clock):
@@ -108,20 +123,40 @@ def test_triage_cli_by_id_and_by_filter(store, rec):
     assert by_id.exit_code == 0, by_id.output
     assert json.loads(by_id.output) == [{"finding_id": one, "triage": "validated", "state": "validated"}]
 
-    by_filter = runner.invoke(cli, [*base, "triage", "-e", "ACME", "--severity", "high", "--as", "false_positive",
-                                    "--reason", "scanner noise", "--actor", ACTOR])
+    by_filter = runner.invoke(
+        cli,
+        [
+            *base,
+            "triage",
+            "-e",
+            "ACME",
+            "--severity",
+            "high",
+            "--as",
+            "false_positive",
+            "--reason",
+            "scanner noise",
+            "--actor",
+            ACTOR,
+        ],
+    )
     assert by_filter.exit_code == 0, by_filter.output
     assert [r["finding_id"] for r in json.loads(by_filter.output)] == [two]  # `one` is triaged already
     assert (finding(store, one)["state"], finding(store, two)["state"], finding(store, low)["state"]) == (
-        "validated", "false_positive", "new")
+        "validated",
+        "false_positive",
+        "new",
+    )
 
     dup = runner.invoke(cli, [*base, "triage", low, "--as", "duplicate", "--reason", "same", "--actor", ACTOR])
     assert dup.exit_code == 5
     assert "--duplicate-of" in dup.output and finding(store, low)["state"] == "new"
 
-    both = runner.invoke(cli, [*base, "triage", low, "-e", "ACME", "--tool", "x", "--as", "validated",
-                               "--reason", "r", "--actor", ACTOR])
+    both = runner.invoke(
+        cli, [*base, "triage", low, "-e", "ACME", "--tool", "x", "--as", "validated", "--reason", "r", "--actor", ACTOR]
+    )
     assert both.exit_code == 2 and "not both" in both.output
-    no_engagement = runner.invoke(cli, [*base, "triage", "--severity", "low", "--as", "validated", "--reason", "r",
-                                        "--actor", ACTOR])
+    no_engagement = runner.invoke(
+        cli, [*base, "triage", "--severity", "low", "--as", "validated", "--reason", "r", "--actor", ACTOR]
+    )
     assert no_engagement.exit_code == 2 and "needs --engagement" in no_engagement.output

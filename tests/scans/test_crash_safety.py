@@ -25,18 +25,46 @@ KILLS = 20
 
 
 def big_sarif(path: Path) -> None:
-    results = [{"rule": f"r{i % 50}", "title": f"Rule {i % 50}", "level": "warning", "score": 5.0, "cwe": "CWE-79",
-                "message": f"tainted flow {i}", "uri": f"src/m{i}.py", "line": i % 500 + 1, "fingerprint": f"{i:016x}"}
-               for i in range(RESULTS)]
-    path.write_bytes(formats.sarif([{"tool": "semgrep", "version": "1", "repo": "https://git.test/big",
-                                     "results": results}]))
+    results = [
+        {
+            "rule": f"r{i % 50}",
+            "title": f"Rule {i % 50}",
+            "level": "warning",
+            "score": 5.0,
+            "cwe": "CWE-79",
+            "message": f"tainted flow {i}",
+            "uri": f"src/m{i}.py",
+            "line": i % 500 + 1,
+            "fingerprint": f"{i:016x}",
+        }
+        for i in range(RESULTS)
+    ]
+    path.write_bytes(
+        formats.sarif([{"tool": "semgrep", "version": "1", "repo": "https://git.test/big", "results": results}])
+    )
 
 
 def start_ingest(db: Path, scan: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "handoffkit", "--db", f"sqlite:///{db}", "ingest", "scan", str(scan),
-         "-e", "ACME", "--actor", "Crash Tester", "--progress"],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        [
+            sys.executable,
+            "-m",
+            "handoffkit",
+            "--db",
+            f"sqlite:///{db}",
+            "ingest",
+            "scan",
+            str(scan),
+            "-e",
+            "ACME",
+            "--actor",
+            "Crash Tester",
+            "--progress",
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
 
 
 def wait_for(proc: subprocess.Popen, marker: str) -> float:

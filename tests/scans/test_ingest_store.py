@@ -20,25 +20,47 @@ ACTOR = "Ana Silva"
 
 def zap_scan(path: Path, alerts: list[tuple[int, str, int]], generated: str = "2026-03-01T00:00:00Z") -> Path:
     """A real ZAP JSON report for https://shop.test with (plugin, name, risk) alerts, one instance each."""
-    site = {"origin": "https://shop.test", "alerts": [
-        {"plugin": plugin, "name": name, "risk": risk, "cwe": "79", "wasc": 8, "desc": f"{name} found",
-         "solution": "fix it", "instances": [{"uri": f"https://shop.test/p{plugin}", "method": "GET",
-                                              "param": "q", "attack": "", "evidence": "<x>"}]}
-        for plugin, name, risk in alerts]}
+    site = {
+        "origin": "https://shop.test",
+        "alerts": [
+            {
+                "plugin": plugin,
+                "name": name,
+                "risk": risk,
+                "cwe": "79",
+                "wasc": 8,
+                "desc": f"{name} found",
+                "solution": "fix it",
+                "instances": [
+                    {
+                        "uri": f"https://shop.test/p{plugin}",
+                        "method": "GET",
+                        "param": "q",
+                        "attack": "",
+                        "evidence": "<x>",
+                    }
+                ],
+            }
+            for plugin, name, risk in alerts
+        ],
+    }
     path.write_bytes(formats.zap([site], generated))
     return path
 
 
 def counts(store) -> dict[str, int]:
     with store.read() as conn:
-        return {t.name: conn.execute(select(func.count()).select_from(t)).scalar()
-                for t in (schema.findings, schema.evidence, schema.scans, schema.events)}
+        return {
+            t.name: conn.execute(select(func.count()).select_from(t)).scalar()
+            for t in (schema.findings, schema.evidence, schema.scans, schema.events)
+        }
 
 
 def event_types(store, type_: str) -> list[dict]:
     with store.read() as conn:
-        rows = conn.execute(select(schema.events.c.payload).where(schema.events.c.type == type_)
-                            .order_by(schema.events.c.seq)).scalars()
+        rows = conn.execute(
+            select(schema.events.c.payload).where(schema.events.c.type == type_).order_by(schema.events.c.seq)
+        ).scalars()
         return [json.loads(r) for r in rows]
 
 
@@ -77,8 +99,9 @@ def test_same_file_twice_changes_nothing_but_one_duplicate_event(store, engageme
 def test_rerun_with_new_timestamps_is_seen_again_not_new(store, engagement, tmp_path):
     scans.ingest_scan(store, engagement, [zap_scan(tmp_path / "a.json", ALERTS, "2026-03-01T00:00:00Z")], actor=ACTOR)
     store.clock.fixed += timedelta(days=7)
-    [rerun] = scans.ingest_scan(store, engagement, [zap_scan(tmp_path / "b.json", ALERTS, "2026-03-08T09:00:00Z")],
-                                actor=ACTOR)
+    [rerun] = scans.ingest_scan(
+        store, engagement, [zap_scan(tmp_path / "b.json", ALERTS, "2026-03-08T09:00:00Z")], actor=ACTOR
+    )
     assert (rerun.status, rerun.new, rerun.seen_again, rerun.absent_in_rescan) == ("ok", 0, 3, 0)
     with store.read() as conn:
         seen = conn.execute(select(schema.findings.c.last_seen)).scalars().all()
@@ -101,8 +124,9 @@ def test_rescan_absence_becomes_evidence_and_reappearance_reopens(store, engagem
     store.clock.fixed += timedelta(days=1)
     verification.verify(store, fid, kind="rescan", evidence="weekly rescan", actor=ACTOR)
     store.clock.fixed += timedelta(days=7)
-    [back] = scans.ingest_scan(store, engagement, [zap_scan(tmp_path / "c.json", ALERTS, "2026-03-20T00:00:00Z")],
-                               actor=ACTOR)
+    [back] = scans.ingest_scan(
+        store, engagement, [zap_scan(tmp_path / "c.json", ALERTS, "2026-03-20T00:00:00Z")], actor=ACTOR
+    )
     assert (back.reopened, back.new) == (1, 0)
     [reopen] = event_types(store, "finding_reopened")
     assert reopen["finding_id"] == fid and reopen["state"] == "reopened"
@@ -110,12 +134,17 @@ def test_rescan_absence_becomes_evidence_and_reappearance_reopens(store, engagem
 
 def test_scope_glob_limits_absence(store, engagement, tmp_path):
     scans.ingest_scan(store, engagement, [zap_scan(tmp_path / "a.json", ALERTS)], actor=ACTOR)
-    [other] = scans.ingest_scan(store, engagement, [zap_scan(tmp_path / "b.json", ALERTS[:1])], actor=ACTOR,
-                                scope="https://elsewhere.test*")
+    [other] = scans.ingest_scan(
+        store, engagement, [zap_scan(tmp_path / "b.json", ALERTS[:1])], actor=ACTOR, scope="https://elsewhere.test*"
+    )
     assert other.absent_in_rescan == 0
-    [inside] = scans.ingest_scan(store, engagement, [zap_scan(tmp_path / "c.json", ALERTS[:1],
-                                                              "2026-03-02T00:00:00Z")],
-                                 actor=ACTOR, scope="https://shop.test*")
+    [inside] = scans.ingest_scan(
+        store,
+        engagement,
+        [zap_scan(tmp_path / "c.json", ALERTS[:1], "2026-03-02T00:00:00Z")],
+        actor=ACTOR,
+        scope="https://shop.test*",
+    )
     assert inside.absent_in_rescan == 2
 
 
@@ -139,8 +168,17 @@ def test_broken_file_fails_alone_and_is_logged(store, engagement, tmp_path):
 
 def test_quality_gate_refuses_a_bad_batch_and_keeps_the_result(store, engagement, tmp_path, monkeypatch):
     """A parser defect (a malformed CVE slipping through) is stopped by the gate before the store."""
-    bad = NormalisedFinding(fingerprint="f1", title="t", asset_ref="https://shop.test", tool="zap", severity="high",
-                            raw_severity="High", cves=("CVE-21-1",), source_ref="site[0].alerts[0]", raw=b"{}")
+    bad = NormalisedFinding(
+        fingerprint="f1",
+        title="t",
+        asset_ref="https://shop.test",
+        tool="zap",
+        severity="high",
+        raw_severity="High",
+        cves=("CVE-21-1",),
+        source_ref="site[0].alerts[0]",
+        raw=b"{}",
+    )
     from handoffkit.ingest import detect
 
     monkeypatch.setattr(detect, "parse_file", lambda *a, **k: ParseResult("zap", "zap", records=[bad]))
@@ -157,9 +195,17 @@ def test_quality_gate_refuses_a_bad_batch_and_keeps_the_result(store, engagement
 def test_gate_unit_checks():
     import pandas as pd
 
-    frame = pd.DataFrame({"fingerprint": ["a", "a"], "title": ["x", ""], "asset_ref": ["h", "h"],
-                          "severity": ["high", "urgent"], "cves": ["CVE-2024-12345", ""], "cwes": ["CWE-79", "79"],
-                          "source_ref": ["line 2", "line 3"]})
+    frame = pd.DataFrame(
+        {
+            "fingerprint": ["a", "a"],
+            "title": ["x", ""],
+            "asset_ref": ["h", "h"],
+            "severity": ["high", "urgent"],
+            "cves": ["CVE-2024-12345", ""],
+            "cwes": ["CWE-79", "79"],
+            "source_ref": ["line 2", "line 3"],
+        }
+    )
     with pytest.raises(DataQualityError) as err:
         quality.gate(frame, "f.csv")
     text = str(err.value)
@@ -172,13 +218,43 @@ def test_cli_json_shape_and_exit_code(store, engagement, tmp_path):
     bad = tmp_path / "bad.xml"
     bad.write_text("<OWASPZAPReport><site>")
     runner = CliRunner()
-    out = runner.invoke(cli.cli, ["--db", store.url, "ingest", "scan", str(good), "-e", engagement,
-                                  "--actor", ACTOR, "--format", "json"])
+    out = runner.invoke(
+        cli.cli,
+        ["--db", store.url, "ingest", "scan", str(good), "-e", engagement, "--actor", ACTOR, "--format", "json"],
+    )
     assert out.exit_code == 0, out.output
     doc = json.loads(out.output)
-    assert set(doc["files"][0]) == {"file", "sha256", "format", "parsed", "parsed_by_kind", "new", "seen_again",
-                                    "reopened", "absent_in_rescan", "skipped", "status", "error"}
-    failed = runner.invoke(cli.cli, ["--db", store.url, "ingest", "scan", str(bad), "-e", engagement,
-                                     "--actor", ACTOR, "--format", "json", "--format", "zap"])
+    assert set(doc["files"][0]) == {
+        "file",
+        "sha256",
+        "format",
+        "parsed",
+        "parsed_by_kind",
+        "new",
+        "seen_again",
+        "reopened",
+        "absent_in_rescan",
+        "skipped",
+        "status",
+        "error",
+    }
+    failed = runner.invoke(
+        cli.cli,
+        [
+            "--db",
+            store.url,
+            "ingest",
+            "scan",
+            str(bad),
+            "-e",
+            engagement,
+            "--actor",
+            ACTOR,
+            "--format",
+            "json",
+            "--format",
+            "zap",
+        ],
+    )
     assert failed.exit_code != 0
     assert json.loads(failed.output)["files"][0]["status"] == "failed"

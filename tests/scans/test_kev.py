@@ -16,16 +16,38 @@ ACTOR = "Ana Silva"
 
 
 def catalog(path, cves: list[str], due: str = "2026-03-20"):
-    path.write_bytes(formats.kev_catalog(
-        [{"cve": c, "vendor": "V", "product": "P", "name": f"{c} flaw", "added": "2026-02-01", "due": due}
-         for c in cves], "2026.03.01", "2026-03-01T12:00:00.000Z"))
+    path.write_bytes(
+        formats.kev_catalog(
+            [
+                {"cve": c, "vendor": "V", "product": "P", "name": f"{c} flaw", "added": "2026-02-01", "due": due}
+                for c in cves
+            ],
+            "2026.03.01",
+            "2026-03-01T12:00:00.000Z",
+        )
+    )
     return path
 
 
 def host_scan(path, cves: list[str]):
-    items = [{"port": 443, "protocol": "tcp", "svc": "www", "severity": 1, "plugin": 50000 + i, "name": f"Vuln {c}",
-              "family": "General", "cves": [c], "vector": None, "score": 0, "output": "x", "description": "d",
-              "solution": "s"} for i, c in enumerate(cves)]
+    items = [
+        {
+            "port": 443,
+            "protocol": "tcp",
+            "svc": "www",
+            "severity": 1,
+            "plugin": 50000 + i,
+            "name": f"Vuln {c}",
+            "family": "General",
+            "cves": [c],
+            "vector": None,
+            "score": 0,
+            "output": "x",
+            "description": "d",
+            "solution": "s",
+        }
+        for i, c in enumerate(cves)
+    ]
     path.write_bytes(formats.nessus([{"name": "db-1.corp.test", "ip": "10.0.0.5", "items": items}], "weekly"))
     return path
 
@@ -63,13 +85,15 @@ def test_invalid_catalog_names_the_json_path(store, tmp_path):
 
 def test_later_catalog_flags_existing_findings(store, engagement, tmp_path):
     kev.load(store, catalog(tmp_path / "k1.json", ["CVE-2024-1111"]), actor=ACTOR)
-    scans.ingest_scan(store, engagement, [host_scan(tmp_path / "s.nessus", ["CVE-2024-1111", "CVE-2024-2222"])],
-                      actor=ACTOR)
+    scans.ingest_scan(
+        store, engagement, [host_scan(tmp_path / "s.nessus", ["CVE-2024-1111", "CVE-2024-2222"])], actor=ACTOR
+    )
     with store.read() as conn:
         flags = dict(conn.execute(select(schema.findings.c.cves, schema.findings.c.kev)).all())
     assert flags == {"CVE-2024-1111": True, "CVE-2024-2222": False}
-    result = kev.load(store, catalog(tmp_path / "k2.json", ["CVE-2024-1111", "CVE-2024-2222"], due="2026-03-09"),
-                      actor=ACTOR)
+    result = kev.load(
+        store, catalog(tmp_path / "k2.json", ["CVE-2024-1111", "CVE-2024-2222"], due="2026-03-09"), actor=ACTOR
+    )
     assert (result.added, result.findings_flagged) == (1, 1)
     with store.read() as conn:
         row = conn.execute(select(schema.findings).where(schema.findings.c.cves == "CVE-2024-2222")).one()

@@ -31,9 +31,7 @@ JIRA_ISSUES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("name", "key", "status", "category", "priority", "resolution", "labels"), JIRA_ISSUES
-)
+@pytest.mark.parametrize(("name", "key", "status", "category", "priority", "resolution", "labels"), JIRA_ISSUES)
 def test_jira_issue_bodies(corpus, name, key, status, category, priority, resolution, labels):
     path = corpus / "jira" / name
     export = parse_export(path.read_bytes(), str(path), "jira")
@@ -53,9 +51,7 @@ def test_jira_issue_bodies(corpus, name, key, status, category, priority, resolu
 
 def test_every_corpus_jira_issue_is_listed_here(corpus):
     """A new sample added to the corpus should get its expectations above, not go unchecked."""
-    assert sorted(p.name for p in (corpus / "jira").glob("jira_issue_*.json")) == sorted(
-        n for n, *_ in JIRA_ISSUES
-    )
+    assert sorted(p.name for p in (corpus / "jira").glob("jira_issue_*.json")) == sorted(n for n, *_ in JIRA_ISSUES)
 
 
 def test_jira_vcr_cassette_get_issue_body(corpus):
@@ -115,8 +111,6 @@ def test_github_octokit_fixtures(corpus, name, count, spot):
 
 def test_github_labels_response_is_not_taken_for_issues(corpus):
     path = corpus / "github_issues" / "add-labels-to-issue_normalized-fixture.json"
-    [labels] = [
-        r["response"] for r in json.loads(path.read_text(encoding="utf-8")) if r["path"].endswith("/labels")
-    ]
+    [labels] = [r["response"] for r in json.loads(path.read_text(encoding="utf-8")) if r["path"].endswith("/labels")]
     with pytest.raises(InputError, match=r"\$\[0\]: expected a GitHub issue object"):
         parse_export(json.dumps(labels).encode(), str(path), "github")

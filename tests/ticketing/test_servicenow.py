@@ -100,9 +100,7 @@ def test_state_category(status, code, active, expected):
 
 
 def test_csv_without_number_column_is_refused():
-    with pytest.raises(
-        InputError, match=r"^sn\.csv:line 1: no `number` column; expected a ServiceNow export"
-    ):
+    with pytest.raises(InputError, match=r"^sn\.csv:line 1: no `number` column; expected a ServiceNow export"):
         servicenow(b"short_description,state\nx,New\n", "sn.csv")
 
 

@@ -33,10 +33,20 @@ def at(store: Store, day: int, hour: int = 9) -> datetime:
 
 
 def zap_scan(path: Path, plugins: list[int], generated: str) -> Path:
-    alerts = [{"plugin": 10_000 + n, "name": name, "risk": risk, "cwe": "79", "wasc": 8, "desc": name,
-               "solution": "Fix it.", "instances": [{"uri": f"{ORIGIN}/p{n}", "method": "GET", "param": "q",
-                                                     "attack": "", "evidence": "x"}]}
-              for n, name, risk in ALERTS if n in plugins]
+    alerts = [
+        {
+            "plugin": 10_000 + n,
+            "name": name,
+            "risk": risk,
+            "cwe": "79",
+            "wasc": 8,
+            "desc": name,
+            "solution": "Fix it.",
+            "instances": [{"uri": f"{ORIGIN}/p{n}", "method": "GET", "param": "q", "attack": "", "evidence": "x"}],
+        }
+        for n, name, risk in ALERTS
+        if n in plugins
+    ]
     path.write_bytes(formats.zap([{"origin": ORIGIN, "alerts": alerts}], generated))
     return path
 

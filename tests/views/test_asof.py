@@ -45,11 +45,14 @@ def test_a_finding_not_yet_seen_is_not_in_the_record(demo_store: Store) -> None:
     assert early.empty and not later.empty
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("2026-09-30", "2026-09-30T23:59:59.999999Z"),
-    ("2026-09-30T12:00:00+02:00", "2026-09-30T10:00:00.000000Z"),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-09-30", "2026-09-30T23:59:59.999999Z"),
+        ("2026-09-30T12:00:00+02:00", "2026-09-30T10:00:00.000000Z"),
+        (None, None),
+    ],
+)
 def test_instants_are_canonical_utc_text(value, expected) -> None:
     assert asof.instant(value) == expected
 
@@ -57,9 +60,15 @@ def test_instants_are_canonical_utc_text(value, expected) -> None:
 def test_json_fields_read_the_same_on_both_backends(demo_store: Store) -> None:
     ev = schema.events.c
     with demo_store.read() as conn:
-        stmt = select(asof.json_text(conn, ev.payload, "data", "kind"),
-                           asof.json_text(conn, ev.payload, "data", "set", "state")) \
-            .where(ev.type == "finding_verified_closed", ev.outcome == "success").order_by(ev.seq).limit(3)
+        stmt = (
+            select(
+                asof.json_text(conn, ev.payload, "data", "kind"),
+                asof.json_text(conn, ev.payload, "data", "set", "state"),
+            )
+            .where(ev.type == "finding_verified_closed", ev.outcome == "success")
+            .order_by(ev.seq)
+            .limit(3)
+        )
         rows = conn.execute(stmt).all()
     assert rows and all(kind in ("rescan", "retest", "commit", "attestation") for kind, _ in rows)
     assert {state for _, state in rows} == {"verified_closed"}
@@ -68,8 +77,8 @@ def test_json_fields_read_the_same_on_both_backends(demo_store: Store) -> None:
 def test_the_head_as_of_an_instant_is_an_existing_event(demo_store: Store) -> None:
     with demo_store.read() as conn:
         seq, row_hash = asof.head(conn, asof.instant("2026-03-31"))
-        row = conn.execute(select(schema.events.c.occurred_at, schema.events.c.row_hash)
-                           .where(schema.events.c.seq == seq)).one()
-        after = conn.execute(select(schema.events.c.occurred_at)
-                             .where(schema.events.c.seq == seq + 1)).scalar()
+        row = conn.execute(
+            select(schema.events.c.occurred_at, schema.events.c.row_hash).where(schema.events.c.seq == seq)
+        ).one()
+        after = conn.execute(select(schema.events.c.occurred_at).where(schema.events.c.seq == seq + 1)).scalar()
     assert row.row_hash == row_hash and row.occurred_at <= "2026-03-31T23:59:59.999999Z" < after

@@ -36,8 +36,11 @@ def test_every_event_type_of_the_demo_is_mapped_to_controls(demo_store: Store) -
     with demo_store.read() as conn:
         types = set(conn.execute(select(schema.events.c.type).distinct()).scalars())
     assert types - set(audit.CONTROLS) == set()
-    assert {audit.CONTROLS[t][3] for t in ("scan_ingested", "finding_verified_closed", "policy_versioned")} == \
-        {"RA-5", "SI-2", "CM-3"}
+    assert {audit.CONTROLS[t][3] for t in ("scan_ingested", "finding_verified_closed", "policy_versioned")} == {
+        "RA-5",
+        "SI-2",
+        "CM-3",
+    }
     assert audit.CONTROLS["severity_calibrated"] == ("A.8.8", "CC7.1", "6.3.3", "RA-5")
     assert audit.CONTROLS["policy_versioned"][1] == "CC8.1"
 
@@ -50,7 +53,9 @@ def test_export_writes_every_event_with_its_chain_and_controls(programme: Store,
     assert list(rows[0]) == list(audit.COLUMNS)
     verified = [r for r in rows if r["type"] == "finding_verified_closed"]
     assert [(r["finding_id"], r["detail"], r["nist_800_53"], r["pci_dss"]) for r in verified] == [
-        ("HK-1", "retest", "SI-2", "6.3.3"), ("HK-2", "commit", "SI-2", "6.3.3")]
+        ("HK-1", "retest", "SI-2", "6.3.3"),
+        ("HK-2", "commit", "SI-2", "6.3.3"),
+    ]
     assert "state: routed → verified_closed" in verified[0]["summary"]
     scan = next(r for r in rows if r["type"] == "scan_ingested")
     assert scan["origin_file"].endswith("scan1.json") and len(scan["origin_sha256"]) == 64
@@ -60,8 +65,9 @@ def test_export_writes_every_event_with_its_chain_and_controls(programme: Store,
 def test_every_cell_is_quoted(programme: Store, tmp_path: Path) -> None:
     audit.export_log(programme, "ACME", tmp_path / "log.csv", actor=ACTOR)
     lines = (tmp_path / "log.csv").read_text(encoding="utf-8").splitlines()
-    cells = [c for row in csv.reader(io.StringIO("\n".join(lines)), quoting=csv.QUOTE_NONE, escapechar=None)
-             for c in row]
+    cells = [
+        c for row in csv.reader(io.StringIO("\n".join(lines)), quoting=csv.QUOTE_NONE, escapechar=None) for c in row
+    ]
     assert cells and all(c.startswith('"') and c.endswith('"') for c in cells)
 
 
@@ -93,7 +99,7 @@ def test_a_reversed_window_is_refused(programme: Store, tmp_path: Path) -> None:
     assert not (tmp_path / "x.csv").exists()
 
 
-FORMULAS = ["=1+1", "@x", "-2", "+SUM(A1)", "\t=1", "\r=1", "\n=1", "=HYPERLINK(\"http://x\")", "'=1", "plain", ""]
+FORMULAS = ["=1+1", "@x", "-2", "+SUM(A1)", "\t=1", "\r=1", "\n=1", '=HYPERLINK("http://x")', "'=1", "plain", ""]
 
 
 @pytest.mark.parametrize("value", FORMULAS)
@@ -108,8 +114,9 @@ def test_every_string_round_trips(value: str) -> None:
     assert unsafe_cell(safe_cell(value)) == value and not safe_cell(value).startswith(FORMULA_START)
 
 
-def test_record_strings_that_look_like_formulas_are_exported_safely(store: Store, engagement: str,
-                                                                    tmp_path: Path) -> None:
+def test_record_strings_that_look_like_formulas_are_exported_safely(
+    store: Store, engagement: str, tmp_path: Path
+) -> None:
     from handoffkit import scans, triage
 
     from .builders import at, zap_scan
@@ -131,22 +138,53 @@ def test_record_strings_that_look_like_formulas_are_exported_safely(store: Store
 def test_the_cli_writes_the_same_file(demo_copy: Store, tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "cli.csv"
-    result = runner.invoke(cli, ["--db", demo_copy.url, "log", "export", "--engagement", "DEMO", "--from", START,
-                                 "--to", END, "--as-of", AS_OF, "--out", str(out), "--actor", ACTOR])
+    result = runner.invoke(
+        cli,
+        [
+            "--db",
+            demo_copy.url,
+            "log",
+            "export",
+            "--engagement",
+            "DEMO",
+            "--from",
+            START,
+            "--to",
+            END,
+            "--as-of",
+            AS_OF,
+            "--out",
+            str(out),
+            "--actor",
+            ACTOR,
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"wrote {out}: ")
-    library = audit.export_log(demo_copy, "DEMO", tmp_path / "lib.csv", start=START, end=END, as_of=AS_OF,
-                               actor=ACTOR)
+    library = audit.export_log(demo_copy, "DEMO", tmp_path / "lib.csv", start=START, end=END, as_of=AS_OF, actor=ACTOR)
     assert out.read_bytes() == (tmp_path / "lib.csv").read_bytes() and library.rows > 0
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--from", "2026-09-01", "--to", "2026-08-01"], "--from 2026-09-01 is after --to 2026-08-01"),
-    (["--from", "01/09/2026"], "is not a date"),
-    (["--engagement", "NOPE"], "no engagement 'NOPE'"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--from", "2026-09-01", "--to", "2026-08-01"], "--from 2026-09-01 is after --to 2026-08-01"),
+        (["--from", "01/09/2026"], "is not a date"),
+        (["--engagement", "NOPE"], "no engagement 'NOPE'"),
+    ],
+)
 def test_the_cli_refuses_bad_options(demo_copy: Store, tmp_path: Path, args: list[str], message: str) -> None:
-    base = ["--db", demo_copy.url, "log", "export", "--engagement", "DEMO", "--out", str(tmp_path / "x.csv"),
-            "--actor", ACTOR]
+    base = [
+        "--db",
+        demo_copy.url,
+        "log",
+        "export",
+        "--engagement",
+        "DEMO",
+        "--out",
+        str(tmp_path / "x.csv"),
+        "--actor",
+        ACTOR,
+    ]
     result = CliRunner().invoke(cli, base + args)
     assert result.exit_code != 0 and message in result.output

@@ -46,8 +46,9 @@ def test_period_counts_match_the_exported_csv(pack) -> None:
     f, period, _, _, _ = pack
     assert f.events == len(period)
     assert f.created == sum(ok(r, "finding_created") for r in period)
-    routed = Counter("held_back" if r["disposition"] in HOLDS else r["disposition"]
-                     for r in period if ok(r, "finding_routed"))
+    routed = Counter(
+        "held_back" if r["disposition"] in HOLDS else r["disposition"] for r in period if ok(r, "finding_routed")
+    )
     assert f.routed == {k: routed.get(k, 0) for k in f.routed} and f.routing_decisions == sum(routed.values())
     assert f.held_back == routed["held_back"]
     kinds = Counter(r["detail"] for r in period if ok(r, "finding_verified_closed"))
@@ -123,7 +124,10 @@ def test_reconciliation_figures_match_the_record(pack) -> None:
     assert f.linked_open == sum(fid in links for fid, r in record.items() if r["state"] not in closed)
     run = reconcile.reconcile(store, "DEMO", actor=ACTOR, as_of=schema.parse_ts(INSTANT))
     assert (f.closure_misses, f.severity_drift, f.orphan_tickets) == (
-        run.counts["closure_misses"], run.counts["severity_drift"], run.counts["orphan_tickets"])
+        run.counts["closure_misses"],
+        run.counts["severity_drift"],
+        run.counts["orphan_tickets"],
+    )
 
 
 def test_the_checklist_figures_are_the_checklist(demo_copy: Store) -> None:

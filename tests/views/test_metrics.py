@@ -21,11 +21,14 @@ def test_mttr_counts_validation_to_verified_closure_per_band(programme: Store) -
     assert out.loc["low", "closed"] == 0 and pd.isna(out.loc["low", "mean_days"])
 
 
-@pytest.mark.parametrize(("start", "end", "as_of", "closed"), [
-    ("2026-03-11", "2026-03-31", None, ["HK-2"]),        # only closures in the window count
-    (None, None, "2026-03-11T00:00:00Z", ["HK-1"]),      # as of 11 March HK-2 was not closed yet
-    ("2026-04-01", None, None, []),
-])
+@pytest.mark.parametrize(
+    ("start", "end", "as_of", "closed"),
+    [
+        ("2026-03-11", "2026-03-31", None, ["HK-2"]),  # only closures in the window count
+        (None, None, "2026-03-11T00:00:00Z", ["HK-1"]),  # as of 11 March HK-2 was not closed yet
+        ("2026-04-01", None, None, []),
+    ],
+)
 def test_mttr_window_and_as_of(programme: Store, start, end, as_of, closed) -> None:
     with programme.read() as conn:
         rows = metrics.mttr_durations(conn, "ACME", start=start, end=end, as_of=asof.instant(as_of))
@@ -37,8 +40,10 @@ def test_verified_closures_by_kind_and_period(programme: Store) -> None:
         by_kind = metrics.closures_by_kind(conn, "ACME")
         per_day = metrics.verified_closures(conn, "ACME", period="day")
     assert by_kind == {"rescan": 0, "retest": 1, "commit": 1, "attestation": 0}
-    assert per_day.to_dict(orient="records") == [{"period": "2026-03-10", "kind": "retest", "count": 1},
-                                                  {"period": "2026-03-12", "kind": "commit", "count": 1}]
+    assert per_day.to_dict(orient="records") == [
+        {"period": "2026-03-10", "kind": "retest", "count": 1},
+        {"period": "2026-03-12", "kind": "commit", "count": 1},
+    ]
 
 
 def test_reopen_rate_is_reopened_over_ever_verified(programme: Store) -> None:

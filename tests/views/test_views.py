@@ -15,8 +15,9 @@ from .builders import AS_OF, END, START
 def count(store: Store, type_: str, *conditions) -> int:
     ev = schema.events.c
     with store.read() as conn:
-        return conn.execute(select(func.count()).where(ev.engagement == "DEMO", ev.type == type_,
-                                                       ev.outcome == "success", *conditions)).scalar()
+        return conn.execute(
+            select(func.count()).where(ev.engagement == "DEMO", ev.type == type_, ev.outcome == "success", *conditions)
+        ).scalar()
 
 
 @pytest.mark.parametrize("period", ["week", "month", "quarter"])
@@ -35,7 +36,8 @@ def test_routing_decisions_respect_the_window_and_as_of(demo_store: Store) -> No
     early = views.routing_decisions(demo_store, "DEMO", as_of="2025-12-31")
     assert early["period"].max() == "2025-12"
     assert early.loc[early["series"] == "created", "count"].sum() == count(
-        demo_store, "finding_created", ev.occurred_at <= "2025-12-31T23:59:59.999999Z")
+        demo_store, "finding_created", ev.occurred_at <= "2025-12-31T23:59:59.999999Z"
+    )
 
 
 def test_ticket_mapping_matches_reconciliation(demo_db, demo_store: Store) -> None:
@@ -89,8 +91,10 @@ def test_activity_and_control_coverage(demo_store: Store) -> None:
     df = views.activity(demo_store, "DEMO", start=START, end=END, as_of=AS_OF)
     ev = schema.events.c
     with demo_store.read() as conn:
-        expected = conn.execute(select(func.count()).where(
-            (ev.engagement == "DEMO") | ev.engagement.is_(None), *asof.window(START, END, asof.instant(AS_OF)))
+        expected = conn.execute(
+            select(func.count()).where(
+                (ev.engagement == "DEMO") | ev.engagement.is_(None), *asof.window(START, END, asof.instant(AS_OF))
+            )
         ).scalar()
     assert df["count"].sum() == expected
     assert (df["iso27001"] != "").all()  # every event type in the demo is mapped
@@ -99,12 +103,16 @@ def test_activity_and_control_coverage(demo_store: Store) -> None:
     assert coverage[("nist_800_53", "RA-5")] >= df.loc[df["type"] == "finding_created", "count"].sum()
 
 
-@pytest.mark.parametrize("build", [
-    lambda s: views.routing_decisions(s, "DEMO", as_of=AS_OF, period="week"),
-    lambda s: views.closure_verification(s, "DEMO", as_of=AS_OF),
-    lambda s: views.calibration_trend(s, "DEMO", as_of=AS_OF),
-    lambda s: views.activity_by_period(s, "DEMO", as_of=AS_OF),
-], ids=["routing", "closure", "calibration", "activity"])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda s: views.routing_decisions(s, "DEMO", as_of=AS_OF, period="week"),
+        lambda s: views.closure_verification(s, "DEMO", as_of=AS_OF),
+        lambda s: views.calibration_trend(s, "DEMO", as_of=AS_OF),
+        lambda s: views.activity_by_period(s, "DEMO", as_of=AS_OF),
+    ],
+    ids=["routing", "closure", "calibration", "activity"],
+)
 def test_the_view_frames_chart_as_inline_svg(demo_store: Store, build) -> None:
     import altair as alt
 
@@ -120,13 +128,16 @@ def test_pivot_is_one_row_per_period(demo_store: Store) -> None:
     assert wide.drop(columns="period").to_numpy().sum() == df["count"].sum()
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"period_start": "2026-13-01"}, r"period_start='2026-13-01': expected a date YYYY-MM-DD"),
-    ({"period_start": "2026-10-01"}, "period_start 2026-10-01 is after period_end 2026-09-30"),
-    ({"engagement": "DEMOO"}, r"engagement='DEMOO': no such engagement .*did you mean 'DEMO'"),
-    ({"as_of": "yesterday"}, r"as_of='yesterday': expected YYYY-MM-DD or an ISO 8601 instant"),
-    ({"db": "sqlite:///nowhere/record.db"}, r"no database file .*nowhere/record\.db \(run `make demo`"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"period_start": "2026-13-01"}, r"period_start='2026-13-01': expected a date YYYY-MM-DD"),
+        ({"period_start": "2026-10-01"}, "period_start 2026-10-01 is after period_end 2026-09-30"),
+        ({"engagement": "DEMOO"}, r"engagement='DEMOO': no such engagement .*did you mean 'DEMO'"),
+        ({"as_of": "yesterday"}, r"as_of='yesterday': expected YYYY-MM-DD or an ISO 8601 instant"),
+        ({"db": "sqlite:///nowhere/record.db"}, r"no database file .*nowhere/record\.db \(run `make demo`"),
+    ],
+)
 def test_parameters_are_validated(demo_db, kwargs, message) -> None:
     args = {"db": demo_db[0], "engagement": "DEMO", "period_start": START, "period_end": END, "as_of": AS_OF}
     with pytest.raises(ConfigError, match=message):
