@@ -28,7 +28,6 @@ from typing import Any
 import nbformat
 import papermill
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-from jupyter_client.manager import AsyncKernelManager
 from nbconvert import HTMLExporter
 from traitlets.config import Config
 
@@ -49,13 +48,6 @@ REQUIRED_META = {
 #: Cells readers never see: the parameters papermill injected (and their defaults), and the
 #: red "an exception was encountered" banner papermill adds to a failed run.
 HIDDEN_CELL_TAGS = frozenset({"parameters", "injected-parameters", "papermill-error-cell-tag"})
-
-
-class LocalKernelManager(AsyncKernelManager):
-    """Kernels talk over local IPC sockets, not TCP: nothing listens on a port, and ipykernel has no
-    reason to warn about unencrypted TCP on every run."""
-
-    transport = "ipc"
 
 
 def template_dir() -> Path:
@@ -116,7 +108,6 @@ def execute(
             cwd=None if cwd is None else str(cwd),
             progress_bar=False,
             log_output=False,
-            kernel_manager_class="handoffkit.htmlreport.LocalKernelManager",
         )
     except papermill.PapermillExecutionError as exc:
         raise HandoffkitError(
