@@ -108,6 +108,8 @@ def execute(
             cwd=None if cwd is None else str(cwd),
             progress_bar=False,
             log_output=False,
+            # The kernel's own start-up chatter (its TCP-transport notice) is not the reader's concern.
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     except papermill.PapermillExecutionError as exc:
         raise HandoffkitError(
