@@ -192,7 +192,14 @@ findings = Table(
 )
 Index("ix_findings_engagement_state", findings.c.engagement, findings.c.state)
 Index("ix_findings_number", findings.c.number)
-Index("ix_findings_external", findings.c.engagement, findings.c.external_id)
+# Only DefectDojo imports carry an external id: a partial index costs scanner ingests nothing.
+Index(
+    "ix_findings_external",
+    findings.c.engagement,
+    findings.c.external_id,
+    sqlite_where=findings.c.external_id.is_not(None),
+    postgresql_where=findings.c.external_id.is_not(None),
+)
 
 finding_cves = Table(
     "finding_cves",
