@@ -21,7 +21,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 ## make demo: set everything up and build the demo engagement (SQLite), then its rendered reports
 demo: $(VENV)/.installed
 	rm -f handoffkit.db handoffkit.db-wal handoffkit.db-shm
-	$(BIN)/handoffkit --db $(DB) demo --workdir outputs/demo/inputs
+	$(BIN)/handoffkit --db $(DB) demo --workdir outputs/demo/programme
 	$(BIN)/handoffkit --db $(DB) log verify --actor "make demo"
 	$(BIN)/handoffkit --db $(DB) report --params params/quarterly.yaml --out outputs/demo --actor "make demo"
 

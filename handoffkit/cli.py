@@ -827,7 +827,23 @@ def demo(obj: Context, engagement: str, size: int, seed: int, workdir: str | Non
     summary = demo_mod.build(
         obj.db, engagement=engagement, size=size, seed=seed, workdir=workdir, progress=lambda m: click.echo(m, err=True)
     )
-    say(emit(summary, obj.out_format(fmt)))
+    out = obj.out_format(fmt)
+    if out == "json":
+        say(emit(summary, "json"))
+        return
+    say(
+        f"demo engagement {summary['engagement']} in {summary['database']}: {summary['findings']:,} findings, "
+        f"{summary['tickets']:,} tickets, {summary['events']:,} activity-log events, "
+        f"{summary['period'][0]} to {summary['period'][1]} (inputs in {summary['inputs']})"
+    )
+    for title in ("by_state", "by_severity", "by_tool"):
+        say(emit([{title.removeprefix("by_"): k, "findings": v} for k, v in summary[title].items()], out))
+    say(
+        emit(
+            [{"planted drift": k, "count": len(v), "e.g.": ", ".join(v[:3])} for k, v in summary["planted"].items()],
+            out,
+        )
+    )
 
 
 def main() -> None:
