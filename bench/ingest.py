@@ -61,37 +61,9 @@ def floor(path: Path, db: Path) -> float:
     with open(path, "rb") as fh:
         doc = json.load(fh)
     records = sarif.parse(doc, str(path)).records
+    now = "2026-01-01T00:00:00.000000Z"
     rows = [
-        {
-            "finding_id": f"HK-{i}",
-            "number": i,
-            "engagement": "BENCH",
-            "fingerprint": r.fingerprint,
-            "kind": r.kind,
-            "title": r.title,
-            "asset_ref": r.asset_ref,
-            "tool": r.tool,
-            "tool_version": r.tool_version,
-            "rule_ref": r.rule_ref,
-            "location": r.location,
-            "cves": " ".join(r.cves),
-            "cwes": " ".join(r.cwes),
-            "raw_severity": r.raw_severity,
-            "scanner_severity": r.severity,
-            "cvss_vector": r.cvss_vector,
-            "cvss_score": r.cvss_score,
-            "description": r.description,
-            "references": " ".join(r.references),
-            "suppressed": r.suppressed,
-            "external_id": r.external_id,
-            "severity": r.severity,
-            "kev": False,
-            "triage": "pending",
-            "state": "new",
-            "first_seen": "2026-01-01T00:00:00.000000Z",
-            "last_seen": "2026-01-01T00:00:00.000000Z",
-            "row_version": 1,
-        }
+        {**scans.finding_row(r, f"HK-{i}", i, "BENCH", now, None, []), "row_version": 1}
         for i, r in enumerate(records, 1)
     ]
     with engine.begin() as conn:

@@ -74,18 +74,18 @@ def added_event(
     source: Source | None = None,
     note: str | None = None,
 ) -> Event:
+    return _event("link_added", finding, system, key, actor, source, {"origin": origin, "note": note})
+
+
+def _event(
+    type_: str, finding: Any, system: str, key: str, actor: str, source: Source | None, data: dict[str, Any]
+) -> Event:
+    """A link event: on the finding (with its current state) and on the ticket."""
     return Event(
-        type="link_added",
-        actor=actor,
-        engagement=finding["engagement"],
-        finding_id=finding["finding_id"],
-        ticket_key=key,
-        state=finding["state"],
-        disposition=finding["disposition"],
-        severity=finding["severity"],
-        source=source,
-        data={"system": system, "origin": origin, "note": note},
-    )
+        type=type_, actor=actor, engagement=finding["engagement"], finding_id=finding["finding_id"], ticket_key=key,
+        state=finding["state"], disposition=finding["disposition"], severity=finding["severity"], source=source,
+        data={"system": system, **data},
+    )  # fmt: skip
 
 
 def reactivate(conn: Connection, system: str, pairs: list[tuple[str, str]]) -> None:
@@ -138,18 +138,7 @@ def remove(
     ).rowcount
     if not done:
         return None
-    return Event(
-        type="link_removed",
-        actor=actor,
-        engagement=finding["engagement"],
-        finding_id=finding["finding_id"],
-        ticket_key=key,
-        state=finding["state"],
-        disposition=finding["disposition"],
-        severity=finding["severity"],
-        source=source,
-        data={"system": system, "reason": reason},
-    )
+    return _event("link_removed", finding, system, key, actor, source, {"reason": reason})
 
 
 def link(

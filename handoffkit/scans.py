@@ -21,7 +21,8 @@ import gc
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -79,33 +80,27 @@ def ingest_scan(
     actor = require_actor(actor)
     with store.read() as conn:
         engagements.get(conn, engagement)
-    return [
-        _ingest_one(store, engagement, Path(p), actor, fmt, scope, fallback_encoding, progress or _quiet) for p in paths
-    ]
+    with _collector_paused():
+        return [
+            _ingest_file(store, engagement, Path(p), actor, fmt, scope, fallback_encoding, progress or _quiet)
+            for p in paths
+        ]
 
 
 def _quiet(_: str) -> None:
     pass
 
 
-def _ingest_one(
-    store: Store,
-    engagement: str,
-    path: Path,
-    actor: str,
-    fmt: str,
-    scope: str | None,
-    fallback_encoding: str | None,
-    progress: Progress,
-) -> FileResult:
-    # A large scan allocates millions of long-lived objects; the cyclic collector would rescan them all
-    # over and over for garbage that is not there (reference counting frees what this code drops).
-    paused = gc.isenabled()
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """A large scan allocates millions of long-lived objects; the cyclic collector would rescan them all
+    over and over for garbage that is not there (reference counting frees what ingestion drops)."""
+    enabled = gc.isenabled()
     gc.disable()
     try:
-        return _ingest_file(store, engagement, path, actor, fmt, scope, fallback_encoding, progress)
+        yield
     finally:
-        if paused:
+        if enabled:
             gc.enable()
 
 
@@ -326,51 +321,7 @@ def _create(
     rows, evidence = [], []
     for number, r in enumerate(new, start=first):
         fid = findings.finding_id(number)
-        due = [kev[c] for c in r.cves if c in kev]
-        rows.append(
-            {
-                "finding_id": fid,
-                "number": number,
-                "engagement": engagement,
-                "fingerprint": r.fingerprint,
-                "kind": r.kind,
-                "title": r.title,
-                "asset_ref": r.asset_ref,
-                "tool": r.tool,
-                "tool_version": r.tool_version,
-                "rule_ref": r.rule_ref,
-                "location": r.location,
-                "cves": " ".join(r.cves),
-                "cwes": " ".join(r.cwes),
-                "raw_severity": r.raw_severity,
-                "scanner_severity": r.severity,
-                "cvss_vector": r.cvss_vector,
-                "cvss_score": r.cvss_score,
-                "description": r.description,
-                "references": " ".join(r.references),
-                "suppressed": r.suppressed,
-                "external_id": r.external_id,
-                "severity": r.severity,
-                "calibrated_vector": None,
-                "calibrated_score": None,
-                "kev": bool(due),
-                "kev_due": min((d for d in due if d), default=None),
-                "triage": "pending",
-                "state": "new",
-                "disposition": None,
-                "owner_role": None,
-                "owner_team": None,
-                "owner_name": None,
-                "policy_version": None,
-                "sla_due": None,
-                "validated_at": None,
-                "routed_at": None,
-                "closed_at": None,
-                "first_seen": now,
-                "last_seen": now,
-                "last_scan_id": scan_id,
-            }
-        )
+        rows.append(finding_row(r, fid, number, engagement, now, scan_id, [kev[c] for c in r.cves if c in kev]))
         evidence.append(
             {
                 "finding_id": fid,
@@ -394,6 +345,25 @@ def _create(
             data=({"scan_id": scan_id, "evidence_sha256": e["sha256"]} for e in evidence[start : start + CHUNK]),
         )
         bulk_insert(conn, schema.evidence, evidence[start : start + CHUNK])
+
+
+def finding_row(
+    r: NormalisedFinding, fid: str, number: int, engagement: str, now: str, scan_id: int | None, kev_dues: list[Any]
+) -> dict[str, Any]:
+    """The findings row of a new record: the scanner's view, untriaged, unrouted, first seen now."""
+    return {
+        "finding_id": fid, "number": number, "engagement": engagement, "fingerprint": r.fingerprint,
+        "kind": r.kind, "title": r.title, "asset_ref": r.asset_ref, "tool": r.tool, "tool_version": r.tool_version,
+        "rule_ref": r.rule_ref, "location": r.location, "cves": " ".join(r.cves), "cwes": " ".join(r.cwes),
+        "raw_severity": r.raw_severity, "scanner_severity": r.severity, "cvss_vector": r.cvss_vector,
+        "cvss_score": r.cvss_score, "description": r.description, "references": " ".join(r.references),
+        "suppressed": r.suppressed, "external_id": r.external_id, "severity": r.severity,
+        "calibrated_vector": None, "calibrated_score": None, "kev": bool(kev_dues),
+        "kev_due": min((d for d in kev_dues if d), default=None), "triage": "pending", "state": "new",
+        "disposition": None, "owner_role": None, "owner_team": None, "owner_name": None, "policy_version": None,
+        "sla_due": None, "validated_at": None, "routed_at": None, "closed_at": None, "first_seen": now,
+        "last_seen": now, "last_scan_id": scan_id,
+    }  # fmt: skip
 
 
 def _kev_for(cves: set[str], conn: Connection) -> dict[str, date | None]:
