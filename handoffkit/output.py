@@ -6,21 +6,38 @@ import csv
 import io
 import json
 import math
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from handoffkit.schema import format_ts
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
+def _pandas() -> Any:
+    # A pandas value can only reach us once pandas is loaded; not importing it here keeps the start-up
+    # of commands that never build a frame (reconcile, log verify, link …) free of its cost.
+    return sys.modules.get("pandas")
+
+
+def _is_frame(data: Any) -> bool:
+    pd = _pandas()
+    return pd is not None and isinstance(data, pd.DataFrame)
+
+
 def plain(value: Any) -> Any:
     """A JSON-ready version of ``value`` (instants as canonical UTC text, NaN as null)."""
-    if isinstance(value, pd.Timestamp):
-        value = value.to_pydatetime()
+    pd = _pandas()
+    if pd is not None:
+        if value is pd.NA or value is pd.NaT:
+            return None
+        if isinstance(value, pd.Timestamp):
+            value = value.to_pydatetime()
     if isinstance(value, datetime):
         return format_ts(value)
     if isinstance(value, date):
@@ -33,19 +50,17 @@ def plain(value: Any) -> Any:
         return [plain(v) for v in value]
     if hasattr(value, "item"):  # numpy scalars
         return plain(value.item())
-    if value is pd.NA or value is pd.NaT:
-        return None
     return value
 
 
 def records(data: pd.DataFrame | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    if isinstance(data, pd.DataFrame):
+    if _is_frame(data):
         return [plain(r) for r in data.to_dict(orient="records")]
     return [plain(dict(r)) for r in data]
 
 
 def to_json(data: Any) -> str:
-    if isinstance(data, pd.DataFrame):
+    if _is_frame(data):
         data = records(data)
     return json.dumps(plain(data), indent=2, ensure_ascii=False, sort_keys=False)
 
@@ -103,7 +118,7 @@ def emit(
             return to_json(data)
         data = [{"key": k, "value": v} for k, v in data.items()]
     rows = records(data)
-    cols = list(columns or (data.columns if isinstance(data, pd.DataFrame) else (rows[0] if rows else [])))
+    cols = list(columns or (data.columns if _is_frame(data) else (rows[0] if rows else [])))
     if fmt == "json":
         return to_json([{c: r.get(c) for c in cols} for r in rows])
     if fmt == "csv":

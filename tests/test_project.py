@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,3 +55,19 @@ def test_notebooks_are_stored_without_outputs_and_have_one_parameters_cell():
 def test_outputs_are_ignored_except_gitkeep():
     ignore = (ROOT / ".gitignore").read_text().splitlines()
     assert "outputs/*" in ignore and "!outputs/.gitkeep" in ignore
+
+
+def test_commands_that_build_no_frame_start_without_pandas():
+    # The CLI loads each command's module on use; pandas alone costs about half a second per call.
+    code = "import sys, handoffkit.cli, handoffkit.reconcile, handoffkit.events; print('pandas' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_the_package_api_loads_on_use():
+    import handoffkit
+
+    assert callable(handoffkit.reconcile.reconcile) and callable(handoffkit.views.facts)
+    assert handoffkit.Store.__name__ == "Store"
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        handoffkit.nothing  # noqa: B018
