@@ -89,12 +89,30 @@ class Copy:
         return _FINGERPRINT.sub(lambda m: f'"fingerprint":"{m[1]}:{self.k}"', out)
 
 
+# Tickets for every band but info (the make-demo policy tickets critical and high only), so that
+# the replicated record carries about 0.6 tickets per finding, as the reconciliation benchmark asks.
+TICKET_BANDS = ("critical", "high", "medium", "low")
+
+
 def build_source(size: int, cache: Path) -> Path:
     """The demo at ``size`` findings, built once into ``cache``."""
     path = cache / f"demo-{size}.db"
     if not path.exists():
         print(f"building the demo source ({size:,} findings) into {path} …", flush=True)
-        demo.build(f"sqlite:///{path}", size=size, seed=7, workdir=cache / f"demo-{size}-inputs")
+        partial = path.with_suffix(".partial.db")
+        for leftover in cache.glob(partial.name + "*"):
+            leftover.unlink()
+        demo.build(
+            f"sqlite:///{partial}",
+            size=size,
+            seed=7,
+            workdir=cache / f"demo-{size}-inputs",
+            ticket_bands=TICKET_BANDS,
+            keep_inputs=False,
+        )
+        with sqlite3.connect(partial) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        partial.rename(path)
     return path
 
 

@@ -1,18 +1,17 @@
 """Benchmark: ``handoffkit report`` (the quarterly evidence pack) on a 1,000,000-finding record.
 
-The record is the demo programme replicated set-based (``bench/bulk.py``: same tables, a valid hash
-chain; ~9.2 events per finding), built once and cached. The report runs as a scheduler would run it —
+The record is the demo programme replicated set-based (``bench/store.py``: same tables, a valid hash
+chain), built once and cached. The report runs as a scheduler would run it —
 the ``handoffkit report`` command in a child process — and the figures are its wall time and the
 peak resident set size of the largest process involved (``resource.getrusage`` of this process and
 of its waited-for children: the CLI and the notebook kernels). Goal: <= 120 s wall, <= 4 GiB.
 
-    .venv/bin/python bench/report.py [--findings 1000000] [--cache /tmp/hk-bench]
+    .venv/bin/python bench/report.py [--findings 1000000]
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import resource
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bulk import build_source, replicate
+from store import sqlite_store
 
 REPO = Path(__file__).resolve().parents[1]
 GOAL_SECONDS = 120
@@ -37,29 +36,11 @@ notebooks_dir: {notebooks}
 """
 
 
-def record(findings: int, cache: Path, source_size: int) -> Path:
-    """The cached bulk record of ``findings`` findings (built on first use)."""
-    path = cache / f"record-{findings}.db"
-    if not path.exists():
-        source = build_source(source_size, cache)
-        started = time.perf_counter()
-        counts = replicate(source, path, math.ceil(findings / source_size))
-        print(
-            f"built {path}: {counts['findings']:,} findings, {counts['events']:,} events "
-            f"in {time.perf_counter() - started:.0f} s",
-            flush=True,
-        )
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--findings", type=int, default=1_000_000)
-    parser.add_argument("--source-size", type=int, default=2000)
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/hk-bench"))
     args = parser.parse_args()
-    args.cache.mkdir(parents=True, exist_ok=True)
-    db = record(args.findings, args.cache, args.source_size)
+    db = sqlite_store(args.findings)
     events = _count(db)
     work = Path(tempfile.mkdtemp(prefix="hk-bench-report-"))
     params = work / "quarterly.yaml"

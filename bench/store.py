@@ -1,54 +1,48 @@
-"""Benchmark stores: the demo generator at scale, built once and cached, and copied to PostgreSQL.
+"""Benchmark stores: the demo programme replicated set-based to N findings, cached, and copied to PostgreSQL.
 
-    .venv/bin/python bench/store.py --findings 1000000            # builds outputs/bench/demo-1000000.db
+    .venv/bin/python bench/store.py --findings 1000000            # builds outputs/bench/record-1000000.db
     .venv/bin/python bench/store.py --findings 1000000 --postgres postgresql+psycopg://root@127.0.0.1/test
 
-The SQLite file is built by ``handoffkit.demo.build`` (the real pipeline, on a simulated clock) with
-ticket routing widened to every band but info, so that about 0.6 tickets per finding exist. The
-PostgreSQL copy holds the same rows (table by table, COPY), in its own schema ``hk_bench_<n>``.
+The SQLite file is ``bench/bulk.py``'s record: a 2,000-finding demo built by ``handoffkit.demo.build``
+(the real pipeline, tickets for every band but info) replicated K times with renumbered ids and a
+valid hash chain — about 0.6 tickets and 10 events per finding. Playing the demo generator itself to a
+million findings would take hours on this machine. The PostgreSQL copy holds the same rows (table by
+table, COPY), in its own schema ``hk_bench_<name>``.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sqlite3
 import time
 from pathlib import Path
 
+from bulk import build_source, replicate
 from sqlalchemy import create_engine, text
 
-from handoffkit import demo, schema
+from handoffkit import schema
 from handoffkit.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "outputs" / "bench"
-TICKET_BANDS = ("critical", "high", "medium", "low")
+SOURCE_SIZE = 2000
 
 
 def sqlite_store(findings: int, progress=print) -> Path:
-    """The cached demo store with ``findings`` findings (built on first use)."""
-    path = CACHE / f"demo-{findings}.db"
+    """The cached record with ``findings`` findings (built on first use)."""
+    path = CACHE / f"record-{findings}.db"
     if path.exists():
         return path
     CACHE.mkdir(parents=True, exist_ok=True)
+    source = build_source(SOURCE_SIZE, CACHE)
     partial = path.with_suffix(".partial.db")
-    for leftover in CACHE.glob(partial.name + "*"):
-        leftover.unlink()
     start = time.perf_counter()
-    summary = demo.build(
-        f"sqlite:///{partial}",
-        size=findings,
-        workdir=CACHE / f"work-{findings}",
-        ticket_bands=TICKET_BANDS,
-        keep_inputs=False,
-        progress=lambda m: progress(f"{time.perf_counter() - start:8.1f}s {m}"),
-    )
-    with sqlite3.connect(partial) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    counts = replicate(source, partial, math.ceil(findings / SOURCE_SIZE), progress=progress)
     partial.rename(path)
     progress(
-        f"built {path}: {summary['findings']:,} findings, {summary['tickets']:,} tickets, "
-        f"{summary['events']:,} events in {time.perf_counter() - start:.0f} s"
+        f"built {path}: {counts['findings']:,} findings, {counts['events']:,} events "
+        f"in {time.perf_counter() - start:.0f} s"
     )
     return path
 
