@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from handoffkit import checklist, engagements
+from governance.builders import ACTOR, SHOP, validate
+from handoffkit import calibration, checklist, engagements, links
 from handoffkit.cli import cli
 from handoffkit.store import Store
 
@@ -99,3 +100,14 @@ def test_check_cli_json(demo):
     assert [i["number"] for i in items] == list(range(1, 15))
     assert {i["status"] for i in items} <= STATUSES
     assert all(i["ids"] for i in items if i["status"] == "fail")
+
+
+def test_item_three_fails_for_a_ticket_before_validation_or_a_calibration_after_the_link(rec):
+    early, late, clean = rec.web(SHOP, ("Linked before triage", 2), ("Recalibrated later", 2), ("In order", 2))
+    validate(rec.store, [late, clean])
+    for fid, key in ((early, "SEC-1"), (late, "SEC-2"), (clean, "SEC-3")):
+        links.link(rec.store, fid, key, system="jira", actor=ACTOR)
+    validate(rec.store, [early])
+    calibration.calibrate(rec.store, late, severity="low", reason="renegotiated after the ticket", actor=ACTOR)
+    [item] = [i for i in checklist.evaluate(rec.store, rec.engagement) if i.number == 3]
+    assert (item.status, item.ids, item.numbers["total"]) == ("fail", sorted([early, late], key=checklist._num), 3)
