@@ -110,8 +110,9 @@ def build_source(size: int, cache: Path) -> Path:
             ticket_bands=TICKET_BANDS,
             keep_inputs=False,
         )
-        with sqlite3.connect(partial) as conn:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn = sqlite3.connect(partial)  # the last connection to close removes the -wal and -shm files
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.close()
         partial.rename(path)
     return path
 
