@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from handoffkit import demo
+from handoffkit import demo, schema
 from handoffkit.events import canonical_json, chain_hash
 from handoffkit.schema import GENESIS_HASH
 from handoffkit.store import Store
@@ -227,24 +227,7 @@ def _copy(
             dst.executemany(insert, [transform(r, cols) for r in rows[start : start + BATCH]])
 
 
-_EVENT_COLS = (
-    "seq",
-    "event_id",
-    "occurred_at",
-    "actor",
-    "outcome",
-    "type",
-    "engagement",
-    "finding_id",
-    "ticket_key",
-    "state",
-    "disposition",
-    "severity",
-    "origin",
-    "payload",
-    "prev_hash",
-    "row_hash",
-)
+_EVENT_COLS = tuple(c.name for c in schema.events.columns)
 
 
 def _events(

@@ -271,15 +271,19 @@ def period_key(column: Any, period: str) -> Any:
     return func.substr(column, 1, 10 if period == "day" else 7)
 
 
-def window(start: date | str | None, end: date | str | None, as_of: str | None) -> list[Any]:
-    """Conditions keeping events with ``start <= day(occurred_at) <= end`` and ``occurred_at <= as_of``."""
+def window(start: date | str | None, end: date | str | None, as_of: str | None, column: Any = None) -> list[Any]:
+    """Conditions keeping events with ``start <= day(occurred_at) <= end`` and ``occurred_at <= as_of``.
+
+    ``column`` is the instant compared (default ``events.occurred_at``; an alias's column in a self-join).
+    """
+    at = EV.c.occurred_at if column is None else column
     conditions = []
     if start is not None:
-        conditions.append(EV.c.occurred_at >= day_start(start))
+        conditions.append(at >= day_start(start))
     if end is not None:
-        conditions.append(EV.c.occurred_at < day_after(end))
+        conditions.append(at < day_after(end))
     if as_of is not None:
-        conditions.append(EV.c.occurred_at <= as_of)
+        conditions.append(at <= as_of)
     return conditions
 
 

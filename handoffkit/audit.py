@@ -226,26 +226,6 @@ def _write_atomically(
     return rows, first, last, digest
 
 
-_SELECTED = (
-    "seq",
-    "event_id",
-    "occurred_at",
-    "actor",
-    "outcome",
-    "type",
-    "engagement",
-    "finding_id",
-    "ticket_key",
-    "state",
-    "disposition",
-    "severity",
-    "origin",
-    "payload",
-    "prev_hash",
-    "row_hash",
-)
-
-
 def conditions(engagement: str, *, start: Any = None, end: Any = None, as_of: str | None = None) -> list[Any]:
     """Which events an export holds: the engagement's and the global ones, in the window (for counting)."""
     return [or_(_E.c.engagement == engagement, _E.c.engagement.is_(None)), *asof.window(start, end, as_of)]
@@ -254,7 +234,7 @@ def conditions(engagement: str, *, start: Any = None, end: Any = None, as_of: st
 def selection(engagement: str, *, start: Any = None, end: Any = None, as_of: str | None = None) -> Any:
     """The ``select`` of the exported events, in ``seq`` order (see :func:`conditions`)."""
     return (
-        select(*[_E.c[name] for name in _SELECTED])
+        select(_E)  # every column in table order: ``_cells`` unpacks the rows positionally
         .where(*conditions(engagement, start=start, end=end, as_of=as_of))
         .order_by(_E.c.seq)
     )

@@ -72,11 +72,8 @@ def mttr_durations(
         )
         .join(last_close, last_close.c.seq == e.c.seq)
         .join(first_valid, first_valid.c.finding_id == e.c.finding_id)
+        .where(*asof.window(start, end, None, column=e.c.occurred_at))
     )
-    if start is not None:
-        stmt = stmt.where(e.c.occurred_at >= asof.day_start(start))
-    if end is not None:
-        stmt = stmt.where(e.c.occurred_at < asof.day_after(end))
     df = asof.frame(conn.execute(stmt), ["finding_id", "band", "validated_at", "closed_at"])
     for col in ("validated_at", "closed_at"):
         df[col] = pd.to_datetime(df[col], format="ISO8601", utc=True)

@@ -38,6 +38,7 @@ from handoffkit import (
     kev,
     links,
     payload,
+    policy,
     reconcile,
     routing,
     scans,
@@ -99,17 +100,8 @@ VECTORS = {
     "info": "CVSS:3.1/AV:N/AC:H/PR:H/UI:R/S:U/C:N/I:N/A:N",
 }
 SCORES = {"critical": 9.8, "high": 8.1, "medium": 5.4, "low": 2.2, "info": 0.0}
-PRIORITY = {
-    "jira": {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low", "info": "Lowest"},
-    "github": {b: f"severity:{b}" for b in SCORES},
-    "servicenow": {
-        "critical": "1 - Critical",
-        "high": "2 - High",
-        "medium": "3 - Moderate",
-        "low": "4 - Low",
-        "info": "5 - Planning",
-    },
-}
+# the ticket systems show the demo policy's priorities, which are the defaults
+PRIORITY = policy.DEFAULT_PRIORITIES
 PRIORITY_BAND = {system: {shown: band for band, shown in table.items()} for system, table in PRIORITY.items()}
 LOWER = {"critical": "medium", "high": "low", "medium": "low", "low": "info", "info": "info"}
 
@@ -337,8 +329,8 @@ class Programme:
         return self._summary()
 
     def _setup(self) -> None:
-        policy = self.workdir / "policy.yaml"
-        policy.write_text(_policy(self.ticket_bands), encoding="utf-8")
+        policy_file = self.workdir / "policy.yaml"
+        policy_file.write_text(_policy(self.ticket_bands), encoding="utf-8")
         rows = ["asset_ref,owner_role,owner_team,owner_name,exposure,data_sensitivity,lifecycle"]
         rows += [
             f"{a.ref},{a.role},{a.team},{a.owner or ''},{a.exposure},{a.sensitivity},{a.lifecycle}"
@@ -348,7 +340,7 @@ class Programme:
         owners = self.workdir / "owners.csv"
         owners.write_text("\n".join(rows) + "\n", encoding="utf-8")
         engagements.init(
-            self.store, self.engagement, policy, owners_path=owners, actor=APPROVER, name="Demo programme (FY2026)"
+            self.store, self.engagement, policy_file, owners_path=owners, actor=APPROVER, name="Demo programme (FY2026)"
         )
 
     # -------------------------------------------------------------------------------------- scanning
