@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 GENESIS_HASH = "0" * 64
 """The ``prev_hash`` of the first event."""
@@ -348,9 +348,12 @@ events = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("row_hash", String(64), nullable=False),
 )
-# Covering index for the views and metrics: they filter on engagement/type/outcome/time and read only
-# the finding id and its after-state, so they never have to touch the (large) payload rows.
-Index(
+# Covering index for the views, metrics and checklist: they filter on engagement/type/outcome/time and
+# read only the finding id, its after-state and the event's place in the log (``seq``: "the first
+# calibration after the link"), so they never have to touch the (large) payload rows. ``seq`` must be
+# in it: on SQLite a BIGINT primary key is not the rowid, so an index does not carry it implicitly.
+# Schema version 2 added ``seq`` (see ``MIGRATIONS``).
+EVENTS_ENGAGEMENT_TYPE = Index(
     "ix_events_engagement_type",
     events.c.engagement,
     events.c.type,
@@ -360,6 +363,7 @@ Index(
     events.c.state,
     events.c.disposition,
     events.c.severity,
+    events.c.seq,
 )
 Index("ix_events_finding", events.c.finding_id)
 Index("ix_events_occurred", events.c.occurred_at)
@@ -386,3 +390,14 @@ for _sql in _SQLITE_TRIGGERS:
     event.listen(events, "after_create", DDL(_sql).execute_if(dialect="sqlite"))
 for _sql in _POSTGRES_TRIGGERS:
     event.listen(events, "after_create", DDL(_sql).execute_if(dialect="postgresql"))
+
+
+def _v1_to_v2(conn) -> None:
+    """Version 2 put ``seq`` at the end of the covering events index: rebuild it."""
+    EVENTS_ENGAGEMENT_TYPE.drop(conn)
+    EVENTS_ENGAGEMENT_TYPE.create(conn)
+
+
+MIGRATIONS = {1: _v1_to_v2}
+"""Upgrade steps by the version they start from; each runs in the write transaction that bumps the
+version, so a store is either fully at the old version or fully at the new one."""

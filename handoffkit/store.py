@@ -98,12 +98,26 @@ class Store:
         self.check_schema()
 
     def check_schema(self) -> None:
+        """Refuse a store of an unknown schema version; upgrade one of a known older version."""
         with self.engine.connect() as conn:
             found = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).scalar()
+        if found is not None and found.isdigit() and int(found) in schema.MIGRATIONS:
+            self._migrate(int(found))
+            return
         if found != str(schema.SCHEMA_VERSION):
             raise ConfigError(
                 f"database {self.safe_url} has schema version {found}, this handoffkit expects {schema.SCHEMA_VERSION}"
             )
+
+    def _migrate(self, version: int) -> None:
+        with self.write() as conn:
+            while version in schema.MIGRATIONS:
+                schema.MIGRATIONS[version](conn)
+                version += 1
+            conn.execute(
+                update(schema.meta).where(schema.meta.c.key == "schema_version").values(value=str(version))
+            )
+        self.check_schema()
 
     @property
     def safe_url(self) -> str:
