@@ -31,7 +31,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, MetaData, String, Table, Text, and_, exists, func, insert, literal, or_, select
+from sqlalchemy import (
+    Column,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+)
 
 from handoffkit import engagements, schema
 from handoffkit.events import Event, log
@@ -200,16 +215,51 @@ def _as_of(conn: Any, engagement: str, as_of: str) -> _Sources:
     return _Sources(_ASOF_F, _ASOF_L, _ASOF_T, [], [], [], _latest_import(engagement, as_of), False)
 
 
-def _queries(engagement: str, src: _Sources, shared_queues: list[str]) -> dict[str, Any]:
-    """One query per category over the three sources (see the module docstring)."""
+#: The categories read off the linked (link, ticket, finding) rows, in one pass (:func:`_over_links`);
+#: shared-queue tickets are counted by ticket key, the others by finding id.
+OVER_LINKS = (
+    "closure_misses",
+    "severity_drift",
+    "findings_not_referenced",
+    "tickets_outside_policy",
+    "shared_queue_tickets",
+)
+
+
+def _same_ticket(src: _Sources) -> Any:
+    t, lk = src.t, src.links
+    return and_(t.c.key == lk.c.ticket_key, *([t.c.system == lk.c.system] if src.same_system else []), *src.t_on)
+
+
+def _over_links(src: _Sources, shared_queues: list[str]) -> Any:
+    """The linked rows with any of the :data:`OVER_LINKS` flags set: finding id, ticket key, one 0/1
+    column per category. One join instead of five: each is as costly as the whole pass."""
     f, lk, t, tf = src.f, src.links, src.t, schema.ticket_findings
-    same_ticket = and_(t.c.key == lk.c.ticket_key, *([t.c.system == lk.c.system] if src.same_system else []), *src.t_on)
-    linked = lk.join(t, same_ticket).join(f, f.c.finding_id == lk.c.finding_id)
-    on_links = [*src.l_on, *src.f_on]
+    linked = lk.join(t, _same_ticket(src)).join(f, f.c.finding_id == lk.c.finding_id)
     open_state = f.c.state.not_in(("verified_closed", "false_positive", "duplicate"))
+    carries = exists().where(tf.c.snapshot_id == t.c.snapshot_id, tf.c.finding_id == lk.c.finding_id)
+    queues = [q.casefold() for q in shared_queues]
+    flags = {
+        "closure_misses": and_(t.c.status_category == "done", f.c.state != "verified_closed"),
+        "severity_drift": and_(t.c.priority_band.is_not(None), t.c.priority_band != f.c.severity, open_state),
+        "tickets_outside_policy": and_(
+            f.c.disposition.in_(("sprint_backlog", "quarterly_cycle", "security_record_only")), open_state
+        ),
+        "shared_queue_tickets": func.lower(t.c.assignee).in_(queues),
+        "findings_not_referenced": ~carries,  # last: the only probe of another table
+    }
+    return (
+        select(f.c.finding_id, t.c.key, *[case((flags[name], 1), else_=0).label(name) for name in OVER_LINKS])
+        .select_from(linked)
+        .where(*src.l_on, *src.f_on, or_(*flags.values()))
+    )
+
+
+def _queries(engagement: str, src: _Sources) -> dict[str, Any]:
+    """One query per category not read off the linked rows (see the module docstring)."""
+    f, lk, t, tf = src.f, src.links, src.t, schema.ticket_findings
     # The finding id alone selects the engagement's links (keep the planner on the primary key).
     has_link = exists().where(lk.c.finding_id == f.c.finding_id, *(src.l_on[1:] if src.same_system else []))
-    carries = exists().where(tf.c.snapshot_id == t.c.snapshot_id, tf.c.finding_id == lk.c.finding_id)
     known = exists().where(
         tf.c.snapshot_id == t.c.snapshot_id,
         tf.c.finding_id == schema.findings.c.finding_id,
@@ -217,32 +267,16 @@ def _queries(engagement: str, src: _Sources, shared_queues: list[str]) -> dict[s
     )
     li = src.latest_import
     in_latest = exists().where(li.c.system == t.c.system, li.c.import_id == t.c.import_id)
-    queues = [q.casefold() for q in shared_queues]
-
-    def over_links(column: Any, *where: Any) -> Any:
-        return select(column).select_from(linked).where(*on_links, *where).distinct()
-
     return {
         "routing_misses": select(f.c.finding_id).where(
             *src.f_on, f.c.disposition == "ticket", f.c.state == "routed", ~has_link
         ),
-        "closure_misses": over_links(f.c.finding_id, t.c.status_category == "done", f.c.state != "verified_closed"),
-        "severity_drift": over_links(
-            f.c.finding_id, t.c.priority_band.is_not(None), t.c.priority_band != f.c.severity, open_state
-        ),
         "tickets_without_id": select(t.c.key).where(*src.t_on, t.c.finding_ids == ""),
-        "findings_not_referenced": over_links(f.c.finding_id, ~carries),
         "orphan_tickets": select(t.c.key).where(*src.t_on, t.c.finding_ids != "", ~known),
         "stale_links": select(lk.c.finding_id)
-        .select_from(lk.outerjoin(t, same_ticket))
+        .select_from(lk.outerjoin(t, _same_ticket(src)))
         .where(*src.l_on, or_(t.c.snapshot_id.is_(None), ~in_latest))
         .distinct(),
-        "tickets_outside_policy": over_links(
-            f.c.finding_id,
-            f.c.disposition.in_(("sprint_backlog", "quarterly_cycle", "security_record_only")),
-            open_state,
-        ),
-        "shared_queue_tickets": over_links(t.c.key, func.lower(t.c.assignee).in_(queues)),
         "evidence_copied": select(t.c.key).where(*src.t_on, t.c.evidence_copied),
     }
 
@@ -256,10 +290,12 @@ def gaps(conn: Any, engagement: str, as_of: datetime | None = None, now: datetim
     policy = engagements.policy(conn, engagement)
     when = schema.format_ts(as_of) if as_of else None
     src = _as_of(conn, engagement, when) if when else _current(engagement)
-    ids = {
-        name: sorted({str(v) for v in conn.execute(q).scalars()}, key=_order)
-        for name, q in _queries(engagement, src, policy.ownership.shared_queues).items()
-    }
+    found = {name: conn.execute(q).scalars().all() for name, q in _queries(engagement, src).items()}
+    flagged = conn.execute(_over_links(src, policy.ownership.shared_queues)).all()
+    for i, name in enumerate(OVER_LINKS, start=2):
+        column = 1 if name == "shared_queue_tickets" else 0
+        found[name] = [row[column] for row in flagged if row[i]]
+    ids = {name: sorted({str(v) for v in found[name]}, key=_order) for name in found}
     now = when or schema.format_ts(now or datetime.now(UTC))
     last = _last_run(conn, engagement, now) or schema.format_ts(eng.created_at)
     overdue = (schema.parse_ts(now) - schema.parse_ts(last)).days > policy.reconciliation.days
