@@ -99,21 +99,27 @@ def _bands_enumerated(policy: Any) -> Item:
     )
 
 
-def _first(conn: Any, engagement: str, types: tuple[str, ...], label: str, extra=None) -> Any:
+def _first(conn: Any, engagement: str, types: tuple[str, ...], label: str, extra=None, *, last: bool = False) -> Any:
+    """Per finding, the ``seq`` of its first (or last) successful event of ``types`` — read from the
+    covering events index alone."""
     cond = [EV.engagement == engagement, EV.type.in_(types), EV.outcome == "success", EV.finding_id.is_not(None)]
     if extra is not None:
         cond.append(extra)
-    return select(EV.finding_id, func.min(EV.seq).label(label)).where(*cond).group_by(EV.finding_id).subquery()
+    seq = (func.max if last else func.min)(EV.seq).label(label)
+    return select(EV.finding_id, seq).where(*cond).group_by(EV.finding_id).subquery()
 
 
 def _calibrated_before_ticket(conn: Any, engagement: str) -> Item:
     """Severity decided (validated, calibrated) before the first ticket link; never changed after it."""
     linked = _first(conn, engagement, ("link_added",), "link")
     validated = _first(conn, engagement, ("finding_triaged",), "val", EV.state != "new")
+    # "Any calibration after the link" is "the last calibration after the link": a join of two
+    # aggregates over the index, not a probe of every linked finding's events in the table.
+    calibrated = _first(conn, engagement, ("severity_calibrated",), "cal", last=True)
     late_cal = (
-        select(EV.finding_id)
-        .join(linked, linked.c.finding_id == EV.finding_id)
-        .where(EV.type == "severity_calibrated", EV.outcome == "success", EV.seq > linked.c.link)
+        select(linked.c.finding_id)
+        .join(calibrated, calibrated.c.finding_id == linked.c.finding_id)
+        .where(calibrated.c.cal > linked.c.link)
     )
     before = (
         select(linked.c.finding_id)
@@ -163,10 +169,16 @@ def _count(conn: Any, *where: Any) -> int:
 
 def _routing_logged(conn: Any, engagement: str) -> Item:
     decided = [F.engagement == engagement, F.disposition.is_not(None), F.disposition != "held_exception"]
-    logged = exists().where(
-        EV.finding_id == F.finding_id, EV.type == "finding_routed", EV.outcome == "success", EV.actor != ""
+    # The routed findings as one set (the index range of this engagement's routing events), not a probe
+    # of every finding's events; the actor is read from the routing events alone.
+    logged = select(EV.finding_id).where(
+        EV.engagement == engagement,
+        EV.type == "finding_routed",
+        EV.outcome == "success",
+        EV.finding_id.is_not(None),
+        EV.actor != "",
     )
-    bad = _ids(conn, select(F.finding_id).where(*decided, ~logged))
+    bad = _ids(conn, select(F.finding_id).where(*decided, F.finding_id.not_in(logged)))
     return _verdict(6, "routing decisions logged with time and user", bad, _count(conn, *decided), "routing decisions")
 
 
