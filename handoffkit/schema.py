@@ -352,7 +352,7 @@ events = Table(
 # read only the finding id, its after-state and the event's place in the log (``seq``: "the first
 # calibration after the link"), so they never have to touch the (large) payload rows. ``seq`` must be
 # in it: on SQLite a BIGINT primary key is not the rowid, so an index does not carry it implicitly.
-# Schema version 2 added ``seq`` (see ``MIGRATIONS``).
+# Schema version 2 added ``seq`` here and to ``ix_events_occurred`` (see ``MIGRATIONS``).
 EVENTS_ENGAGEMENT_TYPE = Index(
     "ix_events_engagement_type",
     events.c.engagement,
@@ -366,7 +366,8 @@ EVENTS_ENGAGEMENT_TYPE = Index(
     events.c.seq,
 )
 Index("ix_events_finding", events.c.finding_id)
-Index("ix_events_occurred", events.c.occurred_at)
+# ``seq`` again so a time window can be turned into a range of the log (see ``audit.selection``).
+EVENTS_OCCURRED = Index("ix_events_occurred", events.c.occurred_at, events.c.seq)
 
 EVENT_COLUMNS = tuple(c.name for c in events.columns if c.name not in ("payload", "prev_hash", "row_hash"))
 """The event columns that mirror the payload's top-level keys (verify compares them)."""
@@ -393,9 +394,10 @@ for _sql in _POSTGRES_TRIGGERS:
 
 
 def _v1_to_v2(conn) -> None:
-    """Version 2 put ``seq`` at the end of the covering events index: rebuild it."""
-    EVENTS_ENGAGEMENT_TYPE.drop(conn)
-    EVENTS_ENGAGEMENT_TYPE.create(conn)
+    """Version 2 put ``seq`` at the end of the covering and the time index of the events: rebuild them."""
+    for index in (EVENTS_ENGAGEMENT_TYPE, EVENTS_OCCURRED):
+        index.drop(conn)
+        index.create(conn)
 
 
 MIGRATIONS = {1: _v1_to_v2}

@@ -114,9 +114,7 @@ class Store:
             while version in schema.MIGRATIONS:
                 schema.MIGRATIONS[version](conn)
                 version += 1
-            conn.execute(
-                update(schema.meta).where(schema.meta.c.key == "schema_version").values(value=str(version))
-            )
+            conn.execute(update(schema.meta).where(schema.meta.c.key == "schema_version").values(value=str(version)))
         self.check_schema()
 
     @property

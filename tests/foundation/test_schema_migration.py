@@ -12,31 +12,36 @@ from handoffkit.store import Store
 
 from .support import add_findings
 
+V2_INDEXES = (schema.EVENTS_ENGAGEMENT_TYPE, schema.EVENTS_OCCURRED)
 
-def _index_columns(store: Store) -> list[str]:
+
+def _index_columns(store: Store) -> dict[str, list[str]]:
     with store.engine.connect() as conn:
-        [ix] = [i for i in inspect(conn).get_indexes("events") if i["name"] == "ix_events_engagement_type"]
-    return ix["column_names"]
+        return {i["name"]: i["column_names"] for i in inspect(conn).get_indexes("events")}
 
 
 def _downgrade_to_v1(store: Store) -> None:
-    """Put the store back the way version 1 left it: the covering index without ``seq``."""
-    v1_columns = ", ".join(c for c in _index_columns(store) if c != "seq")
+    """Put the store back the way version 1 left it: the events indexes without ``seq``."""
+    columns = _index_columns(store)
     with store.write() as conn:
-        # Plain DDL: an Index() on schema.events would attach itself to the shared metadata.
-        schema.EVENTS_ENGAGEMENT_TYPE.drop(conn)
-        conn.execute(text(f"CREATE INDEX ix_events_engagement_type ON events ({v1_columns})"))
+        for index in V2_INDEXES:
+            index.drop(conn)
+            # Plain DDL: an Index() on schema.events would attach itself to the shared metadata.
+            v1 = ", ".join(c for c in columns[index.name] if c != "seq")
+            conn.execute(text(f"CREATE INDEX {index.name} ON events ({v1})"))
         conn.execute(update(schema.meta).where(schema.meta.c.key == "schema_version").values(value="1"))
 
 
-def test_a_version_1_store_gets_seq_in_its_covering_index(db_url: str, store: Store, engagement: str) -> None:
+def test_a_version_1_store_gets_seq_in_its_events_indexes(db_url: str, store: Store, engagement: str) -> None:
     add_findings(store, engagement)
     _downgrade_to_v1(store)
-    assert _index_columns(store)[-1] != "seq"
+    assert all(_index_columns(store)[ix.name][-1] != "seq" for ix in V2_INDEXES)
 
     reopened = Store(db_url, create=False)
     try:
-        assert _index_columns(reopened)[-1] == "seq"
+        columns = _index_columns(reopened)
+        assert columns["ix_events_occurred"] == ["occurred_at", "seq"]
+        assert columns["ix_events_engagement_type"][-1] == "seq"
         with reopened.read() as conn:
             assert conn.execute(schema.meta.select().where(schema.meta.c.key == "schema_version")).one().value == "2"
     finally:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from handoffkit import audit, checklist, schema
 from handoffkit.cli import cli
 from handoffkit.errors import ConfigError
+from handoffkit.events import Event, log
 from handoffkit.output import FORMULA_START, safe_cell, unsafe_cell
 from handoffkit.store import Store
 
@@ -91,6 +92,27 @@ def test_the_same_record_as_of_the_same_instant_exports_identical_bytes(demo_cop
     assert first.sha256 == second.sha256 and first.rows > 0
     rows = read(tmp_path / "a.csv")
     assert min(r["occurred_at"] for r in rows) >= START and max(r["occurred_at"] for r in rows) < "2026-10-01"
+
+
+def test_a_window_exports_exactly_the_events_of_its_days(demo_copy: Store, tmp_path: Path) -> None:
+    """The window is read as a range of ``seq``: nothing in the window is lost, nothing outside it added."""
+    audit.export_log(demo_copy, "DEMO", tmp_path / "all.csv", as_of=AS_OF, actor=ACTOR)
+    audit.export_log(demo_copy, "DEMO", tmp_path / "window.csv", start=START, end=END, as_of=AS_OF, actor=ACTOR)
+    everything = read(tmp_path / "all.csv")
+    inside = [r for r in everything if START <= r["occurred_at"] < "2026-10-01"]
+    assert 0 < len(inside) < len(everything)
+    assert read(tmp_path / "window.csv") == inside
+    empty = audit.export_log(
+        demo_copy, "DEMO", tmp_path / "none.csv", start="2020-01-01", end="2020-01-31", actor=ACTOR
+    )
+    assert empty.rows == 0 and read(tmp_path / "none.csv") == []
+
+
+def test_an_integer_beyond_64_bits_in_an_event_is_exported_whole(programme: Store, tmp_path: Path) -> None:
+    log(programme, Event(type="owners_loaded", actor=ACTOR, engagement="ACME", data={"owners": 2**70}))
+    audit.export_log(programme, "ACME", tmp_path / "log.csv", actor=ACTOR)
+    *_, row = (r for r in read(tmp_path / "log.csv") if r["type"] == "owners_loaded")
+    assert row["summary"] == f"owners={2**70}"
 
 
 def test_a_reversed_window_is_refused(programme: Store, tmp_path: Path) -> None:
