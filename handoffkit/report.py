@@ -200,9 +200,9 @@ def render(
         "period_end": params.period_end.isoformat(),
         "as_of": params.as_of,
     }
-    pages, export = _pages_and_export(path, doc, names, notebook_values, params, out, chain_head, actor, tell)
-    quality_path = _quality(store, params.engagement, params.as_of, out / QUALITY_JSON)
-    tell(f"wrote {quality_path}")
+    pages, export, quality_path = _pages_and_export(
+        path, doc, names, notebook_values, params, out, chain_head, actor, tell
+    )
     manifest = _manifest(out, doc, store.safe_url, notebook_values, chain_head, names)
     digest = sha256_bytes(manifest.read_bytes())
     log(
@@ -246,14 +246,18 @@ def _pages_and_export(
     chain_head: dict[str, Any],
     actor: str,
     tell: Callable[[str], None],
-) -> tuple[dict[str, Path], audit.Export]:
-    """Export the period's activity log and render the pages; returns the pages by name and the export.
+) -> tuple[dict[str, Path], audit.Export, Path]:
+    """Export the period's activity log, render the pages and check the record's data quality; returns
+    the pages by name, the export and the quality results' path.
 
     The export runs beside :data:`NOTEBOOK_WORKERS` notebooks at a time (each notebook runs in its own
     kernel process, so they overlap on several cores); the leadership page is queued last and waits for
-    the export, because its checklist reads the ``log_exported`` event the export writes.
+    the export, because its checklist reads the ``log_exported`` event the export writes. The quality
+    check also waits for the export (both are Python in this process) and then runs while the
+    leadership notebook runs in its kernel (on a thread of its own: queued behind the notebooks it would
+    run last).
     """
-    with ThreadPoolExecutor(max_workers=1 + NOTEBOOK_WORKERS) as pool:
+    with ThreadPoolExecutor(max_workers=1 + NOTEBOOK_WORKERS) as pool, ThreadPoolExecutor(max_workers=1) as side:
         exporting = pool.submit(
             audit.export_log,
             params.store,
@@ -275,7 +279,11 @@ def _pages_and_export(
         }  # leadership last
         export = exporting.result()
         tell(f"wrote {export.file} ({export.rows:,} events)")
-        return {name: future.result() for name, future in queued.items()}, export
+        checking = side.submit(_quality, params.store, params.engagement, params.as_of, out / QUALITY_JSON)
+        pages = {name: future.result() for name, future in queued.items()}
+        quality_path = checking.result()
+        tell(f"wrote {quality_path}")
+        return pages, export, quality_path
 
 
 def _page(
