@@ -1,7 +1,9 @@
 """Reconciliation: the record and the ticket exports joined on the finding id, as set-based SQL.
 
-Every category is one query (SQLAlchemy Core, the same on SQLite and PostgreSQL) returning the ids
-behind it:
+Three queries (SQLAlchemy Core, the same on SQLite and PostgreSQL) return the ids behind every
+category: the routing misses; one pass over the links joined to their tickets and findings with a flag
+per category read off them; one pass over the current tickets likewise. Each pass costs about as much
+as one category on its own, so the ten cost about what three would:
 
 =========================  ============================================================================
 category                   meaning
@@ -215,15 +217,18 @@ def _as_of(conn: Any, engagement: str, as_of: str) -> _Sources:
     return _Sources(_ASOF_F, _ASOF_L, _ASOF_T, [], [], [], _latest_import(engagement, as_of), False)
 
 
-#: The categories read off the linked (link, ticket, finding) rows, in one pass (:func:`_over_links`);
-#: shared-queue tickets are counted by ticket key, the others by finding id.
+#: The categories read off the links joined to their tickets and findings, in one pass
+#: (:func:`_over_links`); shared-queue tickets are counted by ticket key, the others by finding id.
 OVER_LINKS = (
     "closure_misses",
     "severity_drift",
     "findings_not_referenced",
     "tickets_outside_policy",
     "shared_queue_tickets",
+    "stale_links",
 )
+#: The categories read off the current tickets, in one pass (:func:`_over_tickets`), by ticket key.
+OVER_TICKETS = ("tickets_without_id", "orphan_tickets", "evidence_copied")
 
 
 def _same_ticket(src: _Sources) -> Any:
@@ -231,54 +236,77 @@ def _same_ticket(src: _Sources) -> Any:
     return and_(t.c.key == lk.c.ticket_key, *([t.c.system == lk.c.system] if src.same_system else []), *src.t_on)
 
 
+def _flagged(columns: list[Any], flags: dict[str, Any], names: tuple[str, ...]) -> Any:
+    """``columns`` plus one 0/1 column per category in ``names``, for the rows with any flag set."""
+    return select(*columns, *[case((flags[n], 1), else_=0).label(n) for n in names]).where(
+        or_(*[flags[n] for n in names])
+    )
+
+
 def _over_links(src: _Sources, shared_queues: list[str]) -> Any:
-    """The linked rows with any of the :data:`OVER_LINKS` flags set: finding id, ticket key, one 0/1
-    column per category. One join instead of five: each is as costly as the whole pass."""
+    """The active links with any :data:`OVER_LINKS` flag set: finding id, ticket key, one 0/1 column per
+    category. One join instead of six: each would cost as much as the whole pass. The ticket side is
+    an outer join: a link whose ticket is missing from the current export is a stale link."""
     f, lk, t, tf = src.f, src.links, src.t, schema.ticket_findings
-    linked = lk.join(t, _same_ticket(src)).join(f, f.c.finding_id == lk.c.finding_id)
     open_state = f.c.state.not_in(("verified_closed", "false_positive", "duplicate"))
     carries = exists().where(tf.c.snapshot_id == t.c.snapshot_id, tf.c.finding_id == lk.c.finding_id)
+    li = src.latest_import
+    in_latest = exists().where(li.c.system == t.c.system, li.c.import_id == t.c.import_id)
     queues = [q.casefold() for q in shared_queues]
     flags = {
         "closure_misses": and_(t.c.status_category == "done", f.c.state != "verified_closed"),
         "severity_drift": and_(t.c.priority_band.is_not(None), t.c.priority_band != f.c.severity, open_state),
         "tickets_outside_policy": and_(
-            f.c.disposition.in_(("sprint_backlog", "quarterly_cycle", "security_record_only")), open_state
+            t.c.snapshot_id.is_not(None),
+            f.c.disposition.in_(("sprint_backlog", "quarterly_cycle", "security_record_only")),
+            open_state,
         ),
         "shared_queue_tickets": func.lower(t.c.assignee).in_(queues),
-        "findings_not_referenced": ~carries,  # last: the only probe of another table
+        "stale_links": or_(t.c.snapshot_id.is_(None), ~in_latest),
+        # Last: the only probe of another table per row.
+        "findings_not_referenced": and_(t.c.snapshot_id.is_not(None), ~carries),
     }
-    return (
-        select(f.c.finding_id, t.c.key, *[case((flags[name], 1), else_=0).label(name) for name in OVER_LINKS])
-        .select_from(linked)
-        .where(*src.l_on, *src.f_on, or_(*flags.values()))
-    )
+    joined = lk.outerjoin(t, _same_ticket(src)).join(f, f.c.finding_id == lk.c.finding_id)
+    return _flagged([f.c.finding_id, t.c.key], flags, OVER_LINKS).select_from(joined).where(*src.l_on, *src.f_on)
 
 
-def _queries(engagement: str, src: _Sources) -> dict[str, Any]:
-    """One query per category not read off the linked rows (see the module docstring)."""
-    f, lk, t, tf = src.f, src.links, src.t, schema.ticket_findings
-    # The finding id alone selects the engagement's links (keep the planner on the primary key).
-    has_link = exists().where(lk.c.finding_id == f.c.finding_id, *(src.l_on[1:] if src.same_system else []))
+def _over_tickets(engagement: str, src: _Sources) -> Any:
+    """The current tickets with any :data:`OVER_TICKETS` flag set: ticket key, one 0/1 column each."""
+    t, tf = src.t, schema.ticket_findings
     known = exists().where(
         tf.c.snapshot_id == t.c.snapshot_id,
         tf.c.finding_id == schema.findings.c.finding_id,
         schema.findings.c.engagement == engagement,
     )
-    li = src.latest_import
-    in_latest = exists().where(li.c.system == t.c.system, li.c.import_id == t.c.import_id)
-    return {
-        "routing_misses": select(f.c.finding_id).where(
-            *src.f_on, f.c.disposition == "ticket", f.c.state == "routed", ~has_link
-        ),
-        "tickets_without_id": select(t.c.key).where(*src.t_on, t.c.finding_ids == ""),
-        "orphan_tickets": select(t.c.key).where(*src.t_on, t.c.finding_ids != "", ~known),
-        "stale_links": select(lk.c.finding_id)
-        .select_from(lk.outerjoin(t, _same_ticket(src)))
-        .where(*src.l_on, or_(t.c.snapshot_id.is_(None), ~in_latest))
-        .distinct(),
-        "evidence_copied": select(t.c.key).where(*src.t_on, t.c.evidence_copied),
+    flags = {
+        "tickets_without_id": t.c.finding_ids == "",
+        "evidence_copied": t.c.evidence_copied,
+        "orphan_tickets": and_(t.c.finding_ids != "", ~known),
     }
+    return _flagged([t.c.key], flags, OVER_TICKETS).where(*src.t_on)
+
+
+def _routing_misses(src: _Sources) -> Any:
+    """Findings the policy routed to a ticket with no ticket linked."""
+    f, lk = src.f, src.links
+    # The finding id alone selects the engagement's links (keep the planner on the primary key).
+    has_link = exists().where(lk.c.finding_id == f.c.finding_id, *(src.l_on[1:] if src.same_system else []))
+    return select(f.c.finding_id).where(*src.f_on, f.c.disposition == "ticket", f.c.state == "routed", ~has_link)
+
+
+def _found(conn: Any, engagement: str, src: _Sources, shared_queues: list[str]) -> dict[str, list[Any]]:
+    """Every category's ids (unsorted, possibly repeated): three queries for ten categories."""
+    found = {"routing_misses": conn.execute(_routing_misses(src)).scalars().all()}
+    for stmt, names, key_at in (
+        (_over_links(src, shared_queues), OVER_LINKS, {"shared_queue_tickets": 1}),
+        (_over_tickets(engagement, src), OVER_TICKETS, {}),
+    ):
+        rows = conn.execute(stmt).all()
+        width = len(rows[0]) - len(names) if rows else 0
+        for i, name in enumerate(names, start=width):
+            column = key_at.get(name, 0)
+            found[name] = [row[column] for row in rows if row[i]]
+    return found
 
 
 def gaps(conn: Any, engagement: str, as_of: datetime | None = None, now: datetime | None = None) -> Reconciliation:
@@ -290,11 +318,7 @@ def gaps(conn: Any, engagement: str, as_of: datetime | None = None, now: datetim
     policy = engagements.policy(conn, engagement)
     when = schema.format_ts(as_of) if as_of else None
     src = _as_of(conn, engagement, when) if when else _current(engagement)
-    found = {name: conn.execute(q).scalars().all() for name, q in _queries(engagement, src).items()}
-    flagged = conn.execute(_over_links(src, policy.ownership.shared_queues)).all()
-    for i, name in enumerate(OVER_LINKS, start=2):
-        column = 1 if name == "shared_queue_tickets" else 0
-        found[name] = [row[column] for row in flagged if row[i]]
+    found = _found(conn, engagement, src, policy.ownership.shared_queues)
     ids = {name: sorted({str(v) for v in found[name]}, key=_order) for name in found}
     now = when or schema.format_ts(now or datetime.now(UTC))
     last = _last_run(conn, engagement, now) or schema.format_ts(eng.created_at)
