@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, String, and_, func, select, type_coerce
+from sqlalchemy import Connection, String, and_, exists, func, select, type_coerce
 from sqlalchemy.engine import make_url
 
 from handoffkit import asof, audit, checklist, engagements, metrics, schema, sla
@@ -249,6 +249,12 @@ def pivot(df: pd.DataFrame, column: str = "series") -> pd.DataFrame:
 
 def linked_open(conn: Connection, engagement: str, as_of: str, frame: pd.DataFrame | None = None) -> int:
     """Open findings (as of) with at least one active ticket link (as of)."""
+    if frame is None and asof.settled(conn, engagement, as_of):
+        # The current tables answer: one count instead of a frame of every finding (12 s at 1M).
+        f, lk = schema.findings.c, schema.links.c
+        linked = exists().where(lk.finding_id == f.finding_id, lk.active)
+        stmt = select(func.count()).where(f.engagement == engagement, f.state.not_in(asof.CLOSED_STATES), linked)
+        return int(conn.execute(stmt).scalar() or 0)
     frame = frame if frame is not None else asof.findings(conn, engagement, as_of)
     open_ids = frame.loc[~frame["state"].isin(asof.CLOSED_STATES), "finding_id"]
     return int(open_ids.isin(_linked_ids(conn, engagement, as_of)).sum())

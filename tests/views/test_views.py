@@ -49,6 +49,16 @@ def test_ticket_mapping_matches_reconciliation(demo_db, demo_store: Store) -> No
     assert df["linked"] > 0
 
 
+def test_linked_open_counts_the_same_from_the_tables_and_from_the_replayed_record(demo_store: Store) -> None:
+    """On a settled instant the count comes from the current tables; the replayed frame must agree."""
+    with demo_store.read() as conn:
+        when = asof.instant(AS_OF)
+        assert asof.settled(conn, "DEMO", when)
+        from_tables = views.linked_open(conn, "DEMO", when)
+        from_frame = views.linked_open(conn, "DEMO", when, asof.findings(conn, "DEMO", when))
+    assert from_tables == from_frame > 0
+
+
 def test_ticket_mapping_as_of_an_earlier_instant(demo_store: Store) -> None:
     now = views.ticket_mapping(demo_store, "DEMO", as_of=AS_OF).set_index("category")["count"]
     then = views.ticket_mapping(demo_store, "DEMO", as_of="2026-01-31").set_index("category")["count"]
