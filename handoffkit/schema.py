@@ -398,10 +398,20 @@ for _sql in _POSTGRES_TRIGGERS:
 
 
 def _v1_to_v2(conn) -> None:
-    """Version 2 put ``seq`` at the end of the covering and the time index of the events: rebuild them."""
+    """Version 2 put ``seq`` at the end of the covering and the time index of the events: rebuild them.
+
+    Dropping an index drops SQLite's planner statistics for it; a store that had them (someone ran
+    ``ANALYZE``) gets them back for the new indexes, so its query plans do not fall back to guesses.
+    """
+    analysed = (
+        conn.dialect.name == "sqlite"
+        and conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").first()
+    )
     for index in (EVENTS_ENGAGEMENT_TYPE, EVENTS_OCCURRED):
         index.drop(conn)
         index.create(conn)
+        if analysed:
+            conn.exec_driver_sql(f"ANALYZE {index.name}")
 
 
 MIGRATIONS = {1: _v1_to_v2}

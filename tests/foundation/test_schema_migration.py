@@ -3,14 +3,18 @@ is refused."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import inspect, text, update
 
-from handoffkit import schema
+from handoffkit import engagements, schema
 from handoffkit.errors import ConfigError
 from handoffkit.store import Store
 
-from .support import add_findings
+from .support import ACTOR, add_findings
+
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 V2_INDEXES = (schema.EVENTS_ENGAGEMENT_TYPE, schema.EVENTS_OCCURRED)
 
@@ -58,3 +62,22 @@ def test_an_unknown_schema_version_is_refused(db_url: str, store: Store) -> None
         conn.execute(update(schema.meta).where(schema.meta.c.key == "schema_version").values(value="99"))
     with pytest.raises(ConfigError, match="schema version 99, this handoffkit expects 2"):
         Store(db_url)
+
+
+def test_an_analysed_sqlite_store_keeps_planner_statistics_for_the_rebuilt_indexes(tmp_path: Path) -> None:
+    """SQLite only: PostgreSQL keeps its own statistics, and autovacuum refreshes them."""
+    url = f"sqlite:///{tmp_path / 'record.db'}"
+    store = Store(url)
+    engagements.init(store, "ACME", DATA / "policy.yaml", owners_path=DATA / "owners.csv", actor=ACTOR)
+    add_findings(store, "ACME", 3)
+    with store.engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+    _downgrade_to_v1(store)
+    store.dispose()
+    reopened = Store(url, create=False)
+    try:
+        with reopened.engine.connect() as conn:
+            analysed = set(conn.execute(text("SELECT idx FROM sqlite_stat1 WHERE tbl = 'events'")).scalars())
+    finally:
+        reopened.dispose()
+    assert {ix.name for ix in V2_INDEXES} <= analysed
