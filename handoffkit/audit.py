@@ -44,7 +44,7 @@ from sqlalchemy import Connection, false, func, or_, select
 
 from handoffkit import asof, engagements, schema
 from handoffkit.errors import ConfigError
-from handoffkit.events import Event, Source, log, sha256_bytes
+from handoffkit.events import Event, Source, log, sha256_file
 from handoffkit.identity import require_actor
 from handoffkit.store import Store
 
@@ -217,7 +217,7 @@ def _write_atomically(
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as fh:
             rows, first, last = write_rows(conn, engagement, fh, start=start, end=end, as_of=when)
-        digest = sha256_bytes(Path(tmp).read_bytes())
+        digest = sha256_file(tmp)
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the evidence from its readers
         os.replace(tmp, path)
     except BaseException:

@@ -12,6 +12,7 @@ import json
 import math
 import unicodedata
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from handoffkit.schema import format_ts
@@ -79,3 +80,9 @@ def chain_hash(prev_hash: str, payload: str) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    """The SHA-256 of a file, read in chunks (an activity-log CSV runs to gigabytes)."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()

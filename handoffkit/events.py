@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from handoffkit import schema
-from handoffkit.canonical import canonical_json, chain_hash, sha256_bytes
+from handoffkit.canonical import canonical_json, chain_hash, sha256_bytes, sha256_file
 from handoffkit.errors import (
     ConcurrentEditError,
     HandoffkitError,
@@ -326,6 +326,7 @@ __all__ = [
     "mutation",
     "origin",
     "sha256_bytes",
+    "sha256_file",
     "verify",
     "verify_logged",
 ]

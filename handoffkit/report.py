@@ -39,7 +39,7 @@ from sqlalchemy.engine import make_url
 
 from handoffkit import asof, audit, htmlreport, quality, schema, views
 from handoffkit.errors import ConfigError, located
-from handoffkit.events import Event, Source, log, sha256_bytes
+from handoffkit.events import Event, Source, log, sha256_bytes, sha256_file
 from handoffkit.identity import require_actor
 from handoffkit.store import DEFAULT_URL
 
@@ -338,7 +338,7 @@ def _manifest(
     """Write ``manifest.json``: every file's SHA-256, the chain head, parameters, as-of, versions."""
     target = out / MANIFEST
     files = {
-        p.relative_to(out).as_posix(): {"sha256": sha256_bytes(p.read_bytes()), "bytes": p.stat().st_size}
+        p.relative_to(out).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
         for p in sorted(out.rglob("*"))
         if p.is_file() and p != target and not p.name.startswith(".")
     }

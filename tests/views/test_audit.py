@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import itertools
 import json
@@ -79,6 +80,7 @@ def test_export_logs_what_the_checklist_reads(programme: Store, tmp_path: Path) 
         payload = conn.execute(select(ev.payload).where(ev.type == "log_exported")).scalar_one()
     doc = json.loads(payload)
     assert doc["data"]["rows"] == result.rows and doc["data"]["sha256"] == result.sha256
+    assert result.sha256 == hashlib.sha256((tmp_path / "log.csv").read_bytes()).hexdigest()
     assert doc["data"]["frameworks"] == list(audit.FRAMEWORKS) and doc["data"]["file"] == str(tmp_path / "log.csv")
     assert doc["origin"]["sha256"] == result.sha256 and doc["engagement"] == "ACME"
     items = {i.number: i for i in checklist.evaluate(programme, "ACME")}
