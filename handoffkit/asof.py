@@ -68,9 +68,6 @@ STATE_TYPES = (
 #: The columns :func:`findings` returns.
 COLUMNS = ("finding_id", "severity", "state", "disposition", "kev", "sla_due", "closed_at")
 
-#: States in which a finding no longer needs work.
-CLOSED_STATES = ("verified_closed", "false_positive", "duplicate")
-
 
 def frame(result: Any, columns: list[str] | None = None) -> pd.DataFrame:
     """A query result (or a list of rows) as a DataFrame, built column by column.

@@ -99,7 +99,9 @@ def _bands_enumerated(policy: Any) -> Item:
     )
 
 
-def _first(conn: Any, engagement: str, types: tuple[str, ...], label: str, extra=None, *, last: bool = False) -> Any:
+def _event_seq(
+    conn: Any, engagement: str, types: tuple[str, ...], label: str, extra=None, *, last: bool = False
+) -> Any:
     """Per finding, the ``seq`` of its first (or last) successful event of ``types`` — read from the
     covering events index alone."""
     cond = [EV.engagement == engagement, EV.type.in_(types), EV.outcome == "success", EV.finding_id.is_not(None)]
@@ -111,11 +113,11 @@ def _first(conn: Any, engagement: str, types: tuple[str, ...], label: str, extra
 
 def _calibrated_before_ticket(conn: Any, engagement: str) -> Item:
     """Severity decided (validated, calibrated) before the first ticket link; never changed after it."""
-    linked = _first(conn, engagement, ("link_added",), "link")
-    validated = _first(conn, engagement, ("finding_triaged",), "val", EV.state != "new")
+    linked = _event_seq(conn, engagement, ("link_added",), "link")
+    validated = _event_seq(conn, engagement, ("finding_triaged",), "val", EV.state != "new")
     # "Any calibration after the link" is "the last calibration after the link": a join of two
     # aggregates over the index, not a probe of every linked finding's events in the table.
-    calibrated = _first(conn, engagement, ("severity_calibrated",), "cal", last=True)
+    calibrated = _event_seq(conn, engagement, ("severity_calibrated",), "cal", last=True)
     late_cal = (
         select(linked.c.finding_id)
         .join(calibrated, calibrated.c.finding_id == linked.c.finding_id)

@@ -16,6 +16,7 @@ from handoffkit import engagements, findings, schema
 from handoffkit.errors import NotFoundError, RefusedError
 from handoffkit.events import Event, mutation
 from handoffkit.identity import require_actor, same_person
+from handoffkit.model import CLOSED_STATES
 from handoffkit.store import Store
 
 X = schema.exceptions
@@ -45,7 +46,7 @@ def grant(store: Store, finding_id: str, *, approver: str, reason: str, expires:
         today = store.now().date()
         if expires <= today:
             raise RefusedError(f"--expires {expires} is not in the future (today is {today})")
-        if row["state"] in ("verified_closed", "false_positive", "duplicate"):
+        if row["state"] in CLOSED_STATES:
             raise RefusedError(f"{finding_id} is {row['state']}; there is no risk left to accept")
         if _active(conn, finding_id) is not None:
             raise RefusedError(f"{finding_id} already has an active exception; revoke it first")

@@ -38,7 +38,10 @@ STATES = (
 )
 """Lifecycle states (DESIGN.md "Finding lifecycle"). Ticket closure never moves past awaiting_verification."""
 
-OPEN_STATES = frozenset(STATES) - {"false_positive", "duplicate", "verified_closed"}
+CLOSED_STATES = ("verified_closed", "false_positive", "duplicate")
+"""States in which a finding no longer needs work."""
+
+OPEN_STATES = frozenset(STATES) - set(CLOSED_STATES)
 
 EVIDENCE_KINDS = (
     "scanner_output",

@@ -53,6 +53,7 @@ from sqlalchemy import (
 from handoffkit import engagements, schema
 from handoffkit.events import Event, log
 from handoffkit.identity import require_actor
+from handoffkit.model import CLOSED_STATES
 from handoffkit.store import Store
 
 CATEGORIES = (
@@ -69,6 +70,8 @@ CATEGORIES = (
     "reconciliation_overdue",
 )
 HEADLINE = ("routing_misses", "closure_misses", "severity_drift")
+#: The categories whose ids are ticket keys; the others list finding ids.
+TICKET_CATEGORIES = ("orphan_tickets", "tickets_without_id", "shared_queue_tickets", "evidence_copied")
 
 
 @dataclass
@@ -217,8 +220,7 @@ def _as_of(conn: Any, engagement: str, as_of: str) -> _Sources:
     return _Sources(_ASOF_F, _ASOF_L, _ASOF_T, [], [], [], _latest_import(engagement, as_of), False)
 
 
-#: The categories read off the links joined to their tickets and findings, in one pass
-#: (:func:`_over_links`); shared-queue tickets are counted by ticket key, the others by finding id.
+#: The categories read off the links joined to their tickets and findings, in one pass (:func:`_over_links`).
 OVER_LINKS = (
     "closure_misses",
     "severity_drift",
@@ -227,13 +229,8 @@ OVER_LINKS = (
     "shared_queue_tickets",
     "stale_links",
 )
-#: The categories read off the current tickets, in one pass (:func:`_over_tickets`), by ticket key.
+#: The categories read off the current tickets, in one pass (:func:`_over_tickets`).
 OVER_TICKETS = ("tickets_without_id", "orphan_tickets", "evidence_copied")
-
-
-def _same_ticket(src: _Sources) -> Any:
-    t, lk = src.t, src.links
-    return and_(t.c.key == lk.c.ticket_key, *([t.c.system == lk.c.system] if src.same_system else []), *src.t_on)
 
 
 def _flagged(columns: list[Any], flags: dict[str, Any], names: tuple[str, ...]) -> Any:
@@ -248,7 +245,7 @@ def _over_links(src: _Sources, shared_queues: list[str]) -> Any:
     category. One join instead of six: each would cost as much as the whole pass. The ticket side is
     an outer join: a link whose ticket is missing from the current export is a stale link."""
     f, lk, t, tf = src.f, src.links, src.t, schema.ticket_findings
-    open_state = f.c.state.not_in(("verified_closed", "false_positive", "duplicate"))
+    open_state = f.c.state.not_in(CLOSED_STATES)
     carries = exists().where(tf.c.snapshot_id == t.c.snapshot_id, tf.c.finding_id == lk.c.finding_id)
     li = src.latest_import
     in_latest = exists().where(li.c.system == t.c.system, li.c.import_id == t.c.import_id)
@@ -266,7 +263,8 @@ def _over_links(src: _Sources, shared_queues: list[str]) -> Any:
         # Last: the only probe of another table per row.
         "findings_not_referenced": and_(t.c.snapshot_id.is_not(None), ~carries),
     }
-    joined = lk.outerjoin(t, _same_ticket(src)).join(f, f.c.finding_id == lk.c.finding_id)
+    same_ticket = and_(t.c.key == lk.c.ticket_key, *([t.c.system == lk.c.system] if src.same_system else []), *src.t_on)
+    joined = lk.outerjoin(t, same_ticket).join(f, f.c.finding_id == lk.c.finding_id)
     return _flagged([f.c.finding_id, t.c.key], flags, OVER_LINKS).select_from(joined).where(*src.l_on, *src.f_on)
 
 
@@ -297,15 +295,14 @@ def _routing_misses(src: _Sources) -> Any:
 def _found(conn: Any, engagement: str, src: _Sources, shared_queues: list[str]) -> dict[str, list[Any]]:
     """Every category's ids (unsorted, possibly repeated): three queries for ten categories."""
     found = {"routing_misses": conn.execute(_routing_misses(src)).scalars().all()}
-    for stmt, names, key_at in (
-        (_over_links(src, shared_queues), OVER_LINKS, {"shared_queue_tickets": 1}),
-        (_over_tickets(engagement, src), OVER_TICKETS, {}),
-    ):
-        rows = conn.execute(stmt).all()
-        width = len(rows[0]) - len(names) if rows else 0
-        for i, name in enumerate(names, start=width):
-            column = key_at.get(name, 0)
-            found[name] = [row[column] for row in rows if row[i]]
+    for stmt, names in ((_over_links(src, shared_queues), OVER_LINKS), (_over_tickets(engagement, src), OVER_TICKETS)):
+        result = conn.execute(stmt)
+        columns = list(result.keys())
+        rows = result.all()
+        for name in names:
+            flag = columns.index(name)
+            ident = columns.index("key" if name in TICKET_CATEGORIES else "finding_id")
+            found[name] = [row[ident] for row in rows if row[flag]]
     return found
 
 

@@ -30,9 +30,9 @@ import pandas as pd
 from sqlalchemy import Connection, String, and_, exists, func, select, type_coerce
 from sqlalchemy.engine import make_url
 
-from handoffkit import asof, audit, checklist, engagements, metrics, schema, sla
+from handoffkit import asof, audit, checklist, engagements, metrics, reconcile, schema, sla
 from handoffkit.errors import ConfigError
-from handoffkit.model import HOLDS, SEVERITIES
+from handoffkit.model import CLOSED_STATES, HOLDS, SEVERITIES
 from handoffkit.store import Store
 
 EV, F = schema.events, schema.findings
@@ -56,7 +56,7 @@ FINDING_CATEGORIES = (
     "tickets_outside_policy",
     "stale_links",
 )
-TICKET_CATEGORIES = ("orphan_tickets", "tickets_without_id", "shared_queue_tickets", "evidence_copied")
+TICKET_CATEGORIES = reconcile.TICKET_CATEGORIES
 
 
 # ------------------------------------------------------------------------------------- parameters
@@ -253,10 +253,10 @@ def linked_open(conn: Connection, engagement: str, as_of: str, frame: pd.DataFra
         # The current tables answer: one count instead of a frame of every finding (12 s at 1M).
         f, lk = schema.findings.c, schema.links.c
         linked = exists().where(lk.finding_id == f.finding_id, lk.active)
-        stmt = select(func.count()).where(f.engagement == engagement, f.state.not_in(asof.CLOSED_STATES), linked)
+        stmt = select(func.count()).where(f.engagement == engagement, f.state.not_in(CLOSED_STATES), linked)
         return int(conn.execute(stmt).scalar() or 0)
     frame = frame if frame is not None else asof.findings(conn, engagement, as_of)
-    open_ids = frame.loc[~frame["state"].isin(asof.CLOSED_STATES), "finding_id"]
+    open_ids = frame.loc[~frame["state"].isin(CLOSED_STATES), "finding_id"]
     return int(open_ids.isin(_linked_ids(conn, engagement, as_of)).sum())
 
 
@@ -658,7 +658,7 @@ def facts(
     with store.read() as conn:
         engagements.get(conn, engagement)
         frame = asof.findings(conn, engagement, when)
-        is_open = ~frame["state"].isin(asof.CLOSED_STATES)
+        is_open = ~frame["state"].isin(CLOSED_STATES)
         compliance = sla.summary(frame, when).set_index("band")
         status = sla.status(frame, when)
         gaps = metrics.gaps(conn, engagement, when)
@@ -911,7 +911,7 @@ def behind(
             store, engagement, _EVENT_FIGURES[figure], start, end, when, down_only=figure == "calibrations_down"
         )
     frame = findings_as_of(store, engagement, when)
-    is_open = ~frame["state"].isin(asof.CLOSED_STATES)
+    is_open = ~frame["state"].isin(CLOSED_STATES)
     keep = {
         "open_findings": is_open,
         "kev_open": is_open & frame["kev"],
