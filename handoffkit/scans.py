@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, or_, select
 
 from handoffkit import engagements, findings, quality, schema
 from handoffkit.assets import parents
@@ -418,9 +418,16 @@ def _absent(
     is.
     """
     f = schema.findings.c
+    # What this scan created or saw again already carries its scan id: only the rest can be absent, and
+    # a 200k-result first scan need not read its own 200k findings back.
     candidates = conn.execute(
         select(f.finding_id, f.fingerprint, f.asset_ref, f.state, f.disposition, f.severity)
-        .where(f.engagement == engagement, f.tool == tool, f.state.in_(sorted(OPEN_STATES)))
+        .where(
+            f.engagement == engagement,
+            f.tool == tool,
+            f.state.in_(sorted(OPEN_STATES)),
+            or_(f.last_scan_id.is_(None), f.last_scan_id != scan_id),
+        )
         .order_by(f.number)
     ).all()  # events in a stable order on every backend
     assets, glob = set(scan_scope["assets"]), scan_scope["glob"]
