@@ -46,10 +46,10 @@ def test_bulk_insert_stores_the_same_rows_as_sqlalchemy_insert(store: Store, eng
         bulk_insert(conn, t, _assets("bulk"))
     with store.read() as conn:
         stored = [{**r._mapping} for r in conn.execute(select(t).order_by(t.c.asset_ref))]
-    by_orm = [{**r, "asset_ref": r["asset_ref"].removeprefix("orm")} for r in stored if r["asset_ref"].startswith("orm")]
-    by_bulk = [
-        {**r, "asset_ref": r["asset_ref"].removeprefix("bulk")} for r in stored if r["asset_ref"].startswith("bulk")
-    ]
+    by_orm, by_bulk = (
+        [{**r, "asset_ref": r["asset_ref"].removeprefix(p)} for r in stored if r["asset_ref"].startswith(p)]
+        for p in ("orm", "bulk")
+    )
     assert len(by_bulk) == 3
     assert by_bulk == by_orm
     assert [r["owner_name"] for r in by_bulk] == [None, "Ana Silva", None]
