@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from governance.builders import ACTOR, SHOP, validate
-from handoffkit import calibration, checklist, engagements, links
+from governance.builders import ACTOR, SHOP, route, validate
+from handoffkit import calibration, checklist, engagements, links, schema
 from handoffkit.cli import cli
 from handoffkit.store import Store
 
@@ -111,3 +111,14 @@ def test_item_three_fails_for_a_ticket_before_validation_or_a_calibration_after_
     calibration.calibrate(rec.store, late, severity="low", reason="renegotiated after the ticket", actor=ACTOR)
     [item] = [i for i in checklist.evaluate(rec.store, rec.engagement) if i.number == 3]
     assert (item.status, item.ids, item.numbers["total"]) == ("fail", sorted([early, late], key=checklist._num), 3)
+
+
+def test_item_six_fails_for_a_routing_decision_the_log_does_not_hold(rec):
+    logged, unlogged = rec.web(SHOP, ("Routed by policy", 2), ("Routed by hand in the database", 2))
+    validate(rec.store, [logged])
+    route(rec.store, rec.engagement)
+    with rec.store.write() as conn:  # a disposition written around the API: no finding_routed event
+        f = schema.findings
+        conn.execute(f.update().where(f.c.finding_id == unlogged).values(disposition="ticket", state="routed"))
+    [item] = [i for i in checklist.evaluate(rec.store, rec.engagement) if i.number == 6]
+    assert (item.status, item.ids, item.numbers["total"]) == ("fail", [unlogged], 2)
