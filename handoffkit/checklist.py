@@ -45,12 +45,18 @@ def _verdict(number: int, item: str, bad: list[str], total: int, what: str, **nu
 
 
 def evaluate(store: Store, engagement: str, as_of: datetime | None = None) -> list[Item]:
-    """All 14 items for ``engagement`` (``as_of`` bounds the time-based items; default now)."""
+    """All 14 items for ``engagement`` (``as_of`` bounds the time-based items and the reconciliation the
+    mapping items read; default now)."""
+    from handoffkit import metrics  # on use: it loads pandas, which `handoffkit check` otherwise never needs
+
     now = as_of or store.now()
     with store.read() as conn:
         eng = engagements.get(conn, engagement)
         policy = engagements.policy(conn, engagement)
-        gaps = reconcile.gaps(conn, engagement, now=now)
+        # The reconciliation as of ``now``, through the views' memo: the quarterly facts ask for the
+        # same one right after (a full reconciliation each time otherwise), and their tiles and these
+        # items then count the same record, also when it has changed since ``now``.
+        gaps = metrics.gaps(conn, engagement, schema.format_ts(now))
         return [
             _policy_documented(eng, policy),
             _bands_enumerated(policy),

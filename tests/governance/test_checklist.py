@@ -7,7 +7,7 @@ those ids. The demo is shared by the whole session, so nothing here writes to it
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -122,3 +122,16 @@ def test_item_six_fails_for_a_routing_decision_the_log_does_not_hold(rec):
         conn.execute(f.update().where(f.c.finding_id == unlogged).values(disposition="ticket", state="routed"))
     [item] = [i for i in checklist.evaluate(rec.store, rec.engagement) if i.number == 6]
     assert (item.status, item.ids, item.numbers["total"]) == ("fail", [unlogged], 2)
+
+
+def test_the_reconciliation_items_count_the_record_as_of_the_instant_asked(rec):
+    first, second = rec.web(SHOP, ("Routed to a ticket", 3), ("Also routed to a ticket", 3))
+    validate(rec.store, [first, second])
+    route(rec.store, rec.engagement)
+    asked = rec.store.now() + timedelta(minutes=30)
+    rec.store.clock.fixed = asked + timedelta(minutes=30)  # the link comes after the instant asked about
+    links.link(rec.store, first, "SEC-1", system="jira", actor=ACTOR)
+    then = {i.number: i for i in checklist.evaluate(rec.store, rec.engagement, as_of=asked)}
+    now = {i.number: i for i in checklist.evaluate(rec.store, rec.engagement)}
+    assert then[5].numbers["routing_misses"] == 2
+    assert now[5].numbers["routing_misses"] == 1
