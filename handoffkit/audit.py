@@ -297,7 +297,7 @@ def event_data(payload: str) -> Any:
 
     A canonical payload sorts its keys, so it opens ``{"actor":"…","data":``: decoding from there stops
     at the end of ``data`` and skips the columns and origin after it, which the export reads from
-    their own columns (most events' data is a few keys; this was a third of a row's decoding). Any
+    their own columns (most events' data is a few keys: a third less decoding per row). Any
     payload not opening that way is decoded whole.
     """
     if payload.startswith('{"actor":'):
