@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -43,8 +43,9 @@ from sqlalchemy import Connection, false, func, or_, select
 
 from handoffkit import asof, engagements, schema
 from handoffkit.errors import ConfigError
-from handoffkit.events import Event, Source, log, sha256_file
+from handoffkit.events import Event, Source, event_data, log, sha256_file
 from handoffkit.identity import require_actor
+from handoffkit.output import csv_line
 from handoffkit.store import Store
 
 FRAMEWORKS = ("iso27001", "soc2", "pci_dss", "nist_800_53")
@@ -287,31 +288,6 @@ def write_rows(
         first = first if first is not None else chunk[0][0]
         last = chunk[-1][0]
     return rows, first, last
-
-
-_DECODE = json.JSONDecoder().raw_decode
-
-
-def event_data(payload: str) -> Any:
-    """The ``data`` of an event's payload, decoding only that.
-
-    A canonical payload sorts its keys, so it opens ``{"actor":"…","data":``: decoding from there stops
-    at the end of ``data`` and skips the columns and origin after it, which the export reads from
-    their own columns (most events' data is a few keys: a third less decoding per row). Any
-    payload not opening that way is decoded whole.
-    """
-    if payload.startswith('{"actor":'):
-        _, end = _DECODE(payload, 9)
-        if payload.startswith(',"data":', end):
-            return _DECODE(payload, end + 8)[0]
-    return json.loads(payload)["data"]
-
-
-def csv_line(cells: Sequence[str]) -> str:
-    """One record exactly as ``csv.writer(fh, quoting=csv.QUOTE_ALL, lineterminator="\\n")`` writes it:
-    every cell quoted, quotes doubled, nothing else escaped. Spelt out because the csv module's
-    per-character loop was a quarter of a large export; str.replace scans for the quote in C."""
-    return '"' + '","'.join([c.replace('"', '""') for c in cells]) + '"\n'
 
 
 _FORMULA_START = frozenset("=+-@\t\r\n")

@@ -8,7 +8,6 @@ each verdict is a query over the record and its activity log.
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from sqlalchemy import exists, func, or_, select
 
 from handoffkit import engagements, reconcile, schema
+from handoffkit.events import event_data
 from handoffkit.model import SEVERITIES
 from handoffkit.store import Store
 
@@ -369,9 +369,7 @@ def _event_data(conn: Any, engagement: str, type_: str, *, with_time: bool = Fal
         .where(EV.engagement == engagement, EV.type == type_, EV.outcome == "success")
         .order_by(EV.seq)
     ).all()
-    return [
-        (r.occurred_at, json.loads(r.payload)["data"]) if with_time else json.loads(r.payload)["data"] for r in rows
-    ]
+    return [(r.occurred_at, event_data(r.payload)) if with_time else event_data(r.payload) for r in rows]
 
 
 def _num(value: str) -> tuple[int, str]:

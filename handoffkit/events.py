@@ -305,6 +305,24 @@ def verify_logged(store: Store, actor: str, anchor_path: str | None = None) -> V
     return result
 
 
+_DECODE = json.JSONDecoder().raw_decode
+
+
+def event_data(payload: str) -> Any:
+    """The ``data`` of an event's payload, decoding only that.
+
+    A canonical payload sorts its keys, so it opens ``{"actor":"…","data":``: decoding from there stops
+    at the end of ``data`` and skips the columns and origin after it, which a reader has in their own
+    columns (most events' data is a few keys: a third less decoding per row in the activity-log
+    export). Any payload not opening that way is decoded whole.
+    """
+    if payload.startswith('{"actor":'):
+        _, end = _DECODE(payload, 9)
+        if payload.startswith(',"data":', end):
+            return _DECODE(payload, end + 8)[0]
+    return json.loads(payload)["data"]
+
+
 def iter_events(conn: Connection, stmt=None) -> Iterator[Any]:
     """Stream events (all, or those a select on ``schema.events`` picks) in ``seq`` order."""
     stmt = stmt if stmt is not None else select(schema.events)
@@ -319,6 +337,7 @@ __all__ = [
     "append",
     "canonical_json",
     "chain_hash",
+    "event_data",
     "head",
     "iter_events",
     "load_anchor",

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, String, func, select, type_coerce, update
 from handoffkit import schema
 from handoffkit.canonical import canonical_value
 from handoffkit.errors import ConcurrentEditError, NotFoundError
-from handoffkit.events import Event, Source, append, iter_events
+from handoffkit.events import Event, Source, append, event_data, iter_events
 from handoffkit.store import Store, bulk_insert, update_rows
 
 F = schema.findings
@@ -316,7 +316,7 @@ def replay(store: Store, engagement: str, as_of: datetime | None = None) -> dict
     state: dict[str, dict[str, Any]] = {}
     with store.read() as conn:
         for fid, payload in iter_events(conn, stmt):
-            changes = json.loads(payload)["data"].get("set")
+            changes = event_data(payload).get("set")
             if not changes:
                 continue
             row = state.setdefault(fid, {**dict.fromkeys(FIELDS), "finding_id": fid, "row_version": 0})

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import sys
@@ -82,14 +80,16 @@ def unsafe_cell(text: str) -> str:
     return text[1:] if text.startswith("'") and _needs_quote(text[1:]) else text
 
 
+def csv_line(cells: Sequence[str]) -> str:
+    """One record exactly as ``csv.writer(fh, quoting=csv.QUOTE_ALL, lineterminator="\\n")`` writes it:
+    every cell quoted, quotes doubled, nothing else escaped. Spelt out because the csv module's
+    per-character loop was a quarter of a large export; str.replace scans for the quote in C."""
+    return '"' + '","'.join([c.replace('"', '""') for c in cells]) + '"\n'
+
+
 def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
     """CSV with every cell quoted and formula-leading cells neutralised."""
-    out = io.StringIO()
-    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([safe_cell(plain(row.get(c))) for c in columns])
-    return out.getvalue()
+    return csv_line(columns) + "".join(csv_line([safe_cell(plain(row.get(c))) for c in columns]) for row in rows)
 
 
 def to_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, max_width: int = 48) -> str:

@@ -70,8 +70,10 @@ CATEGORIES = (
     "reconciliation_overdue",
 )
 HEADLINE = ("routing_misses", "closure_misses", "severity_drift")
-#: The categories whose ids are ticket keys; the others list finding ids.
+#: The categories whose ids are ticket keys, and those whose ids are finding ids (``reconciliation_overdue``
+#: lists the last run's instant).
 TICKET_CATEGORIES = ("orphan_tickets", "tickets_without_id", "shared_queue_tickets", "evidence_copied")
+FINDING_CATEGORIES = tuple(c for c in CATEGORIES if c not in TICKET_CATEGORIES and c != "reconciliation_overdue")
 
 
 @dataclass

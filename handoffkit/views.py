@@ -48,15 +48,6 @@ MAPPING_CATEGORIES = {
     "tickets_without_id": "tickets carrying no finding id at all",
     "severity_drift": "ticket priority differs from the calibrated severity",
 }
-FINDING_CATEGORIES = (
-    "routing_misses",
-    "closure_misses",
-    "severity_drift",
-    "findings_not_referenced",
-    "tickets_outside_policy",
-    "stale_links",
-)
-TICKET_CATEGORIES = reconcile.TICKET_CATEGORIES
 
 
 # ------------------------------------------------------------------------------------- parameters
@@ -324,21 +315,18 @@ def mapping_gaps(
     Raises:
         ConfigError: an unknown category (the message offers the closest known one).
     """
-    if category not in (*FINDING_CATEGORIES, *TICKET_CATEGORIES):
-        close = difflib.get_close_matches(category, [*FINDING_CATEGORIES, *TICKET_CATEGORIES], n=1)
+    known = (*reconcile.FINDING_CATEGORIES, *reconcile.TICKET_CATEGORIES)
+    if category not in known:
+        close = difflib.get_close_matches(category, known, n=1)
         raise ConfigError(
             f"category {category!r} is not a reconciliation category"
-            + (
-                f" (did you mean {close[0]!r}?)"
-                if close
-                else f"; expected one of {', '.join((*FINDING_CATEGORIES, *TICKET_CATEGORIES))}"
-            )
+            + (f" (did you mean {close[0]!r}?)" if close else f"; expected one of {', '.join(known)}")
         )
     when = _when(store, as_of)
     with store.read() as conn:
         engagements.get(conn, engagement)
         ids = metrics.gaps(conn, engagement, when).ids[category][: limit or None]
-        if category in FINDING_CATEGORIES:
+        if category in reconcile.FINDING_CATEGORIES:
             return _finding_rows(conn, ids)
         t = schema.tickets.c
         stmt = (

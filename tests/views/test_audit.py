@@ -15,7 +15,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from handoffkit import audit, checklist, schema
+from handoffkit import audit, checklist, events, output, schema
 from handoffkit.canonical import canonical_json
 from handoffkit.cli import cli
 from handoffkit.errors import ConfigError
@@ -144,22 +144,22 @@ def test_every_string_round_trips(value: str) -> None:
 @given(st.text(), st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=8) | st.none(), max_size=4))
 def test_event_data_reads_what_json_reads_whatever_the_actor(actor: str, data: dict) -> None:
     payload = canonical_json({"actor": actor, "data": data, "origin": {"data": "not this"}, "type": "x"})
-    assert audit.event_data(payload) == json.loads(payload)["data"]
+    assert events.event_data(payload) == json.loads(payload)["data"]
 
 
 @pytest.mark.parametrize(
     "payload", ['{"data":{"a":1},"actor":"x"}', '{"actor":"x","origin":{"data":2},"data":{"a":1}}']
 )
 def test_event_data_of_a_payload_in_another_key_order_is_read_whole(payload: str) -> None:
-    assert audit.event_data(payload) == {"a": 1}
+    assert events.event_data(payload) == {"a": 1}
 
 
 @given(st.lists(st.text(alphabet=st.characters(codec="utf-8"), max_size=12), min_size=1, max_size=6))
 def test_a_csv_line_is_what_the_csv_module_writes_and_reads_back(cells: list[str]) -> None:
     out = io.StringIO()
     csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n").writerow(cells)
-    assert audit.csv_line(cells) == out.getvalue()
-    assert next(csv.reader(io.StringIO(audit.csv_line(cells), newline=""))) == cells
+    assert output.csv_line(cells) == out.getvalue()
+    assert next(csv.reader(io.StringIO(output.csv_line(cells), newline=""))) == cells
 
 
 def test_record_strings_that_look_like_formulas_are_exported_safely(
