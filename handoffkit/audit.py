@@ -43,7 +43,7 @@ from sqlalchemy import Connection, false, func, or_, select
 
 from handoffkit import asof, engagements, schema
 from handoffkit.errors import ConfigError
-from handoffkit.events import Event, Source, event_data, log, sha256_file
+from handoffkit.events import Event, Source, event_data_text, log, sha256_file
 from handoffkit.identity import require_actor
 from handoffkit.output import csv_line
 from handoffkit.store import Store
@@ -268,8 +268,8 @@ def preview(
         engagements.get(conn, engagement)
         stmt = selection(conn, engagement, start=start, end=end, as_of=when).order_by(None).order_by(_E.c.seq.desc())
         rows = conn.execute(stmt.limit(limit)).fetchall()
-    origins: dict[str, tuple[str, str, str, str]] = {}
-    return pd.DataFrame([_cells(row, origins) for row in reversed(rows)], columns=list(COLUMNS))
+    seen = _Seen()
+    return pd.DataFrame([_cells(row, seen) for row in reversed(rows)], columns=list(COLUMNS))
 
 
 def write_rows(
@@ -277,13 +277,13 @@ def write_rows(
 ) -> tuple[int, int | None, int | None]:
     """Stream the selected events to ``fh`` as CSV; returns (rows, first seq, last seq)."""
     fh.write(csv_line(COLUMNS))
-    origins: dict[str, tuple[str, str, str, str]] = {}
+    seen = _Seen()
     rows, first, last = 0, None, None
     result = conn.execution_options(yield_per=20_000).execute(
         selection(conn, engagement, start=start, end=end, as_of=as_of)
     )
     for chunk in result.partitions():
-        fh.write("".join([csv_line(_cells(row, origins)) for row in chunk]))
+        fh.write("".join([csv_line(_cells(row, seen)) for row in chunk]))
         rows += len(chunk)
         first = first if first is not None else chunk[0][0]
         last = chunk[-1][0]
@@ -293,7 +293,44 @@ def write_rows(
 _FORMULA_START = frozenset("=+-@\t\r\n")
 
 
-def _cells(row: Any, origins: dict[str, tuple[str, str, str, str]]) -> list[str]:
+class _Seen:
+    """What earlier rows of one export worked out, by the JSON text it came from: the origin columns, and an
+    event's (detail, summary) by its type and data. A scan writes a ``finding_seen`` or ``absent_in_rescan``
+    event with the same data for every finding it saw again or missed, so most rows of a log repeat one."""
+
+    LIMIT = 100_000
+    """Entries kept per map before it starts afresh (a bound on memory, not on correctness)."""
+
+    def __init__(self) -> None:
+        self.origins: dict[str, tuple[str, str, str, str]] = {}
+        self.described: dict[tuple[str, str], tuple[Any, str]] = {}
+
+    def origin(self, text: str) -> tuple[str, str, str, str]:
+        found = self.origins.get(text)
+        if found is None:
+            if len(self.origins) >= self.LIMIT:
+                self.origins.clear()
+            doc = json.loads(text)
+            found = self.origins[text] = tuple(str(doc.get(k) or "") for k in ("host", "version", "file", "sha256"))
+        return found
+
+    def describe(self, type_: str, payload: str) -> tuple[Any, str]:
+        """The event's detail value and data summary."""
+        data, text = event_data_text(payload)
+        key = (type_, text)
+        found = self.described.get(key) if text is not None else None
+        if found is None:
+            data = data or {}
+            detail_key = DETAIL_KEYS.get(type_)
+            found = (data.get(detail_key) if detail_key else None, summarise(data))
+            if text is not None:
+                if len(self.described) >= self.LIMIT:
+                    self.described.clear()
+                self.described[key] = found
+        return found
+
+
+def _cells(row: Any, seen: _Seen) -> list[str]:
     """One CSV row: the event's columns, its detail and summary, origin and controls, formula-safe.
 
     The formula check is :func:`handoffkit.output.safe_cell` inlined: this runs once per cell of a
@@ -317,13 +354,7 @@ def _cells(row: Any, origins: dict[str, tuple[str, str, str, str]]) -> list[str]
         prev_hash,
         row_hash,
     ) = row
-    data = event_data(payload) or {}
-    origin = origins.get(origin_text)
-    if origin is None:
-        doc = json.loads(origin_text)
-        origin = origins[origin_text] = tuple(str(doc.get(k) or "") for k in ("host", "version", "file", "sha256"))
-    detail_key = DETAIL_KEYS.get(type_)
-    detail = data.get(detail_key) if detail_key else None
+    detail, summary = seen.describe(type_, payload)
     values = (
         str(seq),
         event_id,
@@ -338,8 +369,8 @@ def _cells(row: Any, origins: dict[str, tuple[str, str, str, str]]) -> list[str]
         disposition,
         severity,
         detail,
-        summarise(data),
-        *origin,
+        summary,
+        *seen.origin(origin_text),
         *CONTROLS.get(type_, UNMAPPED),
         prev_hash,
         row_hash,

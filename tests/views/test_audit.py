@@ -147,6 +147,35 @@ def test_event_data_reads_what_json_reads_whatever_the_actor(actor: str, data: d
     assert events.event_data(payload) == json.loads(payload)["data"]
 
 
+@given(st.text(), st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=8) | st.none(), max_size=4))
+def test_the_data_text_is_the_data_as_the_payload_holds_it(actor: str, data: dict) -> None:
+    payload = canonical_json({"actor": actor, "data": data, "origin": {"data": "not this"}, "type": "x"})
+    decoded, text = events.event_data_text(payload)
+    assert decoded == data and text == canonical_json(data)
+
+
+def test_events_with_the_same_data_keep_the_detail_of_their_own_type(programme: Store, tmp_path: Path) -> None:
+    """The export remembers (detail, summary) by type and data text: the type must be part of the key."""
+    for type_ in ("link_added", "ticket_seen", "link_removed"):
+        log(programme, Event(type=type_, actor=ACTOR, engagement="ACME", data={"system": "jira"}))
+    audit.export_log(programme, "ACME", tmp_path / "log.csv", actor=ACTOR)
+    rows = read(tmp_path / "log.csv")[-3:]
+    assert [(r["type"], r["detail"], r["summary"]) for r in rows] == [
+        ("link_added", "jira", "system=jira"),
+        ("ticket_seen", "", "system=jira"),
+        ("link_removed", "jira", "system=jira"),
+    ]
+
+
+def test_what_the_export_remembers_does_not_change_its_bytes(
+    demo_copy: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    audit.export_log(demo_copy, "DEMO", tmp_path / "a.csv", as_of=AS_OF, actor=ACTOR)
+    monkeypatch.setattr(audit._Seen, "LIMIT", 1)  # forgets after every row
+    audit.export_log(demo_copy, "DEMO", tmp_path / "b.csv", as_of=AS_OF, actor=ACTOR)
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+
+
 @pytest.mark.parametrize(
     "payload", ['{"data":{"a":1},"actor":"x"}', '{"actor":"x","origin":{"data":2},"data":{"a":1}}']
 )
