@@ -43,7 +43,7 @@ from sqlalchemy import Connection, false, func, or_, select
 
 from handoffkit import asof, engagements, schema
 from handoffkit.errors import ConfigError
-from handoffkit.events import Event, Source, event_data_text, log, sha256_file
+from handoffkit.events import Event, Source, log, sha256_file
 from handoffkit.identity import require_actor
 from handoffkit.output import csv_line
 from handoffkit.store import Store
@@ -246,8 +246,12 @@ def selection(
     if window:
         lo, hi = conn.execute(select(func.min(_E.c.seq), func.max(_E.c.seq)).where(*window)).one()
         span = [false()] if lo is None else [_E.c.seq.between(lo, hi)]
+    # Every column but the payload, in table order (``_cells`` unpacks the rows positionally), then the
+    # payload's ``data`` as the database reads it out: a tenth of the bytes, and no decoding in Python
+    # when an earlier row had the same data.
+    columns = [c for c in _E.c if c.name != "payload"]
     return (
-        select(_E)  # every column in table order: ``_cells`` unpacks the rows positionally
+        select(*columns, asof.json_text(conn, _E.c.payload, "data").label("data"))
         .where(*span, *conditions(engagement, start=start, end=end, as_of=as_of))
         .order_by(_E.c.seq)
     )
@@ -303,7 +307,7 @@ class _Seen:
 
     def __init__(self) -> None:
         self.origins: dict[str, tuple[str, str, str, str]] = {}
-        self.described: dict[tuple[str, str], tuple[Any, str]] = {}
+        self.described: dict[tuple[str, str | None], tuple[Any, str]] = {}
 
     def origin(self, text: str) -> tuple[str, str, str, str]:
         found = self.origins.get(text)
@@ -314,19 +318,17 @@ class _Seen:
             found = self.origins[text] = tuple(str(doc.get(k) or "") for k in ("host", "version", "file", "sha256"))
         return found
 
-    def describe(self, type_: str, payload: str) -> tuple[Any, str]:
-        """The event's detail value and data summary."""
-        data, text = event_data_text(payload)
-        key = (type_, text)
-        found = self.described.get(key) if text is not None else None
+    def describe(self, type_: str, data_text: str | None) -> tuple[Any, str]:
+        """The event's detail value and data summary, from the JSON text of its data."""
+        key = (type_, data_text)
+        found = self.described.get(key)
         if found is None:
-            data = data or {}
+            data = (json.loads(data_text) if data_text else None) or {}
             detail_key = DETAIL_KEYS.get(type_)
             found = (data.get(detail_key) if detail_key else None, summarise(data))
-            if text is not None:
-                if len(self.described) >= self.LIMIT:
-                    self.described.clear()
-                self.described[key] = found
+            if len(self.described) >= self.LIMIT:
+                self.described.clear()
+            self.described[key] = found
         return found
 
 
@@ -350,11 +352,11 @@ def _cells(row: Any, seen: _Seen) -> list[str]:
         disposition,
         severity,
         origin_text,
-        payload,
         prev_hash,
         row_hash,
+        data_text,
     ) = row
-    detail, summary = seen.describe(type_, payload)
+    detail, summary = seen.describe(type_, data_text)
     values = (
         str(seq),
         event_id,

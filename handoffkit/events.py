@@ -316,18 +316,11 @@ def event_data(payload: str) -> Any:
     columns (most events' data is a few keys: a third less decoding per row in the activity-log
     export). Any payload not opening that way is decoded whole.
     """
-    return event_data_text(payload)[0]
-
-
-def event_data_text(payload: str) -> tuple[Any, str | None]:
-    """:func:`event_data` and the data's JSON text as the payload holds it (None for a payload that is not
-    canonical): equal texts are equal data, so a reader deriving something from data can remember it."""
     if payload.startswith('{"actor":'):
         _, end = _DECODE(payload, 9)
         if payload.startswith(',"data":', end):
-            data, stop = _DECODE(payload, end + 8)
-            return data, payload[end + 8 : stop]
-    return json.loads(payload)["data"], None
+            return _DECODE(payload, end + 8)[0]
+    return json.loads(payload)["data"]
 
 
 def iter_events(conn: Connection, stmt=None) -> Iterator[Any]:
@@ -345,7 +338,6 @@ __all__ = [
     "canonical_json",
     "chain_hash",
     "event_data",
-    "event_data_text",
     "head",
     "iter_events",
     "load_anchor",
