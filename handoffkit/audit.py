@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 from sqlalchemy import Connection, false, func, or_, select
@@ -287,7 +287,7 @@ def write_rows(
         selection(conn, engagement, start=start, end=end, as_of=as_of)
     )
     for chunk in result.partitions():
-        fh.write("".join([csv_line(_cells(row, seen)) for row in chunk]))
+        fh.write("".join([_line(row, seen) for row in chunk]))
         rows += len(chunk)
         first = first if first is not None else chunk[0][0]
         last = chunk[-1][0]
@@ -297,47 +297,78 @@ def write_rows(
 _FORMULA_START = frozenset("=+-@\t\r\n")
 
 
+def _safe(values: tuple[Any, ...]) -> list[str]:
+    """The values as formula-safe cells: :func:`handoffkit.output.safe_cell` inlined (this runs for most
+    cells of a log that may hold millions of events)."""
+    cells = ["" if v is None else v if v.__class__ is str else str(v) for v in values]
+    return [
+        ("'" + c) if c and (c[0] in _FORMULA_START or (c[0] == "'" and c.lstrip("'")[:1] in _FORMULA_START)) else c
+        for c in cells
+    ]
+
+
+class _Part(NamedTuple):
+    """Adjacent cells that many rows share, made safe and quoted once."""
+
+    cells: list[str]
+    """Formula-safe, as :func:`preview` shows them."""
+    quoted: str
+    """The same as they sit inside a CSV record (quotes doubled, joined by ``","``)."""
+
+    @classmethod
+    def of(cls, *values: Any) -> _Part:
+        cells = _safe(values)
+        return cls(cells, '","'.join([c.replace('"', '""') for c in cells]))
+
+
 class _Seen:
-    """What earlier rows of one export worked out, by the JSON text it came from: the origin columns, and an
-    event's (detail, summary) by its type and data. A scan writes a ``finding_seen`` or ``absent_in_rescan``
-    event with the same data for every finding it saw again or missed, so most rows of a log repeat one."""
+    """What earlier rows of one export worked out, by what it came from: an event's (detail, summary) by its
+    type and data text, the origin columns by the origin's text, the controls by type. A scan writes a
+    ``finding_seen`` or ``absent_in_rescan`` event with the same data for every finding it saw again or
+    missed, so most rows of a log repeat one."""
 
     LIMIT = 100_000
     """Entries kept per map before it starts afresh (a bound on memory, not on correctness)."""
 
     def __init__(self) -> None:
-        self.origins: dict[str, tuple[str, str, str, str]] = {}
-        self.described: dict[tuple[str, str | None], tuple[Any, str]] = {}
+        self.described: dict[tuple[str, str | None], _Part] = {}
+        self.origins: dict[str, _Part] = {}
+        self.controls: dict[str, _Part] = {}
 
-    def origin(self, text: str) -> tuple[str, str, str, str]:
-        found = self.origins.get(text)
-        if found is None:
-            if len(self.origins) >= self.LIMIT:
-                self.origins.clear()
-            doc = json.loads(text)
-            found = self.origins[text] = tuple(str(doc.get(k) or "") for k in ("host", "version", "file", "sha256"))
-        return found
-
-    def describe(self, type_: str, data_text: str | None) -> tuple[Any, str]:
-        """The event's detail value and data summary, from the JSON text of its data."""
+    def describe(self, type_: str, data_text: str | None) -> _Part:
+        """The event's detail and data summary, from the JSON text of its data."""
         key = (type_, data_text)
         found = self.described.get(key)
         if found is None:
             data = (json.loads(data_text) if data_text else None) or {}
             detail_key = DETAIL_KEYS.get(type_)
-            found = (data.get(detail_key) if detail_key else None, summarise(data))
-            if len(self.described) >= self.LIMIT:
-                self.described.clear()
-            self.described[key] = found
+            found = _Part.of(data.get(detail_key) if detail_key else None, summarise(data))
+            self.described[key] = self._room(self.described) and found
         return found
 
+    def origin(self, text: str) -> _Part:
+        found = self.origins.get(text)
+        if found is None:
+            doc = json.loads(text)
+            found = _Part.of(*[str(doc.get(k) or "") for k in ("host", "version", "file", "sha256")])
+            self.origins[text] = self._room(self.origins) and found
+        return found
 
-def _cells(row: Any, seen: _Seen) -> list[str]:
-    """One CSV row: the event's columns, its detail and summary, origin and controls, formula-safe.
+    def controls_of(self, type_: str) -> _Part:
+        found = self.controls.get(type_)
+        if found is None:
+            found = self.controls[type_] = _Part.of(*CONTROLS.get(type_, UNMAPPED))
+        return found
 
-    The formula check is :func:`handoffkit.output.safe_cell` inlined: this runs once per cell of a
-    log that may hold millions of events.
-    """
+    def _room(self, memo: dict[Any, _Part]) -> bool:
+        if len(memo) >= self.LIMIT:
+            memo.clear()
+        return True
+
+
+def _split(row: Any, seen: _Seen) -> tuple[list[str], _Part, _Part, _Part]:
+    """A row as its own cells (the event's columns, then ``prev_hash`` and ``row_hash``), formula-safe, and
+    the shared parts: (detail, summary), origin, controls."""
     (
         seq,
         event_id,
@@ -356,32 +387,38 @@ def _cells(row: Any, seen: _Seen) -> list[str]:
         row_hash,
         data_text,
     ) = row
-    detail, summary = seen.describe(type_, data_text)
-    values = (
-        str(seq),
-        event_id,
-        occurred_at,
-        actor,
-        outcome,
-        type_,
-        engagement,
-        finding_id,
-        ticket_key,
-        state,
-        disposition,
-        severity,
-        detail,
-        summary,
-        *seen.origin(origin_text),
-        *CONTROLS.get(type_, UNMAPPED),
-        prev_hash,
-        row_hash,
+    own = _safe(
+        (
+            seq,
+            event_id,
+            occurred_at,
+            actor,
+            outcome,
+            type_,
+            engagement,
+            finding_id,
+            ticket_key,
+            state,
+            disposition,
+            severity,
+            prev_hash,
+            row_hash,
+        )
     )
-    cells = ["" if v is None else v if v.__class__ is str else str(v) for v in values]
-    return [
-        ("'" + c) if c and (c[0] in _FORMULA_START or (c[0] == "'" and c.lstrip("'")[:1] in _FORMULA_START)) else c
-        for c in cells
-    ]
+    return own, seen.describe(type_, data_text), seen.origin(origin_text), seen.controls_of(type_)
+
+
+def _cells(row: Any, seen: _Seen) -> list[str]:
+    """One CSV row in :data:`COLUMNS` order, formula-safe."""
+    own, described, origin, controls = _split(row, seen)
+    return [*own[:12], *described.cells, *origin.cells, *controls.cells, *own[12:]]
+
+
+def _line(row: Any, seen: _Seen) -> str:
+    """``csv_line(_cells(row, seen))``, with the shared parts quoted once instead of on every row."""
+    own, described, origin, controls = _split(row, seen)
+    q = [c.replace('"', '""') for c in own]
+    return '"' + '","'.join((*q[:12], described.quoted, origin.quoted, controls.quoted, q[12], q[13])) + '"\n'
 
 
 def summarise(data: dict[str, Any]) -> str:

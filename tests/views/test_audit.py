@@ -127,6 +127,16 @@ def test_data_the_database_reads_out_is_summarised_as_python_reads_it(programme:
     assert row["summary"] == audit.summarise(json.loads(canonical_json(data)))
 
 
+def test_the_preview_shows_the_last_rows_exactly_as_the_file_holds_them(demo_copy: Store, tmp_path: Path) -> None:
+    """The file is written by a faster path than the preview's cells (shared parts quoted once per export)."""
+    audit.export_log(demo_copy, "DEMO", tmp_path / "log.csv", start=START, end=END, as_of=AS_OF, actor=ACTOR)
+    with (tmp_path / "log.csv").open(encoding="utf-8", newline="") as fh:
+        written = list(csv.reader(fh))
+    shown = audit.preview(demo_copy, "DEMO", start=START, end=END, as_of=AS_OF, limit=500)
+    assert len(written) > 500 and written[0] == list(audit.COLUMNS)
+    assert shown.values.tolist() == written[-500:]
+
+
 def test_a_reversed_window_is_refused(programme: Store, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--from 2026-03-05 is after --to 2026-03-01"):
         audit.export_log(programme, "ACME", tmp_path / "x.csv", start="2026-03-05", end="2026-03-01", actor=ACTOR)
