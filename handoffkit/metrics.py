@@ -74,7 +74,7 @@ def mttr_durations(
         .join(first_valid, first_valid.c.finding_id == e.c.finding_id)
         .where(*asof.window(start, end, None, column=e.c.occurred_at))
     )
-    df = asof.frame(conn.execute(stmt), ["finding_id", "band", "validated_at", "closed_at"])
+    df = asof.driver_frame(conn, stmt, ["finding_id", "band", "validated_at", "closed_at"])
     for col in ("validated_at", "closed_at"):
         df[col] = pd.to_datetime(df[col], format="ISO8601", utc=True)
     df["days"] = (df["closed_at"] - df["validated_at"]).dt.total_seconds() / 86_400
