@@ -231,6 +231,11 @@ def log_verify(obj: Context, anchor: str | None, actor: str, fmt: str | None) ->
 @click.option("--to", "end", help="Last day (UTC, YYYY-MM-DD, inclusive) of events to export.")
 @click.option("--as-of", "as_of", help="Only events at or before this instant (default: now).")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="The CSV file to write.")
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    help="Write a large log in this many parts at once (default: one per core, at most 4).",
+)
 @actor_option
 @format_option
 @click.pass_obj
@@ -241,6 +246,7 @@ def log_export(
     end: str | None,
     as_of: str | None,
     out: str,
+    processes: int | None,
     actor: str,
     fmt: str | None,
 ) -> None:
@@ -251,7 +257,14 @@ def log_export(
     if first and last and first > last:
         raise click.BadParameter(f"--from {first} is after --to {last}", param_hint="--from")
     result = audit.export_log(
-        obj.store, engagement, out, start=first, end=last, as_of=parse_instant(as_of), actor=require_actor(actor)
+        obj.store,
+        engagement,
+        out,
+        start=first,
+        end=last,
+        as_of=parse_instant(as_of),
+        actor=require_actor(actor),
+        processes=processes or audit.PROCESSES,
     )
     say(
         emit(result.as_dict(), "json")

@@ -15,7 +15,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from handoffkit import audit, checklist, events, output, schema
+from handoffkit import asof, audit, checklist, events, output, schema
 from handoffkit.canonical import canonical_json
 from handoffkit.cli import cli
 from handoffkit.errors import ConfigError
@@ -135,6 +135,30 @@ def test_the_preview_shows_the_last_rows_exactly_as_the_file_holds_them(demo_cop
     shown = audit.preview(demo_copy, "DEMO", start=START, end=END, as_of=AS_OF, limit=500)
     assert len(written) > 500 and written[0] == list(audit.COLUMNS)
     assert shown.values.tolist() == written[-500:]
+
+
+def test_a_log_written_in_parts_is_the_same_file(
+    programme: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parts in processes of their own, appended in order: the same bytes, rows, seqs and digest."""
+    monkeypatch.setattr(audit, "PART_MIN_EVENTS", 0)
+    when = asof.instant(AS_OF)
+    with programme.read() as conn:
+        parts = audit._parts_of(audit.span(conn, as_of=when), 3)
+    assert len(parts) == 3
+    whole = audit._write_atomically(programme, "ACME", tmp_path / "whole.csv", None, None, when, [None])
+    split = audit._write_atomically(programme, "ACME", tmp_path / "parts.csv", None, None, when, parts)
+    assert (tmp_path / "parts.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    assert split == whole and whole[0] > 3
+    assert split[3] == hashlib.sha256((tmp_path / "parts.csv").read_bytes()).hexdigest()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no part or temporary file left
+
+
+def test_parts_of_a_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit, "PART_MIN_EVENTS", 10)
+    assert audit._parts_of((1, 100), 3) == [(1, 33), (34, 66), (67, 100)]
+    assert audit._parts_of((1, 5), 3) == [None] and audit._parts_of(None, 3) == [None]
+    assert audit._parts_of((1, 100), 1) == [None]
 
 
 def test_a_reversed_window_is_refused(programme: Store, tmp_path: Path) -> None:
