@@ -33,6 +33,12 @@ def page(pack: Pack, name: str) -> str:
     return (pack.out / f"{name}.html").read_text(encoding="utf-8")
 
 
+def test_every_step_after_the_export_is_scheduled() -> None:
+    """The pages and the quality check run in :data:`report.LONGEST_FIRST` order: a page missing from it
+    would never be rendered."""
+    assert sorted(report.LONGEST_FIRST) == sorted([*report.TITLES, report.QUALITY_JSON])
+
+
 def test_the_pack_holds_every_page_the_csv_the_quality_results_and_the_manifest(demo_pack: Pack) -> None:
     names = {p.name for p in demo_pack.out.iterdir()}
     assert {f"{n}.html" for n in report.TITLES} | {"activity_log.csv", "data_quality.json", "manifest.json"} <= names
