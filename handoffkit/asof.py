@@ -111,17 +111,27 @@ def memo(conn: Connection, name: str, key: tuple[Any, ...], compute: Any) -> Any
     each is a scan of the record. The log is append-only and every change appends an event, so while
     the chain head has not moved, the answer has not either. One entry per ``name`` bounds the memory.
     """
-    full = (
-        conn.engine.url.render_as_string(hide_password=False),
-        conn.execute(select(schema.chain_head.c.seq)).scalar(),
-        *key,
-    )
+    full = _memo_key(conn, key)
     hit = _MEMO.get(name)
     if hit is not None and hit[0] == full:
         return hit[1]
     value = compute()
     _MEMO[name] = (full, value)
     return value
+
+
+def remembered(conn: Connection, name: str, key: tuple[Any, ...]) -> Any:
+    """What :func:`memo` holds for ``name`` and ``key`` on this database and log head, or None."""
+    hit = _MEMO.get(name)
+    return hit[1] if hit is not None and hit[0] == _memo_key(conn, key) else None
+
+
+def _memo_key(conn: Connection, key: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (
+        conn.engine.url.render_as_string(hide_password=False),
+        conn.execute(select(schema.chain_head.c.seq)).scalar(),
+        *key,
+    )
 
 
 def instant(value: datetime | date | str | None) -> str | None:

@@ -171,6 +171,23 @@ def gaps(conn: Connection, engagement: str, as_of: str) -> reconcile.Reconciliat
     )
 
 
+def gap_ids(conn: Connection, engagement: str, as_of: str, category: str) -> list[str]:
+    """One category's ids as of ``as_of``: :func:`gaps`' list when this process holds it, else from the
+    one query that finds the category (a page showing one list need not reconcile everything)."""
+    full = asof.remembered(conn, "gaps", (engagement, as_of))
+    if full is not None:
+        return full.ids[category]
+    when = schema.parse_ts(as_of)
+    return asof.memo(
+        conn,
+        f"gaps:{category}",
+        (engagement, as_of),
+        lambda: reconcile.category_ids(
+            conn, engagement, category, None if asof.settled(conn, engagement, as_of) else when
+        ),
+    )
+
+
 def reopen_rate(conn: Connection, engagement: str, *, as_of: str | None = None) -> dict[str, Any]:
     """``reopened`` findings ÷ findings ever ``verified`` closed (as of), as ``rate_pct`` (None if none)."""
     verified = count_events(conn, engagement, "finding_verified_closed", as_of=as_of, distinct_findings=True)

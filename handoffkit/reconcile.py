@@ -294,11 +294,20 @@ def _routing_misses(src: _Sources) -> Any:
     return select(f.c.finding_id).where(*src.f_on, f.c.disposition == "ticket", f.c.state == "routed", ~has_link)
 
 
-def _found(conn: Any, engagement: str, src: _Sources, shared_queues: list[str]) -> dict[str, list[Any]]:
-    """Every category's ids (unsorted, possibly repeated): three queries for ten categories."""
-    found = {"routing_misses": conn.execute(_routing_misses(src)).scalars().all()}
-    for stmt, names in ((_over_links(src, shared_queues), OVER_LINKS), (_over_tickets(engagement, src), OVER_TICKETS)):
-        result = conn.execute(stmt)
+def _found(
+    conn: Any, engagement: str, src: _Sources, shared_queues: list[str], wanted: tuple[str, ...] = CATEGORIES
+) -> dict[str, list[Any]]:
+    """The ids of the categories of the queries ``wanted`` needs (unsorted, possibly repeated): three
+    queries for all ten categories, one for a category of one pass."""
+    found = {"routing_misses": conn.execute(_routing_misses(src)).scalars().all()} if "routing_misses" in wanted else {}
+    passes = (
+        (OVER_LINKS, lambda: _over_links(src, shared_queues)),
+        (OVER_TICKETS, lambda: _over_tickets(engagement, src)),
+    )
+    for names, stmt in passes:
+        if set(names).isdisjoint(wanted):
+            continue
+        result = conn.execute(stmt())
         columns = list(result.keys())
         rows = result.all()
         for name in names:
@@ -325,6 +334,18 @@ def gaps(conn: Any, engagement: str, as_of: datetime | None = None, now: datetim
     ids["reconciliation_overdue"] = [last] if overdue else []
     counts = {name: len(ids[name]) for name in CATEGORIES}
     return Reconciliation(engagement, now, counts, ids, last, policy.reconciliation.days, _totals(conn, engagement))
+
+
+def category_ids(conn: Any, engagement: str, category: str, as_of: datetime | None = None) -> list[str]:
+    """The ids behind one category (read-only), from the one query that finds it: :func:`gaps`' ids for
+    it, at a third of the cost when all a reader wants is one list."""
+    if category not in FINDING_CATEGORIES and category not in TICKET_CATEGORIES:
+        raise ValueError(f"{category!r} is not a category with ids")
+    policy = engagements.policy(conn, engagement)
+    when = schema.format_ts(as_of) if as_of else None
+    src = _as_of(conn, engagement, when) if when else _current(engagement)
+    found = _found(conn, engagement, src, policy.ownership.shared_queues, (category,))
+    return sorted({str(v) for v in found[category]}, key=_order)
 
 
 def reconcile(store: Store, engagement: str, *, actor: str, as_of: datetime | None = None) -> Reconciliation:

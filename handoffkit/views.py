@@ -325,7 +325,7 @@ def mapping_gaps(
     when = _when(store, as_of)
     with store.read() as conn:
         engagements.get(conn, engagement)
-        ids = metrics.gaps(conn, engagement, when).ids[category][: limit or None]
+        ids = metrics.gap_ids(conn, engagement, when, category)[: limit or None]
         if category in reconcile.FINDING_CATEGORIES:
             return _finding_rows(conn, ids)
         t = schema.tickets.c
@@ -483,7 +483,7 @@ def closure_summary(
     with store.read() as conn:
         engagements.get(conn, engagement)
         kinds = metrics.closures_by_kind(conn, engagement, start=start, end=end, as_of=when)
-        administrative = metrics.gaps(conn, engagement, when).counts["closure_misses"]
+        administrative = len(metrics.gap_ids(conn, engagement, when, "closure_misses"))
     rows = [(f"verified: {k}", n, "closed on verification evidence in the period") for k, n in kinds.items()]
     rows.append(("administrative", administrative, "ticket closed, finding not verified (as of)"))
     return pd.DataFrame(rows, columns=["closure", "count", "meaning"])

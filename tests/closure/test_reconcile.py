@@ -163,6 +163,19 @@ def test_as_of_after_the_last_change_equals_the_current_record(store, programme)
     assert {c: now.ids[c] for c in reconcile.CATEGORIES[:-1]} == {c: then.ids[c] for c in reconcile.CATEGORIES[:-1]}
 
 
+@pytest.mark.parametrize("as_of", [None, datetime(2026, 2, 15, tzinfo=UTC)])
+def test_one_category_alone_gives_the_ids_the_full_reconciliation_gives(demo, as_of):
+    """``category_ids`` runs only the query its category needs; its list is the full run's."""
+    store, _ = demo
+    with store.read() as conn:
+        full = reconcile.gaps(conn, "DEMO", as_of)
+        for category in (*reconcile.FINDING_CATEGORIES, *reconcile.TICKET_CATEGORIES):
+            assert reconcile.category_ids(conn, "DEMO", category, as_of) == full.ids[category], category
+        assert sum(full.counts[c] for c in reconcile.FINDING_CATEGORIES) > 0
+        with pytest.raises(ValueError, match="reconciliation_overdue"):
+            reconcile.category_ids(conn, "DEMO", "reconciliation_overdue")
+
+
 def test_reconcile_logs_exactly_one_event_with_the_counts(store, programme):
     _at(store, 12)
     before = snapshot(store)
