@@ -297,8 +297,8 @@ def _routing_misses(src: _Sources) -> Any:
 def _found(
     conn: Any, engagement: str, src: _Sources, shared_queues: list[str], wanted: tuple[str, ...] = CATEGORIES
 ) -> dict[str, list[Any]]:
-    """The ids of the categories of the queries ``wanted`` needs (unsorted, possibly repeated): three
-    queries for all ten categories, one for a category of one pass."""
+    """The ids of every category found by the queries that ``wanted`` needs (unsorted, possibly
+    repeated): three queries for all ten categories, one for a single category."""
     found = {"routing_misses": conn.execute(_routing_misses(src)).scalars().all()} if "routing_misses" in wanted else {}
     passes = (
         (OVER_LINKS, lambda: _over_links(src, shared_queues)),
