@@ -179,8 +179,8 @@ def export_log(
         start, end: inclusive days (UTC) bounding ``occurred_at``; None for no bound.
         as_of: only events that happened at or before this instant (default: now).
         actor: the named person exporting (recorded in the ``log_exported`` event).
-        processes: write this many parts of a large log at once, each in a process of its own (see
-            :func:`_write_parts`); the file is the same byte for byte.
+        processes: write this many parts of a large log at once, the first here and each other in a
+            process of its own (see :func:`_write_parts`); the file is the same byte for byte.
 
     Returns:
         An :class:`Export` describing the file.
@@ -247,7 +247,7 @@ def _write_atomically(
                 with store.read() as conn:
                     rows, first, last = write_rows(conn, engagement, fh, start=start, end=end, as_of=when)
             else:
-                rows, first, last = _write_parts(store.url, engagement, fh, path, start, end, when, parts)
+                rows, first, last = _write_parts(store, engagement, fh, path, start, end, when, parts)
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the evidence from its readers
         os.replace(tmp, path)
     except BaseException:
@@ -257,27 +257,30 @@ def _write_atomically(
 
 
 def _write_parts(
-    url: str, engagement: str, fh: _HashingWriter, path: Path, start: Any, end: Any, when: str, parts: list[Any]
+    store: Store, engagement: str, fh: _HashingWriter, path: Path, start: Any, end: Any, when: str, parts: list[Any]
 ) -> tuple[int, int | None, int | None]:
-    """Write each ``seq`` range to a part file in a process of its own, then append the parts in order.
+    """Write the first ``seq`` range here, straight into the file, and each other range to a part file in
+    a process of its own meanwhile; then append the parts in order.
 
     Formatting a row is Python (about 25 µs a row, 60 s for the 2.5 million events of a quarter at 1M
     findings), so one process per core divides the time. Every range holds only events already in the
     log when the export began (an append-only log: a later event has a later ``seq``), so each process
     reads the same rows one would.
     """
-    files = [tempfile.mkstemp(prefix=f".{path.name}.part{i}.", dir=path.parent) for i in range(len(parts))]
+    files = [tempfile.mkstemp(prefix=f".{path.name}.part{i}.", dir=path.parent) for i in range(1, len(parts))]
     try:
         for handle, _ in files:
             os.close(handle)
         context = multiprocessing.get_context("spawn")  # no fork of this process's threads and connections
-        with ProcessPoolExecutor(max_workers=len(parts), mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=len(files), mp_context=context) as pool:
             done = [
-                pool.submit(_write_part, url, engagement, part_file, start, end, when, seqs)
-                for (_, part_file), seqs in zip(files, parts, strict=True)
+                pool.submit(_write_part, store.url, engagement, part_file, start, end, when, seqs)
+                for (_, part_file), seqs in zip(files, parts[1:], strict=True)
             ]
-            counts = [d.result() for d in done]
-        fh.write(csv_line(COLUMNS))
+            fh.write(csv_line(COLUMNS))
+            with store.read() as conn:
+                here = write_rows(conn, engagement, fh, start=start, end=end, as_of=when, seqs=parts[0], header=False)
+            counts = [here, *[d.result() for d in done]]
         for _, part_file in files:
             with open(part_file, "rb") as part:
                 while block := part.read(1 << 24):
@@ -293,7 +296,7 @@ def _write_parts(
 def _write_part(
     url: str, engagement: str, target: str, start: Any, end: Any, when: str, seqs: tuple[int, int]
 ) -> tuple[int, int | None, int | None]:
-    """One part of :func:`_write_parts` (in a child process): the rows of ``seqs``, no header."""
+    """A later part of :func:`_write_parts` (in a child process): the rows of ``seqs``, no header."""
     store = Store(url, create=False)
     try:
         with store.read() as conn, open(target, "w", encoding="utf-8", newline="") as fh:
@@ -452,13 +455,12 @@ class _Seen:
 
     def describe(self, type_: str, data_text: str | None) -> _Part:
         """The event's detail and data summary, from the JSON text of its data."""
-        key = (type_, data_text)
-        found = self.described.get(key)
+        found = self.described.get((type_, data_text))
         if found is None:
             data = (json.loads(data_text) if data_text else None) or {}
             detail_key = DETAIL_KEYS.get(type_)
             found = _Part.of(data.get(detail_key) if detail_key else None, summarise(data))
-            self.described[key] = self._room(self.described) and found
+            self._keep(self.described, (type_, data_text), found)
         return found
 
     def origin(self, text: str) -> _Part:
@@ -466,7 +468,7 @@ class _Seen:
         if found is None:
             doc = json.loads(text)
             found = _Part.of(*[str(doc.get(k) or "") for k in ("host", "version", "file", "sha256")])
-            self.origins[text] = self._room(self.origins) and found
+            self._keep(self.origins, text, found)
         return found
 
     def controls_of(self, type_: str) -> _Part:
@@ -475,51 +477,19 @@ class _Seen:
             found = self.controls[type_] = _Part.of(*CONTROLS.get(type_, UNMAPPED))
         return found
 
-    def _room(self, memo: dict[Any, _Part]) -> bool:
+    def _keep(self, memo: dict[Any, _Part], key: Any, part: _Part) -> None:
         if len(memo) >= self.LIMIT:
             memo.clear()
-        return True
+        memo[key] = part
 
 
 def _split(row: Any, seen: _Seen) -> tuple[list[str], _Part, _Part, _Part]:
     """A row as its own cells (the event's columns, then ``prev_hash`` and ``row_hash``), formula-safe, and
     the shared parts: (detail, summary), origin, controls."""
-    (
-        seq,
-        event_id,
-        occurred_at,
-        actor,
-        outcome,
-        type_,
-        engagement,
-        finding_id,
-        ticket_key,
-        state,
-        disposition,
-        severity,
-        origin_text,
-        prev_hash,
-        row_hash,
-        data_text,
-    ) = row
-    own = _safe(
-        (
-            seq,
-            event_id,
-            occurred_at,
-            actor,
-            outcome,
-            type_,
-            engagement,
-            finding_id,
-            ticket_key,
-            state,
-            disposition,
-            severity,
-            prev_hash,
-            row_hash,
-        )
-    )
+    # :func:`selection`'s columns: the event's first twelve, origin, the two hashes, then the data.
+    *columns, origin_text, prev_hash, row_hash, data_text = row
+    type_ = columns[5]
+    own = _safe((*columns, prev_hash, row_hash))
     return own, seen.describe(type_, data_text), seen.origin(origin_text), seen.controls_of(type_)
 
 

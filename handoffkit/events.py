@@ -313,8 +313,8 @@ def event_data(payload: str) -> Any:
 
     A canonical payload sorts its keys, so it opens ``{"actor":"…","data":``: decoding from there stops
     at the end of ``data`` and skips the columns and origin after it, which a reader has in their own
-    columns (most events' data is a few keys: a third less decoding per row in the activity-log
-    export). Any payload not opening that way is decoded whole.
+    columns (the findings replay and the checklist read many payloads this way). Any payload not
+    opening that way is decoded whole.
     """
     if payload.startswith('{"actor":'):
         _, end = _DECODE(payload, 9)

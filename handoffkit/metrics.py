@@ -24,7 +24,7 @@ transaction), the engagement, and ``as_of`` as canonical UTC text (:func:`handof
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
@@ -162,12 +162,11 @@ def count_events(
 
 def gaps(conn: Connection, engagement: str, as_of: str) -> reconcile.Reconciliation:
     """Reconciliation's categories as of ``as_of`` (current tables when nothing changed since)."""
-    when = schema.parse_ts(as_of)
     return asof.memo(
         conn,
         "gaps",
         (engagement, as_of),
-        lambda: reconcile.gaps(conn, engagement, None if asof.settled(conn, engagement, as_of) else when, now=when),
+        lambda: reconcile.gaps(conn, engagement, _past(conn, engagement, as_of), now=schema.parse_ts(as_of)),
     )
 
 
@@ -177,15 +176,17 @@ def gap_ids(conn: Connection, engagement: str, as_of: str, category: str) -> lis
     full = asof.remembered(conn, "gaps", (engagement, as_of))
     if full is not None:
         return full.ids[category]
-    when = schema.parse_ts(as_of)
     return asof.memo(
         conn,
         f"gaps:{category}",
         (engagement, as_of),
-        lambda: reconcile.category_ids(
-            conn, engagement, category, None if asof.settled(conn, engagement, as_of) else when
-        ),
+        lambda: reconcile.category_ids(conn, engagement, category, _past(conn, engagement, as_of)),
     )
+
+
+def _past(conn: Connection, engagement: str, as_of: str) -> datetime | None:
+    """``as_of`` for reconciliation, or None when nothing changed since (the current tables answer)."""
+    return None if asof.settled(conn, engagement, as_of) else schema.parse_ts(as_of)
 
 
 def reopen_rate(conn: Connection, engagement: str, *, as_of: str | None = None) -> dict[str, Any]:

@@ -325,9 +325,8 @@ def gaps(conn: Any, engagement: str, as_of: datetime | None = None, now: datetim
     eng = engagements.get(conn, engagement)
     policy = engagements.policy(conn, engagement)
     when = schema.format_ts(as_of) if as_of else None
-    src = _as_of(conn, engagement, when) if when else _current(engagement)
-    found = _found(conn, engagement, src, policy.ownership.shared_queues)
-    ids = {name: sorted({str(v) for v in found[name]}, key=_order) for name in found}
+    found = _found(conn, engagement, _sources(conn, engagement, when), policy.ownership.shared_queues)
+    ids = {name: _sorted(found[name]) for name in found}
     now = when or schema.format_ts(now or datetime.now(UTC))
     last = _last_run(conn, engagement, now) or schema.format_ts(eng.created_at)
     overdue = (schema.parse_ts(now) - schema.parse_ts(last)).days > policy.reconciliation.days
@@ -342,10 +341,18 @@ def category_ids(conn: Any, engagement: str, category: str, as_of: datetime | No
     if category not in FINDING_CATEGORIES and category not in TICKET_CATEGORIES:
         raise ValueError(f"{category!r} is not a category with ids")
     policy = engagements.policy(conn, engagement)
-    when = schema.format_ts(as_of) if as_of else None
-    src = _as_of(conn, engagement, when) if when else _current(engagement)
-    found = _found(conn, engagement, src, policy.ownership.shared_queues, (category,))
-    return sorted({str(v) for v in found[category]}, key=_order)
+    src = _sources(conn, engagement, schema.format_ts(as_of) if as_of else None)
+    return _sorted(_found(conn, engagement, src, policy.ownership.shared_queues, (category,))[category])
+
+
+def _sources(conn: Any, engagement: str, when: str | None) -> _Sources:
+    """The current tables, or the record as of ``when`` materialised."""
+    return _as_of(conn, engagement, when) if when else _current(engagement)
+
+
+def _sorted(found: list[Any]) -> list[str]:
+    """Ids once each, in number order (``HK-2`` before ``HK-10``)."""
+    return sorted({str(v) for v in found}, key=_order)
 
 
 def reconcile(store: Store, engagement: str, *, actor: str, as_of: datetime | None = None) -> Reconciliation:
