@@ -24,9 +24,11 @@ import difflib
 import json
 import os
 import platform
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import metadata
@@ -279,7 +281,7 @@ def _pages_and_export(
         processes=WORKERS,
     )
     tell(f"wrote {export.file} ({export.rows:,} events)")
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+    with _shared_memo(), ThreadPoolExecutor(max_workers=WORKERS) as pool:
         queued: dict[str, Any] = {}
         for name in LONGEST_FIRST:
             if name == QUALITY_JSON:
@@ -290,6 +292,22 @@ def _pages_and_export(
         pages = {name: queued[name].result() for name in names}
     tell(f"wrote {quality_path}")
     return pages, export, quality_path
+
+
+@contextmanager
+def _shared_memo() -> Iterator[None]:
+    """The notebook kernels started inside share their memo entries (:data:`asof.SHARED_MEMO_ENV`): the
+    reconciliation, findings frame and MTTR durations several pages read are computed once per report."""
+    before = os.environ.get(asof.SHARED_MEMO_ENV)
+    with tempfile.TemporaryDirectory(prefix="hk-memo-") as folder:
+        os.environ[asof.SHARED_MEMO_ENV] = folder  # kernels inherit this process's environment
+        try:
+            yield
+        finally:
+            if before is None:
+                del os.environ[asof.SHARED_MEMO_ENV]
+            else:
+                os.environ[asof.SHARED_MEMO_ENV] = before
 
 
 def _page(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from pathlib import Path
 
@@ -37,6 +38,15 @@ def test_every_step_after_the_export_is_scheduled() -> None:
     """The pages and the quality check run in :data:`report.LONGEST_FIRST` order: a page missing from it
     would never be rendered."""
     assert sorted(report.LONGEST_FIRST) == sorted([*report.TITLES, report.QUALITY_JSON])
+
+
+def test_pages_share_memo_entries_through_a_private_folder_removed_afterwards(monkeypatch) -> None:
+    monkeypatch.setenv(asof.SHARED_MEMO_ENV, "/somewhere/the/user/set")
+    with report._shared_memo():
+        folder = Path(os.environ[asof.SHARED_MEMO_ENV])  # what the kernels started here inherit
+        assert folder.is_dir() and folder != Path("/somewhere/the/user/set")
+    assert not folder.exists()
+    assert os.environ[asof.SHARED_MEMO_ENV] == "/somewhere/the/user/set"
 
 
 def test_the_pack_holds_every_page_the_csv_the_quality_results_and_the_manifest(demo_pack: Pack) -> None:

@@ -82,3 +82,43 @@ def test_the_head_as_of_an_instant_is_an_existing_event(demo_store: Store) -> No
         ).one()
         after = conn.execute(select(schema.events.c.occurred_at).where(schema.events.c.seq == seq + 1)).scalar()
     assert row.row_hash == row_hash and row.occurred_at <= "2026-03-31T23:59:59.999999Z" < after
+
+
+def test_memo_entries_are_shared_through_the_folder_until_the_log_moves(
+    demo_copy: Store, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With HANDOFFKIT_MEMO_DIR set, a second process (here: an emptied in-process memo) reads what the
+    first computed; an event appended (the log head moves) makes every entry stale."""
+    from handoffkit.events import Event, log
+
+    folder = tmp_path / "memo"
+    folder.mkdir()
+    monkeypatch.setenv(asof.SHARED_MEMO_ENV, str(folder))
+    monkeypatch.setattr(asof, "_MEMO", {})
+    calls: list[str] = []
+
+    def compute(label: str):
+        return lambda: calls.append(label) or {"computed": label}
+
+    with demo_copy.read() as conn:
+        assert asof.memo(conn, "test", ("DEMO", "k"), compute("first")) == {"computed": "first"}
+    asof._MEMO.clear()  # what another process starts with
+    with demo_copy.read() as conn:
+        assert asof.remembered(conn, "test", ("DEMO", "k")) == {"computed": "first"}
+        assert asof.memo(conn, "test", ("DEMO", "k"), compute("again")) == {"computed": "first"}
+        assert asof.memo(conn, "test", ("DEMO", "other"), compute("other")) == {"computed": "other"}
+    log(demo_copy, Event(type="reconciliation_run", actor="Test Person", engagement="DEMO"))
+    asof._MEMO.clear()
+    with demo_copy.read() as conn:
+        assert asof.remembered(conn, "test", ("DEMO", "k")) is None
+        assert asof.memo(conn, "test", ("DEMO", "k"), compute("moved")) == {"computed": "moved"}
+    assert calls == ["first", "other", "moved"]
+    assert len(list(folder.glob("*.pickle"))) == 3 and not list(folder.glob("*.partial"))
+
+
+def test_without_the_folder_nothing_is_written(demo_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(asof.SHARED_MEMO_ENV, raising=False)
+    monkeypatch.setattr(asof, "_MEMO", {})
+    with demo_store.read() as conn:
+        assert asof.memo(conn, "test", ("DEMO",), lambda: 1) == 1
+        assert asof._shared_path("test", ("DEMO",)) is None
