@@ -29,6 +29,7 @@ at or before that instant, links from link events, tickets from the latest snaps
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -299,22 +300,63 @@ def _found(
 ) -> dict[str, list[Any]]:
     """The ids of every category found by the queries that ``wanted`` needs (unsorted, possibly
     repeated): three queries for all ten categories, one for a single category."""
-    found = {"routing_misses": conn.execute(_routing_misses(src)).scalars().all()} if "routing_misses" in wanted else {}
-    passes = (
-        (OVER_LINKS, lambda: _over_links(src, shared_queues)),
-        (OVER_TICKETS, lambda: _over_tickets(engagement, src)),
-    )
-    for names, stmt in passes:
-        if set(names).isdisjoint(wanted):
-            continue
-        result = conn.execute(stmt())
-        columns = list(result.keys())
-        rows = result.all()
+    jobs = [
+        (names, stmt)
+        for names, stmt in (
+            (OVER_LINKS, lambda: _over_links(src, shared_queues)),
+            (("routing_misses",), lambda: _routing_misses(src)),
+            (OVER_TICKETS, lambda: _over_tickets(engagement, src)),
+        )
+        if not set(names).isdisjoint(wanted)
+    ]
+    # Temporary tables (the record as of a past instant) live on this connection alone.
+    run = _side_by_side if src.f is schema.findings else _one_after_another
+    found: dict[str, list[Any]] = {}
+    for (names, _), (columns, rows) in zip(jobs, run(conn, [stmt() for _, stmt in jobs]), strict=True):
         for name in names:
+            if name == "routing_misses":
+                found[name] = [row[0] for row in rows]
+                continue
             flag = columns.index(name)
             ident = columns.index("key" if name in TICKET_CATEGORIES else "finding_id")
             found[name] = [row[ident] for row in rows if row[flag]]
     return found
+
+
+def _rows(conn: Any, stmt: Any) -> tuple[list[str], list[Any]]:
+    result = conn.execute(stmt)
+    return list(result.keys()), result.all()
+
+
+def _one_after_another(conn: Any, statements: list[Any]) -> list[tuple[list[str], list[Any]]]:
+    return [_rows(conn, stmt) for stmt in statements]
+
+
+def _side_by_side(conn: Any, statements: list[Any]) -> list[tuple[list[str], list[Any]]]:
+    """The first statement (the links pass, the longest) on a second connection in a thread of its own
+    while the others run here: SQLite runs one query on one core, and the driver releases the GIL.
+
+    Only on a file SQLite record, and only if the second connection sees the same log head as this
+    one: every change appends an event, so the same head is the same record. A write landing in
+    between (a different head) sends the statement back to this connection.
+    """
+    url = conn.engine.url
+    if len(statements) < 2 or url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return _one_after_another(conn, statements)
+    head = _head(conn)
+
+    def elsewhere(stmt: Any) -> tuple[list[str], list[Any]] | None:
+        with conn.engine.connect() as other, other.begin():
+            return _rows(other, stmt) if _head(other) == head else None
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(elsewhere, statements[0])
+        rest = _one_after_another(conn, statements[1:])
+        return [first.result() or _rows(conn, statements[0]), *rest]
+
+
+def _head(conn: Any) -> tuple[int, str]:
+    return tuple(conn.execute(select(schema.chain_head.c.seq, schema.chain_head.c.row_hash)).one())
 
 
 def gaps(conn: Any, engagement: str, as_of: datetime | None = None, now: datetime | None = None) -> Reconciliation:

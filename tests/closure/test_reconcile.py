@@ -176,6 +176,30 @@ def test_one_category_alone_gives_the_ids_the_full_reconciliation_gives(demo, as
             reconcile.category_ids(conn, "DEMO", "reconciliation_overdue")
 
 
+def test_the_links_pass_runs_beside_the_others_on_a_file_record_and_comes_back_if_the_head_moved(
+    demo_sqlite, monkeypatch
+):
+    """On a file SQLite record the links pass runs on a second connection at the same log head; when the
+    second connection sees another head (a write landed in between), that pass runs on the first."""
+    store = Store(demo_sqlite[0])
+    with store.read() as conn:
+        expected = reconcile.gaps(conn, "DEMO").ids
+    used: list[int] = []
+    rows = reconcile._rows
+    monkeypatch.setattr(
+        reconcile, "_rows", lambda c, stmt: used.append(id(c.connection.dbapi_connection)) or rows(c, stmt)
+    )
+    with store.read() as conn:
+        main = id(conn.connection.dbapi_connection)
+        assert reconcile.gaps(conn, "DEMO").ids == expected
+        assert len(used) == 3 and used.count(main) == 2  # the links pass went elsewhere
+        used.clear()
+        monkeypatch.setattr(reconcile, "_head", lambda c: (id(c), ""))  # every connection: another head
+        assert reconcile.gaps(conn, "DEMO").ids == expected
+        assert used == [main] * 3
+    store.dispose()
+
+
 def test_reconcile_logs_exactly_one_event_with_the_counts(store, programme):
     _at(store, 12)
     before = snapshot(store)
