@@ -394,7 +394,23 @@ def _sources(conn: Any, engagement: str, when: str | None) -> _Sources:
 
 def _sorted(found: list[Any]) -> list[str]:
     """Ids once each, in number order (``HK-2`` before ``HK-10``)."""
-    return sorted({str(v) for v in found}, key=_order)
+    ids = {str(v) for v in found}
+    if _one_numbered_series(ids):
+        # Same head, plain digits: number order is length then text order, two sorts in C instead of a
+        # Python key per id (a second of 240,000 ids at 1M).
+        return sorted(sorted(ids), key=len)
+    return sorted(ids, key=_order)
+
+
+def _one_numbered_series(ids: set[str]) -> bool:
+    """Every id is ``<the same head>-<digits without a leading zero>`` (``HK-7``, ``HK-12``)."""
+    if not ids:
+        return False
+    cut = next(iter(ids)).rfind("-") + 1
+    if cut == 0:
+        return False
+    head = next(iter(ids))[:cut]
+    return all(v.startswith(head) and (t := v[cut:]).isdecimal() and t.isascii() and t[0] != "0" for v in ids)
 
 
 def reconcile(store: Store, engagement: str, *, actor: str, as_of: datetime | None = None) -> Reconciliation:
