@@ -9,31 +9,12 @@ downward calibrations are always the alarm colour.
 
 from __future__ import annotations
 
-import sys
+# isort: split
+import handoffkit.jsonschema_lib  # noqa: F401 - before Altair, which imports jsonschema
 
+# isort: split
+import altair as alt
 import pandas as pd
-
-
-def _import_altair():
-    """Altair, imported without jsonschema's optional ``iri`` format checker.
-
-    jsonschema registers that checker when ``rfc3987_syntax`` is installed (jupyter-events asks for it),
-    and importing it builds a grammar: about 2 s in every notebook kernel, seven kernels per report.
-    Vega-Lite's schema uses no ``iri`` format, so Altair's validation is the same without it. The block
-    lasts only for this import: a kernel can still import ``rfc3987_syntax`` itself afterwards.
-    """
-    blocked = "rfc3987_syntax" not in sys.modules
-    if blocked:
-        sys.modules["rfc3987_syntax"] = None  # makes `import rfc3987_syntax` raise ImportError
-    try:
-        import altair
-    finally:
-        if blocked and sys.modules.get("rfc3987_syntax", False) is None:
-            del sys.modules["rfc3987_syntax"]
-    return altair
-
-
-alt = _import_altair()
 
 ALARM = "#c0392b"
 WIDTH = 640

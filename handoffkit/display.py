@@ -20,11 +20,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from xml.dom import minidom
 
+# isort: split
+import handoffkit.jsonschema_lib  # noqa: F401 - before Altair, which imports jsonschema
+
+# isort: split
+import altair as alt
 import pandas as pd
 import vl_convert
 from IPython.display import HTML, SVG
-
-from handoffkit.charts import alt  # imported there, without a 2 s import Altair never uses
 
 #: Charts draw aggregates; more rows than this means the notebook forgot to aggregate.
 MAX_CHART_ROWS = 5_000

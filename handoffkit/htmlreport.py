@@ -25,6 +25,10 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+# isort: split
+import handoffkit.jsonschema_lib  # noqa: F401 - before nbformat, which imports jsonschema
+
+# isort: split
 import nbformat
 import papermill
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel

@@ -16,7 +16,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft7Validator, FormatChecker
 from sqlalchemy import delete, func, insert, select
 
 from handoffkit import findings, schema
@@ -24,6 +23,7 @@ from handoffkit.errors import InputError, located
 from handoffkit.events import Event, Source, append, sha256_bytes
 from handoffkit.identity import require_actor
 from handoffkit.inputs import load_json, read_bytes
+from handoffkit.jsonschema_lib import jsonschema
 from handoffkit.store import Store
 
 
@@ -46,7 +46,7 @@ def _schema(schema_path: str | Path | None) -> dict[str, Any]:
 
 def validate_catalog(doc: Any, source: str, schema_path: str | Path | None = None) -> None:
     """Raise InputError naming the JSON path of the first schema violation."""
-    validator = Draft7Validator(_schema(schema_path), format_checker=FormatChecker())
+    validator = jsonschema.Draft7Validator(_schema(schema_path), format_checker=jsonschema.FormatChecker())
     error = next(iter(sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))), None)
     if error is not None:
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")

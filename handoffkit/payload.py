@@ -18,13 +18,13 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from jsonschema import Draft202012Validator, FormatChecker
 from sqlalchemy import select
 
 from handoffkit import engagements, schema
 from handoffkit.errors import RefusedError
 from handoffkit.events import Event, append, canonical_json, mutation
 from handoffkit.identity import require_actor
+from handoffkit.jsonschema_lib import jsonschema
 from handoffkit.model import SEVERITIES
 from handoffkit.policy import Policy
 from handoffkit.store import Store
@@ -77,13 +77,13 @@ def json_schema(policy: Policy, engagement: str) -> dict[str, Any]:
     }
 
 
-def validator_for(schema_doc: dict[str, Any]) -> Draft202012Validator:
-    return Draft202012Validator(schema_doc, format_checker=FormatChecker())
+def validator_for(schema_doc: dict[str, Any]) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema_doc, format_checker=jsonschema.FormatChecker())
 
 
-def validate(payload: dict[str, Any], schema_doc: dict[str, Any] | Draft202012Validator) -> None:
+def validate(payload: dict[str, Any], schema_doc: dict[str, Any] | jsonschema.Draft202012Validator) -> None:
     """Raise RefusedError naming the first schema violation (pass a validator to reuse it)."""
-    validator = schema_doc if isinstance(schema_doc, Draft202012Validator) else validator_for(schema_doc)
+    validator = schema_doc if isinstance(schema_doc, jsonschema.Draft202012Validator) else validator_for(schema_doc)
     error = next(iter(sorted(validator.iter_errors(payload), key=lambda e: list(e.path))), None)
     if error is not None:
         where = "/".join(str(p) for p in error.path) or "(payload)"

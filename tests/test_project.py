@@ -71,3 +71,18 @@ def test_the_package_api_loads_on_use():
     assert handoffkit.Store.__name__ == "Store"
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         handoffkit.nothing  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    "module", ["handoffkit.charts", "handoffkit.display", "handoffkit.report", "handoffkit.kev", "handoffkit.payload"]
+)
+def test_jsonschema_comes_without_the_iri_grammar_which_stays_importable(module: str) -> None:
+    """Modules that bring in jsonschema (Altair, nbformat, our own validators) skip its iri checker,
+    2 to 3 s per process; only that import: the process can still import rfc3987_syntax afterwards."""
+    code = (
+        f"import sys, {module}, jsonschema;"
+        "print('rfc3987_syntax' in sys.modules);"
+        "import rfc3987_syntax; print(rfc3987_syntax.__name__)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "rfc3987_syntax"]

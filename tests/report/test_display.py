@@ -134,17 +134,3 @@ def test_checklist_refuses_malformed_items(entry: dict, message: str) -> None:
     good = {"item": "ok", "status": "pass", "evidence": "e"}
     with pytest.raises(ValueError, match=message):
         display.checklist([good, entry])
-
-
-def test_charts_import_altair_without_the_iri_grammar_and_leave_it_importable() -> None:
-    """The notebooks' chart import skips jsonschema's iri checker (2 s per kernel), and only that import."""
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, handoffkit.charts, jsonschema;"
-        "print('rfc3987_syntax' in sys.modules);"
-        "import rfc3987_syntax; print(rfc3987_syntax.__name__)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.split() == ["False", "rfc3987_syntax"]
