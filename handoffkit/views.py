@@ -172,18 +172,24 @@ def routing_decisions(
         one per disposition, and ``held_back`` (paused without owner, exception, decommissioning).
     """
     when = _when(store, as_of)
-    key = asof.period_key(EV.c.occurred_at, _sql_period(period)).label("period")
     with store.read() as conn:
         engagements.get(conn, engagement)
-        created = asof.event_counts(
-            conn, engagement, [EV.c.type == "finding_created", *asof.window(start, end, when)], [key]
-        )
-        routed = asof.event_counts(
-            conn,
-            engagement,
-            [EV.c.type == "finding_routed", *asof.window(start, end, when)],
-            [key, EV.c.disposition.label("series")],
-        )
+        # The leadership page and the routing page chart the same frame (shared through the memo).
+        key = (engagement, asof.day_start(start), asof.day_start(end), when, period)
+        return asof.memo(conn, "routing_decisions", key, lambda: _routing_decisions(conn, *key)).copy()
+
+
+def _routing_decisions(conn: Connection, engagement: str, start: Any, end: Any, when: str, period: str) -> pd.DataFrame:
+    key = asof.period_key(EV.c.occurred_at, _sql_period(period)).label("period")
+    created = asof.event_counts(
+        conn, engagement, [EV.c.type == "finding_created", *asof.window(start, end, when)], [key]
+    )
+    routed = asof.event_counts(
+        conn,
+        engagement,
+        [EV.c.type == "finding_routed", *asof.window(start, end, when)],
+        [key, EV.c.disposition.label("series")],
+    )
     created["series"] = "created"
     routed["series"] = routed["series"].where(~routed["series"].isin(HOLDS), HELD)
     df = pd.concat([created[["period", "series", "count"]], routed[["period", "series", "count"]]], ignore_index=True)
@@ -239,7 +245,12 @@ def pivot(df: pd.DataFrame, column: str = "series") -> pd.DataFrame:
 
 
 def linked_open(conn: Connection, engagement: str, as_of: str, frame: pd.DataFrame | None = None) -> int:
-    """Open findings (as of) with at least one active ticket link (as of)."""
+    """Open findings (as of) with at least one active ticket link (as of); ``frame`` is the findings
+    frame as of then, when the caller holds it. The facts and the mapping chart both show this number."""
+    return asof.memo(conn, "linked_open", (engagement, as_of), lambda: _linked_open(conn, engagement, as_of, frame))
+
+
+def _linked_open(conn: Connection, engagement: str, as_of: str, frame: pd.DataFrame | None) -> int:
     if frame is None and asof.settled(conn, engagement, as_of):
         # The current tables answer: one count instead of a frame of every finding (12 s at 1M).
         f, lk = schema.findings.c, schema.links.c
@@ -449,18 +460,26 @@ def closure_verification(
         ``ticket_closed`` (a ticket reached *done*: a routing event, not a closure).
     """
     when = _when(store, as_of)
-    key = asof.period_key(EV.c.occurred_at, _sql_period(period))
     with store.read() as conn:
         engagements.get(conn, engagement)
-        verified = metrics.verified_closures(
-            conn, engagement, start=start, end=end, as_of=when, period=_sql_period(period)
-        ).rename(columns={"kind": "series"})
-        tickets = asof.event_counts(
-            conn,
-            engagement,
-            [EV.c.type == "ticket_closed_observed", *asof.window(start, end, when)],
-            [key.label("period")],
-        )
+        # The leadership page and the closure page chart the same frame (shared through the memo).
+        key = (engagement, asof.day_start(start), asof.day_start(end), when, period)
+        return asof.memo(conn, "closure_verification", key, lambda: _closure_verification(conn, *key)).copy()
+
+
+def _closure_verification(
+    conn: Connection, engagement: str, start: Any, end: Any, when: str, period: str
+) -> pd.DataFrame:
+    key = asof.period_key(EV.c.occurred_at, _sql_period(period))
+    verified = metrics.verified_closures(
+        conn, engagement, start=start, end=end, as_of=when, period=_sql_period(period)
+    ).rename(columns={"kind": "series"})
+    tickets = asof.event_counts(
+        conn,
+        engagement,
+        [EV.c.type == "ticket_closed_observed", *asof.window(start, end, when)],
+        [key.label("period")],
+    )
     tickets["series"] = "ticket_closed"
     df = pd.concat([verified, tickets[["period", "series", "count"]]], ignore_index=True)
     return _ordered(_period_frame(df, period), "series", CLOSURE_SERIES)
