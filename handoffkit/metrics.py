@@ -64,15 +64,28 @@ def mttr_durations(
         .group_by(ev.finding_id)
         .subquery("v")
     )
-    last_close = asof.last_events(engagement, as_of, ev.type == "finding_verified_closed", name="c")
-    e = EV.alias("e")
-    stmt = (
+    # Each finding's last closure, ranked in the covering events index: its instant and band come with it,
+    # where joining the closing event back by ``seq`` read one row of the (large) table per closed finding.
+    closes = (
         select(
-            e.c.finding_id, e.c.severity.label("band"), first_valid.c.validated_at, e.c.occurred_at.label("closed_at")
+            ev.finding_id,
+            ev.severity.label("band"),
+            ev.occurred_at.label("closed_at"),
+            func.row_number().over(partition_by=ev.finding_id, order_by=ev.seq.desc()).label("latest"),
         )
-        .join(last_close, last_close.c.seq == e.c.seq)
-        .join(first_valid, first_valid.c.finding_id == e.c.finding_id)
-        .where(*asof.window(start, end, None, column=e.c.occurred_at))
+        .where(
+            ev.engagement == engagement,
+            ev.type == "finding_verified_closed",
+            ev.outcome == "success",
+            ev.finding_id.is_not(None),
+            *asof.window(None, None, as_of),
+        )
+        .subquery("c")
+    )
+    stmt = (
+        select(closes.c.finding_id, closes.c.band, first_valid.c.validated_at, closes.c.closed_at)
+        .join(first_valid, first_valid.c.finding_id == closes.c.finding_id)
+        .where(closes.c.latest == 1, *asof.window(start, end, None, column=closes.c.closed_at))
     )
     df = asof.driver_frame(conn, stmt, ["finding_id", "band", "validated_at", "closed_at"])
     for col in ("validated_at", "closed_at"):
