@@ -95,7 +95,9 @@ def driver_frame(conn: Connection, stmt: Any, columns: list[str] | None = None) 
     driver's tuples in 1.1 s. Values come as the driver returns them, with no SQLAlchemy type
     processing, so this is for columns read as text or numbers (a boolean is 0/1 on SQLite).
     """
-    result = conn.execute(stmt)
+    # Unbuffered even when the connection streamed before (execution options stick to a connection, and
+    # with yield_per SQLAlchemy reads a first row ahead, which the driver's fetchall would then miss).
+    result = conn.execute(stmt, execution_options={"yield_per": None, "stream_results": False})
     try:
         names = list(columns if columns is not None else result.keys())
         rows = result.cursor.fetchall()

@@ -122,3 +122,14 @@ def test_without_the_folder_nothing_is_written(demo_store: Store, monkeypatch: p
     with demo_store.read() as conn:
         assert asof.memo(conn, "test", ("DEMO",), lambda: 1) == 1
         assert asof._shared_path("test", ("DEMO",)) is None
+
+
+def test_a_driver_frame_has_every_row_also_after_the_connection_streamed(demo_store: Store) -> None:
+    """Execution options stick to a connection; a streamed read before must not cost the frame a row."""
+    from handoffkit.events import iter_events
+
+    stmt = select(schema.findings.c.finding_id).order_by(schema.findings.c.number)
+    with demo_store.read() as conn:
+        expected = conn.execute(stmt).scalars().all()
+        next(iter_events(conn))  # sets yield_per on this connection
+        assert asof.driver_frame(conn, stmt)["finding_id"].tolist() == expected
