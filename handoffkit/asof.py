@@ -36,7 +36,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import JSON, Connection, String, and_, cast, func, literal, select, type_coerce
 
-from handoffkit import schema
+from handoffkit import events, schema
 
 EV = schema.events
 F = schema.findings
@@ -155,8 +155,7 @@ def _held(name: str, full: tuple[Any, ...]) -> Any:
 
 
 def _memo_key(conn: Connection, key: tuple[Any, ...]) -> tuple[Any, ...]:
-    head = conn.execute(select(schema.chain_head.c.seq, schema.chain_head.c.row_hash)).one()
-    return (conn.engine.url.render_as_string(hide_password=False), head.seq, head.row_hash, *key)
+    return (conn.engine.url.render_as_string(hide_password=False), *events.head(conn), *key)
 
 
 def _shared_path(name: str, full: tuple[Any, ...]) -> Path | None:
@@ -232,17 +231,22 @@ def settled(conn: Connection, engagement: str, as_of: str | None) -> bool:
     return conn.execute(later).first() is None
 
 
+def finding_events(engagement: str, as_of: str | None, *conditions: Any) -> list[Any]:
+    """Conditions keeping the engagement's successful events about a finding, at or before ``as_of``."""
+    return [
+        EV.c.engagement == engagement,
+        EV.c.finding_id.is_not(None),
+        EV.c.outcome == "success",
+        *window(None, None, as_of),
+        *conditions,
+    ]
+
+
 def last_events(engagement: str, as_of: str | None, *conditions: Any, name: str = "last") -> Any:
     """Subquery ``(finding_id, seq)``: each finding's last successful event (at or before ``as_of``)."""
     return (
         select(EV.c.finding_id, func.max(EV.c.seq).label("seq"))
-        .where(
-            EV.c.engagement == engagement,
-            EV.c.finding_id.is_not(None),
-            EV.c.outcome == "success",
-            *window(None, None, as_of),
-            *conditions,
-        )
+        .where(*finding_events(engagement, as_of, *conditions))
         .group_by(EV.c.finding_id)
         .subquery(name)
     )

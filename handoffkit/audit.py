@@ -43,14 +43,13 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 from sqlalchemy import Connection, func, or_, select
-from sqlalchemy.engine import make_url
 
 from handoffkit import asof, engagements, schema
 from handoffkit.errors import ConfigError
 from handoffkit.events import Event, Source, log
 from handoffkit.identity import require_actor
 from handoffkit.output import csv_line
-from handoffkit.store import Store
+from handoffkit.store import Store, sqlite_file
 
 FRAMEWORKS = ("iso27001", "soc2", "pci_dss", "nist_800_53")
 """The control-mapping columns, in file order."""
@@ -195,7 +194,7 @@ def export_log(
         raise ConfigError(f"--from {start} is after --to {end}: the window would be empty")
     path = Path(out_csv)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if store.dialect == "sqlite" and make_url(store.url).database in (None, "", ":memory:"):
+    if store.dialect == "sqlite" and sqlite_file(store.url) is None:
         processes = 1  # another process cannot open this one's in-memory database
     with store.read() as conn:
         engagements.get(conn, engagement)

@@ -73,13 +73,7 @@ def mttr_durations(
             ev.occurred_at.label("closed_at"),
             func.row_number().over(partition_by=ev.finding_id, order_by=ev.seq.desc()).label("latest"),
         )
-        .where(
-            ev.engagement == engagement,
-            ev.type == "finding_verified_closed",
-            ev.outcome == "success",
-            ev.finding_id.is_not(None),
-            *asof.window(None, None, as_of),
-        )
+        .where(*asof.finding_events(engagement, as_of, ev.type == "finding_verified_closed"))
         .subquery("c")
     )
     stmt = (

@@ -52,10 +52,10 @@ from sqlalchemy import (
 )
 
 from handoffkit import engagements, schema
-from handoffkit.events import Event, log
+from handoffkit.events import Event, head, log
 from handoffkit.identity import require_actor
 from handoffkit.model import CLOSED_STATES
-from handoffkit.store import Store
+from handoffkit.store import Store, sqlite_file
 
 CATEGORIES = (
     "routing_misses",
@@ -340,23 +340,18 @@ def _side_by_side(conn: Any, statements: list[Any]) -> list[tuple[list[str], lis
     one: every change appends an event, so the same head is the same record. A write landing in
     between (a different head) sends the statement back to this connection.
     """
-    url = conn.engine.url
-    if len(statements) < 2 or url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+    if len(statements) < 2 or sqlite_file(conn.engine.url) is None:
         return _one_after_another(conn, statements)
-    head = _head(conn)
+    at = head(conn)
 
     def elsewhere(stmt: Any) -> tuple[list[str], list[Any]] | None:
         with conn.engine.connect() as other, other.begin():
-            return _rows(other, stmt) if _head(other) == head else None
+            return _rows(other, stmt) if head(other) == at else None
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         first = pool.submit(elsewhere, statements[0])
         rest = _one_after_another(conn, statements[1:])
         return [first.result() or _rows(conn, statements[0]), *rest]
-
-
-def _head(conn: Any) -> tuple[int, str]:
-    return tuple(conn.execute(select(schema.chain_head.c.seq, schema.chain_head.c.row_hash)).one())
 
 
 def gaps(conn: Any, engagement: str, as_of: datetime | None = None, now: datetime | None = None) -> Reconciliation:
@@ -404,13 +399,12 @@ def _sorted(found: list[Any]) -> list[str]:
 
 def _one_numbered_series(ids: set[str]) -> bool:
     """Every id is ``<the same head>-<digits without a leading zero>`` (``HK-7``, ``HK-12``)."""
-    if not ids:
-        return False
-    cut = next(iter(ids)).rfind("-") + 1
+    sample = next(iter(ids), "")
+    cut = sample.rfind("-") + 1
     if cut == 0:
         return False
-    head = next(iter(ids))[:cut]
-    return all(v.startswith(head) and (t := v[cut:]).isdecimal() and t.isascii() and t[0] != "0" for v in ids)
+    prefix = sample[:cut]
+    return all(v.startswith(prefix) and (t := v[cut:]).isdecimal() and t.isascii() and t[0] != "0" for v in ids)
 
 
 def reconcile(store: Store, engagement: str, *, actor: str, as_of: datetime | None = None) -> Reconciliation:

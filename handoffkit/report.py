@@ -43,7 +43,7 @@ from handoffkit import asof, audit, htmlreport, quality, schema, views
 from handoffkit.errors import ConfigError, located
 from handoffkit.events import Event, Source, log, sha256_bytes, sha256_file
 from handoffkit.identity import require_actor
-from handoffkit.store import DEFAULT_URL
+from handoffkit.store import DEFAULT_URL, sqlite_file
 
 #: The report set, in reading order, with each page's title.
 TITLES = {
@@ -153,14 +153,10 @@ def load_params(params_file: str | Path) -> dict[str, Any]:
 
 def absolute_db(url: str) -> str:
     """A SQLite URL with a relative path made absolute (notebook kernels run in another directory)."""
-    parsed = make_url(url)
-    if (
-        parsed.get_backend_name() != "sqlite"
-        or parsed.database in (None, "", ":memory:")
-        or Path(parsed.database).is_absolute()
-    ):
+    file = sqlite_file(url)
+    if file is None or Path(file).is_absolute():
         return url
-    return parsed.set(database=str(Path(parsed.database).resolve())).render_as_string(hide_password=False)
+    return make_url(url).set(database=str(Path(file).resolve())).render_as_string(hide_password=False)
 
 
 def render(

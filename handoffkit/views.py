@@ -28,12 +28,11 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, String, and_, exists, func, select, type_coerce
-from sqlalchemy.engine import make_url
 
 from handoffkit import asof, audit, checklist, engagements, metrics, reconcile, schema, sla
 from handoffkit.errors import ConfigError
 from handoffkit.model import CLOSED_STATES, HOLDS, SEVERITIES
-from handoffkit.store import Store
+from handoffkit.store import Store, sqlite_file
 
 EV, F = schema.events, schema.findings
 PERIODS = ("week", "month", "quarter")
@@ -114,14 +113,10 @@ def _check_db(db: str) -> None:
     """A SQLite file must exist: opening a missing one would silently create an empty record."""
     if not isinstance(db, str) or not db:
         raise ConfigError(f"parameter db={db!r}: expected a database URL such as sqlite:///../handoffkit.db")
-    url = make_url(db)
-    if (
-        url.get_backend_name() == "sqlite"
-        and url.database not in (None, "", ":memory:")
-        and not Path(url.database).is_file()
-    ):
+    file = sqlite_file(db)
+    if file is not None and not Path(file).is_file():
         raise ConfigError(
-            f"parameter db={db!r}: no database file {Path(url.database).resolve()} "
+            f"parameter db={db!r}: no database file {Path(file).resolve()} "
             "(run `make demo`, or pass the URL of an existing record)"
         )
 

@@ -194,7 +194,7 @@ def test_the_links_pass_runs_beside_the_others_on_a_file_record_and_comes_back_i
         assert reconcile.gaps(conn, "DEMO").ids == expected
         assert len(used) == 3 and used.count(main) == 2  # the links pass went elsewhere
         used.clear()
-        monkeypatch.setattr(reconcile, "_head", lambda c: (id(c), ""))  # every connection: another head
+        monkeypatch.setattr(reconcile, "head", lambda c: (id(c), ""))  # every connection: another head
         assert reconcile.gaps(conn, "DEMO").ids == expected
         assert used == [main] * 3
     store.dispose()
