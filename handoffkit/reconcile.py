@@ -273,12 +273,12 @@ def _over_links(src: _Sources, shared_queues: list[str]) -> Any:
 
 def _over_tickets(engagement: str, src: _Sources) -> Any:
     """The current tickets with any :data:`OVER_TICKETS` flag set: ticket key, one 0/1 column each."""
-    t, tf = src.t, schema.ticket_findings
-    known = exists().where(
-        tf.c.snapshot_id == t.c.snapshot_id,
-        tf.c.finding_id == schema.findings.c.finding_id,
-        schema.findings.c.engagement == engagement,
-    )
+    t, tf, f = src.t, schema.ticket_findings, schema.findings
+    # From the ticket's carried ids to each finding by its id, whatever the planner knows: joined on the
+    # engagement instead, a store without ``ANALYZE`` statistics got a plan scanning the engagement's
+    # findings for every ticket.
+    ours = select(f.c.finding_id).where(f.c.finding_id == tf.c.finding_id, f.c.engagement == engagement).exists()
+    known = select(tf.c.finding_id).where(tf.c.snapshot_id == t.c.snapshot_id, ours).exists()
     flags = {
         "tickets_without_id": t.c.finding_ids == "",
         "evidence_copied": t.c.evidence_copied,

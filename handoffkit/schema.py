@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 GENESIS_HASH = "0" * 64
 """The ``prev_hash`` of the first event."""
@@ -190,7 +190,25 @@ findings = Table(
     Column("row_version", Integer, nullable=False),
     UniqueConstraint("engagement", "fingerprint", name="uq_findings_fingerprint"),
 )
-Index("ix_findings_engagement_state", findings.c.engagement, findings.c.state)
+# Covering for the reconciliation (schema version 3): its routing-miss pass reads an engagement's
+# routed findings by state and disposition, its links pass looks each linked finding up by id for its
+# state, severity and disposition; neither then has to read the wide finding row (title, description…).
+FINDINGS_STATE = Index(
+    "ix_findings_engagement_state",
+    findings.c.engagement,
+    findings.c.state,
+    findings.c.disposition,
+    findings.c.severity,
+    findings.c.finding_id,
+)
+FINDINGS_LINK_SIDE = Index(
+    "ix_findings_link_side",
+    findings.c.finding_id,
+    findings.c.engagement,
+    findings.c.state,
+    findings.c.severity,
+    findings.c.disposition,
+)
 Index("ix_findings_number", findings.c.number)
 # Only DefectDojo imports carry an external id: a partial index costs scanner ingests nothing.
 Index(
@@ -262,7 +280,22 @@ tickets = Table(
     Column("observed_at", Timestamp, nullable=False),
     Column("current", Boolean, nullable=False),
 )
-Index("ix_tickets_current", tickets.c.engagement, tickets.c.current, tickets.c.system, tickets.c.key)
+# Covering for the reconciliation (schema version 3): its links pass finds each link's ticket (latest
+# snapshot) by system and key, its tickets pass reads every current ticket; both read only these
+# columns, never the wide row (title, labels, url…). ``finding_ids`` is the carried ids' short text.
+TICKETS_CURRENT = Index(
+    "ix_tickets_current",
+    tickets.c.engagement,
+    tickets.c.current,
+    tickets.c.system,
+    tickets.c.key,
+    tickets.c.status_category,
+    tickets.c.priority_band,
+    tickets.c.assignee,
+    tickets.c.import_id,
+    tickets.c.evidence_copied,
+    tickets.c.finding_ids,
+)
 
 ticket_findings = Table(
     "ticket_findings",
@@ -397,8 +430,8 @@ for _sql in _POSTGRES_TRIGGERS:
     event.listen(events, "after_create", DDL(_sql).execute_if(dialect="postgresql"))
 
 
-def _v1_to_v2(conn) -> None:
-    """Version 2 put ``seq`` at the end of the covering and the time index of the events: rebuild them.
+def _rebuild(conn, indexes: tuple[Index, ...]) -> None:
+    """Drop (where present) and create ``indexes`` as this version defines them.
 
     Dropping an index drops SQLite's planner statistics for it; a store that had them (someone ran
     ``ANALYZE``) gets them back for the new indexes, so its query plans do not fall back to guesses.
@@ -407,13 +440,24 @@ def _v1_to_v2(conn) -> None:
         conn.dialect.name == "sqlite"
         and conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").first()
     )
-    for index in (EVENTS_ENGAGEMENT_TYPE, EVENTS_OCCURRED):
-        index.drop(conn)
+    for index in indexes:
+        index.drop(conn, checkfirst=True)
         index.create(conn)
         if analysed:
             conn.exec_driver_sql(f"ANALYZE {index.name}")
 
 
-MIGRATIONS = {1: _v1_to_v2}
+def _v1_to_v2(conn) -> None:
+    """Version 2 put ``seq`` at the end of the covering and the time index of the events."""
+    _rebuild(conn, (EVENTS_ENGAGEMENT_TYPE, EVENTS_OCCURRED))
+
+
+def _v2_to_v3(conn) -> None:
+    """Version 3 made the findings' state index and the current-tickets index covering for the
+    reconciliation, and added the findings' link-side index."""
+    _rebuild(conn, (FINDINGS_STATE, FINDINGS_LINK_SIDE, TICKETS_CURRENT))
+
+
+MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}
 """Upgrade steps by the version they start from; each runs in the write transaction that bumps the
 version, so a store is either fully at the old version or fully at the new one."""
