@@ -134,8 +134,8 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read-only transaction (a consistent snapshot on both backends)."""
-        with self.engine.connect() as conn, conn.begin():
+        """A read-only transaction (a consistent snapshot on both backends, see :func:`snapshot`)."""
+        with snapshot(self.engine) as conn:
             yield conn
 
     @contextmanager
@@ -153,6 +153,19 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction on a new connection that sees one state of the record throughout:
+    ``REPEATABLE READ`` on PostgreSQL, whose default (``READ COMMITTED``) would let each statement see
+    the writes committed before it; an SQLite transaction reads one snapshot already. A reader never
+    fails on a conflict at this level: only writers can."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn
 
 
 def _make_engine(url: str, dialect: str) -> Engine:
