@@ -176,12 +176,11 @@ def test_one_category_alone_gives_the_ids_the_full_reconciliation_gives(demo, as
             reconcile.category_ids(conn, "DEMO", "reconciliation_overdue")
 
 
-def test_the_links_pass_runs_beside_the_others_on_a_file_record_and_comes_back_if_the_head_moved(
-    demo_sqlite, monkeypatch
-):
-    """On a file SQLite record the links pass runs on a second connection at the same log head; when the
-    second connection sees another head (a write landed in between), that pass runs on the first."""
-    store = Store(demo_sqlite[0])
+def test_the_links_pass_runs_beside_the_others_and_comes_back_if_the_head_moved(demo_db, monkeypatch):
+    """On a file SQLite record and on PostgreSQL the links pass runs on a second connection at the same
+    log head; when the second connection sees another head (a write landed in between), that pass runs
+    on the first."""
+    store = Store(demo_db[0])
     with store.read() as conn:
         expected = reconcile.gaps(conn, "DEMO").ids
     used: list[int] = []

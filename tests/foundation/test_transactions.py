@@ -91,3 +91,18 @@ def test_a_mutation_whose_event_cannot_be_written_leaves_the_state_unchanged(sto
         )
     assert snapshot(store) == before
     assert chain_head(store) == head
+
+
+def test_a_read_sees_one_state_of_the_record_throughout(store: Store, engagement: str) -> None:
+    """A write committed while a read is open stays invisible to that read, on both backends (PostgreSQL's
+    default isolation, READ COMMITTED, would show it to the read's next statement)."""
+    add_findings(store, engagement)
+    count = select(func.count()).select_from(schema.findings)
+    with store.read() as conn:
+        before, head = conn.execute(count).scalar(), events.head(conn)
+        add_findings(store, engagement)  # another connection of the pool, committed
+        assert chain_head(store)[0] == head[0] + 1
+        assert conn.execute(count).scalar() == before
+        assert events.head(conn) == head
+    with store.read() as conn:
+        assert conn.execute(count).scalar() == before + 1
