@@ -37,6 +37,7 @@ import pandas as pd
 from sqlalchemy import JSON, Connection, String, and_, cast, func, literal, select, type_coerce
 
 from handoffkit import events, schema
+from handoffkit.store import driver_rows
 
 EV = schema.events
 F = schema.findings
@@ -95,14 +96,8 @@ def driver_frame(conn: Connection, stmt: Any, columns: list[str] | None = None) 
     driver's tuples in 1.1 s. Values come as the driver returns them, with no SQLAlchemy type
     processing, so this is for columns read as text or numbers (a boolean is 0/1 on SQLite).
     """
-    # Unbuffered even when the connection streamed before (execution options stick to a connection, and
-    # with yield_per SQLAlchemy reads a first row ahead, which the driver's fetchall would then miss).
-    result = conn.execute(stmt, execution_options={"yield_per": None, "stream_results": False})
-    try:
-        names = list(columns if columns is not None else result.keys())
-        rows = result.cursor.fetchall()
-    finally:
-        result.close()
+    names, rows = driver_rows(conn, stmt)
+    names = list(columns) if columns is not None else names
     if not rows:
         return frame([], names)
     return pd.DataFrame.from_records(rows, columns=names)

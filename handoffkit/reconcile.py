@@ -55,7 +55,7 @@ from handoffkit import engagements, schema
 from handoffkit.events import Event, head, log
 from handoffkit.identity import require_actor
 from handoffkit.model import CLOSED_STATES
-from handoffkit.store import Store, snapshot, sqlite_file
+from handoffkit.store import Store, driver_rows, snapshot, sqlite_file
 
 CATEGORIES = (
     "routing_misses",
@@ -325,8 +325,8 @@ def _found(
 
 
 def _rows(conn: Any, stmt: Any) -> tuple[list[str], list[Any]]:
-    result = conn.execute(stmt)
-    return list(result.keys()), result.all()
+    # The driver's tuples: a SQLAlchemy ``Row`` each cost a tenth of the links pass at 1M findings.
+    return driver_rows(conn, stmt)
 
 
 def _one_after_another(conn: Any, statements: list[Any]) -> list[tuple[list[str], list[Any]]]:

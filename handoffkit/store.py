@@ -168,6 +168,20 @@ def snapshot(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+def driver_rows(conn: Connection, stmt: Any) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The column names and the database driver's own row tuples for ``stmt``: no ``Row`` per record and
+    no SQLAlchemy type processing, so only for columns read as text or numbers (a boolean is 0/1 on
+    SQLite). For the large reads of the views and the reconciliation, where the ``Row`` objects cost
+    as much as the query."""
+    # Unbuffered even when the connection streamed before (execution options stick to a connection, and
+    # with yield_per SQLAlchemy reads a first row ahead, which the driver's fetchall would then miss).
+    result = conn.execute(stmt, execution_options={"yield_per": None, "stream_results": False})
+    try:
+        return list(result.keys()), result.cursor.fetchall()
+    finally:
+        result.close()
+
+
 def _make_engine(url: str, dialect: str) -> Engine:
     if dialect == "postgresql":
         return create_engine(url, pool_pre_ping=True)
