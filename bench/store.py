@@ -113,12 +113,11 @@ def postgres_copy(sqlite_path: Path, base_url: str, progress=print, *, reuse: bo
                             f"SELECT setval(pg_get_serial_sequence('{table.name}', '{col.name}'), "
                             f"coalesce(max({col.name}), 1)) FROM {table.name}"
                         )
-            cur.execute("ANALYZE")
             cur.execute("INSERT INTO meta (key, value) VALUES (%s, %s)", (COPIED, str(sqlite_path)))
     src.close()
     engine.dispose()
     # What autovacuum would do soon after on a live server, done now so the figures do not depend on
-    # its timing: the visibility map that lets an index-only scan skip the table.
+    # its timing: the planner statistics, and the visibility map that lets an index-only scan skip the table.
     with admin.connect() as conn:
         for table in schema.metadata.sorted_tables:
             conn.execute(text(f'VACUUM (ANALYZE) {name}."{table.name}"'))

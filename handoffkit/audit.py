@@ -49,7 +49,7 @@ from handoffkit.errors import ConfigError
 from handoffkit.events import Event, Source, log
 from handoffkit.identity import require_actor
 from handoffkit.output import csv_line
-from handoffkit.store import Store, sqlite_file
+from handoffkit.store import Store, in_memory
 
 FRAMEWORKS = ("iso27001", "soc2", "pci_dss", "nist_800_53")
 """The control-mapping columns, in file order."""
@@ -194,7 +194,7 @@ def export_log(
         raise ConfigError(f"--from {start} is after --to {end}: the window would be empty")
     path = Path(out_csv)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if store.dialect == "sqlite" and sqlite_file(store.url) is None:
+    if in_memory(store.url):
         processes = 1  # another process cannot open this one's in-memory database
     with store.read() as conn:
         engagements.get(conn, engagement)

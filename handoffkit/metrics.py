@@ -69,7 +69,11 @@ def mttr_durations(
     )
     # Their first validations, joined here, not in SQL: a join of the two grouped subqueries gave SQLite,
     # on a store without ``ANALYZE`` statistics, a scan of one inside the other (23 s at 100,000 findings).
-    # ``IN`` a subquery has one plan on every store: a probe of its rows, collected once.
+    # ``IN`` a subquery has one plan on every store: a probe of its rows, collected once. The findings with
+    # any closure in the window (a range of the index, not the ranking again) hold every one merged.
+    closed_in_window = select(ev.finding_id).where(
+        *asof.finding_events(engagement, as_of, ev.type == "finding_verified_closed"), *asof.window(start, end, None)
+    )
     validations = (
         select(ev.finding_id, func.min(ev.occurred_at).label("validated_at"))
         .where(
@@ -78,7 +82,7 @@ def mttr_durations(
             ev.state == "validated",
             ev.outcome == "success",
             *asof.window(None, None, as_of),
-            ev.finding_id.in_(select(closes.subquery().c.finding_id)),
+            ev.finding_id.in_(closed_in_window),
         )
         .group_by(ev.finding_id)
     )

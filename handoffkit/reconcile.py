@@ -55,7 +55,7 @@ from handoffkit import engagements, schema
 from handoffkit.events import Event, head, log
 from handoffkit.identity import require_actor
 from handoffkit.model import CLOSED_STATES
-from handoffkit.store import Store, driver_rows, snapshot, sqlite_file
+from handoffkit.store import Store, driver_rows, in_memory, snapshot
 
 CATEGORIES = (
     "routing_misses",
@@ -324,13 +324,9 @@ def _found(
     return found
 
 
-def _rows(conn: Any, stmt: Any) -> tuple[list[str], list[Any]]:
-    # The driver's tuples: a SQLAlchemy ``Row`` each cost a tenth of the links pass at 1M findings.
-    return driver_rows(conn, stmt)
-
-
 def _one_after_another(conn: Any, statements: list[Any]) -> list[tuple[list[str], list[Any]]]:
-    return [_rows(conn, stmt) for stmt in statements]
+    # The driver's tuples: a SQLAlchemy ``Row`` each cost a tenth of the links pass at 1M findings.
+    return [driver_rows(conn, stmt) for stmt in statements]
 
 
 def _side_by_side(conn: Any, statements: list[Any]) -> list[tuple[list[str], list[Any]]]:
@@ -344,18 +340,18 @@ def _side_by_side(conn: Any, statements: list[Any]) -> list[tuple[list[str], lis
     landing in between (a different head) sends the statement back to this connection.
     """
     engine = conn.engine
-    if len(statements) < 2 or (engine.dialect.name == "sqlite" and sqlite_file(engine.url) is None):
+    if len(statements) < 2 or in_memory(engine.url):
         return _one_after_another(conn, statements)
     at = head(conn)
 
     def elsewhere(stmt: Any) -> tuple[list[str], list[Any]] | None:
         with snapshot(engine) as other:
-            return _rows(_tuned(other), stmt) if head(other) == at else None
+            return driver_rows(_tuned(other), stmt) if head(other) == at else None
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         first = pool.submit(elsewhere, statements[0])
         rest = _one_after_another(conn, statements[1:])
-        return [first.result() or _rows(conn, statements[0]), *rest]
+        return [first.result() or driver_rows(conn, statements[0]), *rest]
 
 
 def _tuned(conn: Any) -> Any:

@@ -65,6 +65,11 @@ def sqlite_file(url: str | URL) -> str | None:
     return parsed.database
 
 
+def in_memory(url: str | URL) -> bool:
+    """An SQLite database in memory: no other connection or process can open it."""
+    return make_url(url).get_backend_name() == "sqlite" and sqlite_file(url) is None
+
+
 def resolve_url(url: str | None) -> str:
     """``--db`` wins, then ``HANDOFFKIT_DB``, then the embedded SQLite default."""
     return url or os.environ.get("HANDOFFKIT_DB") or DEFAULT_URL

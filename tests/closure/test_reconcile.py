@@ -184,9 +184,9 @@ def test_the_links_pass_runs_beside_the_others_and_comes_back_if_the_head_moved(
     with store.read() as conn:
         expected = reconcile.gaps(conn, "DEMO").ids
     used: list[int] = []
-    rows = reconcile._rows
+    rows = reconcile.driver_rows
     monkeypatch.setattr(
-        reconcile, "_rows", lambda c, stmt: used.append(id(c.connection.dbapi_connection)) or rows(c, stmt)
+        reconcile, "driver_rows", lambda c, stmt: used.append(id(c.connection.dbapi_connection)) or rows(c, stmt)
     )
     with store.read() as conn:
         main = id(conn.connection.dbapi_connection)
