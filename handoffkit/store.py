@@ -18,9 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, insert, select, update
+from sqlalchemy import Connection, Engine, Integer, Table, create_engine, event, insert, select, update
+from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from handoffkit import schema
 from handoffkit.errors import ConcurrentEditError, ConfigError
@@ -187,10 +190,21 @@ def driver_rows(conn: Connection, stmt: Any) -> tuple[list[str], list[tuple[Any,
         result.close()
 
 
+class _SQLiteCompiler(SQLiteCompiler):
+    """SQLAlchemy's SQLite compiler, also rendering table hints (``INDEXED BY``), which it leaves out:
+    SQLite's planner takes a unique index over a covering one for an equality lookup, and a query that
+    reads a few columns of a wide row says which index to use with ``select().with_hint(table,
+    "INDEXED BY ix", "sqlite")``. PostgreSQL ignores the hint."""
+
+    def get_from_hint_text(self, table: Any, text: str | None) -> str | None:
+        return text
+
+
 def _make_engine(url: str, dialect: str) -> Engine:
     if dialect == "postgresql":
         return create_engine(url, pool_pre_ping=True)
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+    engine.dialect.statement_compiler = _SQLiteCompiler
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
@@ -265,6 +279,25 @@ def _staging_table(conn: Connection, table: Table, columns: list[str], *, with_v
     stage = Table(f"hk_stage_{table.name}", md, *cols, prefixes=["TEMPORARY"])
     stage.create(conn)
     return stage
+
+
+class strpos(FunctionElement):
+    """``strpos(text, part)``: the 1-based place of ``part`` in ``text``, 0 when it is not there, compared
+    exactly (case-sensitive, no wildcards). PostgreSQL calls it ``strpos``, SQLite ``instr``."""
+
+    type = Integer()
+    name = "strpos"
+    inherit_cache = True
+
+
+@compiles(strpos)
+def _strpos(element: strpos, compiler: Any, **kw: Any) -> str:
+    return f"strpos({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(strpos, "sqlite")
+def _instr(element: strpos, compiler: Any, **kw: Any) -> str:
+    return f"instr({compiler.process(element.clauses, **kw)})"
 
 
 def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:

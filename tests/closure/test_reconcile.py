@@ -156,6 +156,22 @@ def test_as_of_any_instant_on_both_backends(store, programme, day, expected):
     assert got == {c: [names[x] for x in ids] for c, ids in expected.items()}
 
 
+def test_a_ticket_references_a_finding_by_its_whole_id_on_both_backends(store, programme, exports):
+    """A ticket carrying ``<A's id>0`` (another, longer id) does not reference A; a ticket carrying several
+    ids references each of them, wherever it lists it; now and as of an instant."""
+    a, b, c = programme
+    _at(store, 9)
+    kept = (ticket("jira", 1, [a], band="low"), ticket("jira", 2, [b]) | DONE, ticket("jira", 3, [c]))
+    exports.ingest("jira", *kept, ticket("jira", 4, [f"{a}0", b, c]))
+    links.link(store, a, "SEC-4", system="jira", actor=ACTOR)
+    with store.read() as conn:
+        now = reconcile.gaps(conn, "ACME")
+        then = reconcile.gaps(conn, "ACME", as_of=datetime(2026, 3, 9, 23, tzinfo=UTC))
+    for result in (now, then):
+        assert result.ids["findings_not_referenced"] == [a]
+        assert result.ids["orphan_tickets"] == []  # it carries known ids too
+
+
 def test_as_of_after_the_last_change_equals_the_current_record(store, programme):
     with store.read() as conn:
         now = reconcile.gaps(conn, "ACME", now=store.now())
@@ -226,8 +242,13 @@ def test_the_passes_read_findings_and_tickets_from_covering_indexes_on_sqlite(de
     assert "SEARCH findings USING COVERING INDEX ix_findings_engagement_state" in plans["routing"]
     # Each carried id looked up by id: a plan scanning the engagement's findings per ticket (what the
     # planner chose here, with no statistics, for a join on the engagement) is quadratic.
+    # ... and through the covering index (``INDEXED BY``): the planner took the primary key's, then read
+    # the wide row for the engagement.
     lookups = [step for step in plans["tickets"].split(" | ") if step.startswith("SEARCH findings")]
-    assert lookups and all("(finding_id=?" in step for step in lookups), plans["tickets"]
+    assert lookups and all(
+        step.startswith("SEARCH findings USING COVERING INDEX ix_findings_link_side (finding_id=?")
+        for step in lookups
+    ), plans["tickets"]
 
 
 def test_reconcile_logs_exactly_one_event_with_the_counts(store, programme):
@@ -286,6 +307,8 @@ def test_reconcile_cli_json_shape_and_as_of(store, programme):
         ["HK-1", "HK-x", "nodash"],
         ["HK-\u0661\u0662", "HK-3"],  # non-ASCII digits
         ["HK-5"],
+        ["HK-1\nHK-2", "HK-3"],  # an id holding the separator of the one-pass check
+        ["HK-20", "HK-3\n"],
         [],
     ],
 )
