@@ -30,6 +30,7 @@ at or before that instant, links from link events, tickets from the latest snaps
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -307,26 +308,42 @@ def _routing_misses(src: _Sources) -> Any:
     return select(f.c.finding_id).where(*src.f_on, f.c.disposition == "ticket", f.c.state == "routed", ~has_link)
 
 
+Job = Callable[[Any], dict[str, Any]]
+"""A read on a connection, returning named results (a pass: each of its categories' ids)."""
+
+
 def _found(
-    conn: Any, engagement: str, src: _Sources, shared_queues: list[str], wanted: tuple[str, ...] = CATEGORIES
-) -> dict[str, list[str]]:
+    conn: Any,
+    engagement: str,
+    src: _Sources,
+    shared_queues: list[str],
+    wanted: tuple[str, ...] = CATEGORIES,
+    *,
+    also: Job | None = None,
+) -> dict[str, Any]:
     """The ids of every category found by the queries that ``wanted`` needs, once each in number order:
-    three queries for all ten categories, one for a single category."""
+    three queries for all ten categories, one for a single category; plus what ``also`` returns, a
+    further read run on this connection while the links pass runs on another."""
     jobs = [
-        (names, stmt())
+        _pass(names, stmt())
         for names, stmt in (
             (OVER_LINKS, lambda: _over_links(src, shared_queues)),
             (("routing_misses",), lambda: _routing_misses(src)),
             (OVER_TICKETS, lambda: _over_tickets(engagement, src)),
         )
         if not set(names).isdisjoint(wanted)
-    ]
+    ] + ([also] if also else [])
     # Temporary tables (the record as of a past instant) live on this connection alone.
     run = _side_by_side if src.f is schema.findings else _one_after_another
-    found: dict[str, list[str]] = {}
+    found: dict[str, Any] = {}
     for part in run(_tuned(conn), jobs):
         found |= part
     return found
+
+
+def _pass(names: tuple[str, ...], stmt: Any) -> Job:
+    # The driver's tuples: a SQLAlchemy ``Row`` each cost a tenth of the links pass at 1M findings.
+    return lambda conn: _ids(names, *driver_rows(conn, stmt))
 
 
 def _ids(names: tuple[str, ...], columns: list[str], rows: list[Any]) -> dict[str, list[str]]:
@@ -341,17 +358,11 @@ def _ids(names: tuple[str, ...], columns: list[str], rows: list[Any]) -> dict[st
     return out
 
 
-def _run(conn: Any, job: tuple[tuple[str, ...], Any]) -> dict[str, list[str]]:
-    # The driver's tuples: a SQLAlchemy ``Row`` each cost a tenth of the links pass at 1M findings.
-    names, stmt = job
-    return _ids(names, *driver_rows(conn, stmt))
+def _one_after_another(conn: Any, jobs: list[Job]) -> list[dict[str, Any]]:
+    return [job(conn) for job in jobs]
 
 
-def _one_after_another(conn: Any, jobs: list[tuple[tuple[str, ...], Any]]) -> list[dict[str, list[str]]]:
-    return [_run(conn, job) for job in jobs]
-
-
-def _side_by_side(conn: Any, jobs: list[tuple[tuple[str, ...], Any]]) -> list[dict[str, list[str]]]:
+def _side_by_side(conn: Any, jobs: list[Job]) -> list[dict[str, Any]]:
     """The first job (the links pass, the longest) on a second connection in a thread of its own while
     the others run here: SQLite runs one query on one core, PostgreSQL one backend per connection,
     and the driver releases the GIL while the database works. The thread sorts its ids too, while
@@ -367,14 +378,14 @@ def _side_by_side(conn: Any, jobs: list[tuple[tuple[str, ...], Any]]) -> list[di
         return _one_after_another(conn, jobs)
     at = head(conn)
 
-    def elsewhere(job: tuple[tuple[str, ...], Any]) -> dict[str, list[str]] | None:
+    def elsewhere(job: Job) -> dict[str, Any] | None:
         with snapshot(engine) as other:
-            return _run(_tuned(other), job) if head(other) == at else None
+            return job(_tuned(other)) if head(other) == at else None
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         first = pool.submit(elsewhere, jobs[0])
         rest = _one_after_another(conn, jobs[1:])
-        return [first.result() or _run(conn, jobs[0]), *rest]
+        return [first.result() or jobs[0](conn), *rest]
 
 
 def _tuned(conn: Any) -> Any:
@@ -395,13 +406,17 @@ def gaps(conn: Any, engagement: str, as_of: datetime | None = None, now: datetim
     eng = engagements.get(conn, engagement)
     policy = engagements.policy(conn, engagement)
     when = schema.format_ts(as_of) if as_of else None
-    ids = _found(conn, engagement, _sources(conn, engagement, when), policy.ownership.shared_queues)
+    src = _sources(conn, engagement, when)
+    ids = _found(
+        conn, engagement, src, policy.ownership.shared_queues, also=lambda c: {"totals": _totals(c, engagement)}
+    )
+    totals = ids.pop("totals")
     now = when or schema.format_ts(now or datetime.now(UTC))
     last = _last_run(conn, engagement, now) or schema.format_ts(eng.created_at)
     overdue = (schema.parse_ts(now) - schema.parse_ts(last)).days > policy.reconciliation.days
     ids["reconciliation_overdue"] = [last] if overdue else []
     counts = {name: len(ids[name]) for name in CATEGORIES}
-    return Reconciliation(engagement, now, counts, ids, last, policy.reconciliation.days, _totals(conn, engagement))
+    return Reconciliation(engagement, now, counts, ids, last, policy.reconciliation.days, totals)
 
 
 def category_ids(conn: Any, engagement: str, category: str, as_of: datetime | None = None) -> list[str]:
