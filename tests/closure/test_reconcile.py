@@ -246,8 +246,7 @@ def test_the_passes_read_findings_and_tickets_from_covering_indexes_on_sqlite(de
     # the wide row for the engagement.
     lookups = [step for step in plans["tickets"].split(" | ") if step.startswith("SEARCH findings")]
     assert lookups and all(
-        step.startswith("SEARCH findings USING COVERING INDEX ix_findings_link_side (finding_id=?")
-        for step in lookups
+        step.startswith("SEARCH findings USING COVERING INDEX ix_findings_link_side (finding_id=?") for step in lookups
     ), plans["tickets"]
 
 
