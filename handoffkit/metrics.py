@@ -52,6 +52,7 @@ def mttr_durations(
         Columns ``finding_id``, ``band``, ``validated_at``, ``closed_at`` (UTC instants) and ``days``.
     """
     ev = EV.c
+    closures = asof.finding_events(engagement, as_of, ev.type == "finding_verified_closed")
     # Each finding's last closure, ranked in the covering events index: its instant and band come with it,
     # where joining the closing event back by ``seq`` read one row of the (large) table per closed finding.
     ranked = (
@@ -61,7 +62,7 @@ def mttr_durations(
             ev.occurred_at.label("closed_at"),
             func.row_number().over(partition_by=ev.finding_id, order_by=ev.seq.desc()).label("latest"),
         )
-        .where(*asof.finding_events(engagement, as_of, ev.type == "finding_verified_closed"))
+        .where(*closures)
         .subquery("c")
     )
     closes = select(ranked.c.finding_id, ranked.c.band, ranked.c.closed_at).where(
@@ -71,18 +72,17 @@ def mttr_durations(
     # on a store without ``ANALYZE`` statistics, a scan of one inside the other (23 s at 100,000 findings).
     # ``IN`` a subquery has one plan on every store: a probe of its rows, collected once. The findings with
     # any closure in the window (a range of the index, not the ranking again) hold every one merged.
-    closed_in_window = select(ev.finding_id).where(
-        *asof.finding_events(engagement, as_of, ev.type == "finding_verified_closed"), *asof.window(start, end, None)
-    )
+    closed_in_window = select(ev.finding_id).where(*closures, *asof.window(start, end, None))
     validations = (
         select(ev.finding_id, func.min(ev.occurred_at).label("validated_at"))
         .where(
-            ev.engagement == engagement,
-            ev.type == "finding_triaged",
-            ev.state == "validated",
-            ev.outcome == "success",
-            *asof.window(None, None, as_of),
-            ev.finding_id.in_(closed_in_window),
+            *asof.finding_events(
+                engagement,
+                as_of,
+                ev.type == "finding_triaged",
+                ev.state == "validated",
+                ev.finding_id.in_(closed_in_window),
+            )
         )
         .group_by(ev.finding_id)
     )

@@ -23,7 +23,7 @@ from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.functions import GenericFunction
 
 from handoffkit import schema
 from handoffkit.errors import ConcurrentEditError, ConfigError
@@ -70,7 +70,8 @@ def sqlite_file(url: str | URL) -> str | None:
 
 def in_memory(url: str | URL) -> bool:
     """An SQLite database in memory: no other connection or process can open it."""
-    return make_url(url).get_backend_name() == "sqlite" and sqlite_file(url) is None
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and sqlite_file(parsed) is None
 
 
 def resolve_url(url: str | None) -> str:
@@ -281,18 +282,12 @@ def _staging_table(conn: Connection, table: Table, columns: list[str], *, with_v
     return stage
 
 
-class strpos(FunctionElement):
+class strpos(GenericFunction):
     """``strpos(text, part)``: the 1-based place of ``part`` in ``text``, 0 when it is not there, compared
     exactly (case-sensitive, no wildcards). PostgreSQL calls it ``strpos``, SQLite ``instr``."""
 
     type = Integer()
-    name = "strpos"
     inherit_cache = True
-
-
-@compiles(strpos)
-def _strpos(element: strpos, compiler: Any, **kw: Any) -> str:
-    return f"strpos({compiler.process(element.clauses, **kw)})"
 
 
 @compiles(strpos, "sqlite")

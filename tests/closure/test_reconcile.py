@@ -240,10 +240,9 @@ def test_the_passes_read_findings_and_tickets_from_covering_indexes_on_sqlite(de
     assert "SEARCH findings USING COVERING INDEX ix_findings_link_side" in plans["links"]
     assert "SEARCH tickets USING COVERING INDEX ix_tickets_current" in plans["links"]
     assert "SEARCH findings USING COVERING INDEX ix_findings_engagement_state" in plans["routing"]
-    # Each carried id looked up by id: a plan scanning the engagement's findings per ticket (what the
-    # planner chose here, with no statistics, for a join on the engagement) is quadratic.
-    # ... and through the covering index (``INDEXED BY``): the planner took the primary key's, then read
-    # the wide row for the engagement.
+    # Each carried id looked up by id (a plan scanning the engagement's findings per ticket, what the
+    # planner chose here with no statistics for a join on the engagement, is quadratic), through the
+    # covering index (``INDEXED BY``): the planner took the primary key's, then read the wide row.
     lookups = [step for step in plans["tickets"].split(" | ") if step.startswith("SEARCH findings")]
     assert lookups and all(
         step.startswith("SEARCH findings USING COVERING INDEX ix_findings_link_side (finding_id=?") for step in lookups
