@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from handoffkit.schema import format_ts
 
 if TYPE_CHECKING:
@@ -63,9 +65,16 @@ def records(data: pd.DataFrame | Sequence[Mapping[str, Any]]) -> list[dict[str, 
 
 
 def to_json(data: Any) -> str:
+    """Indented JSON (UTF-8 text, not ASCII-escaped). orjson writes it: ``json`` indents in pure Python,
+    a tenth of a second for a reconciliation's 240,000 ids at 1M; ``json`` takes what orjson refuses (an
+    integer over 64 bits)."""
     if _is_frame(data):
         data = records(data)
-    return json.dumps(plain(data), indent=2, ensure_ascii=False, sort_keys=False)
+    value = plain(data)
+    try:
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+    except TypeError:
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
 
 
 def _needs_quote(text: str) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from xml.etree.ElementTree import Element, tostring
 
+from handoffkit.canonical import compact_json
 from handoffkit.errors import InputError, located
 from handoffkit.model import SEVERITIES, ParseResult, fingerprint, severity_band
 
@@ -225,13 +226,14 @@ def band(raw: str | None, source: str, place: str, mapping: Mapping[str, str] | 
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-"""One encoder for every item: ``json.dumps`` with options builds a new one per call."""
+"""One encoder for the items orjson cannot write alike: ``json.dumps`` with options builds one per call."""
 
 
 def json_raw(item: Any) -> bytes:
     """The item's canonical JSON bytes (``json.dumps(item, sort_keys=True, separators=(",", ":"),
     ensure_ascii=False)``, UTF-8) as stored evidence."""
-    return _CANONICAL.encode(item).encode()
+    text = compact_json(item)
+    return (text if text is not None else _CANONICAL.encode(item)).encode()
 
 
 def xml_raw(elem: Element) -> bytes:

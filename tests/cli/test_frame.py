@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from handoffkit import __version__, findings, schema
 from handoffkit.model import STATES
-from handoffkit.output import records
+from handoffkit.output import records, to_json
 from handoffkit.store import Store
 
 from .conftest import DATA
@@ -60,6 +60,20 @@ def test_format_json_and_csv_and_the_global_format_option(acme: str, run) -> Non
 
 
 @pytest.mark.xdist_group("demo")
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"counts": {"orphan_tickets": 2}, "ids": {"orphan_tickets": ["SEC-1", "SEC-2"], "stale_links": []}, "x": {}},
+        [{"title": 'Caf\u00e9 \u2014 "quoted"\n', "score": 7.5, "kev": False, "due": None}],
+        {"big": 2**70, "list": [1, 2]},
+    ],
+)
+def test_json_output_is_indented_json_text_whichever_encoder_writes_it(data) -> None:
+    """orjson writes the JSON output, ``json`` what orjson refuses (an integer over 64 bits): the same
+    text either way, two-space indented and not ASCII-escaped."""
+    assert to_json(data) == json.dumps(data, indent=2, ensure_ascii=False)
+
+
 def test_findings_json_is_an_array_of_finding_objects(demo_db: tuple[str, dict], run) -> None:
     result = run("--db", demo_db[0], "findings", "-e", "DEMO", "--format", "json")
     assert result.exit_code == 0, result.stderr

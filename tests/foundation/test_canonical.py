@@ -14,8 +14,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from handoffkit import events, schema
+from handoffkit.canonical import canonical_value
+from handoffkit.ingest.common import json_raw
 from handoffkit.store import Store
 
 from .support import chain_head, event_rows, write_log
@@ -63,6 +67,71 @@ def test_sets_are_sorted_and_unknown_types_refused() -> None:
     assert events.canonical_json({"s": {"b", "a", "c"}}) == '{"s":["a","b","c"]}'
     with pytest.raises(TypeError, match="object"):
         events.canonical_json({"x": object()})
+
+
+def by_json(value: object) -> str:
+    """The canonical text as defined: ``json.dumps`` of the NFC-normalised value."""
+    return json.dumps(
+        canonical_value(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+# What event data and scanner items hold: every JSON value, plus the floats and integers where orjson
+# (the fast path) and ``json`` disagree or refuse, tuples, non-string keys and odd text.
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([1e-05, 1.5e-07, 0.0001, 1e-10, 1e16, -0.0, 2.5])
+    | st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from("\x00\x1f\x7f\u2028e\u0301-:"))
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=6) | st.integers(0, 3), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(VALUES)
+@example({"small": 1e-05, "tiny": [-7.1850441006303285e-09]})
+@example({"nan": float("nan")})
+@example({"big": 2**64, "key": {1: "x"}})
+def test_the_fast_path_writes_exactly_the_canonical_text(value: object) -> None:
+    """orjson writes most payloads; whatever it writes must be the text ``json`` defines, and what
+    ``json`` refuses (NaN, infinities) stays refused."""
+    try:
+        expected = by_json(value)
+    except (ValueError, TypeError) as exc:
+        with pytest.raises(type(exc)):
+            events.canonical_json(value)
+        return
+    assert events.canonical_json(value) == expected
+
+
+JSON_DOCS = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from("\x00\x1f\u2028e\u0301")),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(JSON_DOCS)
+@example({"b": 1e-05, "c": [2.5e-07]})
+@example({"a": "\u00e9", "\u00e9": 2, "e\u0301": 3})
+@example({"z": 2**65})
+def test_a_scanner_item_is_stored_as_jsons_own_sorted_compact_bytes(item: object) -> None:
+    """Raw evidence of a JSON item: the bytes ``json.dumps`` gives (not NFC-normalised: evidence is as
+    the scanner wrote it), whether orjson or ``json`` wrote them."""
+    assert json_raw(item) == json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 # ----------------------------------------------------------------------------------- in the store
