@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Integer, Table, create_engine, event, insert, select, update
+from sqlalchemy import Connection, Engine, Integer, Table, Text, create_engine, event, insert, select, update
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -293,6 +293,26 @@ class strpos(GenericFunction):
 @compiles(strpos, "sqlite")
 def _instr(element: strpos, compiler: Any, **kw: Any) -> str:
     return f"instr({compiler.process(element.clauses, **kw)})"
+
+
+class id_list(GenericFunction):
+    """``id_list(value)``: an aggregate, the JSON array of the group's values (``[]`` on SQLite and NULL
+    on PostgreSQL for none). A large list comes back as one text value: fetching a row per id costs a
+    lock of the interpreter per row, which a query running beside another in a thread waits for.
+    PostgreSQL calls it ``json_agg``, SQLite ``json_group_array``."""
+
+    type = Text()
+    inherit_cache = True
+
+
+@compiles(id_list, "sqlite")
+def _json_group_array(element: id_list, compiler: Any, **kw: Any) -> str:
+    return f"json_group_array({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(id_list, "postgresql")
+def _json_agg(element: id_list, compiler: Any, **kw: Any) -> str:
+    return f"json_agg({compiler.process(element.clauses, **kw)})"
 
 
 def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
