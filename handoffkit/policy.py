@@ -11,14 +11,16 @@ import difflib
 import hashlib
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from handoffkit.canonical import canonical_json
 from handoffkit.errors import ConfigError
 from handoffkit.model import DISPOSITIONS, SEVERITIES, VERIFICATION_KINDS
+
+if TYPE_CHECKING:
+    import yaml
 
 Band = Literal["critical", "high", "medium", "low", "info"]
 Disposition = Literal["ticket", "sprint_backlog", "quarterly_cycle", "security_record_only"]
@@ -249,6 +251,8 @@ def load_policy(path: str | Path) -> Policy:
 
 
 def parse_policy(text: str, source: str) -> Policy:
+    import yaml  # here, not at the top: commands reading a stored policy (reconcile…) never parse YAML
+
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -298,6 +302,8 @@ def _explain(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
 
 def _line_of(node: yaml.Node | None, loc: list[Any]) -> int:
     """The line of the deepest YAML node the error path reaches (keys point at the key itself)."""
+    import yaml
+
     line = node.start_mark.line + 1 if node is not None else 1
     for part in loc:
         if isinstance(node, yaml.MappingNode):
