@@ -254,7 +254,11 @@ def _over_links(src: _Sources, shared_queues: list[str]) -> Any:
     # The ticket's ``finding_ids`` is the text of the ids it carries, space-separated: the rows
     # ``ticket_findings`` holds for it. Finding the link's id there reads the ticket index the join
     # already reads, where probing ``ticket_findings`` once per link cost PostgreSQL a fifth of this pass.
-    carries = strpos(literal(" ") + t.c.finding_ids + " ", literal(" ") + lk.c.finding_id + " ") > 0
+    # Most tickets carry one id: comparing it whole first spares building two strings per link.
+    carries = or_(
+        t.c.finding_ids == lk.c.finding_id,
+        strpos(literal(" ") + t.c.finding_ids + " ", literal(" ") + lk.c.finding_id + " ") > 0,
+    )
     # ``key`` (never NULL in a ticket) tells a link with no current ticket, from the same index.
     has_ticket = t.c.key.is_not(None)
     queues = [q.casefold() for q in shared_queues]
