@@ -47,16 +47,6 @@ def canonical_value(value: Any) -> Any:
     raise TypeError(f"cannot put {type(value).__name__} into the activity log")
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return format_ts(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    raise TypeError(f"cannot put {type(value).__name__} into the activity log")
-
-
 def canonical_json(value: Any) -> str:
     """The canonical text of ``value`` (the exact bytes that are hashed and stored).
 
@@ -93,16 +83,14 @@ def compact_json(value: Any) -> str | None:
     """``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, the same text,
     through orjson (an event's payload in a tenth of the time); None where the two could differ (a
     small float, a type only ``json`` or only orjson takes) and the caller must use ``json``.
-
-    Datetimes and dataclasses go to ``_default`` (instants as canonical text), as they do in ``json``.
     """
     try:
+        # Instants, dates and dataclasses are refused as ``json`` refuses them (orjson would write its
+        # own text); :func:`canonical_value` gives instants their canonical text on the exact path.
         text = orjson.dumps(
-            value,
-            default=_default,
-            option=orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS,
+            value, option=orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
         ).decode()
-    except TypeError:  # a non-string key, an integer over 64 bits, a surrogate, an unknown type
+    except TypeError:  # a non-string key, an integer over 64 bits, a surrogate, a set, an unknown type
         return None
     if text[0] in "-0123456789" or _small_number(text):
         return None  # (a bare number, never a payload or an item, is left to json whole)

@@ -330,7 +330,7 @@ def _found(
     three queries for all ten categories, one for a single category; plus what ``also`` returns, a
     further read run on this connection while the links pass runs on another."""
     jobs = [
-        _pass(names, stmt())
+        _pass(stmt())
         for names, stmt in (
             (OVER_LINKS, lambda: _over_links(src, shared_queues)),
             (("routing_misses",), lambda: _routing_misses(src)),
@@ -346,17 +346,16 @@ def _found(
     return found
 
 
-def _pass(names: tuple[str, ...], stmt: Any) -> Job:
-    return lambda conn: _ids(names, *driver_rows(conn, stmt))
+def _pass(stmt: Any) -> Job:
+    return lambda conn: _ids(*driver_rows(conn, stmt))
 
 
-def _ids(names: tuple[str, ...], columns: list[str], rows: list[Any]) -> dict[str, list[str]]:
-    """Each category's ids from the one row of the query that lists ``names``, sorted: JSON array text
-    (SQLite), a list (PostgreSQL's driver decodes ``json``) or NULL (PostgreSQL, no ids)."""
+def _ids(columns: list[str], rows: list[Any]) -> dict[str, list[str]]:
+    """Each category's ids, sorted, from the one row of its pass (a column per category): JSON array
+    text (SQLite), a list (PostgreSQL's driver decodes ``json``) or NULL (PostgreSQL, no ids)."""
     (row,) = rows
-    found = (row[columns.index(name)] for name in names)
     return {
-        name: _sorted(orjson.loads(v) if isinstance(v, str) else v or []) for name, v in zip(names, found, strict=True)
+        name: _sorted(orjson.loads(v) if isinstance(v, str) else v or []) for name, v in zip(columns, row, strict=True)
     }
 
 
