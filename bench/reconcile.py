@@ -2,9 +2,16 @@
 
 In the same run it times a direct query computing the three headline counts (routing misses, closure
 misses, severity drift) on the same database: Python's sqlite3 on the SQLite file, ``psql`` on the
-PostgreSQL copy. Goal: <= 5 s wall and <= 2x the direct query. Each figure is the median of 3 runs.
+PostgreSQL copy. Goal: <= 5 s wall and <= 2x the direct query.
 
-    .venv/bin/python bench/reconcile.py [--findings 1000000] [--postgres postgresql+psycopg://root@127.0.0.1/test]
+Warm: one untimed run of each, then ``--runs`` rounds alternating the two, so drift in the machine
+(page cache, the other core) falls on both alike; it prints the medians, their ratio and each round's
+ratio. Cold (``--cold``, SQLite, needs root): before every run the kernel's page cache is dropped
+(``/proc/sys/vm/drop_caches``), so each side reads the store from disk, as the first run after
+something else filled the memory would.
+
+    .venv/bin/python bench/reconcile.py [--findings 1000000] [--runs 5] [--cold]
+        [--postgres postgresql+psycopg://root@127.0.0.1/test]
 """
 
 from __future__ import annotations
@@ -41,13 +48,23 @@ SELECT
 HANDOFFKIT = str(Path(sys.executable).parent / "handoffkit")
 
 
-def timed(fn, runs: int = 3) -> tuple[float, object]:
-    times, out = [], None
+def rounds(ours, direct, runs: int, before=lambda: None) -> tuple[list[float], list[float], object, object]:
+    """``runs`` rounds alternating ``ours`` and ``direct`` (``before`` ahead of each run): both lists
+    of times, and each side's last result."""
+    times: tuple[list[float], list[float]] = ([], [])
+    out: list[object] = [None, None]
     for _ in range(runs):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
+        for side, fn in enumerate((ours, direct)):
+            before()
+            start = time.perf_counter()
+            out[side] = fn()
+            times[side].append(time.perf_counter() - start)
+    return times[0], times[1], out[0], out[1]
+
+
+def drop_page_cache() -> None:
+    subprocess.run(["sync"], check=True)
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
 
 def handoffkit_reconcile(url: str) -> dict:
@@ -80,12 +97,16 @@ def direct_psql(url: str) -> tuple:
     return tuple(int(v) for v in done.stdout.strip().splitlines()[-1].split("|"))
 
 
-def report(name: str, ours: float, counts: dict, direct: float, row: tuple) -> None:
+def report(name: str, ours: list[float], direct: list[float], counts: dict, row: tuple) -> None:
     headline = (counts["routing_misses"], counts["closure_misses"], counts["severity_drift"])
+    mine, theirs = statistics.median(ours), statistics.median(direct)
+    each = ", ".join(f"{a / b:.2f}" for a, b in zip(ours, direct, strict=True))
     print(
-        f"{name}: handoffkit reconcile {ours:6.2f} s | direct query {direct:6.2f} s | ratio {ours / direct:5.2f}x "
+        f"{name}: handoffkit reconcile {mine:6.2f} s | direct query {theirs:6.2f} s | ratio {mine / theirs:5.2f}x "
         f"| goal <= 5 s and <= 2x | headline counts {headline} {'==' if headline == tuple(row) else '!='} "
-        f"direct {tuple(row)}"
+        f"direct {tuple(row)}\n  medians of {len(ours)} alternating rounds; handoffkit "
+        f"{', '.join(f'{t:.2f}' for t in ours)} s; direct {', '.join(f'{t:.2f}' for t in direct)} s; "
+        f"ratio per round {each}"
     )
 
 
@@ -93,6 +114,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--findings", type=int, default=1_000_000)
     parser.add_argument("--postgres", help="also run against a PostgreSQL copy on this server")
+    parser.add_argument("--runs", type=int, default=5, help="alternating rounds per measurement (default 5)")
+    parser.add_argument("--cold", action="store_true", help="also time SQLite with the page cache dropped (root)")
     args = parser.parse_args()
     path = sqlite_store(args.findings)
     with sqlite3.connect(path) as conn:
@@ -100,14 +123,16 @@ def main() -> None:
         sizes.append(conn.execute("SELECT count(*) FROM tickets WHERE current").fetchone()[0])
     print(f"store: {path} — {sizes[0]:,} findings, {sizes[2]:,} tickets, {sizes[1]:,} events")
     url = f"sqlite:///{path}"
-    ours, counts = timed(lambda: handoffkit_reconcile(url))
-    direct, row = timed(lambda: direct_sqlite(path))
-    report("sqlite", ours, counts, direct, row)
+    ours, direct = (lambda: handoffkit_reconcile(url)), (lambda: direct_sqlite(path))
+    if args.cold:
+        report("sqlite, cold", *rounds(ours, direct, args.runs, drop_page_cache))
+    ours(), direct()
+    report("sqlite, warm", *rounds(ours, direct, args.runs))
     if args.postgres:
         pg = postgres_copy(path, args.postgres, progress=lambda m: None)
-        ours, counts = timed(lambda: handoffkit_reconcile(pg))
-        direct, row = timed(lambda: direct_psql(pg))
-        report("postgresql", ours, counts, direct, row)
+        ours, direct = (lambda: handoffkit_reconcile(pg)), (lambda: direct_psql(pg))
+        ours(), direct()
+        report("postgresql, warm", *rounds(ours, direct, args.runs))
 
 
 if __name__ == "__main__":
