@@ -3,7 +3,8 @@
 Three queries (SQLAlchemy Core, the same on SQLite and PostgreSQL) return the ids behind every
 category: the routing misses; one pass over the links joined to their tickets and findings with a flag
 per category read off them; one pass over the current tickets likewise. Each pass costs about as much
-as one category on its own, so the ten cost about what three would:
+as one category on its own, so the ten cost about what three would. A fourth counts the findings:
+with the tickets pass's count, the totals a run logs beside its counts, as of the same instant.
 
 =========================  ============================================================================
 category                   meaning
@@ -29,9 +30,10 @@ at or before that instant, links from link events, tickets from the latest snaps
 
 from __future__ import annotations
 
+import multiprocessing
 import re
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -57,7 +59,7 @@ from handoffkit import engagements, schema
 from handoffkit.events import Event, head, log
 from handoffkit.identity import require_actor
 from handoffkit.model import CLOSED_STATES
-from handoffkit.store import Store, driver_rows, id_list, in_memory, snapshot, strpos
+from handoffkit.store import Store, driver_rows, id_list, in_memory, snapshot, strpos, twin
 
 CATEGORIES = (
     "routing_misses",
@@ -227,16 +229,11 @@ def _as_of(conn: Any, engagement: str, as_of: str) -> _Sources:
 
 
 #: The categories read off the links joined to their tickets and findings, in one pass (:func:`_over_links`).
-OVER_LINKS = (
-    "closure_misses",
-    "severity_drift",
-    "findings_not_referenced",
-    "tickets_outside_policy",
-    "shared_queue_tickets",
-    "stale_links",
-)
+OVER_LINKS = ("closure_misses", "severity_drift", "findings_not_referenced", "tickets_outside_policy", "stale_links")
 #: The categories read off the current tickets, in one pass (:func:`_over_tickets`).
-OVER_TICKETS = ("tickets_without_id", "orphan_tickets", "evidence_copied")
+OVER_TICKETS = ("tickets_without_id", "orphan_tickets", "shared_queue_tickets", "evidence_copied")
+#: The record's size a run logs beside its counts: the findings and the current tickets.
+TOTALS = ("findings", "tickets")
 
 
 def _flagged(ids: dict[str, Any], flags: dict[str, Any], names: tuple[str, ...]) -> Any:
@@ -245,7 +242,7 @@ def _flagged(ids: dict[str, Any], flags: dict[str, Any], names: tuple[str, ...])
     return select(*[id_list(ids[n]).filter(flags[n]).label(n) for n in names])
 
 
-def _over_links(src: _Sources, shared_queues: list[str]) -> Any:
+def _over_links(src: _Sources) -> Any:
     """The active links joined to their tickets and findings, one id list per :data:`OVER_LINKS`
     category. One join instead of six: each would cost as much as the whole pass. The ticket side is
     an outer join: a link whose ticket is missing from the current export is a stale link."""
@@ -261,7 +258,6 @@ def _over_links(src: _Sources, shared_queues: list[str]) -> Any:
     )
     # ``key`` (never NULL in a ticket) tells a link with no current ticket, from the same index.
     has_ticket = t.c.key.is_not(None)
-    queues = [q.casefold() for q in shared_queues]
     flags = {
         "closure_misses": and_(t.c.status_category == "done", f.c.state != "verified_closed"),
         "severity_drift": and_(t.c.priority_band.is_not(None), t.c.priority_band != f.c.severity, open_state),
@@ -270,7 +266,6 @@ def _over_links(src: _Sources, shared_queues: list[str]) -> Any:
             f.c.disposition.in_(("sprint_backlog", "quarterly_cycle", "security_record_only")),
             open_state,
         ),
-        "shared_queue_tickets": func.lower(t.c.assignee).in_(queues),
         # Not correlated: the latest imports are found once, not once per link.
         "stale_links": or_(~has_ticket, t.c.import_id.not_in(src.latest_imports)),
         "findings_not_referenced": and_(has_ticket, ~carries),
@@ -281,26 +276,54 @@ def _over_links(src: _Sources, shared_queues: list[str]) -> Any:
     return _flagged(ids, flags, OVER_LINKS).select_from(joined).where(*src.l_on, *src.f_on)
 
 
-def _over_tickets(engagement: str, src: _Sources) -> Any:
-    """The current tickets, one list of ticket keys per :data:`OVER_TICKETS` category."""
-    t, tf, f = src.t, schema.ticket_findings, schema.findings
-    # From the ticket's carried ids to each finding by its id, whatever the planner knows (joined on the
-    # engagement instead, a store without ``ANALYZE`` statistics got a plan scanning the engagement's
-    # findings for every ticket), through the covering (finding id, engagement…) index: SQLite's planner
-    # takes the primary key's and then reads the wide row (0.9 s instead of 0.6 s for this pass at 1M).
-    ours = (
-        select(f.c.finding_id)
-        .with_hint(f, f"INDEXED BY {schema.FINDINGS_LINK_SIDE.name}", "sqlite")
-        .where(f.c.finding_id == tf.c.finding_id, f.c.engagement == engagement)
+def _over_tickets(engagement: str, src: _Sources, shared_queues: list[str]) -> Any:
+    """The current tickets, one list of ticket keys per :data:`OVER_TICKETS` category, and their count."""
+    t, tf, lk = src.t, schema.ticket_findings, src.links
+    # Most tickets carry one id: finding their whole ``finding_ids`` in the record spares the probe of
+    # ``ticket_findings`` (0.68 s to 0.46 s for this pass at 1M); a ticket carrying several ids, or an
+    # unknown one, is looked up id by id.
+    known = or_(
+        _in_record(engagement, t.c.finding_ids),
+        select(tf.c.finding_id)
+        .where(tf.c.snapshot_id == t.c.snapshot_id, _in_record(engagement, tf.c.finding_id))
+        .exists(),
+    )
+    # A shared queue's ticket counts only if a link reaches it: the queue test first, so the links
+    # index is read for those tickets alone.
+    linked = (
+        select(lk.c.ticket_key)
+        .where(lk.c.ticket_key == t.c.key, *([lk.c.system == t.c.system] if src.same_system else []), *src.l_on)
         .exists()
     )
-    known = select(tf.c.finding_id).where(tf.c.snapshot_id == t.c.snapshot_id, ours).exists()
+    queues = [q.casefold() for q in shared_queues]
     flags = {
         "tickets_without_id": t.c.finding_ids == "",
-        "evidence_copied": t.c.evidence_copied,
         "orphan_tickets": and_(t.c.finding_ids != "", ~known),
+        "shared_queue_tickets": and_(func.lower(t.c.assignee).in_(queues), linked),
+        "evidence_copied": t.c.evidence_copied,
     }
-    return _flagged(dict.fromkeys(OVER_TICKETS, t.c.key), flags, OVER_TICKETS).where(*src.t_on)
+    ids = _flagged(dict.fromkeys(OVER_TICKETS, t.c.key), flags, OVER_TICKETS)
+    return ids.add_columns(func.count().label("tickets")).where(*src.t_on)
+
+
+def _in_record(engagement: str, finding_id: Any) -> Any:
+    """The engagement's record holds a finding of this id: looked up by its id whatever the planner
+    knows (joined on the engagement instead, a store without ``ANALYZE`` statistics got a plan scanning
+    the engagement's findings for every ticket), through the covering (finding id, engagement…) index:
+    SQLite's planner takes the primary key's and then reads the wide row (0.9 s instead of 0.6 s for
+    the tickets pass at 1M)."""
+    f = schema.findings
+    return (
+        select(f.c.finding_id)
+        .with_hint(f, f"INDEXED BY {schema.FINDINGS_LINK_SIDE.name}", "sqlite")
+        .where(f.c.finding_id == finding_id, f.c.engagement == engagement)
+        .exists()
+    )
+
+
+def _findings(src: _Sources) -> Any:
+    """The number of findings in the record (as of the instant reconciled)."""
+    return select(func.count().label("findings")).select_from(src.f).where(*src.f_on)
 
 
 def _routing_misses(src: _Sources) -> Any:
@@ -314,30 +337,25 @@ def _routing_misses(src: _Sources) -> Any:
 
 
 Job = Callable[[Any], dict[str, Any]]
-"""A read on a connection, returning named results (a pass: each of its categories' ids)."""
+"""A read on a connection, returning named results (a pass: each of its categories' ids, or a total)."""
 
 
 def _found(
-    conn: Any,
-    engagement: str,
-    src: _Sources,
-    shared_queues: list[str],
-    wanted: tuple[str, ...] = CATEGORIES,
-    *,
-    also: Job | None = None,
+    conn: Any, engagement: str, src: _Sources, shared_queues: list[str], wanted: tuple[str, ...] = CATEGORIES + TOTALS
 ) -> dict[str, Any]:
-    """The ids of every category found by the queries that ``wanted`` needs, once each in number order:
-    three queries for all ten categories, one for a single category; plus what ``also`` returns, a
-    further read run on this connection while the links pass runs on another."""
+    """The ids of every category found by the queries that ``wanted`` needs, once each in number order,
+    and the totals it names: four queries for all ten categories and both totals, one for a single
+    category."""
     jobs = [
         _pass(stmt())
         for names, stmt in (
-            (OVER_LINKS, lambda: _over_links(src, shared_queues)),
+            (OVER_LINKS, lambda: _over_links(src)),
             (("routing_misses",), lambda: _routing_misses(src)),
-            (OVER_TICKETS, lambda: _over_tickets(engagement, src)),
+            ((*OVER_TICKETS, "tickets"), lambda: _over_tickets(engagement, src, shared_queues)),
+            (("findings",), lambda: _findings(src)),
         )
         if not set(names).isdisjoint(wanted)
-    ] + ([also] if also else [])
+    ]
     # Temporary tables (the record as of a past instant) live on this connection alone.
     run = _side_by_side if src.f is schema.findings else _one_after_another
     found: dict[str, Any] = {}
@@ -350,12 +368,14 @@ def _pass(stmt: Any) -> Job:
     return lambda conn: _ids(*driver_rows(conn, stmt))
 
 
-def _ids(columns: list[str], rows: list[Any]) -> dict[str, list[str]]:
+def _ids(columns: list[str], rows: list[Any]) -> dict[str, Any]:
     """Each category's ids, sorted, from the one row of its pass (a column per category): JSON array
-    text (SQLite), a list (PostgreSQL's driver decodes ``json``) or NULL (PostgreSQL, no ids)."""
+    text (SQLite), a list (PostgreSQL's driver decodes ``json``) or NULL (PostgreSQL, no ids); a
+    total's column is its number."""
     (row,) = rows
     return {
-        name: _sorted(orjson.loads(v) if isinstance(v, str) else v or []) for name, v in zip(columns, row, strict=True)
+        name: v if name in TOTALS else _sorted(orjson.loads(v) if isinstance(v, str) else v or [])
+        for name, v in zip(columns, row, strict=True)
     }
 
 
@@ -364,31 +384,69 @@ def _one_after_another(conn: Any, jobs: list[Job]) -> list[dict[str, Any]]:
 
 
 def _side_by_side(conn: Any, jobs: list[Job]) -> list[dict[str, Any]]:
-    """The first job (the links pass, the longest) on a second connection in a thread of its own while
-    the others run here: SQLite runs one query on one core, PostgreSQL one backend per connection,
-    and the driver releases the GIL while the database works. Each pass returns one row (its id lists
-    as JSON text), so neither thread waits for the GIL per id: at 1M on SQLite the links pass took 1.6
-    to 1.8 s alone fetching a row per flagged link, 1.3 to 1.6 s as one row, and the whole command 4.0
-    to 5.0 s against 3.3 to 3.8 s. The thread sorts its ids too, while this connection's queries run.
+    """The first job (the links pass, the longest) in a child process of its own, on its own connection,
+    while the others run here: SQLite runs one query on one core, PostgreSQL one backend per connection.
 
-    Only on a record another connection can open (not SQLite in memory), and only if the second
-    connection sees the same log head as this one: every change appends an event, so the same head is
-    the same record (both read one snapshot throughout, :func:`handoffkit.store.snapshot`). A write
-    landing in between (a different head) sends the job back to this connection.
+    A process, not a thread: Debian's SQLite, like most distributions', counts its memory under one
+    mutex for the whole process and has no per-connection lookaside memory, so two connections reading
+    in two threads took that mutex for every page and value they allocated, and waited on it (109,000
+    futex calls in one run at 1M). The links pass ran 1.2 s alone and 1.9 s beside the other passes;
+    in a process of its own it runs as fast as alone, and the command went from 2.6 to 2.7 s to 1.9 to
+    2.2 s. The child sorts its ids too, while this connection's queries run.
+
+    Only on a record another connection can open (not SQLite in memory), where processes can be forked,
+    and only if the child's connection sees the same log head as this one: every change appends an
+    event, so the same head is the same record (both read one snapshot throughout,
+    :func:`handoffkit.store.snapshot`). A write landing in between (a different head), or the child
+    failing, sends the job back to this connection.
     """
     engine = conn.engine
-    if len(jobs) < 2 or in_memory(engine.url):
+    if len(jobs) < 2 or in_memory(engine.url) or "fork" not in multiprocessing.get_all_start_methods():
         return _one_after_another(conn, jobs)
     at = head(conn)
 
-    def elsewhere(job: Job) -> dict[str, Any] | None:
-        with snapshot(engine) as other:
-            return job(_tuned(other)) if head(other) == at else None
+    def elsewhere() -> dict[str, Any] | None:
+        # A new engine: the child must not use, or close, the connections it inherited from this process.
+        other_engine = twin(engine)
+        with snapshot(other_engine) as other:
+            return jobs[0](_tuned(other)) if head(other) == at else None
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        first = pool.submit(elsewhere, jobs[0])
+    with _forked(elsewhere) as first:
         rest = _one_after_another(conn, jobs[1:])
-        return [first.result() or jobs[0](conn), *rest]
+        return [first() or jobs[0](conn), *rest]
+
+
+@contextmanager
+def _forked(fn: Callable[[], Any]) -> Iterator[Callable[[], Any]]:
+    """``fn`` run in a child process forked now; yields a call that waits for what ``fn`` returned
+    (None if it raised: the caller does the work itself, and sees the error). The child is ended and
+    reaped on the way out, whatever happened here."""
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_send, args=(fn, send), daemon=True)
+    child.start()
+    send.close()
+
+    def result() -> Any:
+        try:
+            return receive.recv()
+        except EOFError:  # the child died before sending
+            return None
+
+    try:
+        yield result
+    finally:
+        receive.close()
+        child.terminate()
+        child.join()
+
+
+def _send(fn: Callable[[], Any], send: Any) -> None:
+    try:
+        out = fn()
+    except Exception:
+        out = None
+    send.send(out)
 
 
 def _tuned(conn: Any) -> Any:
@@ -410,10 +468,8 @@ def gaps(conn: Any, engagement: str, as_of: datetime | None = None, now: datetim
     policy = engagements.policy(conn, engagement)
     when = schema.format_ts(as_of) if as_of else None
     src = _sources(conn, engagement, when)
-    ids = _found(
-        conn, engagement, src, policy.ownership.shared_queues, also=lambda c: {"totals": _totals(c, engagement)}
-    )
-    totals = ids.pop("totals")
+    ids = _found(conn, engagement, src, policy.ownership.shared_queues)
+    totals = {name: ids.pop(name) for name in TOTALS}
     now = when or schema.format_ts(now or datetime.now(UTC))
     last = _last_run(conn, engagement, now) or schema.format_ts(eng.created_at)
     overdue = (schema.parse_ts(now) - schema.parse_ts(last)).days > policy.reconciliation.days
@@ -494,13 +550,6 @@ def _last_run(conn, engagement: str, when: str) -> str | None:
             ev.occurred_at <= when,
         )
     ).scalar()
-
-
-def _totals(conn, engagement: str) -> dict[str, int]:
-    f, t = schema.findings.c, schema.tickets.c
-    findings_n = conn.execute(select(func.count()).where(f.engagement == engagement)).scalar() or 0
-    tickets_n = conn.execute(select(func.count()).where(t.engagement == engagement, t.current)).scalar() or 0
-    return {"findings": findings_n, "tickets": tickets_n}
 
 
 def _order(value: str) -> tuple[int, str]:

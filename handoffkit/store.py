@@ -177,6 +177,12 @@ def snapshot(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+def twin(engine: Engine) -> Engine:
+    """A new engine on the same database, set up as this one: for a forked child process, which must
+    open connections of its own (SQLite and libpq connections do not survive a fork)."""
+    return _make_engine(engine.url.render_as_string(hide_password=False), engine.dialect.name)
+
+
 def driver_rows(conn: Connection, stmt: Any) -> tuple[list[str], list[tuple[Any, ...]]]:
     """The column names and the database driver's own row tuples for ``stmt``: no ``Row`` per record and
     no SQLAlchemy type processing, so only for columns read as text or numbers (a boolean is 0/1 on

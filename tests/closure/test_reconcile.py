@@ -193,9 +193,9 @@ def test_one_category_alone_gives_the_ids_the_full_reconciliation_gives(demo, as
 
 
 def test_the_links_pass_runs_beside_the_others_and_comes_back_if_the_head_moved(demo_db, monkeypatch):
-    """On a file SQLite record and on PostgreSQL the links pass runs on a second connection at the same
-    log head; when the second connection sees another head (a write landed in between), that pass runs
-    on the first."""
+    """On a file SQLite record and on PostgreSQL the links pass runs in a child process on its own
+    connection at the same log head, and this process runs only the other three queries; when the
+    child sees another head (a write landed in between), or fails, this process runs that pass too."""
     store = Store(demo_db[0])
     with store.read() as conn:
         expected = reconcile.gaps(conn, "DEMO").ids
@@ -207,11 +207,14 @@ def test_the_links_pass_runs_beside_the_others_and_comes_back_if_the_head_moved(
     with store.read() as conn:
         main = id(conn.connection.dbapi_connection)
         assert reconcile.gaps(conn, "DEMO").ids == expected
-        assert len(used) == 3 and used.count(main) == 2  # the links pass went elsewhere
-        used.clear()
-        monkeypatch.setattr(reconcile, "head", lambda c: (id(c), ""))  # every connection: another head
-        assert reconcile.gaps(conn, "DEMO").ids == expected
-        assert used == [main] * 3
+        assert used == [main] * 3  # the links pass ran in the child, whose calls are not seen here
+        # Every connection sees another head; the child fails before it connects.
+        for name, fake in (("head", lambda c: (id(c), "")), ("twin", lambda engine: 1 / 0)):
+            used.clear()
+            with monkeypatch.context() as patched:
+                patched.setattr(reconcile, name, fake)
+                assert reconcile.gaps(conn, "DEMO").ids == expected
+            assert used == [main] * 4, name
     store.dispose()
 
 
@@ -231,9 +234,9 @@ def test_the_passes_read_findings_and_tickets_from_covering_indexes_on_sqlite(de
                 )
             )
             for name, stmt in (
-                ("links", reconcile._over_links(src, ["security"])),
+                ("links", reconcile._over_links(src)),
                 ("routing", reconcile._routing_misses(src)),
-                ("tickets", reconcile._over_tickets("DEMO", src)),
+                ("tickets", reconcile._over_tickets("DEMO", src, ["security"])),
             )
         }
     store.dispose()
@@ -286,8 +289,11 @@ def test_reconcile_cli_json_shape_and_as_of(store, programme):
     assert all(len(doc["ids"][k]) == n for k, n in doc["counts"].items())
     assert doc["as_of"] == "2026-03-06T23:59:59.999999Z" and doc["cadence_days"] == 7
     assert (doc["ids"]["closure_misses"], doc["ids"]["routing_misses"]) == ([b], [c])
-    assert doc["totals"] == {"findings": 3, "tickets": 3}
+    # The totals are the record's as of then too: SEC-3 came on day 7.
+    assert doc["totals"] == {"findings": 3, "tickets": 2}
     assert len(events(store, "reconciliation_run")) == 1
+    with store.read() as conn:
+        assert reconcile.gaps(conn, "ACME").totals == {"findings": 3, "tickets": 3}
 
     table = runner.invoke(cli, ["--db", store.url, "reconcile", "-e", "ACME", "--actor", ACTOR])
     assert table.exit_code == 0 and "severity_drift" in table.output and a in table.output
