@@ -387,21 +387,22 @@ def _side_by_side(conn: Any, jobs: list[Job]) -> list[dict[str, Any]]:
     """The first job (the links pass, the longest) in a child process of its own, on its own connection,
     while the others run here: SQLite runs one query on one core, PostgreSQL one backend per connection.
 
-    A process, not a thread: Debian's SQLite, like most distributions', counts its memory under one
-    mutex for the whole process and has no per-connection lookaside memory, so two connections reading
-    in two threads took that mutex for every page and value they allocated, and waited on it (109,000
-    futex calls in one run at 1M). The links pass ran 1.2 s alone and 1.9 s beside the other passes;
-    in a process of its own it runs as fast as alone, and the command went from 2.6 to 2.7 s to 1.9 to
-    2.2 s. The child sorts its ids too, while this connection's queries run.
+    A process, not a thread: Debian's SQLite (the one Python's ``sqlite3`` uses here) counts its memory
+    under one mutex for the whole process and has no per-connection lookaside memory, so two
+    connections reading in two threads took that mutex for every page and value they allocated, and
+    waited on it (109,000 futex calls in one run at 1M). The links pass ran 1.2 s alone and 1.9 s
+    beside the other passes; in a process of its own it runs as fast as alone, and the command went
+    from 2.6 to 2.7 s to 1.9 to 2.2 s. The child sorts its ids too, while this connection's queries run.
 
-    Only on a record another connection can open (not SQLite in memory), where processes can be forked,
-    and only if the child's connection sees the same log head as this one: every change appends an
-    event, so the same head is the same record (both read one snapshot throughout,
-    :func:`handoffkit.store.snapshot`). A write landing in between (a different head), or the child
-    failing, sends the job back to this connection.
+    Only on a record another connection can open (not SQLite in memory), where this process may fork a
+    child (not in a daemonic worker process, nor where ``fork`` is not offered), and only if the
+    child's connection sees the same log head as this one: every change appends an event, so the same
+    head is the same record (both read one snapshot throughout, :func:`handoffkit.store.snapshot`). A
+    write landing in between (a different head), or the child failing, sends the job back to this
+    connection.
     """
     engine = conn.engine
-    if len(jobs) < 2 or in_memory(engine.url) or "fork" not in multiprocessing.get_all_start_methods():
+    if len(jobs) < 2 or in_memory(engine.url) or not _may_fork():
         return _one_after_another(conn, jobs)
     at = head(conn)
 
@@ -414,6 +415,10 @@ def _side_by_side(conn: Any, jobs: list[Job]) -> list[dict[str, Any]]:
     with _forked(elsewhere) as first:
         rest = _one_after_another(conn, jobs[1:])
         return [first() or jobs[0](conn), *rest]
+
+
+def _may_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods() and not multiprocessing.current_process().daemon
 
 
 @contextmanager

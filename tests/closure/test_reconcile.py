@@ -7,6 +7,7 @@ A small engagement of our own, on a clock we move, checks ``--as-of``, the logge
 from __future__ import annotations
 
 import json
+import multiprocessing
 from datetime import UTC, datetime
 
 import pytest
@@ -216,6 +217,18 @@ def test_the_links_pass_runs_beside_the_others_and_comes_back_if_the_head_moved(
                 assert reconcile.gaps(conn, "DEMO").ids == expected
             assert used == [main] * 4, name
     store.dispose()
+
+
+def _gaps_ids(url: str) -> dict:
+    store = Store(url)
+    with store.read() as conn:
+        return reconcile.gaps(conn, "DEMO").ids
+
+
+def test_in_a_daemonic_worker_process_the_passes_run_one_after_another(demo_sqlite):
+    """A daemonic process (a pool's worker) may not fork a child: the links pass runs there too."""
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(_gaps_ids, (demo_sqlite[0],)) == _gaps_ids(demo_sqlite[0])
 
 
 def test_the_passes_read_findings_and_tickets_from_covering_indexes_on_sqlite(demo_sqlite):
