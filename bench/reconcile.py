@@ -4,11 +4,11 @@ In the same run it times a direct query computing the three headline counts (rou
 misses, severity drift) on the same database: Python's sqlite3 on the SQLite file, ``psql`` on the
 PostgreSQL copy. Goal: <= 5 s wall and <= 2x the direct query.
 
-Warm: one untimed run of each, then ``--runs`` rounds alternating the two, so drift in the machine
-(page cache, the other core) falls on both alike; it prints the medians, their ratio and each round's
-ratio. Cold (``--cold``, SQLite, needs root): before every run the kernel's page cache is dropped
-(``/proc/sys/vm/drop_caches``), so each side reads the store from disk, as the first run after
-something else filled the memory would.
+Warm: one run of each first (printed, left out of the medians), then ``--runs`` rounds alternating
+the two, so drift in the machine (page cache, the other core) falls on both alike; it prints the
+medians, their ratio and each round's ratio. Cold (``--cold``, SQLite, needs root): before every
+run the kernel's page cache is dropped (``/proc/sys/vm/drop_caches``), so each side reads the store
+from disk, as the first run after something else filled the memory would.
 
     .venv/bin/python bench/reconcile.py [--findings 1000000] [--runs 5] [--cold]
         [--postgres postgresql+psycopg://root@127.0.0.1/test]
@@ -60,6 +60,15 @@ def rounds(ours, direct, runs: int, before=lambda: None) -> tuple[list[float], l
             out[side] = fn()
             times[side].append(time.perf_counter() - start)
     return times[0], times[1], out[0], out[1]
+
+
+def warm_up(name: str, ours, direct) -> None:
+    """One run of each side, left out of the medians: the first run after anything else reads the
+    store from disk (the machine may have paged it out), and shows what that costs."""
+    mine, theirs, _, _ = rounds(ours, direct, 1)
+    print(
+        f"{name}: first runs (warm-up, not in the medians): handoffkit {mine[0]:.2f} s, direct query {theirs[0]:.2f} s"
+    )
 
 
 def drop_page_cache() -> None:
@@ -126,12 +135,12 @@ def main() -> None:
     ours, direct = (lambda: handoffkit_reconcile(url)), (lambda: direct_sqlite(path))
     if args.cold:
         report("sqlite, cold", *rounds(ours, direct, args.runs, drop_page_cache))
-    ours(), direct()
+    warm_up("sqlite", ours, direct)
     report("sqlite, warm", *rounds(ours, direct, args.runs))
     if args.postgres:
         pg = postgres_copy(path, args.postgres, progress=lambda m: None)
         ours, direct = (lambda: handoffkit_reconcile(pg)), (lambda: direct_psql(pg))
-        ours(), direct()
+        warm_up("postgresql", ours, direct)
         report("postgresql, warm", *rounds(ours, direct, args.runs))
 
 
