@@ -244,7 +244,7 @@ def _flagged(ids: dict[str, Any], flags: dict[str, Any], names: tuple[str, ...])
 
 def _over_links(src: _Sources) -> Any:
     """The active links joined to their tickets and findings, one id list per :data:`OVER_LINKS`
-    category. One join instead of six: each would cost as much as the whole pass. The ticket side is
+    category. One join instead of five: each would cost as much as the whole pass. The ticket side is
     an outer join: a link whose ticket is missing from the current export is a stale link."""
     f, lk, t = src.f, src.links, src.t
     open_state = f.c.state.not_in(CLOSED_STATES)
