@@ -408,8 +408,7 @@ def _side_by_side(conn: Any, jobs: list[Job]) -> list[dict[str, Any]]:
 
     def elsewhere() -> dict[str, Any] | None:
         # A new engine: the child must not use, or close, the connections it inherited from this process.
-        other_engine = twin(engine)
-        with snapshot(other_engine) as other:
+        with snapshot(twin(engine)) as other:
             return jobs[0](_tuned(other)) if head(other) == at else None
 
     with _forked(elsewhere) as first:
@@ -470,7 +469,7 @@ def gaps(conn: Any, engagement: str, as_of: datetime | None = None, now: datetim
     Without ``as_of`` the current tables are queried; ``now`` is the instant the overdue check uses.
     """
     eng = engagements.get(conn, engagement)
-    policy = engagements.policy(conn, engagement)
+    policy = engagements.policy(conn, engagement, eng.policy_version)
     when = schema.format_ts(as_of) if as_of else None
     src = _sources(conn, engagement, when)
     ids = _found(conn, engagement, src, policy.ownership.shared_queues)

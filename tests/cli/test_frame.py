@@ -59,7 +59,6 @@ def test_format_json_and_csv_and_the_global_format_option(acme: str, run) -> Non
     assert "Acme Corp" in table.stdout
 
 
-@pytest.mark.xdist_group("demo")
 @pytest.mark.parametrize(
     "data",
     [
@@ -74,6 +73,7 @@ def test_json_output_is_indented_json_text_whichever_encoder_writes_it(data) -> 
     assert to_json(data) == json.dumps(data, indent=2, ensure_ascii=False)
 
 
+@pytest.mark.xdist_group("demo")
 def test_findings_json_is_an_array_of_finding_objects(demo_db: tuple[str, dict], run) -> None:
     result = run("--db", demo_db[0], "findings", "-e", "DEMO", "--format", "json")
     assert result.exit_code == 0, result.stderr

@@ -221,8 +221,11 @@ def test_the_links_pass_runs_beside_the_others_and_comes_back_if_the_head_moved(
 
 def _gaps_ids(url: str) -> dict:
     store = Store(url)
-    with store.read() as conn:
-        return reconcile.gaps(conn, "DEMO").ids
+    try:
+        with store.read() as conn:
+            return reconcile.gaps(conn, "DEMO").ids
+    finally:
+        store.dispose()
 
 
 def test_in_a_daemonic_worker_process_the_passes_run_one_after_another(demo_sqlite):
