@@ -36,10 +36,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from handoffkit import demo, schema
-from handoffkit.events import canonical_json, chain_hash
-from handoffkit.schema import GENESIS_HASH
-from handoffkit.store import Store
+from handoffkit import demo
+from handoffkit.record import schema
+from handoffkit.record.log import canonical_json, chain_hash
+from handoffkit.record.schema import GENESIS_HASH
+from handoffkit.record.store import Store
 
 TICKET_STRIDE = 10_000
 BATCH = 50_000

@@ -1,6 +1,6 @@
 """Benchmark: ingesting a 200,000-result SARIF file into a fresh SQLite store.
 
-Prints findings/s for ``scans.ingest_scan`` (strict JSON, parsing, dedup, the Great Expectations gate,
+Prints findings/s for ``pipeline.ingest_scan`` (strict JSON, parsing, dedup, the Great Expectations gate,
 findings + raw-item evidence + one hash-chained event per finding, all in one transaction) and, in the
 same run, the floor: plain ``json.load`` + the same field extraction (the SARIF parser) + one bulk insert
 of the finding rows with no events, no evidence and no checks. Goal: >= 20,000 findings/s and <= 2.5x the
@@ -20,10 +20,10 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, insert
 
-from handoffkit import engagements, quality, scans, schema
 from handoffkit.demo import formats
-from handoffkit.ingest import sarif
-from handoffkit.store import Store, bulk_insert
+from handoffkit.ingest import pipeline, quality, sarif
+from handoffkit.record import engagements, schema
+from handoffkit.record.store import Store, bulk_insert
 
 POLICY = Path(__file__).resolve().parents[1] / "params" / "policy.yaml"
 
@@ -63,7 +63,7 @@ def floor(path: Path, db: Path) -> float:
     records = sarif.parse(doc, str(path)).records
     now = "2026-01-01T00:00:00.000000Z"
     rows = [
-        {**scans.finding_row(r, f"HK-{i}", i, "BENCH", now, None, []), "row_version": 1}
+        {**pipeline.finding_row(r, f"HK-{i}", i, "BENCH", now, None, []), "row_version": 1}
         for i, r in enumerate(records, 1)
     ]
     with engine.begin() as conn:
@@ -95,7 +95,7 @@ def main() -> None:
     store = Store(f"sqlite:///{work / 'bench.db'}")
     engagements.init(store, "BENCH", POLICY, actor="Bench Runner")
     start = time.perf_counter()
-    result = scans.ingest_scan(store, "BENCH", [path], actor="Bench Runner")[0]
+    result = pipeline.ingest_scan(store, "BENCH", [path], actor="Bench Runner")[0]
     ingest_s = time.perf_counter() - start
     assert result.status == "ok", result.error
     rate = result.new / ingest_s

@@ -21,8 +21,8 @@ from pathlib import Path
 from bulk import build_source, replicate
 from sqlalchemy import create_engine, text
 
-from handoffkit import schema
-from handoffkit.store import Store
+from handoffkit.record import schema
+from handoffkit.record.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "outputs" / "bench"

@@ -1,8 +1,10 @@
 """handoffkit — keep the security finding record canonical while remediation moves into tickets.
 
-The public API is small: a store, the ingest/route/verify entry points, the record as of a date, and
-the ``reconcile`` and ``views`` modules (``hk.reconcile.reconcile(...)``, ``hk.views.facts(...)``).
-Everything else lives in modules named after what they hold (``handoffkit.routing`` …).
+The public API: a store, the ingest / route / verify entry points, the record now and as of an
+instant, and the modules analysts and notebooks read — ``reconcile`` (``hk.reconcile.reconcile``),
+``views`` (frames and facts), ``charts`` (Altair) and ``display`` (escaped HTML for report pages).
+The package's folders are its layers: ``record`` (the record and its activity log) under ``ingest``,
+``tickets`` and ``workflow``, then ``reconcile``, ``report``, ``demo`` and the ``cli``.
 """
 
 from importlib import import_module
@@ -14,27 +16,30 @@ from handoffkit.version import __version__
 # The names below load on first use (PEP 562): the CLI imports only what its command needs, and a
 # command that never touches pandas does not pay for it at start-up.
 _LAZY = {
-    "Store": ("handoffkit.store", "Store"),
-    "open_store": ("handoffkit.store", "open_store"),
-    "current_findings": ("handoffkit.findings", "current"),
-    "findings_as_of": ("handoffkit.findings", "as_of"),
-    "ingest_scan": ("handoffkit.scans", "ingest_scan"),
-    "ingest_tickets": ("handoffkit.tickets", "ingest_tickets"),
-    "route": ("handoffkit.routing", "route"),
-    "verify_closure": ("handoffkit.verification", "verify"),
+    "Store": ("handoffkit.record.store", "Store"),
+    "open_store": ("handoffkit.record.store", "open_store"),
+    "current_findings": ("handoffkit.record.findings", "current"),
+    "findings_as_of": ("handoffkit.record.findings", "as_of"),
+    "ingest_scan": ("handoffkit.ingest.pipeline", "ingest_scan"),
+    "ingest_tickets": ("handoffkit.tickets.snapshots", "ingest_tickets"),
+    "route": ("handoffkit.workflow.routing", "route"),
+    "verify_closure": ("handoffkit.workflow.verification", "verify"),
     "reconcile": ("handoffkit.reconcile", None),
-    "views": ("handoffkit.views", None),
+    "views": ("handoffkit.report.views", None),
+    "charts": ("handoffkit.report.charts", None),
+    "display": ("handoffkit.report.display", None),
 }
 
 if TYPE_CHECKING:  # what static tools and IDEs see
-    from handoffkit import reconcile, views
-    from handoffkit.findings import as_of as findings_as_of
-    from handoffkit.findings import current as current_findings
-    from handoffkit.routing import route
-    from handoffkit.scans import ingest_scan
-    from handoffkit.store import Store, open_store
-    from handoffkit.tickets import ingest_tickets
-    from handoffkit.verification import verify as verify_closure
+    from handoffkit import reconcile
+    from handoffkit.ingest.pipeline import ingest_scan
+    from handoffkit.record.findings import as_of as findings_as_of
+    from handoffkit.record.findings import current as current_findings
+    from handoffkit.record.store import Store, open_store
+    from handoffkit.report import charts, display, views
+    from handoffkit.tickets.snapshots import ingest_tickets
+    from handoffkit.workflow.routing import route
+    from handoffkit.workflow.verification import verify as verify_closure
 
 
 def __getattr__(name: str) -> Any:
@@ -51,7 +56,9 @@ __all__ = [
     "HandoffkitError",
     "Store",
     "__version__",
+    "charts",
     "current_findings",
+    "display",
     "findings_as_of",
     "ingest_scan",
     "ingest_tickets",

@@ -17,9 +17,9 @@ from typing import Any
 import click
 
 from handoffkit.errors import HandoffkitError
-from handoffkit.identity import require_actor
-from handoffkit.output import emit
-from handoffkit.store import Store
+from handoffkit.record.people import require_actor
+from handoffkit.record.store import Store
+from handoffkit.report.output import emit
 from handoffkit.version import __version__
 
 OUTPUT_FORMATS = ("table", "json", "csv")
@@ -159,7 +159,7 @@ def init(
     fmt: str | None,
 ) -> None:
     """Create an engagement, or store a changed policy / owners map as a new version."""
-    from handoffkit import engagements
+    from handoffkit.record import engagements
 
     result = engagements.init(
         obj.store, engagement, policy_path, actor=require_actor(actor), name=name, owners_path=owners_path
@@ -172,7 +172,7 @@ def init(
 @click.pass_obj
 def engagements_cmd(obj: Context, fmt: str | None) -> None:
     """List engagements."""
-    from handoffkit import engagements
+    from handoffkit.record import engagements
 
     say(
         emit(
@@ -188,7 +188,7 @@ def engagements_cmd(obj: Context, fmt: str | None) -> None:
 @click.pass_obj
 def findings_cmd(obj: Context, engagement: str, as_of: str | None, fmt: str | None) -> None:
     """List findings (current state, or rebuilt from the log as of a date)."""
-    from handoffkit import findings
+    from handoffkit.record import findings
 
     when = parse_instant(as_of)
     df = findings.as_of(obj.store, engagement, when) if when else findings.current(obj.store, engagement)
@@ -214,9 +214,9 @@ def log_group() -> None:
 @click.pass_obj
 def log_verify(obj: Context, anchor: str | None, actor: str, fmt: str | None) -> None:
     """Walk the hash chain; exit non-zero naming the first bad seq."""
-    from handoffkit import events
+    from handoffkit.record import log
 
-    result = events.verify_logged(obj.store, require_actor(actor), anchor)
+    result = log.verify_logged(obj.store, require_actor(actor), anchor)
     say(
         emit(result.as_dict(), obj.out_format(fmt))
         if obj.out_format(fmt) == "json"
@@ -251,12 +251,12 @@ def log_export(
     fmt: str | None,
 ) -> None:
     """Write the activity log as CSV with ISO 27001 / SOC 2 / PCI DSS / NIST control-mapping columns."""
-    from handoffkit import audit
+    from handoffkit.report import log_export
 
     first, last = parse_day(start), parse_day(end)
     if first and last and first > last:
         raise click.BadParameter(f"--from {first} is after --to {last}", param_hint="--from")
-    result = audit.export_log(
+    result = log_export.export_log(
         obj.store,
         engagement,
         out,
@@ -264,7 +264,7 @@ def log_export(
         end=last,
         as_of=parse_instant(as_of),
         actor=require_actor(actor),
-        processes=processes or audit.PROCESSES,
+        processes=processes or log_export.PROCESSES,
     )
     say(
         emit(result.as_dict(), "json")
@@ -317,13 +317,13 @@ def ingest_scan(
     progress: bool | None,
 ) -> None:
     """Ingest scanner files (each file all-or-nothing); exit non-zero if any file failed."""
-    from handoffkit import scans
+    from handoffkit.ingest import pipeline
 
     scanner = [f for f in formats if f in SCAN_FORMATS]
     if len(scanner) > 1:
         raise click.UsageError(f"give one scanner format, not {', '.join(scanner)}")
     out = obj.out_format(*formats)
-    results = scans.ingest_scan(
+    results = pipeline.ingest_scan(
         obj.store,
         engagement,
         files,
@@ -344,7 +344,7 @@ def ingest_scan(
                 ["file", "format", "parsed", "new", "seen_again", "reopened", "absent_in_rescan", "status", "error"],
             )
         )
-    if scans.failed(results):
+    if pipeline.failed(results):
         sys.exit(3)
 
 
@@ -364,9 +364,9 @@ def ingest_tickets(
     obj: Context, files: tuple[str, ...], system: str, engagement: str, actor: str, fmt: str | None
 ) -> None:
     """Import ticket exports as snapshots (closure → awaiting verification, never further)."""
-    from handoffkit import tickets
+    from handoffkit.tickets import snapshots
 
-    results = tickets.ingest_tickets(
+    results = snapshots.ingest_tickets(
         obj.store, engagement, files, system=system, actor=require_actor(actor), progress=_progress(sys.stderr.isatty())
     )
     rows = [r.as_dict() for r in results]
@@ -417,7 +417,7 @@ def kev_group() -> None:
 @click.pass_obj
 def kev_load(obj: Context, file: str, schema_path: str | None, actor: str, fmt: str | None) -> None:
     """Load a KEV catalog JSON and flag the findings whose CVEs it lists."""
-    from handoffkit import kev
+    from handoffkit.ingest import kev
 
     say(
         emit(
@@ -458,7 +458,7 @@ def triage_cmd(
     fmt: str | None,
 ) -> None:
     """Triage findings by id or by filter (untriaged findings only); only validated findings route."""
-    from handoffkit import triage
+    from handoffkit.workflow import triage
 
     filtered = any((tool, rule, asset, severity))
     if filtered == bool(finding_ids):
@@ -496,7 +496,7 @@ def calibrate_cmd(
     fmt: str | None,
 ) -> None:
     """Calibrate a finding's severity on the record (the value tickets carry)."""
-    from handoffkit import calibration
+    from handoffkit.workflow import calibration
 
     say(
         emit(
@@ -523,7 +523,7 @@ def calibrate_cmd(
 @click.pass_obj
 def route_cmd(obj: Context, engagement: str, dry_run: bool, actor: str, fmt: str | None) -> None:
     """Apply the engagement's policy to every validated finding."""
-    from handoffkit import routing
+    from handoffkit.workflow import routing
 
     result = routing.route(obj.store, engagement, actor=require_actor(actor), dry_run=dry_run)
     out = obj.out_format(fmt)
@@ -558,11 +558,11 @@ def exception_grant(
     obj: Context, finding_id: str, approver: str, reason: str, expires: str, actor: str, fmt: str | None
 ) -> None:
     """Grant an exception (the requester is --actor)."""
-    from handoffkit import exception_register
+    from handoffkit.workflow import exceptions
 
     say(
         emit(
-            exception_register.grant(
+            exceptions.grant(
                 obj.store,
                 finding_id,
                 approver=approver,
@@ -583,11 +583,11 @@ def exception_grant(
 @click.pass_obj
 def exception_revoke(obj: Context, finding_id: str, reason: str, actor: str, fmt: str | None) -> None:
     """Revoke a finding's active exception (it returns to routing)."""
-    from handoffkit import exception_register
+    from handoffkit.workflow import exceptions
 
     say(
         emit(
-            exception_register.revoke(obj.store, finding_id, reason=reason, actor=require_actor(actor)),
+            exceptions.revoke(obj.store, finding_id, reason=reason, actor=require_actor(actor)),
             obj.out_format(fmt),
         )
     )
@@ -600,11 +600,11 @@ def exception_revoke(obj: Context, finding_id: str, reason: str, actor: str, fmt
 @click.pass_obj
 def exception_list(obj: Context, engagement: str, status: str | None, fmt: str | None) -> None:
     """List the exception register."""
-    from handoffkit import exception_register
+    from handoffkit.workflow import exceptions
 
     say(
         emit(
-            exception_register.list_exceptions(obj.store, engagement, status),
+            exceptions.list_exceptions(obj.store, engagement, status),
             obj.out_format(fmt),
             ["exception_id", "finding_id", "status", "requester", "approver", "expires_on", "reason"],
         )
@@ -623,7 +623,7 @@ def payload_cmd(
     obj: Context, engagement: str, finding_ids: tuple[str, ...], target: str, fmt: str, out: str | None, actor: str
 ) -> None:
     """Ticket payloads for findings routed to a ticket with an owner (a person imports them)."""
-    from handoffkit import payload
+    from handoffkit.tickets import payload
 
     result = payload.issue(
         obj.store, engagement, target=target, actor=require_actor(actor), finding_ids=list(finding_ids) or None, fmt=fmt
@@ -641,7 +641,7 @@ def payload_cmd(
 @click.pass_obj
 def check_cmd(obj: Context, engagement: str, fmt: str | None) -> None:
     """Evaluate the 14-item governance checklist from the record."""
-    from handoffkit import checklist
+    from handoffkit.report import checklist
 
     items = [i.as_dict() for i in checklist.evaluate(obj.store, engagement)]
     out = obj.out_format(fmt)
@@ -663,7 +663,7 @@ def link_cmd(
     obj: Context, finding_id: str, ticket_key: str, system: str, note: str | None, actor: str, fmt: str | None
 ) -> None:
     """Link a finding to a ticket by hand."""
-    from handoffkit import links
+    from handoffkit.tickets import links
 
     say(
         emit(
@@ -685,7 +685,7 @@ def unlink_cmd(
     obj: Context, finding_id: str, ticket_key: str, system: str, reason: str, actor: str, fmt: str | None
 ) -> None:
     """Deactivate a finding-ticket link (the history stays)."""
-    from handoffkit import links
+    from handoffkit.tickets import links
 
     say(
         emit(
@@ -721,7 +721,7 @@ def verify_cmd(
     fmt: str | None,
 ) -> None:
     """Close a finding on verification evidence (a ticket's closure never does)."""
-    from handoffkit import verification
+    from handoffkit.workflow import verification
 
     if all_absent:
         if kind != "rescan" or not engagement or finding_id:
@@ -798,9 +798,9 @@ def report_cmd(
     obj: Context, params_file: str, as_of: str | None, out_dir: str | None, actor: str, fmt: str | None
 ) -> None:
     """Execute the report notebooks, render them to offline HTML and seal the evidence pack."""
-    from handoffkit import report
+    from handoffkit.report import pack
 
-    result = report.render(
+    result = pack.render(
         params_file,
         db=obj.db,
         as_of=parse_instant(as_of),

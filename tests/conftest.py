@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from handoffkit import engagements
-from handoffkit.store import Clock, Store
+from handoffkit.record import engagements
+from handoffkit.record.store import Clock, Store
 
 DATA = Path(__file__).parent / "data"
 PG_BASE = os.environ.get("HANDOFFKIT_TEST_PG", "postgresql+psycopg://root@127.0.0.1:5432/test")

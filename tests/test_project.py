@@ -59,7 +59,7 @@ def test_outputs_are_ignored_except_gitkeep():
 
 def test_commands_that_build_no_frame_start_without_pandas():
     # The CLI loads each command's module on use; pandas alone costs about half a second per call.
-    code = "import sys, handoffkit.cli, handoffkit.reconcile, handoffkit.events; print('pandas' in sys.modules)"
+    code = "import sys, handoffkit.cli, handoffkit.reconcile, handoffkit.record.log; print('pandas' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
 
@@ -67,14 +67,21 @@ def test_commands_that_build_no_frame_start_without_pandas():
 def test_the_package_api_loads_on_use():
     import handoffkit
 
-    assert callable(handoffkit.reconcile.reconcile) and callable(handoffkit.views.facts)
+    assert callable(handoffkit.reconcile.reconcile) and callable(handoffkit.report.views.facts)
     assert handoffkit.Store.__name__ == "Store"
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         handoffkit.nothing  # noqa: B018
 
 
 @pytest.mark.parametrize(
-    "module", ["handoffkit.charts", "handoffkit.display", "handoffkit.report", "handoffkit.kev", "handoffkit.payload"]
+    "module",
+    [
+        "handoffkit.report.charts",
+        "handoffkit.report.display",
+        "handoffkit.report.pack",
+        "handoffkit.ingest.kev",
+        "handoffkit.tickets.payload",
+    ],
 )
 def test_jsonschema_comes_without_the_iri_grammar_which_stays_importable(module: str) -> None:
     """Modules that bring in jsonschema (Altair, nbformat, our own validators) skip its iri checker,

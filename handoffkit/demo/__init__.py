@@ -30,26 +30,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from handoffkit import (
-    calibration,
-    engagements,
-    exception_register,
-    findings,
-    kev,
-    links,
-    payload,
-    policy,
-    reconcile,
-    routing,
-    scans,
-    schema,
-    tickets,
-    triage,
-    verification,
-)
+from handoffkit import reconcile
 from handoffkit.demo import formats
 from handoffkit.errors import RefusedError
-from handoffkit.store import Clock, Store
+from handoffkit.ingest import kev, pipeline
+from handoffkit.record import engagements, findings, policy, schema
+from handoffkit.record.store import Clock, Store
+from handoffkit.tickets import links, payload, snapshots
+from handoffkit.workflow import calibration, exceptions, routing, triage, verification
 
 START = date(2025, 10, 1)
 MONTHS = 12
@@ -385,7 +373,7 @@ class Programme:
             vulns = [self._trivy_vuln(s) for s in by_kind.get("image", []) if s.asset is a]
             name = a.ref.rsplit("/", 1)[1].replace(":", "_")
             files.append(self._write(f"{month:02d}-trivy-{name}.json", formats.trivy(a.ref, vulns, stamp)))
-        results = scans.ingest_scan(self.store, self.engagement, files, actor="scanner-bot operator Eve Marsh")
+        results = pipeline.ingest_scan(self.store, self.engagement, files, actor="scanner-bot operator Eve Marsh")
         self._discard(files)
         failed = [r for r in results if r.status == "failed"]
         if failed:
@@ -610,7 +598,7 @@ class Programme:
         for s in candidates[: min(50, max(2, self.size // 400))]:
             expires = self.store.now().date() + timedelta(days=75 if month == 2 else 200)
             try:
-                exception_register.grant(
+                exceptions.grant(
                     self.store,
                     s.finding_id,
                     approver=APPROVER,
@@ -623,7 +611,7 @@ class Programme:
                 continue
         if month == 2 and candidates:
             with contextlib.suppress(RefusedError):  # a self-approved exception is refused (and logged)
-                exception_register.grant(
+                exceptions.grant(
                     self.store,
                     candidates[-1].finding_id,
                     approver=APPROVER,
@@ -829,7 +817,7 @@ class Programme:
             path = self._write(f"{month:02d}-github-issues.json", formats.github_issues(rows))
         else:
             path = self._write(f"{month:02d}-servicenow-incidents.json", formats.servicenow(rows))
-        results = tickets.ingest_tickets(self.store, self.engagement, [path], system=system, actor=self.analyst())
+        results = snapshots.ingest_tickets(self.store, self.engagement, [path], system=system, actor=self.analyst())
         self._discard([path])
         if results[0].status == "failed":
             raise RuntimeError(f"demo ticket export failed to ingest: {results[0].error}")

@@ -34,7 +34,7 @@ from handoffkit.ingest.common import (
     urls_in,
     xml_raw,
 )
-from handoffkit.model import NormalisedFinding, ParseResult, fingerprint
+from handoffkit.record.model import NormalisedFinding, ParseResult, fingerprint
 
 FORMAT = "burp"
 CONTAINERS = ("xml",)

@@ -15,9 +15,9 @@ from typing import Any
 from urllib.parse import urlsplit
 from xml.etree.ElementTree import Element, tostring
 
-from handoffkit.canonical import compact_json
 from handoffkit.errors import InputError, located
-from handoffkit.model import SEVERITIES, ParseResult, fingerprint, severity_band
+from handoffkit.record.canonical import compact_json
+from handoffkit.record.model import SEVERITIES, ParseResult, fingerprint, severity_band
 
 UNKNOWN_ASSET = "unknown"
 """Asset ref of an item that names no host, URL, repository or path (asset_ref is never empty)."""

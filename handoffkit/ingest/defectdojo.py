@@ -22,7 +22,7 @@ from typing import Any
 
 from handoffkit.ingest.common import expect_dict, expect_list, json_raw, text
 from handoffkit.ingest.generic import finding_record
-from handoffkit.model import ParseResult
+from handoffkit.record.model import ParseResult
 
 FORMAT = "defectdojo"
 CONTAINERS = ("json",)

@@ -2,7 +2,7 @@
 
 Detection looks at the content, never the file name: the bytes are loaded once as JSON, XML or
 CSV (chosen by the first non-blank character: ``{``/``[`` → JSON, ``<`` → XML, anything else →
-CSV) with the safe readers of :mod:`handoffkit.inputs`, and each parser of that container is asked
+CSV) with the safe readers of :mod:`handoffkit.record.inputs`, and each parser of that container is asked
 ``sniff(doc)``; the first that recognises the document parses it.
 
 Hostile input is refused by those readers. Added here:
@@ -35,8 +35,8 @@ from defusedxml import DefusedXmlException, DTDForbidden
 
 from handoffkit.errors import InputError, located
 from handoffkit.ingest import burp, defectdojo, generic, nessus, sarif, semgrep, tenable_csv, trivy, zap
-from handoffkit.inputs import load_json, parse_xml, read_csv
-from handoffkit.model import ParseResult
+from handoffkit.record.inputs import load_json, parse_xml, read_csv
+from handoffkit.record.model import ParseResult
 
 PARSERS: dict[str, ModuleType] = {
     m.FORMAT: m for m in (sarif, nessus, tenable_csv, zap, trivy, semgrep, burp, generic, defectdojo)
@@ -62,7 +62,7 @@ def parse_file(data: bytes, source: str, fmt: str = "auto", *, fallback_encoding
             not UTF-8 / UTF-16.
 
     Returns:
-        The parser's :class:`~handoffkit.model.ParseResult`.
+        The parser's :class:`~handoffkit.record.model.ParseResult`.
 
     Raises:
         InputError: hostile or malformed content (with file and place), an unknown format (with

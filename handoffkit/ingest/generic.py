@@ -42,8 +42,8 @@ from handoffkit.ingest.common import (
     url_origin,
     urls_in,
 )
-from handoffkit.inputs import CsvTable
-from handoffkit.model import NormalisedFinding, ParseResult, fingerprint
+from handoffkit.record.inputs import CsvTable
+from handoffkit.record.model import NormalisedFinding, ParseResult, fingerprint
 
 FORMAT = "generic"
 CONTAINERS = ("json", "csv")

@@ -41,7 +41,7 @@ from handoffkit.ingest.common import (
     urls_in,
     xml_raw,
 )
-from handoffkit.model import NormalisedFinding, ParseResult
+from handoffkit.record.model import NormalisedFinding, ParseResult
 
 FORMAT = "nessus"
 CONTAINERS = ("xml",)

@@ -42,7 +42,7 @@ from handoffkit.ingest.common import (
     take_cves,
     text,
 )
-from handoffkit.model import NormalisedFinding, ParseResult, band_for_score, fingerprint
+from handoffkit.record.model import NormalisedFinding, ParseResult, band_for_score, fingerprint
 
 FORMAT = "sarif"
 CONTAINERS = ("json",)

@@ -33,7 +33,7 @@ from handoffkit.ingest.common import (
     json_raw,
     text,
 )
-from handoffkit.model import NormalisedFinding, ParseResult, fingerprint
+from handoffkit.record.model import NormalisedFinding, ParseResult, fingerprint
 
 FORMAT = "semgrep"
 CONTAINERS = ("json",)

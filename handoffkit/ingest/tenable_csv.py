@@ -40,8 +40,8 @@ from handoffkit.ingest.common import (
     text,
     urls_in,
 )
-from handoffkit.inputs import CsvTable
-from handoffkit.model import NormalisedFinding, ParseResult
+from handoffkit.record.inputs import CsvTable
+from handoffkit.record.model import NormalisedFinding, ParseResult
 
 FORMAT = "tenable-csv"
 CONTAINERS = ("csv",)

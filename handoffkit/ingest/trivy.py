@@ -43,7 +43,7 @@ from handoffkit.ingest.common import (
     take_cves,
     text,
 )
-from handoffkit.model import NormalisedFinding, ParseResult, band_for_score, fingerprint
+from handoffkit.record.model import NormalisedFinding, ParseResult, band_for_score, fingerprint
 
 FORMAT = "trivy"
 CONTAINERS = ("json",)

@@ -39,7 +39,7 @@ from handoffkit.ingest.common import (
     urls_in,
     xml_raw,
 )
-from handoffkit.model import NormalisedFinding, ParseResult, fingerprint
+from handoffkit.record.model import NormalisedFinding, ParseResult, fingerprint
 
 FORMAT = "zap"
 CONTAINERS = ("json", "xml")

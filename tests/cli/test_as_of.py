@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from handoffkit import findings
 from handoffkit.cli import parse_instant
-from handoffkit.output import to_json
-from handoffkit.store import Store
+from handoffkit.record import findings
+from handoffkit.record.store import Store
+from handoffkit.report.output import to_json
 
 pytestmark = pytest.mark.xdist_group("demo")
 

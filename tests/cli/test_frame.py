@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from handoffkit import __version__, findings, schema
-from handoffkit.model import STATES
-from handoffkit.output import records, to_json
-from handoffkit.store import Store
+from handoffkit import __version__
+from handoffkit.record import findings, schema
+from handoffkit.record.model import STATES
+from handoffkit.record.store import Store
+from handoffkit.report.output import records, to_json
 
 from .conftest import DATA
 

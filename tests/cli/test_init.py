@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from handoffkit import schema
-from handoffkit.store import Store
+from handoffkit.record import schema
+from handoffkit.record.store import Store
 
 from .conftest import DATA
 

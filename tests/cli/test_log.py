@@ -8,8 +8,8 @@ from pathlib import Path
 from foundation.support import add_findings, drop_append_only
 from sqlalchemy import select
 
-from handoffkit import schema
-from handoffkit.store import Store
+from handoffkit.record import schema
+from handoffkit.record.store import Store
 
 
 def last_events(url: str, n: int = 1) -> list[dict]:

@@ -1,6 +1,6 @@
 """Fixtures for the ticket, closure and reconciliation tests: the scanner builder of the governance tests
 plus ticket exports written with ``handoffkit.demo.formats`` (Jira CSV, GitHub REST, ServiceNow Table API)
-and ingested through ``tickets.ingest_tickets``.
+and ingested through ``snapshots.ingest_tickets``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from governance.builders import ACTOR, SHOP, Record, route, validate
 
-from handoffkit import tickets
 from handoffkit.demo import formats
-from handoffkit.store import Store
+from handoffkit.record.store import Store
+from handoffkit.tickets import snapshots
 
 STAMP = "2026-03-02T10:00:00.000+0000"
 WRITERS = {"jira": formats.jira_csv, "github": formats.github_issues, "servicenow": formats.servicenow}
@@ -86,8 +86,8 @@ class Exports:
         path.write_bytes(WRITERS[system](rows))
         return path
 
-    def ingest(self, system: str, *rows: dict[str, Any]) -> tickets.TicketFileResult:
-        [result] = tickets.ingest_tickets(
+    def ingest(self, system: str, *rows: dict[str, Any]) -> snapshots.TicketFileResult:
+        [result] = snapshots.ingest_tickets(
             self.store, self.engagement, [self.write(system, list(rows))], system=system, actor=ACTOR
         )
         assert result.status == "ok", result.error

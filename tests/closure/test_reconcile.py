@@ -16,9 +16,12 @@ from governance.builders import ACTOR, SHOP, events, route, snapshot, validate
 from sqlalchemy import select
 
 from closure.conftest import DONE, ticket
-from handoffkit import links, reconcile, schema, verification
+from handoffkit import reconcile
 from handoffkit.cli import cli
-from handoffkit.store import Store
+from handoffkit.record import schema
+from handoffkit.record.store import Store
+from handoffkit.tickets import links
+from handoffkit.workflow import verification
 
 DRIFT_PATTERNS = (
     "severity_drift",

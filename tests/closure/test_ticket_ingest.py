@@ -14,9 +14,11 @@ from governance.builders import ACTOR, events, finding, route, snapshot, validat
 from sqlalchemy import select
 
 from closure.conftest import DONE, ticket
-from handoffkit import links, reconcile, schema, tickets
+from handoffkit import reconcile
 from handoffkit.cli import cli
 from handoffkit.errors import NotFoundError, RefusedError
+from handoffkit.record import schema
+from handoffkit.tickets import links, snapshots
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = Path(os.environ.get("HANDOFFKIT_CORPUS", REPO.parent / "shared" / "corpus"))
@@ -136,7 +138,7 @@ def test_real_github_responses_ingest_with_the_right_count_and_fields(store, eng
 def test_a_real_non_issue_response_is_refused_naming_the_file_and_place(store, engagement, tmp_path):
     _, [labels] = _octokit_bodies("add-labels-to-issue_normalized-fixture.json", tmp_path)
     before = snapshot(store)
-    [result] = tickets.ingest_tickets(store, "ACME", [labels], system="github", actor=ACTOR)
+    [result] = snapshots.ingest_tickets(store, "ACME", [labels], system="github", actor=ACTOR)
     assert result.status == "failed" and f"{labels}:$[0]: expected a GitHub issue object" in result.error
     after = snapshot(store)
     assert {k: v for k, v in after.items() if k not in ("events", "chain_head")} == {
@@ -184,7 +186,7 @@ def test_repeated_jira_csv_label_columns_are_merged_not_dropped(store, routed, e
     path = exports.write("jira", [row])
     assert path.read_bytes().startswith("\ufeff".encode()) and path.read_text("utf-8-sig").count("Labels,") == 3
 
-    [result] = tickets.ingest_tickets(store, "ACME", [path], system="jira", actor=ACTOR)
+    [result] = snapshots.ingest_tickets(store, "ACME", [path], system="jira", actor=ACTOR)
 
     assert (result.status, result.linked, result.orphans) == ("ok", 1, 0)
     assert current_tickets(store)["SEC-7"]["labels"] == f"{fid} security team-payments"
@@ -214,7 +216,7 @@ def _dojo(store, rec) -> dict[str, str]:
         by_external = dict(conn.execute(select(f.external_id, f.finding_id)).all())
     validate(store, by_external.values())
     route(store)
-    [result] = tickets.ingest_tickets(
+    [result] = snapshots.ingest_tickets(
         store, "ACME", [DATA / "defectdojo_jira_mappings.json"], system="defectdojo", actor=ACTOR
     )
     assert result.status == "ok", result.error
@@ -235,7 +237,7 @@ def test_defectdojo_jira_mappings_become_links(store, rec):
     }
     assert [e["data"]["note"] for e in added if e["finding_id"] == ids["236"]] == ["DefectDojo finding 236"]
     # loading the same mappings again adds nothing
-    tickets.ingest_tickets(store, "ACME", [DATA / "defectdojo_jira_mappings.json"], system="defectdojo", actor=ACTOR)
+    snapshots.ingest_tickets(store, "ACME", [DATA / "defectdojo_jira_mappings.json"], system="defectdojo", actor=ACTOR)
     assert len(events(store, "link_added")) == 2
 
 
@@ -244,7 +246,7 @@ def test_a_defectdojo_programme_reconciles_against_its_real_jira_issues(store, r
     ids = _dojo(store, rec)
     bodies = [corpus(f"jira/jira_issue_{key}.json") for key in ("NTEST-3077_done", "NTEST-3104_comments")]
 
-    [done, backlog] = tickets.ingest_tickets(store, "ACME", bodies, system="jira", actor=ACTOR)
+    [done, backlog] = snapshots.ingest_tickets(store, "ACME", bodies, system="jira", actor=ACTOR)
 
     assert (done.status, backlog.status) == ("ok", "ok")
     # NTEST-3077 is Done: its DefectDojo-linked finding awaits verification, no further
@@ -333,7 +335,7 @@ def test_a_bad_export_is_refused_with_file_and_place_and_nothing_half_loaded(sto
         bad.write_bytes(data)
         before = snapshot(store)
 
-        [failed] = tickets.ingest_tickets(store, "ACME", [bad], system=system, actor=ACTOR)
+        [failed] = snapshots.ingest_tickets(store, "ACME", [bad], system=system, actor=ACTOR)
 
         assert failed.status == "failed", case
         assert failed.error.startswith(str(bad)) and place in failed.error, failed.error
@@ -355,7 +357,7 @@ def test_one_bad_file_does_not_stop_the_good_ones(store, routed, exports, tmp_pa
     good = exports.write("jira", [ticket("jira", 1, [routed[0]])])
     bad = tmp_path / "bad.csv"
     bad.write_bytes(BAD["empty-key"][1])
-    [failed, ok] = tickets.ingest_tickets(store, "ACME", [bad, good], system="jira", actor=ACTOR)
+    [failed, ok] = snapshots.ingest_tickets(store, "ACME", [bad, good], system="jira", actor=ACTOR)
     assert (failed.status, ok.status, ok.linked) == ("failed", "ok", 1)
     assert list(current_tickets(store)) == ["SEC-1"]  # nothing of the bad file (its SEC-1 row) half-loaded
     assert current_tickets(store)["SEC-1"]["title"] == f"[{routed[0]}] Fix it"

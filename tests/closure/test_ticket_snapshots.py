@@ -8,7 +8,8 @@ from governance.builders import ACTOR, events, finding, route
 from sqlalchemy import func, select
 
 from closure.conftest import DONE, IN_PROGRESS, ticket
-from handoffkit import schema, verification
+from handoffkit.record import schema
+from handoffkit.workflow import verification
 
 SYSTEMS = ["jira", "github", "servicenow"]
 

@@ -15,9 +15,10 @@ from governance.builders import ACTOR, QUEUE, SHOP, Record, events, finding, rou
 from sqlalchemy import select
 
 from closure.conftest import DONE, ticket
-from handoffkit import engagements, schema, triage, verification
 from handoffkit.cli import cli
 from handoffkit.errors import RefusedError
+from handoffkit.record import engagements, schema
+from handoffkit.workflow import triage, verification
 
 REPO = Path(__file__).resolve().parents[2]
 OWNER, APPROVER = "Priya Raman", "Dana Whitfield"

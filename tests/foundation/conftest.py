@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from handoffkit.store import Store
+from handoffkit.record.store import Store
 
 from .support import chain_head, drop_append_only, event_rows, write_log
 

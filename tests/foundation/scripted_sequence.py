@@ -19,19 +19,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from handoffkit import (
-    calibration,
-    engagements,
-    events,
-    exception_register,
-    findings,
-    routing,
-    schema,
-    triage,
-    verification,
-)
 from handoffkit.errors import RefusedError
-from handoffkit.store import Clock, Store
+from handoffkit.record import engagements, findings, log, schema
+from handoffkit.record.store import Clock, Store
+from handoffkit.workflow import calibration, exceptions, routing, triage, verification
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 DECOMPOSED = "Cafe\u0301"  # "Café" with a combining accent: the log must store it composed (NFC)
@@ -121,7 +112,7 @@ def run(url: str, clock_zone: str = "UTC") -> dict[str, Any]:
         actor="Chen Wei",
     )
     at(75)
-    exception_register.grant(
+    exceptions.grant(
         store,
         "HK-5",
         approver="Dana Whitfield",
@@ -131,7 +122,7 @@ def run(url: str, clock_zone: str = "UTC") -> dict[str, Any]:
     )
     # expires "tomorrow" in UTC, but it is already that day in Kolkata: the decision must not depend on
     # the zone the clock's instant happens to be expressed in
-    exception_register.grant(
+    exceptions.grant(
         store,
         "HK-3",
         approver="Dana Whitfield",
@@ -140,7 +131,7 @@ def run(url: str, clock_zone: str = "UTC") -> dict[str, Any]:
         actor="Ana Silva",
     )
     try:
-        exception_register.grant(
+        exceptions.grant(
             store, "HK-1", approver="  ana SILVA ", reason="self-approved", expires=date(2026, 6, 30), actor="Ana Silva"
         )
     except RefusedError:
@@ -151,9 +142,9 @@ def run(url: str, clock_zone: str = "UTC") -> dict[str, Any]:
     routing.route(store, "ACME", actor="Ana Silva")
     at(24 * 60 + 30)
     verification.verify(store, "HK-2", kind="commit", evidence="example/shop@0123abcd", actor="Chen Wei")
-    events.log(
+    log.log_event(
         store,
-        events.Event(
+        log.Event(
             type="note",
             actor="Ana Silva",
             engagement="ACME",
@@ -167,7 +158,7 @@ def run(url: str, clock_zone: str = "UTC") -> dict[str, Any]:
             },
         ),
     )
-    events.verify_logged(store, "Ana Silva")
+    log.verify_logged(store, "Ana Silva")
 
     with store.read() as conn:
         logged = [
@@ -178,7 +169,7 @@ def run(url: str, clock_zone: str = "UTC") -> dict[str, Any]:
             findings.canonical_row(r._mapping)
             for r in conn.execute(select(schema.findings).order_by(schema.findings.c.number))
         ]
-        head = list(events.head(conn))
+        head = list(log.head(conn))
     store.dispose()
     return {
         "events": logged,

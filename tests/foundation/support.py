@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
-from handoffkit import findings, schema
-from handoffkit.events import Event, append
-from handoffkit.store import Clock, Store
+from handoffkit.record import findings, schema
+from handoffkit.record.log import Event, append
+from handoffkit.record.store import Clock, Store
 
 ACTOR = "Ana Silva"
 CHAIN_LENGTH = 30

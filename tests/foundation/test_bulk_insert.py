@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import insert, select
 
-from handoffkit import schema
-from handoffkit.store import Store, bulk_insert
+from handoffkit.record import schema
+from handoffkit.record.store import Store, bulk_insert
 
 
 def test_no_column_has_a_default_so_leaving_out_an_all_null_column_stores_null() -> None:

@@ -17,10 +17,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from handoffkit import events, schema
-from handoffkit.canonical import canonical_value
 from handoffkit.ingest.common import json_raw
-from handoffkit.store import Store
+from handoffkit.record import log, schema
+from handoffkit.record.canonical import canonical_value
+from handoffkit.record.store import Store
 
 from .support import chain_head, event_rows, write_log
 
@@ -36,12 +36,12 @@ def canonical_by_hand(payload: str) -> str:
 
 
 def test_keys_are_sorted_at_every_depth_without_whitespace() -> None:
-    text = events.canonical_json({"b": 1, "a": {"d": [1, {"y": 2, "x": 1}], "c": "x y"}, "C": None})
+    text = log.canonical_json({"b": 1, "a": {"d": [1, {"y": 2, "x": 1}], "c": "x y"}, "C": None})
     assert text == '{"C":null,"a":{"c":"x y","d":[1,{"x":1,"y":2}]},"b":1}'
 
 
 def test_strings_and_keys_are_nfc_and_not_ascii_escaped() -> None:
-    text = events.canonical_json({"Cafe\u0301": "e\u0301te\u0301"})
+    text = log.canonical_json({"Cafe\u0301": "e\u0301te\u0301"})
     assert text == '{"Caf\u00e9":"\u00e9t\u00e9"}'
     assert text.encode("utf-8") == b'{"Caf\xc3\xa9":"\xc3\xa9t\xc3\xa9"}'
 
@@ -49,24 +49,24 @@ def test_strings_and_keys_are_nfc_and_not_ascii_escaped() -> None:
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, [1.0, math.nan], {"deep": {"x": math.nan}}])
 def test_nan_and_infinities_are_refused(bad: object) -> None:
     with pytest.raises(ValueError, match="NaN"):
-        events.canonical_json({"value": bad})
+        log.canonical_json({"value": bad})
 
 
 def test_instants_become_utc_with_microseconds_and_z() -> None:
     kolkata = datetime(2026, 3, 2, 15, 0, tzinfo=ZoneInfo("Asia/Kolkata"))
     assert (
-        events.canonical_json([kolkata, kolkata + timedelta(microseconds=7)])
+        log.canonical_json([kolkata, kolkata + timedelta(microseconds=7)])
         == '["2026-03-02T09:30:00.000000Z","2026-03-02T09:30:00.000007Z"]'
     )
-    assert events.canonical_json(date(2026, 2, 28)) == '"2026-02-28"'
+    assert log.canonical_json(date(2026, 2, 28)) == '"2026-02-28"'
     with pytest.raises(ValueError, match="naive"):
-        events.canonical_json(datetime(2026, 3, 2, 15, 0))
+        log.canonical_json(datetime(2026, 3, 2, 15, 0))
 
 
 def test_sets_are_sorted_and_unknown_types_refused() -> None:
-    assert events.canonical_json({"s": {"b", "a", "c"}}) == '{"s":["a","b","c"]}'
+    assert log.canonical_json({"s": {"b", "a", "c"}}) == '{"s":["a","b","c"]}'
     with pytest.raises(TypeError, match="object"):
-        events.canonical_json({"x": object()})
+        log.canonical_json({"x": object()})
 
 
 def by_json(value: object) -> str:
@@ -108,9 +108,9 @@ def test_the_fast_path_writes_exactly_the_canonical_text(value: object) -> None:
         expected = by_json(value)
     except (ValueError, TypeError) as exc:
         with pytest.raises(type(exc)):
-            events.canonical_json(value)
+            log.canonical_json(value)
         return
-    assert events.canonical_json(value) == expected
+    assert log.canonical_json(value) == expected
 
 
 JSON_DOCS = st.recursive(
@@ -148,16 +148,16 @@ def test_every_payload_is_canonical_and_mirrors_its_row(store: Store) -> None:
         assert {k: doc[k] for k in schema.EVENT_COLUMNS if k != "origin"} == {
             k: row[k] for k in schema.EVENT_COLUMNS if k != "origin"
         }
-        assert events.canonical_json(doc["origin"]) == row["origin"]
+        assert log.canonical_json(doc["origin"]) == row["origin"]
         assert TS.match(row["occurred_at"])
-        assert row["row_hash"] == events.chain_hash(row["prev_hash"], row["payload"])
+        assert row["row_hash"] == log.chain_hash(row["prev_hash"], row["payload"])
 
 
 def test_a_nan_in_an_event_writes_nothing(store: Store) -> None:
     write_log(store, 3)
     head = chain_head(store)
     with pytest.raises(ValueError, match="NaN"):
-        events.log(store, events.Event(type="note", actor="Ana Silva", data={"score": math.nan}))
+        log.log_event(store, log.Event(type="note", actor="Ana Silva", data={"score": math.nan}))
     assert chain_head(store) == head
     assert len(event_rows(store)) == 3
 
@@ -167,11 +167,11 @@ def test_order_is_by_seq_never_by_time(store: Store) -> None:
     base = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
     for minutes in (30, 20, 10, 0):
         store.clock.fixed = base + timedelta(minutes=minutes)
-        events.log(store, events.Event(type="note", actor="Ana Silva", data={"m": minutes}))
+        log.log_event(store, log.Event(type="note", actor="Ana Silva", data={"m": minutes}))
     rows = event_rows(store)
     assert [r["seq"] for r in rows] == [1, 2, 3, 4]
     assert [r["occurred_at"] for r in rows] == sorted((r["occurred_at"] for r in rows), reverse=True)
-    assert events.verify(store).ok
+    assert log.verify(store).ok
 
 
 # ------------------------------------------------------------------- same bytes, backends and zones

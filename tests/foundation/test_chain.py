@@ -1,6 +1,6 @@
 """The activity log's hash chain against an attacker with write access (triggers dropped first).
 
-Every example edits the 30-event log of the ``chain`` fixture, runs :func:`events.verify`, and puts
+Every example edits the 30-event log of the ``chain`` fixture, runs :func:`log.verify`, and puts
 the original rows back, so one store per backend serves all the examples.
 """
 
@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, exc, text, update
 
-from handoffkit import events, schema
-from handoffkit.store import Store
+from handoffkit.record import log, schema
+from handoffkit.record.store import Store
 
 from .support import CHAIN_LENGTH, chain_head, event_rows, set_events, write_log
 
@@ -44,23 +44,23 @@ def rechain(rows: Rows, start: int) -> Rows:
     for i in range(start - 1, len(out)):
         prev = out[i - 1]["row_hash"] if i else schema.GENESIS_HASH
         out[i]["prev_hash"] = prev
-        out[i]["row_hash"] = events.chain_hash(prev, out[i]["payload"])
+        out[i]["row_hash"] = log.chain_hash(prev, out[i]["payload"])
     return out
 
 
 def restore(store: Store, pristine: Pristine) -> None:
     set_events(store, pristine[0], pristine[1])
-    assert events.verify(store).ok
+    assert log.verify(store).ok
 
 
 def test_the_untouched_log_verifies(chain: Store, pristine: Pristine) -> None:
     rows, head = pristine
-    result = events.verify(chain)
+    result = log.verify(chain)
     assert result.ok, result.reason
     assert (result.checked, result.head_seq) == (CHAIN_LENGTH, CHAIN_LENGTH)
     assert [r["seq"] for r in rows] == list(range(1, CHAIN_LENGTH + 1))
     assert head == (CHAIN_LENGTH, rows[-1]["row_hash"])
-    assert all(r["row_hash"] == events.chain_hash(r["prev_hash"], r["payload"]) for r in rows)
+    assert all(r["row_hash"] == log.chain_hash(r["prev_hash"], r["payload"]) for r in rows)
 
 
 @EXAMPLES
@@ -79,7 +79,7 @@ def test_any_flipped_byte_names_its_seq(
     try:
         with chain.engine.begin() as conn:
             conn.execute(update(schema.events).where(schema.events.c.seq == seq).values({column: tampered}))
-        result = events.verify(chain)
+        result = log.verify(chain)
         assert not result.ok
         assert result.first_bad_seq == seq, result.reason
     finally:
@@ -107,7 +107,7 @@ def test_an_edited_column_that_the_payload_mirrors_names_its_seq(
     try:
         with chain.engine.begin() as conn:
             conn.execute(update(schema.events).where(schema.events.c.seq == seq).values({column: value}))
-        result = events.verify(chain)
+        result = log.verify(chain)
         assert (result.ok, result.first_bad_seq) == (False, seq), result.reason
         assert repr(column) in result.reason
     finally:
@@ -120,7 +120,7 @@ def test_a_deleted_row_is_named(chain: Store, pristine: Pristine, seq: int) -> N
     rows = [r for r in pristine[0] if r["seq"] != seq]
     try:
         set_events(chain, rows)
-        result = events.verify(chain)
+        result = log.verify(chain)
         assert (result.ok, result.first_bad_seq) == (False, seq), result.reason
     finally:
         restore(chain, pristine)
@@ -140,7 +140,7 @@ def test_a_duplicated_row_is_named(chain: Store, pristine: Pristine, seq: int, a
         rows, named = [*before, {**copy, "seq": seq + 1}, *after], seq + 1
     try:
         set_events(chain, rows)
-        result = events.verify(chain)
+        result = log.verify(chain)
         assert (result.ok, result.first_bad_seq) == (False, named), result.reason
     finally:
         restore(chain, pristine)
@@ -154,7 +154,7 @@ def test_swapped_rows_name_the_first(chain: Store, pristine: Pristine, pair: lis
     rows[i - 1], rows[j - 1] = {**rows[j - 1], "seq": i}, {**rows[i - 1], "seq": j}
     try:
         set_events(chain, rows)
-        result = events.verify(chain)
+        result = log.verify(chain)
         assert (result.ok, result.first_bad_seq) == (False, i), result.reason
     finally:
         restore(chain, pristine)
@@ -170,14 +170,14 @@ def test_rows_each_fixed_up_alone_still_break_the_links(chain: Store, pristine: 
     def renumbered(row: dict[str, Any], seq: int) -> dict[str, Any]:
         doc = json.loads(row["payload"])
         doc["seq"] = seq
-        payload = events.canonical_json(doc)
-        return {**row, "seq": seq, "payload": payload, "row_hash": events.chain_hash(row["prev_hash"], payload)}
+        payload = log.canonical_json(doc)
+        return {**row, "seq": seq, "payload": payload, "row_hash": log.chain_hash(row["prev_hash"], payload)}
 
     rows = [dict(r) for r in pristine[0]]
     rows[i - 1], rows[j - 1] = renumbered(pristine[0][j - 1], i), renumbered(pristine[0][i - 1], j)
     try:
         set_events(chain, rows)
-        result = events.verify(chain)
+        result = log.verify(chain)
         assert (result.ok, result.first_bad_seq) == (False, i), result.reason
         assert "prev_hash" in result.reason
     finally:
@@ -195,14 +195,14 @@ def test_truncation_is_caught_by_the_head_and_when_the_head_is_forged_by_an_anch
     anchor = {"seq": anchor_at, "row_hash": pristine[0][anchor_at - 1]["row_hash"]}
     try:
         set_events(chain, kept)
-        result = events.verify(chain)
+        result = log.verify(chain)
         assert (result.ok, result.first_bad_seq) == (False, cut), result.reason
         assert "chain head" in result.reason
 
         forged = (cut - 1, kept[-1]["row_hash"] if kept else schema.GENESIS_HASH)
         set_events(chain, kept, forged)
-        assert events.verify(chain).ok
-        anchored = events.verify(chain, anchor)
+        assert log.verify(chain).ok
+        anchored = log.verify(chain, anchor)
         if anchor_at >= cut:
             assert (anchored.ok, anchored.first_bad_seq) == (False, cut), anchored.reason
             assert "truncated" in anchored.reason
@@ -222,14 +222,14 @@ def test_a_rewritten_chain_passes_alone_and_fails_against_an_earlier_anchor(
     rows = [dict(r) for r in pristine[0]]
     doc = json.loads(rows[edited - 1]["payload"])
     doc["actor"] = rows[edited - 1]["actor"] = "Mallory Moriarty"
-    rows[edited - 1]["payload"] = events.canonical_json(doc)
+    rows[edited - 1]["payload"] = log.canonical_json(doc)
     rows = rechain(rows, edited)
     anchor = {"seq": anchor_at, "row_hash": pristine[0][anchor_at - 1]["row_hash"]}
     try:
         set_events(chain, rows, (CHAIN_LENGTH, rows[-1]["row_hash"]))
-        alone = events.verify(chain)
+        alone = log.verify(chain)
         assert alone.ok, alone.reason
-        anchored = events.verify(chain, anchor)
+        anchored = log.verify(chain, anchor)
         if anchor_at >= edited:
             assert (anchored.ok, anchored.first_bad_seq) == (False, anchor_at), anchored.reason
             assert "rewritten" in anchored.reason
@@ -243,11 +243,11 @@ def test_rechaining_an_edited_payload_without_its_column_is_still_named(chain: S
     rows = [dict(r) for r in pristine[0]]
     doc = json.loads(rows[11]["payload"])
     doc["actor"] = "Mallory Moriarty"  # the column still says who really did it
-    rows[11]["payload"] = events.canonical_json(doc)
+    rows[11]["payload"] = log.canonical_json(doc)
     rows = rechain(rows, 12)
     try:
         set_events(chain, rows, (CHAIN_LENGTH, rows[-1]["row_hash"]))
-        result = events.verify(chain)
+        result = log.verify(chain)
         assert (result.ok, result.first_bad_seq) == (False, 12), result.reason
         assert "'actor'" in result.reason
     finally:
@@ -258,11 +258,11 @@ def test_an_anchor_survives_later_appends(store: Store) -> None:
     write_log(store, 9)
     anchor = dict(zip(("seq", "row_hash"), chain_head(store), strict=True))
     for i in range(4):
-        events.log(store, events.Event(type="note", actor="Ben Okoro", data={"i": i}))
-    result = events.verify(store, anchor)
+        log.log_event(store, log.Event(type="note", actor="Ben Okoro", data={"i": i}))
+    result = log.verify(store, anchor)
     assert result.ok, result.reason
     assert (result.head_seq, result.anchor) == (13, anchor)
-    assert events.verify(store, {"seq": 9, "row_hash": "f" * 64}).first_bad_seq == 9
+    assert log.verify(store, {"seq": 9, "row_hash": "f" * 64}).first_bad_seq == 9
 
 
 # ---------------------------------------------------------------------------------- the triggers
@@ -283,4 +283,4 @@ def test_update_and_delete_are_refused_by_the_database(store: Store) -> None:
         with pytest.raises(exc.DBAPIError, match="append-only"), store.write() as conn:
             conn.execute(stmt)
     assert event_rows(store) == before
-    assert events.verify(store).ok
+    assert log.verify(store).ok

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from handoffkit import calibration, engagements, events, findings, schema
 from handoffkit.errors import ConcurrentEditError
-from handoffkit.store import Store
+from handoffkit.record import engagements, findings, log, schema
+from handoffkit.record.store import Store
+from handoffkit.workflow import calibration
 
 from .support import ACTOR, add_findings, event_rows
 from .workers import hammer
@@ -32,7 +33,7 @@ def test_eight_processes_append_fifty_events_each(store: Store) -> None:
     before = len(event_rows(store))
 
     ctx = multiprocessing.get_context("forkserver")  # a clean single-threaded parent, imports paid once
-    ctx.set_forkserver_preload(["handoffkit.findings", hammer.__module__])
+    ctx.set_forkserver_preload(["handoffkit.record.findings", hammer.__module__])
     start, results = ctx.Event(), ctx.Queue()
     procs = [
         ctx.Process(target=hammer, args=(store.url, w, PER_PROCESS, targets[w], start, results))
@@ -50,14 +51,14 @@ def test_eight_processes_append_fifty_events_each(store: Store) -> None:
     rows = event_rows(store)
     assert [r["seq"] for r in rows] == list(range(1, before + PROCESSES * PER_PROCESS + 1))
     assert Counter(r["actor"] for r in rows[before:]) == {f"Worker {w}": PER_PROCESS for w in range(PROCESSES)}
-    result = events.verify(store)
+    result = log.verify(store)
     assert result.ok, result.reason
     assert result.head_seq == before + PROCESSES * PER_PROCESS
 
     with store.read() as conn:
         versions = dict(conn.execute(select(schema.findings.c.finding_id, schema.findings.c.row_version)).all())
     assert versions == {ids[0]: 1 + PER_PROCESS, ids[1]: 1 + PER_PROCESS, ids[2]: 1 + 2 * PER_PROCESS}
-    replayed = findings.replay(store, "ACME")
+    replayed = findings.rebuild(store, "ACME")
     assert {f: r["row_version"] for f, r in replayed.items()} == versions
 
 
@@ -98,8 +99,8 @@ def test_two_concurrent_edits_of_one_finding_exactly_one_wins(store: Store, enga
     logged = [r for r in event_rows(store) if r["type"] == "severity_calibrated"]
     assert [(r["actor"], r["outcome"]) for r in logged] == [(winner, "success"), (loser, "failure")]
     assert message in logged[1]["payload"]
-    assert events.verify(store).ok
-    assert findings.replay(store, engagement)[fid]["severity"] == wanted
+    assert log.verify(store).ok
+    assert findings.rebuild(store, engagement)[fid]["severity"] == wanted
 
 
 def test_a_stale_version_fails_even_without_a_race(store: Store, engagement: str) -> None:

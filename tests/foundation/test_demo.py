@@ -10,10 +10,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from handoffkit import demo, findings, schema
+from handoffkit import demo
 from handoffkit.cli import cli
-from handoffkit.model import SEVERITIES, STATES
-from handoffkit.store import Store
+from handoffkit.record import findings, schema
+from handoffkit.record.model import SEVERITIES, STATES
+from handoffkit.record.store import Store
 
 from .support import drop_append_only
 

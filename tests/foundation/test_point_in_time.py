@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from handoffkit import findings, schema
-from handoffkit.output import records
-from handoffkit.store import Store
+from handoffkit.record import findings, schema
+from handoffkit.record.store import Store
+from handoffkit.report.output import records
 
 pytestmark = pytest.mark.xdist_group("demo")
 
@@ -33,7 +33,7 @@ def stored_rows(store: Store) -> dict[str, dict]:
 
 def test_replaying_the_log_rebuilds_every_column_of_every_finding(demo_store: Store) -> None:
     stored = stored_rows(demo_store)
-    rebuilt = findings.replay(demo_store, "DEMO")
+    rebuilt = findings.rebuild(demo_store, "DEMO")
     assert len(stored) >= 300
     assert sorted(rebuilt) == sorted(stored)
     differing = {

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from handoffkit import engagements, schema
-from handoffkit.assets import load_owners
 from handoffkit.errors import ConfigError
-from handoffkit.policy import load_policy
-from handoffkit.store import Store
+from handoffkit.record import engagements, schema
+from handoffkit.record.owners import load_owners
+from handoffkit.record.policy import load_policy
+from handoffkit.record.store import Store
 
 from .support import ACTOR, chain_head, event_rows
 

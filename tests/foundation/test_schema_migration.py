@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text, update
 
-from handoffkit import engagements, schema
 from handoffkit.errors import ConfigError
-from handoffkit.store import Store
+from handoffkit.record import engagements, schema
+from handoffkit.record.store import Store
 
 from .support import ACTOR, add_findings
 

@@ -10,9 +10,10 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
-from handoffkit import calibration, events, exception_register, findings, schema
 from handoffkit.errors import HandoffkitError, RefusedError
-from handoffkit.store import Store
+from handoffkit.record import findings, log, schema
+from handoffkit.record.store import Store
+from handoffkit.workflow import calibration, exceptions
 
 from .support import add_findings, chain_head, event_rows
 
@@ -30,7 +31,7 @@ def test_a_self_approved_exception_changes_nothing_but_one_denied_event(store: S
     [fid] = add_findings(store, engagement)
     before, head = snapshot(store), chain_head(store)
     with pytest.raises(RefusedError, match="same person"):
-        exception_register.grant(
+        exceptions.grant(
             store, fid, approver="  ana   SILVA ", reason="accepted risk", expires=date(2026, 6, 30), actor="Ana Silva"
         )
     assert snapshot(store) == before
@@ -40,14 +41,14 @@ def test_a_self_approved_exception_changes_nothing_but_one_denied_event(store: S
     ]
     data = json.loads(new[0]["payload"])["data"]
     assert "same person" in data["reason"] and data["approver"] == "  ana   SILVA "
-    assert events.verify(store).ok
+    assert log.verify(store).ok
 
 
 def test_a_different_approver_is_granted_in_one_transaction(store: Store, engagement: str) -> None:
     """The positive control for the refusal above: the exception row, the finding's state and the event."""
     [fid] = add_findings(store, engagement)
     head = chain_head(store)
-    exception_register.grant(
+    exceptions.grant(
         store, fid, approver="Dana Whitfield", reason="WAF rule", expires=date(2026, 6, 30), actor="Ana Silva"
     )
     after = snapshot(store)
@@ -60,12 +61,12 @@ def test_an_empty_actor_is_refused_before_anything_is_written(store: Store, enga
     [fid] = add_findings(store, engagement)
     before, head = snapshot(store), chain_head(store)
     attempts = [
-        lambda: exception_register.grant(
+        lambda: exceptions.grant(
             store, fid, approver="Dana Whitfield", reason="r", expires=date(2026, 6, 30), actor=actor
         ),
         lambda: calibration.calibrate(store, fid, severity="low", reason="r", actor=actor),
-        lambda: events.log(store, events.Event(type="note", actor=actor)),
-        lambda: events.verify_logged(store, actor),
+        lambda: log.log_event(store, log.Event(type="note", actor=actor)),
+        lambda: log.verify_logged(store, actor),
     ]
     for attempt in attempts:
         with pytest.raises(HandoffkitError, match="an actor is required"):
@@ -99,10 +100,10 @@ def test_a_read_sees_one_state_of_the_record_throughout(store: Store, engagement
     add_findings(store, engagement)
     count = select(func.count()).select_from(schema.findings)
     with store.read() as conn:
-        before, head = conn.execute(count).scalar(), events.head(conn)
+        before, head = conn.execute(count).scalar(), log.head(conn)
         add_findings(store, engagement)  # another connection of the pool, committed
         assert chain_head(store)[0] == head[0] + 1
         assert conn.execute(count).scalar() == before
-        assert events.head(conn) == head
+        assert log.head(conn) == head
     with store.read() as conn:
         assert conn.execute(count).scalar() == before + 1

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from handoffkit import events, findings
-from handoffkit.store import Store
+from handoffkit.record import findings, log
+from handoffkit.record.store import Store
 
 
 def hammer(url: str, worker: int, count: int, finding_id: str | None, start: Any, results: Any) -> None:
@@ -18,7 +18,7 @@ def hammer(url: str, worker: int, count: int, finding_id: str | None, start: Any
     for i in range(count):
         try:
             if finding_id is None:
-                events.log(store, events.Event(type="note", actor=actor, data={"worker": worker, "i": i}))
+                log.log_event(store, log.Event(type="note", actor=actor, data={"worker": worker, "i": i}))
             else:
                 with store.write() as conn:
                     row = findings.get(conn, finding_id)._mapping

@@ -15,9 +15,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from handoffkit import kev, routing, scans, schema, triage
 from handoffkit.demo import formats
-from handoffkit.store import Store
+from handoffkit.ingest import kev, pipeline
+from handoffkit.record import schema
+from handoffkit.record.store import Store
+from handoffkit.workflow import routing, triage
 
 ACTOR = "Ana Silva"
 SCANNER = "scanner-bot operator Eve Marsh"
@@ -34,10 +36,10 @@ class Record:
     workdir: Path
     _n: itertools.count = field(default_factory=lambda: itertools.count(1))
 
-    def ingest(self, name: str, data: bytes) -> scans.FileResult:
+    def ingest(self, name: str, data: bytes) -> pipeline.FileResult:
         path = self.workdir / name
         path.write_bytes(data)
-        [result] = scans.ingest_scan(self.store, self.engagement, [path], actor=SCANNER)
+        [result] = pipeline.ingest_scan(self.store, self.engagement, [path], actor=SCANNER)
         assert result.status == "ok", result.error
         return result
 

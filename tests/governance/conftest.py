@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from governance.builders import Record
-from handoffkit.store import Store
+from handoffkit.record.store import Store
 
 
 @pytest.fixture

@@ -14,9 +14,12 @@ import pytest
 from click.testing import CliRunner
 
 from governance.builders import ACTOR, SHOP, route, validate
-from handoffkit import calibration, checklist, engagements, links, schema
 from handoffkit.cli import cli
-from handoffkit.store import Store
+from handoffkit.record import engagements, schema
+from handoffkit.record.store import Store
+from handoffkit.report import checklist
+from handoffkit.tickets import links
+from handoffkit.workflow import calibration
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,9 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from governance.builders import ACTOR, SHOP, events, finding, route, snapshot, validate
-from handoffkit import exception_register, payload
 from handoffkit.cli import cli
 from handoffkit.errors import RefusedError
+from handoffkit.tickets import payload
+from handoffkit.workflow import exceptions
 
 APPROVER = "Dana Whitfield"
 
@@ -34,9 +35,7 @@ def test_a_self_approved_exception_is_refused_with_a_denied_event(store, rec):
         before = snapshot(store)
 
         with pytest.raises(RefusedError, match="same person"):
-            exception_register.grant(
-                store, fid, approver=approver, reason="accept", expires=date(2026, 6, 1), actor=requester
-            )
+            exceptions.grant(store, fid, approver=approver, reason="accept", expires=date(2026, 6, 1), actor=requester)
 
         after = snapshot(store)
         assert after["exceptions"] == before["exceptions"]
@@ -56,7 +55,7 @@ def test_a_self_approved_exception_is_refused_with_a_denied_event(store, rec):
 
 def test_grant_holds_the_finding_out_of_every_queue(store, rec):
     fid = _routed_ticket(store, rec)
-    out = exception_register.grant(
+    out = exceptions.grant(
         store, fid, approver=APPROVER, reason=" legacy integration ", expires=date(2026, 6, 1), actor=ACTOR
     )
     assert out["status"] == "active" and out["approver"] == APPROVER
@@ -76,7 +75,7 @@ def test_an_excepted_finding_never_gets_a_payload(store, rec, target):
     [other] = rec.web(SHOP, ("Not excepted SQLi", 3))
     validate(store, [other])
     route(store)
-    exception_register.grant(store, fid, approver=APPROVER, reason="accepted", expires=date(2026, 6, 1), actor=ACTOR)
+    exceptions.grant(store, fid, approver=APPROVER, reason="accepted", expires=date(2026, 6, 1), actor=ACTOR)
     for rerouted in (False, True):  # straight after the grant (owner still on the row), and after routing
         if rerouted:
             route(store)
@@ -99,7 +98,7 @@ def test_an_excepted_finding_never_gets_a_payload(store, rec, target):
 
 def test_an_excepted_untriaged_finding_stays_out_once_validated(store, rec):
     [fid] = rec.web(SHOP, ("Excepted before triage", 3))
-    exception_register.grant(store, fid, approver=APPROVER, reason="accepted", expires=date(2026, 6, 1), actor=ACTOR)
+    exceptions.grant(store, fid, approver=APPROVER, reason="accepted", expires=date(2026, 6, 1), actor=ACTOR)
     validate(store, [fid])
     route(store)
     assert (finding(store, fid)["state"], finding(store, fid)["disposition"]) == ("excepted", "held_exception")
@@ -108,7 +107,7 @@ def test_an_excepted_untriaged_finding_stays_out_once_validated(store, rec):
 
 def test_on_expiry_the_next_routing_run_returns_the_finding_with_exception_expired(store, rec):
     fid = _routed_ticket(store, rec)
-    exception_register.grant(store, fid, approver=APPROVER, reason="accepted", expires=date(2026, 3, 10), actor=ACTOR)
+    exceptions.grant(store, fid, approver=APPROVER, reason="accepted", expires=date(2026, 3, 10), actor=ACTOR)
 
     store.clock.fixed = datetime(2026, 3, 10, 18, tzinfo=UTC)  # the last day of the exception
     assert route(store).exceptions_expired == [] and finding(store, fid)["state"] == "excepted"
@@ -123,16 +122,16 @@ def test_on_expiry_the_next_routing_run_returns_the_finding_with_exception_expir
     row = finding(store, fid)
     assert (row["state"], row["disposition"], row["owner_team"]) == ("routed", "ticket", "payments")
     assert [e["type"] for e in events(store, finding_id=fid)][-2:] == ["exception_expired", "finding_routed"]
-    [listed] = exception_register.list_exceptions(store, "ACME")
+    [listed] = exceptions.list_exceptions(store, "ACME")
     assert (listed["status"], listed["closed_by"]) == ("expired", ACTOR)
     assert payload.issue(store, "ACME", target="jira", actor=ACTOR)["count"] == 1
 
 
 def test_revoke_returns_the_finding_to_routing(store, rec):
     fid = _routed_ticket(store, rec)
-    exception_register.grant(store, fid, approver=APPROVER, reason="accepted", expires=date(2026, 6, 1), actor=ACTOR)
+    exceptions.grant(store, fid, approver=APPROVER, reason="accepted", expires=date(2026, 6, 1), actor=ACTOR)
 
-    out = exception_register.revoke(store, fid, reason="fix is cheap after all", actor=APPROVER)
+    out = exceptions.revoke(store, fid, reason="fix is cheap after all", actor=APPROVER)
 
     assert out["status"] == "revoked"
     assert (finding(store, fid)["state"], finding(store, fid)["disposition"]) == ("validated", None)
@@ -142,7 +141,7 @@ def test_revoke_returns_the_finding_to_routing(store, rec):
     assert (finding(store, fid)["state"], finding(store, fid)["disposition"]) == ("routed", "ticket")
 
     with pytest.raises(RefusedError, match="no active exception"):
-        exception_register.revoke(store, fid, reason="again", actor=APPROVER)
+        exceptions.revoke(store, fid, reason="again", actor=APPROVER)
     assert len(events(store, "exception_revoked", outcome="denied")) == 1
 
 
@@ -150,8 +149,8 @@ def test_an_exception_must_expire_in_the_future(store, rec):
     fid = _routed_ticket(store, rec)
     for expires in (date(2026, 3, 2), date(2025, 12, 31)):  # today, and the past
         with pytest.raises(RefusedError, match="not in the future"):
-            exception_register.grant(store, fid, approver=APPROVER, reason="x", expires=expires, actor=ACTOR)
-    assert exception_register.list_exceptions(store, "ACME") == []
+            exceptions.grant(store, fid, approver=APPROVER, reason="x", expires=expires, actor=ACTOR)
+    assert exceptions.list_exceptions(store, "ACME") == []
 
 
 def test_exception_cli_grant_list_revoke(store, rec):
@@ -214,4 +213,4 @@ def test_exception_cli_grant_list_revoke(store, rec):
     assert revoked.exit_code == 0, revoked.output
     listed = runner.invoke(cli, [*base, "--format", "json", "exception", "list", "-e", "ACME", "--status", "active"])
     assert json.loads(listed.output) == []
-    assert [r["status"] for r in exception_register.list_exceptions(store, "ACME")] == ["revoked"]
+    assert [r["status"] for r in exceptions.list_exceptions(store, "ACME")] == ["revoked"]

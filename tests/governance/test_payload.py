@@ -13,13 +13,14 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from governance.builders import ACTOR, QUEUE, SHOP, events, finding, route, snapshot, validate
-from handoffkit import engagements, findings, payload, schema
 from handoffkit.cli import cli
 from handoffkit.errors import RefusedError
-from handoffkit.events import canonical_json
-from handoffkit.inputs import read_csv
-from handoffkit.ticketing.detect import parse_export
-from handoffkit.ticketing.finding_ids import extract_finding_ids
+from handoffkit.record import engagements, findings, schema
+from handoffkit.record.inputs import read_csv
+from handoffkit.record.log import canonical_json
+from handoffkit.tickets import payload
+from handoffkit.tickets.detect import parse_export
+from handoffkit.tickets.finding_ids import extract_finding_ids
 
 PERMALINK = "https://record.test/ACME/findings/{}"
 VECTOR = "CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:N"

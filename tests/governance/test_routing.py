@@ -12,9 +12,10 @@ from click.testing import CliRunner
 from sqlalchemy import event
 
 from governance.builders import ACTOR, LEGACY, QUEUE, SHOP, Record, events, finding, route, snapshot, validate
-from handoffkit import engagements, exception_register, triage
 from handoffkit.cli import cli
 from handoffkit.demo import formats
+from handoffkit.record import engagements
+from handoffkit.workflow import exceptions, triage
 
 REPO = Path(__file__).resolve().parents[2]
 VALIDATED = date(2026, 3, 2)  # the clock fixture's day
@@ -196,9 +197,7 @@ def _mixed_record(store, rec) -> list[str]:
     ids += rec.host("https://unmapped.test", {"name": "Mixed unowned", "severity": 4})
     validate(store, ids)
     route(store)
-    exception_register.grant(
-        store, ids[2], approver="Dana Whitfield", reason="legacy", expires=date(2026, 3, 10), actor=ACTOR
-    )
+    exceptions.grant(store, ids[2], approver="Dana Whitfield", reason="legacy", expires=date(2026, 3, 10), actor=ACTOR)
     ids += rec.web(SHOP, ("Mixed new high", 3))
     validate(store, ids[-1:])
     triage.triage(store, [ids[1]], "false_positive", reason="not reachable", actor=ACTOR)

@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from governance.builders import ACTOR, SHOP, events, finding, route, snapshot, validate
-from handoffkit import triage, verification
 from handoffkit.cli import cli
 from handoffkit.errors import RefusedError
+from handoffkit.workflow import triage, verification
 
 
 def test_nothing_not_validated_is_ever_routed(store, rec):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from handoffkit.ingest.detect import parse_file
-from handoffkit.model import ParseResult
+from handoffkit.record.model import ParseResult
 
 REPO = Path(__file__).resolve().parents[2]
 SCANS = REPO / "tests" / "data" / "scans"

@@ -9,7 +9,7 @@ import pytest
 
 from handoffkit.ingest.common import MALFORMED_CVE, code_asset, cwes, host_asset, take_cves, url_origin
 from handoffkit.ingest.detect import parse_file
-from handoffkit.model import ParseResult
+from handoffkit.record.model import ParseResult
 
 
 def test_cves_are_upper_cased_deduplicated_and_validated() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from handoffkit.ingest.detect import parse_file
-from handoffkit.model import FINDING_KINDS, SEVERITIES, ParseResult
+from handoffkit.record.model import FINDING_KINDS, SEVERITIES, ParseResult
 
 pytestmark = pytest.mark.corpus
 

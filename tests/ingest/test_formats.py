@@ -10,7 +10,7 @@ import pytest
 from handoffkit.errors import InputError
 from handoffkit.ingest.common import MALFORMED_CVE
 from handoffkit.ingest.detect import FORMATS, parse_file
-from handoffkit.model import ParseResult
+from handoffkit.record.model import ParseResult
 
 Parse = Callable[[str], ParseResult]
 

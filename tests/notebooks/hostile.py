@@ -11,9 +11,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from handoffkit import calibration, engagements, reconcile, routing, scans, tickets, triage
+from handoffkit.workflow import calibration, routing, triage
+from handoffkit.record import engagements
+from handoffkit import reconcile
+from handoffkit.ingest import pipeline
+from handoffkit.tickets import snapshots
 from handoffkit.demo import formats
-from handoffkit.store import Clock, Store
+from handoffkit.record.store import Clock, Store
 
 CANARY = "</script><script>alert(1)</script><img src=x onerror=alert(2)>"
 ENGAGEMENT = "HOSTILE"
@@ -40,7 +44,7 @@ def build(url: str, workdir: Path) -> str:
     scan = workdir / "scan.sarif"
     scan.write_bytes(formats.sarif([{"tool": "semgrep", "version": "1.93.0", "repo": REPO, "results": results,
                                      "started": "2026-07-01T09:00:00Z"}]))
-    scans.ingest_scan(store, ENGAGEMENT, [scan], actor=CANARY)
+    pipeline.ingest_scan(store, ENGAGEMENT, [scan], actor=CANARY)
     ids = [f"HK-{n}" for n in range(1, 6)]
     _at(store, 2)
     triage.triage(store, ids, "validated", reason=CANARY, actor=CANARY)
@@ -57,7 +61,7 @@ def build(url: str, workdir: Path) -> str:
          "labels": [fid, CANARY], "description": CANARY, "finding_field": fid}
         for n, (fid, status, category) in enumerate([("HK-1", "Done", "done"), ("HK-999", "To Do", "todo")],
                                                     start=1)]))
-    tickets.ingest_tickets(store, ENGAGEMENT, [export], system="jira", actor=CANARY)
+    snapshots.ingest_tickets(store, ENGAGEMENT, [export], system="jira", actor=CANARY)
     _at(store, 15)
     reconcile.reconcile(store, ENGAGEMENT, actor=CANARY)
     store.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from report.browser import CHROMIUM, SCREENSHOTS, open_offline
 
-from handoffkit.report import TITLES
+from handoffkit.report.pack import TITLES
 
 from .test_report import CHARTS
 

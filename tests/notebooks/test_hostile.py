@@ -5,8 +5,8 @@ from __future__ import annotations
 import html5lib
 import pytest
 
-from handoffkit import report
-from handoffkit.htmlreport import check_offline
+from handoffkit.report import pack
+from handoffkit.report.pages import check_offline
 
 from .hostile import CANARY
 
@@ -21,7 +21,7 @@ def local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-@pytest.mark.parametrize("name", list(report.TITLES))
+@pytest.mark.parametrize("name", list(pack.TITLES))
 def test_the_canary_never_becomes_markup(hostile_pack, name: str) -> None:
     html = (hostile_pack.out / f"{name}.html").read_text(encoding="utf-8")
     assert check_offline(html) == []

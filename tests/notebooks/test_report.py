@@ -14,11 +14,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from handoffkit import asof, checklist, findings, report, schema
+from handoffkit.record import replay, findings, schema, _memo
+from handoffkit.report import checklist, pack
 from handoffkit.cli import cli
-from handoffkit.htmlreport import check_offline
-from handoffkit.output import unsafe_cell
-from handoffkit.store import Store
+from handoffkit.report.pages import check_offline
+from handoffkit.record.csvsafe import unsafe_cell
+from handoffkit.record.store import Store
 
 from .conftest import ACTOR, Pack, params_file, render
 
@@ -35,24 +36,24 @@ def page(pack: Pack, name: str) -> str:
 
 
 def test_every_step_after_the_export_is_scheduled() -> None:
-    """The pages and the quality check run in :data:`report.LONGEST_FIRST` order: a page missing from it
+    """The pages and the quality check run in :data:`pack.LONGEST_FIRST` order: a page missing from it
     would never be rendered."""
-    assert sorted(report.LONGEST_FIRST) == sorted([*report.TITLES, report.QUALITY_JSON])
+    assert sorted(pack.LONGEST_FIRST) == sorted([*pack.TITLES, pack.QUALITY_JSON])
 
 
 def test_pages_share_memo_entries_through_a_private_folder_removed_afterwards(monkeypatch) -> None:
-    monkeypatch.setenv(asof.SHARED_MEMO_ENV, "/somewhere/the/user/set")
-    with report._shared_memo():
-        folder = Path(os.environ[asof.SHARED_MEMO_ENV])  # what the kernels started here inherit
+    monkeypatch.setenv(_memo.SHARED_MEMO_ENV, "/somewhere/the/user/set")
+    with pack._shared_memo():
+        folder = Path(os.environ[_memo.SHARED_MEMO_ENV])  # what the kernels started here inherit
         assert folder.is_dir() and folder != Path("/somewhere/the/user/set")
     assert not folder.exists()
-    assert os.environ[asof.SHARED_MEMO_ENV] == "/somewhere/the/user/set"
+    assert os.environ[_memo.SHARED_MEMO_ENV] == "/somewhere/the/user/set"
 
 
 def test_the_pack_holds_every_page_the_csv_the_quality_results_and_the_manifest(demo_pack: Pack) -> None:
     names = {p.name for p in demo_pack.out.iterdir()}
-    assert {f"{n}.html" for n in report.TITLES} | {"activity_log.csv", "data_quality.json", "manifest.json"} <= names
-    for n in report.TITLES:  # the CLI prints every path
+    assert {f"{n}.html" for n in pack.TITLES} | {"activity_log.csv", "data_quality.json", "manifest.json"} <= names
+    for n in pack.TITLES:  # the CLI prints every path
         assert str(demo_pack.out / f"{n}.html") in demo_pack.output
     quality = json.loads((demo_pack.out / "data_quality.json").read_text())
     assert quality["summary"]["success"] is True and quality["rows"] > 0
@@ -64,13 +65,13 @@ def test_the_manifest_seals_every_file(demo_pack: Pack) -> None:
     on_disk = {p.relative_to(demo_pack.out).as_posix() for p in demo_pack.out.rglob("*")
                if p.is_file() and p.name != "manifest.json"}
     assert set(manifest["files"]) == on_disk
-    from handoffkit.events import sha256_bytes
+    from handoffkit.record.log import sha256_bytes
 
     for name, entry in manifest["files"].items():
         assert sha256_bytes((demo_pack.out / name).read_bytes()) == entry["sha256"], name
     store = Store(demo_pack.url, create=False)
     with store.read() as conn:
-        seq, row_hash = asof.head(conn, asof.instant("2026-09-30"))
+        seq, row_hash = replay.head(conn, replay.instant("2026-09-30"))
     assert manifest["chain_head"] == {"seq": seq, "row_hash": row_hash}
     assert manifest["as_of"] == "2026-09-30T23:59:59.999999Z" and manifest["period"] == {
         "start": "2026-07-01", "end": "2026-09-30"}
@@ -93,8 +94,8 @@ def test_the_render_is_logged_for_the_checklist(demo_pack: Pack) -> None:
                     .scalars()]
         exported = conn.execute(select(ev.payload).where(ev.type == "log_exported")).scalars().all()
     data = rendered[0]["data"]
-    assert data["views"] == list(report.TITLES) and data["as_of"] == "2026-09-30T23:59:59.999999Z"
-    from handoffkit.events import sha256_bytes
+    assert data["views"] == list(pack.TITLES) and data["as_of"] == "2026-09-30T23:59:59.999999Z"
+    from handoffkit.record.log import sha256_bytes
 
     assert data["manifest_sha256"] == sha256_bytes((demo_pack.out / "manifest.json").read_bytes())
     assert data["out"] == str(demo_pack.out) and len(exported) >= 1
@@ -124,7 +125,7 @@ def test_the_headline_tiles_equal_the_csv_and_the_record(demo_pack: Pack) -> Non
         return sum(r["type"] == type_ and r["outcome"] == "success" and r["engagement"] == "DEMO" for r in rows)
 
     store = Store(demo_pack.url, create=False)
-    record = findings.replay(store, "DEMO", schema.parse_ts("2026-09-30T23:59:59.999999Z"))
+    record = findings.rebuild(store, "DEMO", schema.parse_ts("2026-09-30T23:59:59.999999Z"))
     open_now = [r for r in record.values() if r["state"] not in ("verified_closed", "false_positive", "duplicate")]
     assert shown["created in period"] == f"{count('finding_created'):,}"
     assert shown["verified closures in period"] == f"{count('finding_verified_closed'):,}"
@@ -134,7 +135,7 @@ def test_the_headline_tiles_equal_the_csv_and_the_record(demo_pack: Pack) -> Non
     assert re.fullmatch(r"\d+ of 14", shown["checklist items passing"])
 
 
-@pytest.mark.parametrize("name", list(report.TITLES))
+@pytest.mark.parametrize("name", list(pack.TITLES))
 def test_each_page_is_offline_code_free_and_has_its_charts(demo_pack: Pack, name: str) -> None:
     html = page(demo_pack, name)
     assert check_offline(html) == []

@@ -10,7 +10,7 @@ import papermill
 import pytest
 import yaml
 
-from handoffkit import report
+from handoffkit.report import pack
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -18,7 +18,7 @@ NAMES = [p.stem for p in NOTEBOOKS]
 
 
 def test_every_view_has_a_notebook_and_the_analysts_have_theirs() -> None:
-    assert set(NAMES) == {*report.TITLES, "explore"}
+    assert set(NAMES) == {*pack.TITLES, "explore"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
@@ -44,13 +44,13 @@ def test_one_parameters_cell_with_commented_literals_then_validation(path: Path)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
 def test_the_params_file_has_the_notebooks_keys(path: Path) -> None:
     declared = set(papermill.inspect_notebook(str(path)))
-    assert declared == set(report.NOTEBOOK_PARAMETERS)
+    assert declared == set(pack.NOTEBOOK_PARAMETERS)
     assert set(yaml.safe_load((REPO / "params" / f"{path.stem}.yaml").read_text())) == declared
 
 
 def test_the_report_params_file() -> None:
-    doc = report.load_params(REPO / "params" / "quarterly.yaml")
-    assert set(report.NOTEBOOK_PARAMETERS) <= set(doc) and doc["notebooks"] == list(report.TITLES)
+    doc = pack.load_params(REPO / "params" / "quarterly.yaml")
+    assert set(pack.NOTEBOOK_PARAMETERS) <= set(doc) and doc["notebooks"] == list(pack.TITLES)
     assert (REPO / "params" / doc["notebooks_dir"]).resolve() == REPO / "notebooks"
 
 
@@ -68,4 +68,4 @@ def test_bad_report_params_are_refused(tmp_path: Path, text: str, message: str) 
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
-        report.load_params(path)
+        pack.load_params(path)

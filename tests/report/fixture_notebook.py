@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from handoffkit import htmlreport
+from handoffkit.report import pages
 
 CANARY = "</script><script>alert(1)</script><img src=x onerror=alert(2)>"
 
@@ -24,11 +24,11 @@ META = {
     "chain_head_hash": "9f" * 32,
 }
 
-# The cells after the parameters cell: each helper in handoffkit.display, fed only the canary.
+# The cells after the parameters cell: each helper in handoffkit.report.display, fed only the canary.
 FIXTURE_CELLS = [
     """import altair as alt
 import pandas as pd
-from handoffkit import display
+from handoffkit.report import display
 
 counts = pd.DataFrame({"label": [canary, canary + " (2)"], "count": [3, 5]})
 display.tiles({canary: canary, "open findings": 1234})""",
@@ -70,7 +70,7 @@ def write_fixture_notebook(path: Path) -> Path:
 
 @dataclass(frozen=True)
 class Rendered:
-    """The fixture notebook after :func:`htmlreport.execute` and :func:`htmlreport.to_html`."""
+    """The fixture notebook after :func:`pages.execute` and :func:`pages.to_html`."""
 
     executed: Path
     html_path: Path
@@ -83,9 +83,9 @@ def render(workdir: Path) -> Rendered:
     """Write, execute and render the fixture notebook under ``workdir``, timing both steps."""
     source = write_fixture_notebook(workdir / "fixture.ipynb")
     started = time.perf_counter()
-    executed = htmlreport.execute(source, workdir / "out" / "fixture.ipynb", {"canary": CANARY}, cwd=workdir)
+    executed = pages.execute(source, workdir / "out" / "fixture.ipynb", {"canary": CANARY}, cwd=workdir)
     executed_at = time.perf_counter()
-    html_path = htmlreport.to_html(executed, workdir / "out" / "fixture.html", title=f"Quarterly {CANARY}", meta=META)
+    html_path = pages.to_html(executed, workdir / "out" / "fixture.html", title=f"Quarterly {CANARY}", meta=META)
     finished = time.perf_counter()
     return Rendered(
         executed=executed,

@@ -1,4 +1,4 @@
-"""handoffkit.display: every helper escapes, charts are inline SVG of aggregates only."""
+"""handoffkit.report.display: every helper escapes, charts are inline SVG of aggregates only."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import altair as alt
 import pandas as pd
 import pytest
 
-from handoffkit import display
+from handoffkit.report import display
 
 from .fixture_notebook import CANARY
 

@@ -1,4 +1,4 @@
-"""handoffkit.htmlreport: the offline guard, rendering for readers, and running notebooks."""
+"""handoffkit.report.pages: the offline guard, rendering for readers, and running notebooks."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from nbconvert import HTMLExporter
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from handoffkit import htmlreport
 from handoffkit.errors import ConfigError, HandoffkitError, InputError
+from handoffkit.report import pages
 
 from .fixture_notebook import CANARY, META, write_fixture_notebook
 
@@ -36,7 +36,7 @@ from .fixture_notebook import CANARY, META, write_fixture_notebook
     ],
 )
 def test_check_offline_finds(page: str, problem: str) -> None:
-    assert [found for found in htmlreport.check_offline(page) if problem in found]
+    assert [found for found in pages.check_offline(page) if problem in found]
 
 
 @pytest.mark.parametrize(
@@ -52,13 +52,13 @@ def test_check_offline_finds(page: str, problem: str) -> None:
     ],
 )
 def test_check_offline_passes(page: str) -> None:
-    assert htmlreport.check_offline(page) == []
+    assert pages.check_offline(page) == []
 
 
 def test_the_stock_lab_template_is_not_offline(tmp_path: Path) -> None:
     """What the template exists for: nbconvert's own lab page pulls scripts from CDNs."""
     page, _ = HTMLExporter(template_name="lab").from_notebook_node(new_notebook(cells=[new_markdown_cell("x")]))
-    assert any("require" in problem for problem in htmlreport.check_offline(page))
+    assert any("require" in problem for problem in pages.check_offline(page))
 
 
 # --- to_html ---------------------------------------------------------------------------------------
@@ -92,7 +92,7 @@ def test_to_html_keeps_results_and_drops_what_readers_need_not_see(tmp_path: Pat
         ),
         code("x", html_output("<p>shown</p>"), tags=("papermill-error-cell-tag",)),
     )
-    page = htmlreport.to_html(source, tmp_path / "out" / "run.html", title="Q3", meta=META).read_text("utf-8")
+    page = pages.to_html(source, tmp_path / "out" / "run.html", title="Q3", meta=META).read_text("utf-8")
     assert "visible result" in page
     for hidden in ("ACME-Q3", "engagement =", "print(", "analyst-only", "KeyError", "secret-frame", "shown"):
         assert hidden not in page
@@ -103,14 +103,14 @@ def test_to_html_refuses_a_page_that_would_load_a_cdn(tmp_path: Path) -> None:
     source = executed_notebook(tmp_path / "run.ipynb", code("chart", html_output(vega_embed)))
     target = tmp_path / "run.html"
     with pytest.raises(InputError, match=r"run\.ipynb: the rendered report would not be self-contained.*vega-embed"):
-        htmlreport.to_html(source, target, title="Q3", meta=META)
+        pages.to_html(source, target, title="Q3", meta=META)
     assert not target.exists()
 
 
 def test_to_html_shows_instants_in_canonical_utc(tmp_path: Path) -> None:
     source = executed_notebook(tmp_path / "run.ipynb", code("pass"))
     meta = {**META, "as_of": datetime(2026, 9, 30, 23, 59, 59, tzinfo=UTC), "scope": "internet-facing"}
-    page = htmlreport.to_html(source, tmp_path / "run.html", title="Q3", meta=meta).read_text("utf-8")
+    page = pages.to_html(source, tmp_path / "run.html", title="Q3", meta=meta).read_text("utf-8")
     assert "<dt>As of</dt><dd>2026-09-30T23:59:59.000000Z</dd>" in page
     assert "<dt>Scope</dt><dd>internet-facing</dd>" in page  # extra keys follow, labelled from the key
 
@@ -119,16 +119,16 @@ def test_to_html_names_a_missing_meta_key_and_its_likely_misspelling(tmp_path: P
     source = executed_notebook(tmp_path / "run.ipynb", code("pass"))
     meta = {key: value for key, value in META.items() if key != "chain_head_seq"} | {"chain_head_sq": 1}
     with pytest.raises(ConfigError, match=r"meta lacks 'chain_head_seq' \(is 'chain_head_sq' a misspelling\?\)"):
-        htmlreport.to_html(source, tmp_path / "run.html", title="Q3", meta=meta)
+        pages.to_html(source, tmp_path / "run.html", title="Q3", meta=meta)
 
 
 def test_to_html_names_a_missing_notebook(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"nowhere\.ipynb: executed notebook not found"):
-        htmlreport.to_html(tmp_path / "nowhere.ipynb", tmp_path / "x.html", title="Q3", meta=META)
+        pages.to_html(tmp_path / "nowhere.ipynb", tmp_path / "x.html", title="Q3", meta=META)
 
 
 def test_the_template_ships_with_the_package() -> None:
-    assert (htmlreport.template_dir() / "index.html.j2").is_file()
+    assert (pages.template_dir() / "index.html.j2").is_file()
 
 
 # --- execute ---------------------------------------------------------------------------------------
@@ -136,20 +136,20 @@ def test_the_template_ships_with_the_package() -> None:
 
 def test_execute_names_a_missing_notebook(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"absent\.ipynb: notebook not found"):
-        htmlreport.execute(tmp_path / "absent.ipynb", tmp_path / "out.ipynb", {})
+        pages.execute(tmp_path / "absent.ipynb", tmp_path / "out.ipynb", {})
 
 
 def test_execute_refuses_an_undeclared_parameter_with_a_suggestion(tmp_path: Path) -> None:
     source = write_fixture_notebook(tmp_path / "fixture.ipynb")
     with pytest.raises(ConfigError, match=r"unknown parameter 'canery'; declared: canary; did you mean 'canary'\?"):
-        htmlreport.execute(source, tmp_path / "out.ipynb", {"canery": "x"})
+        pages.execute(source, tmp_path / "out.ipynb", {"canery": "x"})
     assert not (tmp_path / "out.ipynb").exists()
 
 
 def test_execute_refuses_parameters_for_a_notebook_without_a_parameters_cell(tmp_path: Path) -> None:
     source = executed_notebook(tmp_path / "plain.ipynb", code("1 + 1"))
     with pytest.raises(ConfigError, match="no cell is tagged 'parameters'"):
-        htmlreport.execute(source, tmp_path / "out.ipynb", {"as_of": "2026-09-30"})
+        pages.execute(source, tmp_path / "out.ipynb", {"as_of": "2026-09-30"})
 
 
 @pytest.mark.slow
@@ -158,7 +158,7 @@ def test_execute_names_the_failing_cell_and_keeps_the_traceback(tmp_path: Path) 
     output = tmp_path / "out" / "broken.ipynb"
     messages: list[str] = []
     with pytest.raises(HandoffkitError, match=r"broken\.ipynb: cell In \[2\] raised KeyError: 'no such view'"):
-        htmlreport.execute(source, output, {}, cwd=tmp_path, progress=messages.append)
+        pages.execute(source, output, {}, cwd=tmp_path, progress=messages.append)
     assert "no such view" in output.read_text(encoding="utf-8")
     assert messages == [f"executing {source} -> {output}"]
 
@@ -167,14 +167,14 @@ def test_execute_names_the_failing_cell_and_keeps_the_traceback(tmp_path: Path) 
 def test_execute_names_a_kernel_that_is_not_installed(tmp_path: Path) -> None:
     source = executed_notebook(tmp_path / "plain.ipynb", code("1 + 1"))
     with pytest.raises(ConfigError, match=r"kernel 'python9' is not installed; installed: .*python3"):
-        htmlreport.execute(source, tmp_path / "out.ipynb", {}, kernel_name="python9")
+        pages.execute(source, tmp_path / "out.ipynb", {}, kernel_name="python9")
 
 
 def test_to_html_catches_a_helper_that_forgot_to_escape(tmp_path: Path) -> None:
     """The last guard: record text that reached the page as markup is refused, not written."""
     source = executed_notebook(tmp_path / "run.ipynb", code("tiles", html_output(f"<p>{CANARY}</p>")))
     with pytest.raises(InputError, match=r"\(3 problem\(s\)\)") as refused:
-        htmlreport.to_html(source, tmp_path / "run.html", title="Q3", meta=META)
+        pages.to_html(source, tmp_path / "run.html", title="Q3", meta=META)
     for problem in ("<script>: inline JavaScript", "<img onerror=…>", "<img src='x'>"):
         assert problem in str(refused.value)
     assert not (tmp_path / "run.html").exists()

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import html5lib
 import pytest
 
-from handoffkit.htmlreport import check_offline
+from handoffkit.report.pages import check_offline
 
 from .browser import CHROMIUM, SCREENSHOTS, open_offline
 from .fixture_notebook import CANARY, META, Rendered

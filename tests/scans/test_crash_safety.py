@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from handoffkit import engagements, events
 from handoffkit.demo import formats
-from handoffkit.store import Store
+from handoffkit.record import engagements, log
+from handoffkit.record.store import Store
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 RESULTS = 8_000
@@ -117,7 +117,7 @@ def test_sigkill_during_ingest_is_all_or_nothing(tmp_path):
         with sqlite3.connect(db) as conn:
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         reopened = Store(f"sqlite:///{db}")
-        assert events.verify(reopened).ok, f"kill {i}: activity log does not verify"
+        assert log.verify(reopened).ok, f"kill {i}: activity log does not verify"
         reopened.dispose()
         outcomes.append(held)
     # The kills must really land inside the transaction, not only after it.

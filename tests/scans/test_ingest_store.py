@@ -10,10 +10,13 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from handoffkit import cli, events, quality, scans, schema, triage, verification
+from handoffkit import cli
 from handoffkit.demo import formats
 from handoffkit.errors import DataQualityError
-from handoffkit.model import NormalisedFinding, ParseResult
+from handoffkit.ingest import pipeline, quality
+from handoffkit.record import log, schema
+from handoffkit.record.model import NormalisedFinding, ParseResult
+from handoffkit.workflow import triage, verification
 
 ACTOR = "Ana Silva"
 
@@ -69,7 +72,7 @@ ALERTS = [(10001, "Cross-site scripting", 3), (10002, "Missing header", 1), (100
 
 def test_new_findings_evidence_and_events(store, engagement, tmp_path):
     path = zap_scan(tmp_path / "scan.json", ALERTS)
-    [result] = scans.ingest_scan(store, engagement, [path], actor=ACTOR)
+    [result] = pipeline.ingest_scan(store, engagement, [path], actor=ACTOR)
     assert (result.status, result.format, result.parsed, result.new) == ("ok", "zap", 3, 3)
     assert result.parsed_by_kind == {"web": 3}
     with store.read() as conn:
@@ -81,14 +84,14 @@ def test_new_findings_evidence_and_events(store, engagement, tmp_path):
     assert len(ev) == 3 and all(e.kind == "scanner_output" and len(e.sha256) == 64 and e.content for e in ev)
     created = event_types(store, "finding_created")
     assert len(created) == 3 and created[0]["origin"]["sha256"] == result.sha256
-    assert events.verify(store).ok
+    assert log.verify(store).ok
 
 
 def test_same_file_twice_changes_nothing_but_one_duplicate_event(store, engagement, tmp_path):
     path = zap_scan(tmp_path / "scan.json", ALERTS)
-    scans.ingest_scan(store, engagement, [path], actor=ACTOR)
+    pipeline.ingest_scan(store, engagement, [path], actor=ACTOR)
     before = counts(store)
-    [again] = scans.ingest_scan(store, engagement, [path], actor=ACTOR)
+    [again] = pipeline.ingest_scan(store, engagement, [path], actor=ACTOR)
     after = counts(store)
     assert again.status == "duplicate" and again.new == 0
     assert {k: after[k] - before[k] for k in after} == {"findings": 0, "evidence": 0, "scans": 0, "events": 1}
@@ -97,9 +100,11 @@ def test_same_file_twice_changes_nothing_but_one_duplicate_event(store, engageme
 
 
 def test_rerun_with_new_timestamps_is_seen_again_not_new(store, engagement, tmp_path):
-    scans.ingest_scan(store, engagement, [zap_scan(tmp_path / "a.json", ALERTS, "2026-03-01T00:00:00Z")], actor=ACTOR)
+    pipeline.ingest_scan(
+        store, engagement, [zap_scan(tmp_path / "a.json", ALERTS, "2026-03-01T00:00:00Z")], actor=ACTOR
+    )
     store.clock.fixed += timedelta(days=7)
-    [rerun] = scans.ingest_scan(
+    [rerun] = pipeline.ingest_scan(
         store, engagement, [zap_scan(tmp_path / "b.json", ALERTS, "2026-03-08T09:00:00Z")], actor=ACTOR
     )
     assert (rerun.status, rerun.new, rerun.seen_again, rerun.absent_in_rescan) == ("ok", 0, 3, 0)
@@ -109,14 +114,14 @@ def test_rerun_with_new_timestamps_is_seen_again_not_new(store, engagement, tmp_
 
 
 def test_rescan_absence_becomes_evidence_and_reappearance_reopens(store, engagement, tmp_path):
-    scans.ingest_scan(store, engagement, [zap_scan(tmp_path / "a.json", ALERTS)], actor=ACTOR)
+    pipeline.ingest_scan(store, engagement, [zap_scan(tmp_path / "a.json", ALERTS)], actor=ACTOR)
     fid = "HK-1"
     triage.triage(store, [fid], "validated", reason="real", actor=ACTOR)
-    from handoffkit import routing
+    from handoffkit.workflow import routing
 
     routing.route(store, engagement, actor=ACTOR)
     store.clock.fixed += timedelta(days=7)
-    [rescan] = scans.ingest_scan(store, engagement, [zap_scan(tmp_path / "b.json", ALERTS[1:])], actor=ACTOR)
+    [rescan] = pipeline.ingest_scan(store, engagement, [zap_scan(tmp_path / "b.json", ALERTS[1:])], actor=ACTOR)
     assert rescan.absent_in_rescan == 1
     with store.read() as conn:
         absent = conn.execute(select(schema.evidence).where(schema.evidence.c.kind == "absent_in_rescan")).all()
@@ -124,7 +129,7 @@ def test_rescan_absence_becomes_evidence_and_reappearance_reopens(store, engagem
     store.clock.fixed += timedelta(days=1)
     verification.verify(store, fid, kind="rescan", evidence="weekly rescan", actor=ACTOR)
     store.clock.fixed += timedelta(days=7)
-    [back] = scans.ingest_scan(
+    [back] = pipeline.ingest_scan(
         store, engagement, [zap_scan(tmp_path / "c.json", ALERTS, "2026-03-20T00:00:00Z")], actor=ACTOR
     )
     assert (back.reopened, back.new) == (1, 0)
@@ -133,12 +138,12 @@ def test_rescan_absence_becomes_evidence_and_reappearance_reopens(store, engagem
 
 
 def test_scope_glob_limits_absence(store, engagement, tmp_path):
-    scans.ingest_scan(store, engagement, [zap_scan(tmp_path / "a.json", ALERTS)], actor=ACTOR)
-    [other] = scans.ingest_scan(
+    pipeline.ingest_scan(store, engagement, [zap_scan(tmp_path / "a.json", ALERTS)], actor=ACTOR)
+    [other] = pipeline.ingest_scan(
         store, engagement, [zap_scan(tmp_path / "b.json", ALERTS[:1])], actor=ACTOR, scope="https://elsewhere.test*"
     )
     assert other.absent_in_rescan == 0
-    [inside] = scans.ingest_scan(
+    [inside] = pipeline.ingest_scan(
         store,
         engagement,
         [zap_scan(tmp_path / "c.json", ALERTS[:1], "2026-03-02T00:00:00Z")],
@@ -155,7 +160,7 @@ def test_broken_file_fails_alone_and_is_logged(store, engagement, tmp_path):
     unknown = tmp_path / "notes.json"
     unknown.write_text('{"hello": "world"}')
     before = counts(store)
-    results = scans.ingest_scan(store, engagement, [truncated, good, unknown], actor=ACTOR)
+    results = pipeline.ingest_scan(store, engagement, [truncated, good, unknown], actor=ACTOR)
     assert [r.status for r in results] == ["failed", "ok", "failed"]
     assert str(truncated) in results[0].error and ":" in results[0].error.split(str(truncated))[1]
     assert "supported formats" in results[2].error
@@ -184,7 +189,7 @@ def test_quality_gate_refuses_a_bad_batch_and_keeps_the_result(store, engagement
     monkeypatch.setattr(detect, "parse_file", lambda *a, **k: ParseResult("zap", "zap", records=[bad]))
     path = zap_scan(tmp_path / "scan.json", ALERTS)
     before = counts(store)
-    [result] = scans.ingest_scan(store, engagement, [path], actor=ACTOR)
+    [result] = pipeline.ingest_scan(store, engagement, [path], actor=ACTOR)
     assert result.status == "failed" and "data-quality gate" in result.error and "site[0].alerts[0]" in result.error
     assert counts(store)["findings"] == before["findings"]
     with store.read() as conn:

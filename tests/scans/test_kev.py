@@ -8,9 +8,10 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
-from handoffkit import kev, scans, schema
 from handoffkit.demo import formats
 from handoffkit.errors import InputError
+from handoffkit.ingest import kev, pipeline
+from handoffkit.record import schema
 
 ACTOR = "Ana Silva"
 
@@ -63,7 +64,7 @@ def test_bundled_schema_states_the_published_constraints(corpus_file):
     from importlib import resources
 
     published = json.loads(corpus_file("cisa_kev/known_exploited_vulnerabilities_schema.json").read_text())
-    ours = json.loads(resources.files("handoffkit.schemas").joinpath("kev.schema.json").read_text())
+    ours = json.loads(resources.files("handoffkit.ingest.schemas").joinpath("kev.schema.json").read_text())
     assert ours["required"] == published["required"]
     item, theirs = ours["properties"]["vulnerabilities"]["items"], published["$defs"]["vulnerability"]
     assert item["required"] == theirs["required"]
@@ -85,7 +86,7 @@ def test_invalid_catalog_names_the_json_path(store, tmp_path):
 
 def test_later_catalog_flags_existing_findings(store, engagement, tmp_path):
     kev.load(store, catalog(tmp_path / "k1.json", ["CVE-2024-1111"]), actor=ACTOR)
-    scans.ingest_scan(
+    pipeline.ingest_scan(
         store, engagement, [host_scan(tmp_path / "s.nessus", ["CVE-2024-1111", "CVE-2024-2222"])], actor=ACTOR
     )
     with store.read() as conn:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from handoffkit.errors import InputError
-from handoffkit.ticketing.detect import parse_export
+from handoffkit.tickets.detect import parse_export
 
 pytestmark = pytest.mark.corpus
 

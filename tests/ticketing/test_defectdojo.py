@@ -7,8 +7,8 @@ import json
 import pytest
 
 from handoffkit.errors import InputError
-from handoffkit.ticketing.defectdojo import JiraLink
-from handoffkit.ticketing.detect import parse_links
+from handoffkit.tickets.defectdojo import JiraLink
+from handoffkit.tickets.detect import parse_links
 
 
 def test_page_of_mappings(ticket_file):

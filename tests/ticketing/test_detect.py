@@ -7,7 +7,7 @@ import re
 import pytest
 
 from handoffkit.errors import InputError
-from handoffkit.ticketing.detect import SYSTEMS, parse_export
+from handoffkit.tickets.detect import SYSTEMS, parse_export
 
 FIXTURES = [
     ("jira_export.csv", "jira", "jira-csv"),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from handoffkit.model import TicketSnapshot
-from handoffkit.ticketing.detect import parse_export
-from handoffkit.ticketing.finding_ids import FINDING_ID, extract_finding_ids
+from handoffkit.record.model import TicketSnapshot
+from handoffkit.tickets.detect import parse_export
+from handoffkit.tickets.finding_ids import FINDING_ID, extract_finding_ids
 
 
 def snapshot(**kwargs) -> TicketSnapshot:

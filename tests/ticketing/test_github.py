@@ -7,8 +7,8 @@ import json
 import pytest
 
 from handoffkit.errors import InputError
-from handoffkit.ticketing.detect import parse_export
-from handoffkit.ticketing.github import priority_from_labels
+from handoffkit.tickets.detect import parse_export
+from handoffkit.tickets.github import priority_from_labels
 
 
 def github(data: bytes, source: str = "export"):

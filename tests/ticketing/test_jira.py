@@ -7,8 +7,8 @@ import json
 import pytest
 
 from handoffkit.errors import InputError
-from handoffkit.ticketing.detect import parse_export
-from handoffkit.ticketing.jira import adf_text, category_from_status
+from handoffkit.tickets.detect import parse_export
+from handoffkit.tickets.jira import adf_text, category_from_status
 
 
 def jira(data: bytes, source: str = "export", **kwargs):

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from handoffkit.errors import InputError
-from handoffkit.ticketing.detect import parse_export
-from handoffkit.ticketing.servicenow import state_category
+from handoffkit.tickets.detect import parse_export
+from handoffkit.tickets.servicenow import state_category
 
 
 def servicenow(data: bytes, source: str = "export"):

@@ -14,9 +14,10 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from handoffkit import routing, scans, triage, verification
 from handoffkit.demo import formats
-from handoffkit.store import Store
+from handoffkit.ingest import pipeline
+from handoffkit.record.store import Store
+from handoffkit.workflow import routing, triage, verification
 
 ACTOR = "Ana Silva"
 
@@ -54,7 +55,7 @@ def zap_scan(path: Path, plugins: list[int], generated: str) -> Path:
 def small_programme(store: Store, engagement: str, workdir: Path) -> None:
     """Play the timeline in the module docstring against ``engagement``."""
     at(store, 1)
-    scans.ingest_scan(store, engagement, [zap_scan(workdir / "scan1.json", [1, 2, 3], "2026-03-01")], actor=ACTOR)
+    pipeline.ingest_scan(store, engagement, [zap_scan(workdir / "scan1.json", [1, 2, 3], "2026-03-01")], actor=ACTOR)
     at(store, 2)
     triage.triage(store, ["HK-1", "HK-2", "HK-3"], "validated", reason="confirmed", actor=ACTOR)
     at(store, 3)
@@ -64,7 +65,7 @@ def small_programme(store: Store, engagement: str, workdir: Path) -> None:
     at(store, 12)
     verification.verify(store, "HK-2", kind="commit", evidence="shop/web@0123abcd", actor=ACTOR)
     at(store, 20)
-    scans.ingest_scan(store, engagement, [zap_scan(workdir / "scan2.json", [1, 3], "2026-03-20")], actor=ACTOR)
+    pipeline.ingest_scan(store, engagement, [zap_scan(workdir / "scan2.json", [1, 3], "2026-03-20")], actor=ACTOR)
 
 
 def copy_sqlite(url: str, target: Path) -> str:

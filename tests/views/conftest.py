@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from handoffkit.store import Store
+from handoffkit.record.store import Store
 
 from .builders import copy_sqlite, small_programme
 

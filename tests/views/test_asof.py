@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from handoffkit import asof, findings, schema
-from handoffkit.store import Store
+from handoffkit.record import _memo, findings, frames, replay, schema
+from handoffkit.record.store import Store
 
 INSTANTS = ["2025-10-03T12:00:00Z", "2026-01-20T00:00:00Z", "2026-03-31T23:59:59Z", "2026-09-30T23:59:59Z"]
 
@@ -15,7 +15,7 @@ INSTANTS = ["2025-10-03T12:00:00Z", "2026-01-20T00:00:00Z", "2026-03-31T23:59:59
 @pytest.mark.parametrize("when", INSTANTS)
 def test_the_sql_rebuild_equals_the_python_replay(demo_store: Store, when: str) -> None:
     with demo_store.read() as conn:
-        sql = asof._typed(asof._replayed(conn, "DEMO", asof.instant(when)))
+        sql = replay._typed(replay._replayed(conn, "DEMO", replay.instant(when)))
     reference = findings.as_of(demo_store, "DEMO", schema.parse_ts(when))
     assert list(sql["finding_id"]) == list(reference["finding_id"])
     for column in ("state", "disposition", "severity"):
@@ -26,22 +26,22 @@ def test_the_sql_rebuild_equals_the_python_replay(demo_store: Store, when: str) 
 
 def test_the_current_tables_are_the_record_as_of_the_last_event(demo_store: Store) -> None:
     with demo_store.read() as conn:
-        current = asof._typed(asof._current(conn, "DEMO"))
-        rebuilt = asof._typed(asof._replayed(conn, "DEMO", "2099-01-01T00:00:00.000000Z"))
+        current = replay._typed(replay._current(conn, "DEMO"))
+        rebuilt = replay._typed(replay._replayed(conn, "DEMO", "2099-01-01T00:00:00.000000Z"))
     pd.testing.assert_frame_equal(current, rebuilt, check_dtype=False)
 
 
 def test_settled_reads_the_current_tables_only_when_nothing_changed_since(demo_store: Store) -> None:
     with demo_store.read() as conn:
-        assert asof.settled(conn, "DEMO", asof.instant("2026-09-30"))
-        assert not asof.settled(conn, "DEMO", asof.instant("2026-03-31"))
-        assert asof.settled(conn, "DEMO", None)
+        assert replay.settled(conn, "DEMO", replay.instant("2026-09-30"))
+        assert not replay.settled(conn, "DEMO", replay.instant("2026-03-31"))
+        assert replay.settled(conn, "DEMO", None)
 
 
 def test_a_finding_not_yet_seen_is_not_in_the_record(demo_store: Store) -> None:
     with demo_store.read() as conn:
-        early = asof.findings(conn, "DEMO", "2025-10-01T09:00:00Z")  # before the first scan
-        later = asof.findings(conn, "DEMO", "2025-12-31")
+        early = replay.state_frame(conn, "DEMO", "2025-10-01T09:00:00Z")  # before the first scan
+        later = replay.state_frame(conn, "DEMO", "2025-12-31")
     assert early.empty and not later.empty
 
 
@@ -54,7 +54,7 @@ def test_a_finding_not_yet_seen_is_not_in_the_record(demo_store: Store) -> None:
     ],
 )
 def test_instants_are_canonical_utc_text(value, expected) -> None:
-    assert asof.instant(value) == expected
+    assert replay.instant(value) == expected
 
 
 def test_json_fields_read_the_same_on_both_backends(demo_store: Store) -> None:
@@ -62,8 +62,8 @@ def test_json_fields_read_the_same_on_both_backends(demo_store: Store) -> None:
     with demo_store.read() as conn:
         stmt = (
             select(
-                asof.json_text(conn, ev.payload, "data", "kind"),
-                asof.json_text(conn, ev.payload, "data", "set", "state"),
+                replay.json_text(conn, ev.payload, "data", "kind"),
+                replay.json_text(conn, ev.payload, "data", "set", "state"),
             )
             .where(ev.type == "finding_verified_closed", ev.outcome == "success")
             .order_by(ev.seq)
@@ -76,7 +76,7 @@ def test_json_fields_read_the_same_on_both_backends(demo_store: Store) -> None:
 
 def test_the_head_as_of_an_instant_is_an_existing_event(demo_store: Store) -> None:
     with demo_store.read() as conn:
-        seq, row_hash = asof.head(conn, asof.instant("2026-03-31"))
+        seq, row_hash = replay.head(conn, replay.instant("2026-03-31"))
         row = conn.execute(
             select(schema.events.c.occurred_at, schema.events.c.row_hash).where(schema.events.c.seq == seq)
         ).one()
@@ -89,47 +89,47 @@ def test_memo_entries_are_shared_through_the_folder_until_the_log_moves(
 ) -> None:
     """With HANDOFFKIT_MEMO_DIR set, a second process (here: an emptied in-process memo) reads what the
     first computed; an event appended (the log head moves) makes every entry stale."""
-    from handoffkit.events import Event, log
+    from handoffkit.record.log import Event, log_event
 
     folder = tmp_path / "memo"
     folder.mkdir()
-    monkeypatch.setenv(asof.SHARED_MEMO_ENV, str(folder))
-    monkeypatch.setattr(asof, "_MEMO", {})
+    monkeypatch.setenv(_memo.SHARED_MEMO_ENV, str(folder))
+    monkeypatch.setattr(_memo, "_MEMO", {})
     calls: list[str] = []
 
     def compute(label: str):
         return lambda: calls.append(label) or {"computed": label}
 
     with demo_copy.read() as conn:
-        assert asof.memo(conn, "test", ("DEMO", "k"), compute("first")) == {"computed": "first"}
-    asof._MEMO.clear()  # what another process starts with
+        assert _memo.memo(conn, "test", ("DEMO", "k"), compute("first")) == {"computed": "first"}
+    _memo._MEMO.clear()  # what another process starts with
     with demo_copy.read() as conn:
-        assert asof.remembered(conn, "test", ("DEMO", "k")) == {"computed": "first"}
-        assert asof.memo(conn, "test", ("DEMO", "k"), compute("again")) == {"computed": "first"}
-        assert asof.memo(conn, "test", ("DEMO", "other"), compute("other")) == {"computed": "other"}
-    log(demo_copy, Event(type="reconciliation_run", actor="Test Person", engagement="DEMO"))
-    asof._MEMO.clear()
+        assert _memo.remembered(conn, "test", ("DEMO", "k")) == {"computed": "first"}
+        assert _memo.memo(conn, "test", ("DEMO", "k"), compute("again")) == {"computed": "first"}
+        assert _memo.memo(conn, "test", ("DEMO", "other"), compute("other")) == {"computed": "other"}
+    log_event(demo_copy, Event(type="reconciliation_run", actor="Test Person", engagement="DEMO"))
+    _memo._MEMO.clear()
     with demo_copy.read() as conn:
-        assert asof.remembered(conn, "test", ("DEMO", "k")) is None
-        assert asof.memo(conn, "test", ("DEMO", "k"), compute("moved")) == {"computed": "moved"}
+        assert _memo.remembered(conn, "test", ("DEMO", "k")) is None
+        assert _memo.memo(conn, "test", ("DEMO", "k"), compute("moved")) == {"computed": "moved"}
     assert calls == ["first", "other", "moved"]
     assert len(list(folder.glob("*.pickle"))) == 3 and not list(folder.glob("*.partial"))
 
 
 def test_without_the_folder_nothing_is_written(demo_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(asof.SHARED_MEMO_ENV, raising=False)
-    monkeypatch.setattr(asof, "_MEMO", {})
+    monkeypatch.delenv(_memo.SHARED_MEMO_ENV, raising=False)
+    monkeypatch.setattr(_memo, "_MEMO", {})
     with demo_store.read() as conn:
-        assert asof.memo(conn, "test", ("DEMO",), lambda: 1) == 1
-        assert asof._shared_path("test", ("DEMO",)) is None
+        assert _memo.memo(conn, "test", ("DEMO",), lambda: 1) == 1
+        assert _memo._shared_path("test", ("DEMO",)) is None
 
 
 def test_a_driver_frame_has_every_row_also_after_the_connection_streamed(demo_store: Store) -> None:
     """Execution options stick to a connection; a streamed read before must not cost the frame a row."""
-    from handoffkit.events import iter_events
+    from handoffkit.record.log import iter_events
 
     stmt = select(schema.findings.c.finding_id).order_by(schema.findings.c.number)
     with demo_store.read() as conn:
         expected = conn.execute(stmt).scalars().all()
         next(iter_events(conn))  # sets yield_per on this connection
-        assert asof.driver_frame(conn, stmt)["finding_id"].tolist() == expected
+        assert frames.driver_frame(conn, stmt)["finding_id"].tolist() == expected

@@ -13,10 +13,12 @@ from statistics import mean
 
 import pytest
 
-from handoffkit import audit, checklist, findings, reconcile, schema, views
-from handoffkit.model import HOLDS, SEVERITIES
-from handoffkit.output import unsafe_cell
-from handoffkit.store import Store
+from handoffkit import reconcile
+from handoffkit.record import findings, schema
+from handoffkit.record.csvsafe import unsafe_cell
+from handoffkit.record.model import HOLDS, SEVERITIES
+from handoffkit.record.store import Store
+from handoffkit.report import checklist, log_export, views
 
 from .builders import ACTOR, AS_OF, END, START
 
@@ -27,9 +29,9 @@ INSTANT = "2026-09-30T23:59:59.999999Z"
 def pack(demo_copy: Store, tmp_path: Path):
     """(facts, the period's CSV rows, the full log's CSV rows, the record replayed as of the instant)."""
     f = views.facts(demo_copy, "DEMO", START, END, AS_OF)
-    audit.export_log(demo_copy, "DEMO", tmp_path / "period.csv", start=START, end=END, as_of=AS_OF, actor=ACTOR)
-    audit.export_log(demo_copy, "DEMO", tmp_path / "full.csv", as_of=AS_OF, actor=ACTOR)
-    record = findings.replay(demo_copy, "DEMO", schema.parse_ts(INSTANT))
+    log_export.export_log(demo_copy, "DEMO", tmp_path / "period.csv", start=START, end=END, as_of=AS_OF, actor=ACTOR)
+    log_export.export_log(demo_copy, "DEMO", tmp_path / "full.csv", as_of=AS_OF, actor=ACTOR)
+    record = findings.rebuild(demo_copy, "DEMO", schema.parse_ts(INSTANT))
     return f, rows(tmp_path / "period.csv"), rows(tmp_path / "full.csv"), record, demo_copy
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from handoffkit import asof, metrics, reconcile
-from handoffkit.store import Store
+from handoffkit import reconcile
+from handoffkit.record import replay
+from handoffkit.record.store import Store
+from handoffkit.report import metrics
 
 from .builders import ACTOR, at
 
@@ -31,7 +33,7 @@ def test_mttr_counts_validation_to_verified_closure_per_band(programme: Store) -
 )
 def test_mttr_window_and_as_of(programme: Store, start, end, as_of, closed) -> None:
     with programme.read() as conn:
-        rows = metrics.mttr_durations(conn, "ACME", start=start, end=end, as_of=asof.instant(as_of))
+        rows = metrics.mttr_durations(conn, "ACME", start=start, end=end, as_of=replay.instant(as_of))
     assert rows["finding_id"].tolist() == closed
 
 
@@ -49,7 +51,7 @@ def test_verified_closures_by_kind_and_period(programme: Store) -> None:
 def test_reopen_rate_is_reopened_over_ever_verified(programme: Store) -> None:
     with programme.read() as conn:
         assert metrics.reopen_rate(conn, "ACME") == {"reopened": 1, "verified": 2, "rate_pct": 50.0}
-        before = metrics.reopen_rate(conn, "ACME", as_of=asof.instant("2026-03-15"))
+        before = metrics.reopen_rate(conn, "ACME", as_of=replay.instant("2026-03-15"))
     assert before == {"reopened": 0, "verified": 2, "rate_pct": 0.0}
 
 

@@ -7,8 +7,9 @@ import math
 import pandas as pd
 import pytest
 
-from handoffkit import sla
-from handoffkit.store import Store
+from handoffkit.record.store import Store
+from handoffkit.report import views
+from handoffkit.workflow import sla
 
 AS_OF = "2026-03-10T12:00:00Z"
 
@@ -56,14 +57,14 @@ def test_summary_counts_per_band_kev_and_all() -> None:
 
 
 def test_compliance_on_the_small_programme(programme: Store) -> None:
-    out = sla.compliance(programme, "ACME", "2026-03-25").set_index("band")
+    out = views.sla_compliance(programme, "ACME", "2026-03-25").set_index("band")
     # HK-1 reopened (due 1 May), HK-2 closed by commit in time, HK-3 routed (due late August)
     assert out.loc["all", ["with_sla", "met", "breached", "within"]].tolist() == [3, 1, 0, 2]
     assert out.loc["all", "compliance_pct"] == 100.0
 
 
 def test_compliance_on_the_demo_covers_every_finding(demo_store: Store) -> None:
-    out = sla.compliance(demo_store, "DEMO", "2026-09-30").set_index("band")
+    out = views.sla_compliance(demo_store, "DEMO", "2026-09-30").set_index("band")
     bands = ["critical", "high", "medium", "low", "info"]
     assert out.loc["all", "findings"] == out.loc[bands, "findings"].sum() > 0
     assert 0 < out.loc["kev", "findings"] < out.loc["all", "findings"]

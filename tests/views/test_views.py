@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from handoffkit import asof, display, schema, views
 from handoffkit.errors import ConfigError
-from handoffkit.store import Store
+from handoffkit.record import replay, schema
+from handoffkit.record.store import Store
+from handoffkit.report import display, views
 
 from .builders import AS_OF, END, START
 
@@ -52,10 +53,10 @@ def test_ticket_mapping_matches_reconciliation(demo_db, demo_store: Store) -> No
 def test_linked_open_counts_the_same_from_the_tables_and_from_the_replayed_record(demo_store: Store) -> None:
     """On a settled instant the count comes from the current tables; the replayed frame must agree."""
     with demo_store.read() as conn:
-        when = asof.instant(AS_OF)
-        assert asof.settled(conn, "DEMO", when)
+        when = replay.instant(AS_OF)
+        assert replay.settled(conn, "DEMO", when)
         from_tables = views.linked_open(conn, "DEMO", when)
-        from_frame = views.linked_open(conn, "DEMO", when, asof.findings(conn, "DEMO", when))
+        from_frame = views.linked_open(conn, "DEMO", when, replay.state_frame(conn, "DEMO", when))
     assert from_tables == from_frame > 0
 
 
@@ -103,7 +104,7 @@ def test_activity_and_control_coverage(demo_store: Store) -> None:
     with demo_store.read() as conn:
         expected = conn.execute(
             select(func.count()).where(
-                (ev.engagement == "DEMO") | ev.engagement.is_(None), *asof.window(START, END, asof.instant(AS_OF))
+                (ev.engagement == "DEMO") | ev.engagement.is_(None), *replay.window(START, END, replay.instant(AS_OF))
             )
         ).scalar()
     assert df["count"].sum() == expected

@@ -1,0 +1,351 @@
+"""The activity log: an append-only, hash-chained table of every decision.
+
+Each event's ``payload`` is canonical JSON text — sorted keys, no whitespace, NFC-normalised strings,
+NaN refused, instants as UTC text with microseconds and ``Z`` — and it holds every column of the row
+(``seq`` included), so the payload alone is the event. The chain is
+
+    row_hash = sha256(prev_hash_hex || payload_utf8)
+
+with ``prev_hash`` of the first event being 64 zeros. The order is ``seq``, never time. The table is
+append-only by database trigger; :func:`verify` walks the chain and names the first row that does not
+hold, and an *anchor* (a head seq + row_hash taken earlier, as evidence packs carry) proves the log
+was only appended to since.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from handoffkit.errors import (
+    ConcurrentEditError,
+    HandoffkitError,
+    InputError,
+    IntegrityError,
+    RefusedError,
+)
+from handoffkit.record import schema
+from handoffkit.record.canonical import canonical_json, chain_hash, sha256_bytes, sha256_file
+from handoffkit.record.people import require_actor
+from handoffkit.record.store import Store, bulk_insert
+from handoffkit.version import __version__
+
+HOST = socket.gethostname()
+OUTCOMES = ("success", "denied", "failure")
+
+
+# ------------------------------------------------------------------------------------------ append
+
+
+@dataclass(slots=True)
+class Source:
+    """The file an event's action read, for the event's origin."""
+
+    file: str
+    sha256: str
+
+
+@dataclass(slots=True)
+class Event:
+    """One entry to append. ``state``/``disposition``/``severity`` are the finding's values after it."""
+
+    type: str
+    actor: str
+    engagement: str | None = None
+    finding_id: str | None = None
+    ticket_key: str | None = None
+    outcome: str = "success"
+    data: dict[str, Any] = field(default_factory=dict)
+    state: str | None = None
+    disposition: str | None = None
+    severity: str | None = None
+    source: Source | None = None
+
+
+def origin(source: Source | None = None) -> dict[str, Any]:
+    """Where an event came from: host, handoffkit version, and the file read (with its SHA-256)."""
+    out: dict[str, Any] = {"host": HOST, "version": __version__}
+    if source is not None:
+        out["file"] = source.file
+        out["sha256"] = source.sha256
+    return out
+
+
+def append(conn: Connection, store: Store, new: Iterable[Event]) -> int:
+    """Append events inside the caller's write transaction; returns the new head ``seq``.
+
+    All events of one call share one ``occurred_at``: they are one transaction.
+    """
+    head = conn.execute(
+        select(schema.chain_head.c.seq, schema.chain_head.c.row_hash).where(schema.chain_head.c.id == 1)
+    ).one()
+    seq, prev = head.seq, head.row_hash
+    now = store.now()
+    when = schema.format_ts(now)
+    origins: dict[int, tuple[str, dict[str, Any]]] = {}
+    actors: dict[str, str] = {}
+    rows = []
+    for ev in new:
+        if ev.outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {ev.outcome!r}")
+        seq += 1
+        org = origins.get(id(ev.source))
+        if org is None:
+            org = origins[id(ev.source)] = (canonical_json(origin(ev.source)), origin(ev.source))
+        actor = actors.get(ev.actor) or actors.setdefault(ev.actor, require_actor(ev.actor))
+        row = {
+            "seq": seq,
+            "event_id": store.clock.new_id(now),
+            "occurred_at": when,
+            "actor": actor,
+            "outcome": ev.outcome,
+            "type": ev.type,
+            "engagement": ev.engagement,
+            "finding_id": ev.finding_id,
+            "ticket_key": ev.ticket_key,
+            "state": ev.state,
+            "disposition": ev.disposition,
+            "severity": ev.severity,
+        }
+        payload = canonical_json({**row, "origin": org[1], "data": ev.data})
+        row_hash = chain_hash(prev, payload)
+        row.update(origin=org[0], payload=payload, prev_hash=prev, row_hash=row_hash)
+        rows.append(row)
+        prev = row_hash
+    if rows:
+        bulk_insert(conn, schema.events, rows)
+        conn.execute(update(schema.chain_head).where(schema.chain_head.c.id == 1).values(seq=seq, row_hash=prev))
+    return seq
+
+
+def log_event(store: Store, ev: Event) -> int:
+    """Append one event in its own write transaction (for refusals and failures, and logged reads)."""
+    with store.write() as conn:
+        return append(conn, store, [ev])
+
+
+@contextmanager
+def mutation(store: Store, template: Event) -> Iterator[Connection]:
+    """A write transaction for one state change; if a domain rule refuses it, nothing is written
+    but one ``denied`` event (a concurrent edit or bad input: one ``failure`` event), then re-raise."""
+    try:
+        with store.write() as conn:
+            yield conn
+    except (RefusedError, ConcurrentEditError, InputError) as exc:
+        outcome = "denied" if isinstance(exc, RefusedError) else "failure"
+        log_event(
+            store,
+            Event(
+                type=template.type,
+                actor=template.actor,
+                engagement=template.engagement,
+                finding_id=template.finding_id,
+                ticket_key=template.ticket_key,
+                outcome=outcome,
+                source=template.source,
+                data={**template.data, "reason": str(exc)},
+            ),
+        )
+        raise
+
+
+# ------------------------------------------------------------------------------------------ verify
+
+
+@dataclass
+class Verification:
+    """What :func:`verify` found."""
+
+    ok: bool
+    checked: int
+    head_seq: int
+    head_hash: str
+    first_bad_seq: int | None = None
+    reason: str | None = None
+    anchor: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "checked": self.checked,
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "first_bad_seq": self.first_bad_seq,
+            "reason": self.reason,
+            "anchor": self.anchor,
+        }
+
+
+_MIRRORED = tuple(c for c in schema.EVENT_COLUMNS if c != "origin")
+
+
+def _row_problem(row: Any, expected_seq: int, prev: str) -> str | None:
+    if row.seq != expected_seq:
+        return (
+            f"expected seq {expected_seq}, found {row.seq}: "
+            f"{'rows missing' if row.seq > expected_seq else 'rows out of order'}"
+        )
+    if row.prev_hash != prev:
+        return "prev_hash does not match the previous row's row_hash (a row was deleted, inserted or moved)"
+    if chain_hash(row.prev_hash, row.payload) != row.row_hash:
+        return "row_hash does not match sha256(prev_hash || payload) (the row was edited)"
+    try:
+        payload = json.loads(row.payload)
+    except ValueError:
+        return "payload is not JSON"
+    for col in _MIRRORED:
+        if payload.get(col) != getattr(row, col):
+            return f"column {col!r} differs from the hashed payload (the row was edited)"
+    if canonical_json(payload.get("origin")) != row.origin:
+        return "column 'origin' differs from the hashed payload (the row was edited)"
+    return None
+
+
+def head(conn: Connection) -> tuple[int, str]:
+    """The chain head as recorded in ``chain_head`` (seq, row_hash)."""
+    row = conn.execute(select(schema.chain_head.c.seq, schema.chain_head.c.row_hash)).one()
+    return row.seq, row.row_hash
+
+
+def verify(store: Store, anchor: dict[str, Any] | None = None) -> Verification:
+    """Walk the whole chain in ``seq`` order; the first inconsistent row stops the walk."""
+    with store.read() as conn:
+        head_seq, head_hash = head(conn)
+        expected, prev, checked = 1, schema.GENESIS_HASH, 0
+        anchor_hash_at: str | None = None
+        result = conn.execution_options(yield_per=20_000).execute(select(schema.events).order_by(schema.events.c.seq))
+        for row in result:
+            problem = _row_problem(row, expected, prev)
+            if problem:
+                result.close()
+                return Verification(False, checked, head_seq, head_hash, min(row.seq, expected), problem, anchor)
+            if anchor and row.seq == anchor["seq"]:
+                anchor_hash_at = row.row_hash
+            prev, expected, checked = row.row_hash, expected + 1, checked + 1
+    last_seq = expected - 1
+    if (last_seq, prev) != (head_seq, head_hash):
+        bad = last_seq + 1 if last_seq < head_seq else head_seq + (last_seq > head_seq)
+        return Verification(
+            False,
+            checked,
+            head_seq,
+            head_hash,
+            bad,
+            f"the log ends at seq {last_seq} but the chain head records seq {head_seq} "
+            "(rows were removed or added at the end, or the head was rewritten)",
+            anchor,
+        )
+    if anchor:
+        if anchor["seq"] > last_seq:
+            return Verification(
+                False,
+                checked,
+                head_seq,
+                head_hash,
+                last_seq + 1,
+                f"the anchor records seq {anchor['seq']} but the log ends at seq {last_seq} (the log was truncated)",
+                anchor,
+            )
+        if anchor_hash_at != anchor["row_hash"]:
+            return Verification(
+                False,
+                checked,
+                head_seq,
+                head_hash,
+                anchor["seq"],
+                f"row {anchor['seq']} has hash {anchor_hash_at}, the anchor records "
+                f"{anchor['row_hash']} (the chain was rewritten)",
+                anchor,
+            )
+    return Verification(True, checked, head_seq, head_hash, anchor=anchor)
+
+
+def load_anchor(path: str | Path) -> dict[str, Any]:
+    """Read an anchor: ``{"seq", "row_hash"}`` at the top level or under ``chain_head`` (a manifest)."""
+    from handoffkit.record.inputs import load_json, read_bytes
+
+    doc = load_json(read_bytes(path), str(path))
+    node = doc.get("chain_head", doc) if isinstance(doc, dict) else None
+    if not (
+        isinstance(node, dict)
+        and isinstance(node.get("seq"), int)
+        and isinstance(node.get("row_hash"), str)
+        and len(node["row_hash"]) == 64
+    ):
+        raise InputError(
+            f'{path}: expected an anchor {{"seq": N, "row_hash": "<64 hex>"}} (at the top level or under "chain_head")'
+        )
+    return {"seq": node["seq"], "row_hash": node["row_hash"]}
+
+
+def verify_logged(store: Store, actor: str, anchor_path: str | None = None) -> Verification:
+    """Verify, then log the verification itself (success or failure) as an event."""
+    anchor = load_anchor(anchor_path) if anchor_path else None
+    result = verify(store, anchor)
+    src = Source(str(anchor_path), sha256_bytes(Path(anchor_path).read_bytes())) if anchor_path else None
+    log_event(
+        store,
+        Event(
+            type="log_verified",
+            actor=actor,
+            outcome="success" if result.ok else "failure",
+            source=src,
+            data=result.as_dict(),
+        ),
+    )
+    if not result.ok:
+        raise IntegrityError(f"activity log fails verification at seq {result.first_bad_seq}: {result.reason}")
+    return result
+
+
+_DECODE = json.JSONDecoder().raw_decode
+
+
+def event_data(payload: str) -> Any:
+    """The ``data`` of an event's payload, decoding only that.
+
+    A canonical payload sorts its keys, so it opens ``{"actor":"…","data":``: decoding from there stops
+    at the end of ``data`` and skips the columns and origin after it, which a reader has in their own
+    columns (the findings replay and the checklist read many payloads this way). Any payload not
+    opening that way is decoded whole.
+    """
+    if payload.startswith('{"actor":'):
+        _, end = _DECODE(payload, 9)
+        if payload.startswith(',"data":', end):
+            return _DECODE(payload, end + 8)[0]
+    return json.loads(payload)["data"]
+
+
+def iter_events(conn: Connection, stmt=None) -> Iterator[Any]:
+    """Stream events (all, or those a select on ``schema.events`` picks) in ``seq`` order."""
+    stmt = stmt if stmt is not None else select(schema.events)
+    yield from conn.execution_options(yield_per=20_000).execute(stmt.order_by(schema.events.c.seq))
+
+
+__all__ = [
+    "Event",
+    "HandoffkitError",
+    "Source",
+    "Verification",
+    "append",
+    "canonical_json",
+    "chain_hash",
+    "event_data",
+    "head",
+    "iter_events",
+    "load_anchor",
+    "log_event",
+    "mutation",
+    "origin",
+    "sha256_bytes",
+    "sha256_file",
+    "verify",
+    "verify_logged",
+]

@@ -1,0 +1,339 @@
+"""The handoff policy: the six fields of DESIGN.md, validated, with errors that point at file:line.
+
+A policy is YAML (see ``params/policy.yaml``). Validation is pydantic; every error is turned into one
+line naming the file, the line, the key path and what was expected, with the closest valid key
+suggested for a misspelt one. The stored form is canonical JSON, versioned per engagement.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from handoffkit.errors import ConfigError
+from handoffkit.record.canonical import canonical_json
+from handoffkit.record.model import DISPOSITIONS, SEVERITIES, VERIFICATION_KINDS
+
+if TYPE_CHECKING:
+    import yaml
+
+Band = Literal["critical", "high", "medium", "low", "info"]
+Disposition = Literal["ticket", "sprint_backlog", "quarterly_cycle", "security_record_only"]
+System = Literal["jira", "servicenow", "github"]
+PayloadField = Literal[
+    "finding_id",
+    "severity",
+    "asset",
+    "reproduction",
+    "cve_cwe",
+    "due_date",
+    "permalink",
+    "affected_version",
+    "remediation",
+    "cvss_vector",
+    "title",
+    "owner",
+]
+REQUIRED_PAYLOAD: tuple[str, ...] = (
+    "finding_id",
+    "severity",
+    "asset",
+    "reproduction",
+    "cve_cwe",
+    "due_date",
+    "permalink",
+)
+
+DEFAULT_PRIORITIES: dict[str, dict[str, str]] = {
+    "jira": {"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low", "info": "Lowest"},
+    "servicenow": {
+        "critical": "1 - Critical",
+        "high": "2 - High",
+        "medium": "3 - Moderate",
+        "low": "4 - Low",
+        "info": "5 - Planning",
+    },
+    "github": {
+        "critical": "severity:critical",
+        "high": "severity:high",
+        "medium": "severity:medium",
+        "low": "severity:low",
+        "info": "severity:info",
+    },
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CanonicalRecord(_Strict):
+    """Which system holds the record (this one) and which are downstream views of it."""
+
+    system: Literal["handoffkit"] = "handoffkit"
+    downstream: list[System] = Field(default_factory=lambda: ["jira"], min_length=1)
+
+
+class BandRule(_Strict):
+    disposition: Disposition
+    sla_days: int | None = Field(default=None, gt=0)
+    """Days from validation to the due date; ``null`` for no SLA (record-only findings)."""
+
+
+class KevOverride(_Strict):
+    """A KEV-listed CVE routes to ``disposition`` with ``sla_days`` (or the catalog's earlier due date)."""
+
+    disposition: Disposition = "ticket"
+    sla_days: int = Field(default=14, gt=0)
+    use_catalog_due_date: bool = True
+
+
+class Routing(_Strict):
+    bands: dict[Band, BandRule]
+    kev_override: KevOverride = KevOverride()
+
+    @field_validator("bands")
+    @classmethod
+    def _every_band(cls, bands: dict[str, BandRule]) -> dict[str, BandRule]:
+        missing = [b for b in SEVERITIES if b not in bands]
+        if missing:
+            raise ValueError(f"every severity band needs a rule; missing: {', '.join(missing)}")
+        return bands
+
+
+class TicketPayload(_Strict):
+    """What a ticket created from a finding must carry; evidence travels as a permalink only."""
+
+    required: list[PayloadField] = Field(default_factory=lambda: list(REQUIRED_PAYLOAD))
+    optional: list[PayloadField] = Field(default_factory=lambda: ["affected_version", "remediation", "cvss_vector"])
+    permalink_template: str = "https://handoffkit.example.invalid/{engagement}/findings/{finding_id}"
+    finding_id_from: list[Literal["label", "custom_field", "token"]] = Field(
+        default_factory=lambda: ["label", "custom_field", "token"], min_length=1
+    )
+    custom_field: str = "Finding ID"
+    priorities: dict[System, dict[Band, str]] = Field(default_factory=dict)
+    jira_project: str = "SEC"
+    jira_issue_type: str = "Bug"
+    jira_finding_field_id: str | None = None
+    """Jira's id of the finding-id custom field (``customfield_10042``) for REST payloads, if known."""
+
+    @field_validator("permalink_template")
+    @classmethod
+    def _has_id(cls, value: str) -> str:
+        if "{finding_id}" not in value:
+            raise ValueError("must contain {finding_id} so every ticket links back to its record")
+        try:
+            value.format(engagement="E", finding_id="HK-1")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"only {{engagement}} and {{finding_id}} may be used ({exc})") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _required_core(self) -> TicketPayload:
+        missing = [f for f in REQUIRED_PAYLOAD if f not in self.required]
+        if missing:
+            raise ValueError(f"required must include {', '.join(missing)} (DESIGN: the payload schema)")
+        return self
+
+    def priority_for(self, system: str, band: str) -> str:
+        return self.priorities.get(system, {}).get(band) or DEFAULT_PRIORITIES[system][band]
+
+
+class Ownership(_Strict):
+    """Asset → named role on a named team; a finding without a resolved owner pauses."""
+
+    owners_file: str | None = "owners.csv"
+    unowned: Literal["pause"] = "pause"
+    shared_queues: list[str] = Field(default_factory=lambda: ["security", "secops", "unassigned", "triage"])
+    """Team or assignee names that are shared queues, never an owner (ownership drift is flagged)."""
+
+
+class Reconciliation(_Strict):
+    cadence: Literal["weekly", "monthly"] = "weekly"
+
+    @property
+    def days(self) -> int:
+        return 7 if self.cadence == "weekly" else 31
+
+
+class ClosureVerification(_Strict):
+    """Evidence kinds that may close a finding; attestation always needs a different approver."""
+
+    accepted: list[Literal["rescan", "retest", "commit", "attestation"]] = Field(
+        default_factory=lambda: list(VERIFICATION_KINDS), min_length=1
+    )
+
+
+class Policy(_Strict):
+    """The six fields of the handoff policy."""
+
+    canonical_record: CanonicalRecord = CanonicalRecord()
+    routing: Routing
+    ticket_payload: TicketPayload = TicketPayload()
+    ownership: Ownership = Ownership()
+    reconciliation: Reconciliation = Reconciliation()
+    closure_verification: ClosureVerification = ClosureVerification()
+
+    def band_rule(self, band: str) -> BandRule:
+        return self.routing.bands[band]  # type: ignore[index]
+
+    def due_date(self, band: str, start: date, *, kev: bool = False, kev_due: date | None = None) -> date | None:
+        """SLA due date: the clock starts at validation (``start``); KEV caps it at 14 days / catalog due."""
+        if kev:
+            due = start + timedelta(days=self.routing.kev_override.sla_days)
+            if self.routing.kev_override.use_catalog_due_date and kev_due and kev_due < due:
+                due = kev_due
+            return due
+        days = self.band_rule(band).sla_days
+        return start + timedelta(days=days) if days else None
+
+    def band_for_priority(self, system: str, priority: str | None) -> str | None:
+        """Map a ticket's priority back to a band (for drift); unknown priorities give None."""
+        if not priority:
+            return None
+        wanted = priority.strip().casefold()
+        for table in (self.ticket_payload.priorities.get(system, {}), DEFAULT_PRIORITIES.get(system, {})):
+            for band, shown in table.items():
+                if shown.casefold() == wanted:
+                    return band
+        return _PRIORITY_WORDS.get(wanted.split(" - ")[-1].removeprefix("severity:").removeprefix("p"))
+
+    def document(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def sha256(self) -> str:
+        return hashlib.sha256(canonical_json(self.document()).encode()).hexdigest()
+
+
+_PRIORITY_WORDS = {
+    "highest": "critical",
+    "blocker": "critical",
+    "critical": "critical",
+    "urgent": "critical",
+    "high": "high",
+    "major": "high",
+    "medium": "medium",
+    "moderate": "medium",
+    "normal": "medium",
+    "low": "low",
+    "minor": "low",
+    "lowest": "info",
+    "trivial": "info",
+    "planning": "info",
+    "info": "info",
+    "0": "critical",
+    "1": "critical",
+    "2": "high",
+    "3": "medium",
+    "4": "low",
+    "5": "info",
+}
+
+assert set(DISPOSITIONS) == set(Disposition.__args__)  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------------------------- loading
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read and validate a policy YAML file; errors are one line with file:line and the key path."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the policy: {exc.strerror or exc}") from exc
+    return parse_policy(text, str(p))
+
+
+def parse_policy(text: str, source: str) -> Policy:
+    import yaml  # here, not at the top: commands reading a stored policy (reconcile…) never parse YAML
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{mark.line + 1}:{mark.column + 1}" if mark else "?"
+        raise ConfigError(f"{source}:{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}:1: expected a mapping with the keys {', '.join(Policy.model_fields)}")
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, root, source)) from exc
+
+
+def policy_from_document(document: dict[str, Any]) -> Policy:
+    return Policy.model_validate(document)
+
+
+def _explain(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
+    errors = exc.errors()
+    # A misspelt key also makes the real key "missing"; the unknown key is the error worth naming.
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = [part for part in err["loc"] if part != "[key]"]
+    line = _line_of(root, loc)
+    path = ".".join(str(p) for p in loc) or "(top level)"
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        message = f"unknown key; expected one of {', '.join(allowed)}"
+        if hint:
+            message += f" (did you mean {hint[0]!r}?)"
+    elif err["type"] == "literal_error":
+        options = [
+            o.strip(" '")
+            for o in str(err.get("ctx", {}).get("expected", "")).replace(" or ", ",").split(",")
+            if o.strip(" '")
+        ]
+        hint = difflib.get_close_matches(str(err.get("input")), options, n=1)
+        message = f"{err.get('input')!r} is not allowed; expected one of {', '.join(options)}"
+        if hint:
+            message += f" (did you mean {hint[0]!r}?)"
+    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{source}:{line}: {path}: {message}{more}"
+
+
+def _line_of(node: yaml.Node | None, loc: list[Any]) -> int:
+    """The line of the deepest YAML node the error path reaches (keys point at the key itself)."""
+    import yaml
+
+    line = node.start_mark.line + 1 if node is not None else 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == str(part):
+                    line, node = key_node.start_mark.line + 1, value_node
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _allowed_keys(loc: list[Any]) -> list[str]:
+    model: Any = Policy
+    for part in loc:
+        if get_origin(model) is dict:  # e.g. routing.bands.<band>: the key selects the dict's value model
+            model = get_args(model)[1]
+            continue
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return []
+        annotation = fields[part].annotation
+        model = (
+            annotation
+            if get_origin(annotation) is dict or (isinstance(annotation, type) and issubclass(annotation, BaseModel))
+            else None
+        )
+    return list(getattr(model, "model_fields", {}))

@@ -1,0 +1,400 @@
+"""The evidence pack: the report notebooks executed, rendered for readers, and sealed in a manifest.
+
+``render(params_file)`` reads a parameter file (``params/quarterly.yaml``), then, into one directory:
+
+1. writes the activity-log CSV for the period (:func:`handoffkit.report.log_export.export_log` — the same file
+   ``handoffkit log export`` writes), logging ``log_exported``, in one process per core;
+2. executes each notebook of the set with papermill (executed copies under ``notebooks/``) and renders
+   it to one offline HTML page with code hidden, headed by the engagement, the as-of instant and the
+   activity log's head;
+3. writes the Great Expectations results for the record's findings (``data_quality.json``);
+4. writes ``manifest.json``: the SHA-256 of every file, the log's head as of the report
+   (``{"chain_head": {"seq", "row_hash"}}``, which ``handoffkit log verify --anchor`` accepts), the
+   parameters, the as-of instant and the package versions;
+5. logs ``report_rendered`` with the views rendered and the manifest's SHA-256.
+
+The as-of instant is pinned once (``--as-of``, else the file's ``as_of``, else now), so every
+notebook and the CSV describe the same record; rendering again as of the same instant yields the
+same CSV, byte for byte.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from handoffkit.errors import ConfigError, located
+from handoffkit.ingest import quality
+from handoffkit.record import _memo, frames, replay, schema
+from handoffkit.record.log import Event, Source, log_event, sha256_bytes, sha256_file
+from handoffkit.record.people import require_actor
+from handoffkit.record.store import DEFAULT_URL, sqlite_file
+from handoffkit.report import log_export, pages, views
+
+#: The report set, in reading order, with each page's title.
+TITLES = {
+    "quarterly_leadership": "Quarterly handoff posture",
+    "routing_decisions": "Routing decisions over time",
+    "ticket_mapping": "Ticket-to-finding mapping",
+    "severity_calibration": "Severity calibration history",
+    "closure_verification": "Closure verification status",
+    "activity_log": "Activity log and control mapping",
+}
+LEADERSHIP = "quarterly_leadership"
+#: Processes writing the activity log at once, then notebooks executed at once (each in its own kernel).
+WORKERS = log_export.PROCESSES
+NOTEBOOK_PARAMETERS = ("db", "engagement", "period_start", "period_end", "as_of")
+KEYS = (*NOTEBOOK_PARAMETERS, "notebooks", "notebooks_dir", "title")
+ACTIVITY_CSV = "activity_log.csv"
+QUALITY_JSON = "data_quality.json"
+#: The steps after the export, by their running time on a 1M-finding record (55, 19, 19, 10, 9, 8 and 6 s;
+#: the per-view pages read the reconciliation and frames the leadership page leaves in the shared memo),
+#: longest first: the workers then end close together instead of one waiting on a long last step.
+LONGEST_FIRST = (
+    "quarterly_leadership",
+    "closure_verification",
+    QUALITY_JSON,
+    "activity_log",
+    "ticket_mapping",
+    "severity_calibration",
+    "routing_decisions",
+)
+MANIFEST = "manifest.json"
+VERSIONED = (
+    "handoffkit",
+    "pandas",
+    "sqlalchemy",
+    "altair",
+    "vl-convert-python",
+    "papermill",
+    "nbconvert",
+    "great-expectations",
+    "ipykernel",
+)
+
+
+@dataclass
+class Rendered:
+    """What :func:`render` wrote."""
+
+    out_dir: Path
+    as_of: str
+    chain_head: dict[str, Any]
+    pages: list[Path]
+    activity_csv: Path
+    quality_json: Path
+    manifest: Path
+    manifest_sha256: str
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "out_dir": str(self.out_dir),
+            "as_of": self.as_of,
+            "chain_head": self.chain_head,
+            "pages": [str(p) for p in self.pages],
+            "activity_csv": str(self.activity_csv),
+            "quality_json": str(self.quality_json),
+            "manifest": str(self.manifest),
+            "manifest_sha256": self.manifest_sha256,
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def load_params(params_file: str | Path) -> dict[str, Any]:
+    """Read a report parameter file (YAML mapping of :data:`KEYS`).
+
+    Raises:
+        ConfigError: the file is missing, not a mapping, lacks a required key or has an unknown one.
+    """
+    path = Path(params_file)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(located(str(path), None, "parameter file not found")) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(located(str(path), None, f"not valid YAML: {exc}")) from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(located(str(path), None, f"expected a mapping of {', '.join(KEYS)}"))
+    for key in doc:
+        if key not in KEYS:
+            close = difflib.get_close_matches(str(key), KEYS, n=1)
+            raise ConfigError(
+                located(
+                    str(path),
+                    str(key),
+                    "unknown key" + (f"; did you mean {close[0]!r}?" if close else f"; expected {KEYS}"),
+                )
+            )
+    for key in ("engagement", "period_start", "period_end"):
+        if doc.get(key) in (None, ""):
+            raise ConfigError(located(str(path), key, "required"))
+    unknown = [n for n in doc.get("notebooks") or [] if n not in TITLES]
+    if unknown:
+        raise ConfigError(
+            located(str(path), "notebooks", f"unknown notebook {unknown[0]!r}; expected names from {', '.join(TITLES)}")
+        )
+    return doc
+
+
+def absolute_db(url: str) -> str:
+    """A SQLite URL with a relative path made absolute (notebook kernels run in another directory)."""
+    file = sqlite_file(url)
+    if file is None or Path(file).is_absolute():
+        return url
+    return make_url(url).set(database=str(Path(file).resolve())).render_as_string(hide_password=False)
+
+
+def render(
+    params_file: str | Path,
+    *,
+    db: str | None = None,
+    as_of: datetime | date | str | None = None,
+    out_dir: str | Path | None = None,
+    actor: str,
+    progress: Callable[[str], None] | None = None,
+) -> Rendered:
+    """Execute, render and seal the report set (see the module docstring).
+
+    Args:
+        params_file: the YAML parameter file (``params/quarterly.yaml``).
+        db: database URL overriding the file's ``db`` (``HANDOFFKIT_DB`` does too, when ``db`` is None).
+        as_of: the instant reported on, overriding the file's ``as_of`` (default: now).
+        out_dir: where the pack goes (default ``outputs/<engagement>-<as-of day>/``).
+        actor: the named person rendering (recorded in the activity log).
+        progress: called with one line per step (the CLI prints them).
+
+    Returns:
+        A :class:`Rendered` listing what was written.
+
+    Raises:
+        ConfigError: a parameter is wrong (the message names the file and key).
+        HandoffkitError: a notebook failed (the message names the cell; the executed copy keeps the trace).
+    """
+    actor = require_actor(actor)
+    started = time.perf_counter()
+    tell = progress or (lambda _message: None)
+    path = Path(params_file)
+    doc = load_params(path)
+    url = absolute_db(db or os.environ.get("HANDOFFKIT_DB") or doc.get("db") or DEFAULT_URL)
+    params = views.parameters(
+        url, doc["engagement"], doc["period_start"], doc["period_end"], as_of if as_of is not None else doc.get("as_of")
+    )
+    store = params.store
+    out = (Path(out_dir) if out_dir else Path("outputs") / f"{params.engagement}-{params.as_of[:10]}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    with store.read() as conn:
+        head_seq, head_hash = replay.head(conn, params.as_of)
+    chain_head = {"seq": head_seq, "row_hash": head_hash}
+    tell(f"report: {params.engagement} as of {params.as_of} (log head seq {head_seq}) -> {out}")
+
+    names = list(doc.get("notebooks") or TITLES)
+    notebook_values = {
+        "db": url,
+        "engagement": params.engagement,
+        "period_start": params.period_start.isoformat(),
+        "period_end": params.period_end.isoformat(),
+        "as_of": params.as_of,
+    }
+    pages, export, quality_path = _pages_and_export(
+        path, doc, names, notebook_values, params, out, chain_head, actor, tell
+    )
+    manifest = _manifest(
+        out, doc, store.safe_url, notebook_values, chain_head, names, {Path(export.file): export.sha256}
+    )
+    digest = sha256_bytes(manifest.read_bytes())
+    log_event(
+        store,
+        Event(
+            type="report_rendered",
+            actor=actor,
+            engagement=params.engagement,
+            source=Source(str(manifest), digest),
+            data={
+                "views": names,
+                "as_of": params.as_of,
+                "out": str(out),
+                "manifest_sha256": digest,
+                "period": [notebook_values["period_start"], notebook_values["period_end"]],
+                "chain_head": chain_head,
+            },
+        ),
+    )
+    tell(f"wrote {manifest}")
+    return Rendered(
+        out,
+        params.as_of,
+        chain_head,
+        [pages[n] for n in names],
+        Path(export.file),
+        quality_path,
+        manifest,
+        digest,
+        time.perf_counter() - started,
+    )
+
+
+def _pages_and_export(
+    path: Path,
+    doc: dict[str, Any],
+    names: list[str],
+    values: dict[str, Any],
+    params: views.Parameters,
+    out: Path,
+    chain_head: dict[str, Any],
+    actor: str,
+    tell: Callable[[str], None],
+) -> tuple[dict[str, Path], log_export.Export, Path]:
+    """Export the period's activity log, render the pages and check the record's data quality; returns
+    the pages by name, the export and the quality results' path.
+
+    The export comes first, on every core (:data:`WORKERS` processes), because the leadership page's
+    checklist reads the ``log_exported`` event it writes. Then :data:`WORKERS` pages at a time, each
+    notebook in a kernel process of its own, and the quality check (Python in this process), in the
+    order of :data:`LONGEST_FIRST`.
+    """
+    export = log_export.export_log(
+        params.store,
+        params.engagement,
+        out / ACTIVITY_CSV,
+        start=params.period_start,
+        end=params.period_end,
+        as_of=params.as_of,
+        actor=actor,
+        processes=WORKERS,
+    )
+    tell(f"wrote {export.file} ({export.rows:,} events)")
+    with _shared_memo(), ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        queued: dict[str, Any] = {}
+        for name in LONGEST_FIRST:
+            if name == QUALITY_JSON:
+                queued[name] = pool.submit(_quality, params.store, params.engagement, params.as_of, out / QUALITY_JSON)
+            elif name in names:
+                queued[name] = pool.submit(_page, path, doc, name, values, out, chain_head, tell)
+        quality_path = queued.pop(QUALITY_JSON).result()
+        pages = {name: queued[name].result() for name in names}
+    tell(f"wrote {quality_path}")
+    return pages, export, quality_path
+
+
+@contextmanager
+def _shared_memo() -> Iterator[None]:
+    """The notebook kernels started inside share their memo entries (:data:`_memo.SHARED_MEMO_ENV`): the
+    reconciliation, findings frame and MTTR durations several pages read are computed once per report."""
+    before = os.environ.get(_memo.SHARED_MEMO_ENV)
+    with tempfile.TemporaryDirectory(prefix="hk-memo-") as folder:
+        os.environ[_memo.SHARED_MEMO_ENV] = folder  # kernels inherit this process's environment
+        try:
+            yield
+        finally:
+            if before is None:
+                del os.environ[_memo.SHARED_MEMO_ENV]
+            else:
+                os.environ[_memo.SHARED_MEMO_ENV] = before
+
+
+def _page(
+    params_path: Path,
+    doc: dict[str, Any],
+    name: str,
+    values: dict[str, Any],
+    out: Path,
+    chain_head: dict[str, Any],
+    tell: Callable[[str], None],
+) -> Path:
+    """Execute one notebook and render its readers' page."""
+    folder = (params_path.parent / (doc.get("notebooks_dir") or "../notebooks")).resolve()
+    notebook = folder / f"{name}.ipynb"
+    # No cwd: papermill would chdir the whole process, and notebooks run in threads here. The kernels
+    # need none: every path they get (the database URL included) is absolute.
+    executed = pages.execute(notebook, out / "notebooks" / f"{name}.ipynb", values, progress=tell)
+    title = (doc.get("title") or TITLES[name]) if name == LEADERSHIP else TITLES[name]
+    meta = {
+        "engagement": values["engagement"],
+        "as_of": values["as_of"],
+        "chain_head_seq": chain_head["seq"],
+        "chain_head_hash": chain_head["row_hash"],
+        "period": f"{values['period_start']} to {values['period_end']}",
+    }
+    page = pages.to_html(executed, out / f"{name}.html", title=title, meta=meta)
+    tell(f"rendered {page}")
+    return page
+
+
+def _quality(store: Any, engagement: str, as_of: str, target: Path) -> Path:
+    """Run the findings suite over the record's findings that existed at ``as_of``; write GX's JSON."""
+    f = schema.findings.c
+    cols = [f.fingerprint, f.title, f.asset_ref, f.severity, f.cves, f.cwes, f.finding_id.label("source_ref")]
+    with store.read() as conn:
+        frame = frames.driver_frame(
+            conn, select(*cols).where(f.engagement == engagement, f.first_seen <= as_of).order_by(f.number)
+        )
+    checked = quality.check_findings(frame)
+    doc = {
+        "subject": f"findings of {engagement} first seen at or before {as_of}",
+        "rows": len(frame),
+        "summary": checked.summary(),
+        "great_expectations": checked.result,
+    }
+    target.write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    return target
+
+
+def _manifest(
+    out: Path,
+    doc: dict[str, Any],
+    safe_url: str,
+    values: dict[str, Any],
+    chain_head: dict[str, Any],
+    names: list[str],
+    known: dict[Path, str],
+) -> Path:
+    """Write ``manifest.json``: every file's SHA-256, the chain head, parameters, as-of, versions.
+
+    ``known`` holds digests taken as a file was written (the activity log's: hashing its gigabytes again
+    would cost seconds).
+    """
+    target = out / MANIFEST
+    files = {
+        p.relative_to(out).as_posix(): {"sha256": known.get(p) or sha256_file(p), "bytes": p.stat().st_size}
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p != target and not p.name.startswith(".")
+    }
+    manifest = {
+        "engagement": values["engagement"],
+        "as_of": values["as_of"],
+        "period": {"start": values["period_start"], "end": values["period_end"]},
+        "chain_head": chain_head,
+        "notebooks": names,
+        "parameters": {**{k: v for k, v in doc.items() if k != "db"}, **values, "db": safe_url},
+        "files": files,
+        "versions": _versions(),
+    }
+    target.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    return target
+
+
+def _versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found

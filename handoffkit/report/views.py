@@ -1,0 +1,968 @@
+"""The five reconciliation views, the headline facts and the narrative built from them.
+
+Each view is a function returning a DataFrame, as of any instant, aggregated in SQL (``GROUP BY`` a
+period prefix of the text timestamps) before anything is charted, so a 1,000,000-finding record with
+10,000,000 events charts as a few hundred rows:
+
+1. :func:`routing_decisions` — findings created vs routing decisions per disposition, per period;
+2. :func:`ticket_mapping` — linked open findings, routing misses, closure-verification misses,
+   orphan tickets, severity drift (and :func:`mapping_trend` over reconciliation runs);
+3. :func:`severity_calibration` — every calibration with who / when / from / to / why, and
+   :func:`calibration_trend` (downward drift per period);
+4. :func:`closure_verification` — verified closures by evidence kind vs ticket closures observed,
+   per period (MTTR and reopen rate in :mod:`handoffkit.report.metrics`);
+5. :func:`activity` — events per type and outcome with their control mapping (the CSV itself is
+   :func:`handoffkit.report.log_export.export_log`).
+
+:func:`facts` gathers every number the leadership report shows; :func:`headline` and
+:func:`narrative` only format those facts, so each number on the page is computed, never typed.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, String, and_, exists, func, select, type_coerce
+
+from handoffkit import reconcile
+from handoffkit.errors import ConfigError
+from handoffkit.record import _memo, engagements, frames, replay, schema
+from handoffkit.record.model import CLOSED_STATES, HOLDS, SEVERITIES
+from handoffkit.record.store import Store, sqlite_file
+from handoffkit.report import checklist, log_export, metrics
+from handoffkit.workflow import sla
+
+EV, F = schema.events, schema.findings
+PERIODS = ("week", "month", "quarter")
+DISPOSITION_SERIES = ("ticket", "sprint_backlog", "quarterly_cycle", "security_record_only")
+HELD = "held_back"
+ROUTING_SERIES = ("created", *DISPOSITION_SERIES, HELD)
+MAPPING_CATEGORIES = {
+    "linked": "open findings with a linked ticket",
+    "routing_misses": "policy says ticket, no ticket linked",
+    "closure_misses": "ticket closed, finding not verified (administrative closure)",
+    "orphan_tickets": "tickets carrying only finding ids the record does not know",
+    "tickets_without_id": "tickets carrying no finding id at all",
+    "severity_drift": "ticket priority differs from the calibrated severity",
+}
+
+
+# ------------------------------------------------------------------------------------- parameters
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """Validated notebook parameters, with the store they name opened."""
+
+    db: str
+    engagement: str
+    period_start: date
+    period_end: date
+    as_of: str
+    store: Store = field(repr=False, compare=False)
+
+
+def parameters(
+    db: str, engagement: str, period_start: str | date, period_end: str | date, as_of: str | datetime | None = None
+) -> Parameters:
+    """Check a notebook's parameters and open the record they name.
+
+    Args:
+        db: database URL (a relative SQLite path is relative to the working directory).
+        engagement: engagement key.
+        period_start, period_end: the reporting period, inclusive days ``YYYY-MM-DD``.
+        as_of: the instant the report describes (``YYYY-MM-DD`` = end of that day, UTC); None = now.
+
+    Raises:
+        ConfigError: a value is malformed, the period is reversed, the SQLite file is missing or the
+            engagement does not exist (the message names the parameter and offers close matches).
+    """
+    start, end = _day_param("period_start", period_start), _day_param("period_end", period_end)
+    if start > end:
+        raise ConfigError(f"parameters: period_start {start} is after period_end {end}")
+    _check_db(db)
+    store = Store(db, create=False)
+    try:
+        when = replay.instant(as_of) if as_of not in (None, "") else replay.instant(store.now())
+    except ValueError as exc:
+        raise ConfigError(f"parameter as_of={as_of!r}: expected YYYY-MM-DD or an ISO 8601 instant") from exc
+    with store.read() as conn:
+        known = list(conn.execute(select(schema.engagements.c.key).order_by(schema.engagements.c.key)).scalars())
+    if engagement not in known:
+        close = difflib.get_close_matches(str(engagement), known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"parameter engagement={engagement!r}: no such engagement in {store.safe_url}{hint}; "
+            f"known: {', '.join(known) or 'none'}"
+        )
+    return Parameters(db, engagement, start, end, when, store)
+
+
+def _day_param(name: str, value: str | date) -> date:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise ConfigError(f"parameter {name}={value!r}: expected a date YYYY-MM-DD") from exc
+
+
+def _check_db(db: str) -> None:
+    """A SQLite file must exist: opening a missing one would silently create an empty record."""
+    if not isinstance(db, str) or not db:
+        raise ConfigError(f"parameter db={db!r}: expected a database URL such as sqlite:///../handoffkit.db")
+    file = sqlite_file(db)
+    if file is not None and not Path(file).is_file():
+        raise ConfigError(
+            f"parameter db={db!r}: no database file {Path(file).resolve()} "
+            "(run `make demo`, or pass the URL of an existing record)"
+        )
+
+
+# ------------------------------------------------------------------------------------------ periods
+
+
+def _period_frame(df: pd.DataFrame, period: str) -> pd.DataFrame:
+    """Roll ``period`` (a day or month text key from SQL) up to week / month / quarter labels, re-summed."""
+    if period not in PERIODS:
+        raise ConfigError(f"period {period!r}: expected one of {', '.join(PERIODS)}")
+    if df.empty:
+        return df
+    out = df.copy()
+    stamp = pd.to_datetime(out["period"], format="%Y-%m-%d" if period == "week" else "%Y-%m")
+    if period == "week":
+        out["period"] = (stamp - pd.to_timedelta(stamp.dt.day_of_week, unit="D")).dt.strftime("%Y-%m-%d")
+    elif period == "quarter":
+        out["period"] = stamp.dt.year.astype(str) + "-Q" + stamp.dt.quarter.astype(str)
+    keys = [c for c in out.columns if c != "count"]
+    return out.groupby(keys, as_index=False, sort=True)["count"].sum()
+
+
+def _sql_period(period: str) -> str:
+    return "day" if period == "week" else "month"
+
+
+def _when(store: Store, as_of: datetime | date | str | None) -> str:
+    return replay.instant(as_of if as_of is not None else store.now())
+
+
+# ---------------------------------------------------------------------------------------- 1 routing
+
+
+def routing_decisions(
+    store: Store,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+    period: str = "month",
+) -> pd.DataFrame:
+    """Findings created and routing decisions taken, per period.
+
+    Returns:
+        Long frame ``period``, ``series``, ``count``; series are :data:`ROUTING_SERIES`: ``created``,
+        one per disposition, and ``held_back`` (paused without owner, exception, decommissioning).
+    """
+    when = _when(store, as_of)
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        # The leadership page and the routing page chart the same frame (shared through the memo).
+        key = (engagement, replay.day_start(start), replay.day_start(end), when, period)
+        return _memo.memo(conn, "routing_decisions", key, lambda: _routing_decisions(conn, *key)).copy()
+
+
+def _routing_decisions(conn: Connection, engagement: str, start: Any, end: Any, when: str, period: str) -> pd.DataFrame:
+    key = replay.period_key(EV.c.occurred_at, _sql_period(period)).label("period")
+    created = replay.event_counts(
+        conn, engagement, [EV.c.type == "finding_created", *replay.window(start, end, when)], [key]
+    )
+    routed = replay.event_counts(
+        conn,
+        engagement,
+        [EV.c.type == "finding_routed", *replay.window(start, end, when)],
+        [key, EV.c.disposition.label("series")],
+    )
+    created["series"] = "created"
+    routed["series"] = routed["series"].where(~routed["series"].isin(HOLDS), HELD)
+    df = pd.concat([created[["period", "series", "count"]], routed[["period", "series", "count"]]], ignore_index=True)
+    return _ordered(_period_frame(df, period), "series", ROUTING_SERIES)
+
+
+def routing_summary(
+    store: Store,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+) -> dict[str, int]:
+    """Findings created and routing decisions per disposition (holds as ``held_back``) in the window.
+
+    Returns:
+        ``{"created": n, "ticket": n, "sprint_backlog": n, "quarterly_cycle": n, "security_record_only": n,
+        "held_back": n}`` — the same numbers :func:`facts` reports.
+    """
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        return _routing_counts(conn, engagement, start, end, _when(store, as_of))
+
+
+def _ordered(df: pd.DataFrame, column: str, order: tuple[str, ...]) -> pd.DataFrame:
+    if df.empty:
+        return pd.DataFrame(
+            {"period": pd.Series(dtype=str), column: pd.Series(dtype=str), "count": pd.Series(dtype="int64")}
+        )
+    rank = {name: i for i, name in enumerate(order)}
+    out = df.assign(_rank=df[column].map(rank).fillna(len(order)))
+    return (
+        out.sort_values(["period", "_rank", column])
+        .drop(columns="_rank")
+        .reset_index(drop=True)
+        .astype({"count": "int64"})
+    )
+
+
+def pivot(df: pd.DataFrame, column: str = "series") -> pd.DataFrame:
+    """A long ``period, <column>, count`` frame as a table: one row per period, one column per series."""
+    if df.empty:
+        return pd.DataFrame({"period": pd.Series(dtype=str)})
+    order = list(dict.fromkeys(df[column]))
+    wide = df.pivot_table(index="period", columns=column, values="count", aggfunc="sum", fill_value=0)
+    wide = wide.reindex(columns=order, fill_value=0).reset_index()
+    wide.columns.name = None
+    return wide
+
+
+# ---------------------------------------------------------------------------------------- 2 mapping
+
+
+def linked_open(conn: Connection, engagement: str, as_of: str, frame: pd.DataFrame | None = None) -> int:
+    """Open findings (as of) with at least one active ticket link (as of); ``frame`` is the findings
+    frame as of then, when the caller holds it. The facts and the mapping chart both show this number."""
+    return _memo.memo(conn, "linked_open", (engagement, as_of), lambda: _linked_open(conn, engagement, as_of, frame))
+
+
+def _linked_open(conn: Connection, engagement: str, as_of: str, frame: pd.DataFrame | None) -> int:
+    if frame is None and replay.settled(conn, engagement, as_of):
+        # The current tables answer: one count instead of a frame of every finding (12 s at 1M).
+        f, lk = schema.findings.c, schema.links.c
+        linked = exists().where(lk.finding_id == f.finding_id, lk.active)
+        stmt = select(func.count()).where(f.engagement == engagement, f.state.not_in(CLOSED_STATES), linked)
+        return int(conn.execute(stmt).scalar() or 0)
+    frame = frame if frame is not None else replay.state_frame(conn, engagement, as_of)
+    open_ids = frame.loc[~frame["state"].isin(CLOSED_STATES), "finding_id"]
+    return int(open_ids.isin(_linked_ids(conn, engagement, as_of)).sum())
+
+
+def _linked_ids(conn: Connection, engagement: str, as_of: str) -> pd.Series:
+    if replay.settled(conn, engagement, as_of):
+        lk = schema.links.c
+        stmt = select(lk.finding_id).where(lk.engagement == engagement, lk.active).distinct()
+    else:
+        last = (
+            select(EV.c.finding_id, EV.c.ticket_key, func.max(EV.c.seq).label("seq"))
+            .where(
+                EV.c.engagement == engagement,
+                EV.c.type.in_(("link_added", "link_removed")),
+                EV.c.outcome == "success",
+                EV.c.occurred_at <= as_of,
+            )
+            .group_by(EV.c.finding_id, EV.c.ticket_key)
+            .subquery()
+        )
+        e = EV.alias("e")
+        stmt = select(e.c.finding_id).join(last, last.c.seq == e.c.seq).where(e.c.type == "link_added").distinct()
+    return pd.Series(list(conn.execute(stmt).scalars()), dtype=object)
+
+
+def ticket_mapping(store: Store, engagement: str, *, as_of: datetime | date | str | None = None) -> pd.DataFrame:
+    """The ticket-to-finding mapping as of an instant: one row per :data:`MAPPING_CATEGORIES` entry.
+
+    Returns:
+        Columns ``category``, ``count``, ``meaning``.
+    """
+    when = _when(store, as_of)
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        gaps = metrics.gaps(conn, engagement, when)
+        linked = linked_open(conn, engagement, when)
+    counts = {"linked": linked, **{k: gaps.counts[k] for k in MAPPING_CATEGORIES if k != "linked"}}
+    return pd.DataFrame(
+        {
+            "category": list(MAPPING_CATEGORIES),
+            "count": [counts[k] for k in MAPPING_CATEGORIES],
+            "meaning": list(MAPPING_CATEGORIES.values()),
+        }
+    )
+
+
+def mapping_trend(
+    store: Store,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+) -> pd.DataFrame:
+    """Routing-miss, closure-miss, drift and orphan counts (and rates) at each reconciliation run."""
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        return metrics.reconciliation_trend(conn, engagement, start=start, end=end, as_of=_when(store, as_of))
+
+
+def mapping_gaps(
+    store: Store, engagement: str, category: str, *, as_of: datetime | date | str | None = None, limit: int | None = 50
+) -> pd.DataFrame:
+    """The findings or tickets behind one reconciliation category (titles as the record holds them).
+
+    Raises:
+        ConfigError: an unknown category (the message offers the closest known one).
+    """
+    known = (*reconcile.FINDING_CATEGORIES, *reconcile.TICKET_CATEGORIES)
+    if category not in known:
+        close = difflib.get_close_matches(category, known, n=1)
+        raise ConfigError(
+            f"category {category!r} is not a reconciliation category"
+            + (f" (did you mean {close[0]!r}?)" if close else f"; expected one of {', '.join(known)}")
+        )
+    when = _when(store, as_of)
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        ids = metrics.gap_ids(conn, engagement, when, category)[: limit or None]
+        if category in reconcile.FINDING_CATEGORIES:
+            return _finding_rows(conn, ids)
+        t = schema.tickets.c
+        stmt = (
+            select(t.system, t.key, t.title, t.status, t.priority, t.assignee, t.finding_ids)
+            .where(t.engagement == engagement, t.current, t.key.in_(ids or [""]))
+            .order_by(t.system, t.key)
+        )
+        return frames.frame(conn.execute(stmt))
+
+
+def _finding_rows(conn: Connection, ids: list[str]) -> pd.DataFrame:
+    cols = ["finding_id", "title", "asset_ref", "severity", "state", "disposition", "owner_team", "sla_due"]
+    rows: list[Any] = []
+    for start in range(0, len(ids), 5_000):  # bounded IN lists, one query per 5,000 ids
+        chunk = ids[start : start + 5_000]
+        rows += conn.execute(
+            select(*[F.c[c] if c != "sla_due" else type_coerce(F.c.sla_due, String).label(c) for c in cols]).where(
+                F.c.finding_id.in_(chunk)
+            )
+        ).fetchall()
+    df = frames.frame(rows, cols)
+    order = {fid: i for i, fid in enumerate(ids)}
+    return df.sort_values("finding_id", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------ 3 calibration
+
+
+CALIBRATION_COLUMNS = ("seq", "occurred_at", "actor", "finding_id", "from", "to", "direction", "reason", "base_vector")
+
+
+def severity_calibration(
+    store: Store,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+    direction: str | None = None,
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """Every severity calibration in the window: who, when, which finding, from, to, direction, why.
+
+    Args:
+        direction: only ``up`` / ``down`` / ``same`` changes (None: all).
+        limit: only the latest ``limit`` changes (newest first); None: all, oldest first.
+
+    Returns:
+        Columns :data:`CALIBRATION_COLUMNS`.
+    """
+    when = _when(store, as_of)
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        direction_col = replay.json_text(conn, EV.c.payload, "data", "direction")
+        stmt = select(
+            EV.c.seq,
+            EV.c.occurred_at,
+            EV.c.actor,
+            EV.c.finding_id,
+            replay.json_text(conn, EV.c.payload, "data", "from", "severity").label("from"),
+            EV.c.severity.label("to"),
+            direction_col.label("direction"),
+            replay.json_text(conn, EV.c.payload, "data", "reason").label("reason"),
+            replay.json_text(conn, EV.c.payload, "data", "base_vector").label("base_vector"),
+        ).where(
+            EV.c.engagement == engagement,
+            EV.c.type == "severity_calibrated",
+            EV.c.outcome == "success",
+            *replay.window(start, end, when),
+        )
+        if direction is not None:
+            stmt = stmt.where(direction_col == direction)
+        stmt = stmt.order_by(EV.c.seq.desc()).limit(limit) if limit else stmt.order_by(EV.c.seq)
+        df = frames.frame(conn.execute(stmt), list(CALIBRATION_COLUMNS))
+    # a calibration that only changed the vector keeps its band: "from" is then the band it kept
+    df["from"] = df["from"].fillna(df["to"])
+    return df
+
+
+def calibration_trend(
+    store: Store,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+    period: str = "month",
+) -> pd.DataFrame:
+    """Calibrations per period and direction (``up`` / ``down`` / ``same``): ``period, direction, count``."""
+    when = _when(store, as_of)
+    key = replay.period_key(EV.c.occurred_at, _sql_period(period)).label("period")
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        direction = replay.json_text(conn, EV.c.payload, "data", "direction").label("direction")
+        df = replay.event_counts(
+            conn, engagement, [EV.c.type == "severity_calibrated", *replay.window(start, end, when)], [key, direction]
+        )
+    return _ordered(_period_frame(df, period), "direction", ("down", "up", "same"))
+
+
+# --------------------------------------------------------------------------------------- 4 closure
+
+
+CLOSURE_SERIES = ("rescan", "retest", "commit", "attestation", "ticket_closed")
+
+
+def closure_verification(
+    store: Store,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+    period: str = "month",
+) -> pd.DataFrame:
+    """Verified closures per period and evidence kind, beside ticket closures observed per period.
+
+    Returns:
+        Long frame ``period``, ``series``, ``count``; series are the evidence kinds and
+        ``ticket_closed`` (a ticket reached *done*: a routing event, not a closure).
+    """
+    when = _when(store, as_of)
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        # The leadership page and the closure page chart the same frame (shared through the memo).
+        key = (engagement, replay.day_start(start), replay.day_start(end), when, period)
+        return _memo.memo(conn, "closure_verification", key, lambda: _closure_verification(conn, *key)).copy()
+
+
+def _closure_verification(
+    conn: Connection, engagement: str, start: Any, end: Any, when: str, period: str
+) -> pd.DataFrame:
+    key = replay.period_key(EV.c.occurred_at, _sql_period(period))
+    verified = metrics.verified_closures(
+        conn, engagement, start=start, end=end, as_of=when, period=_sql_period(period)
+    ).rename(columns={"kind": "series"})
+    tickets = replay.event_counts(
+        conn,
+        engagement,
+        [EV.c.type == "ticket_closed_observed", *replay.window(start, end, when)],
+        [key.label("period")],
+    )
+    tickets["series"] = "ticket_closed"
+    df = pd.concat([verified, tickets[["period", "series", "count"]]], ignore_index=True)
+    return _ordered(_period_frame(df, period), "series", CLOSURE_SERIES)
+
+
+def closure_summary(
+    store: Store,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+) -> pd.DataFrame:
+    """Verified closures in the window by evidence kind, then the administrative closures as of the instant.
+
+    Returns:
+        Columns ``closure``, ``count``, ``meaning``.
+    """
+    when = _when(store, as_of)
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        kinds = metrics.closures_by_kind(conn, engagement, start=start, end=end, as_of=when)
+        administrative = len(metrics.gap_ids(conn, engagement, when, "closure_misses"))
+    rows = [(f"verified: {k}", n, "closed on verification evidence in the period") for k, n in kinds.items()]
+    rows.append(("administrative", administrative, "ticket closed, finding not verified (as of)"))
+    return pd.DataFrame(rows, columns=["closure", "count", "meaning"])
+
+
+def mttr(
+    store: Store,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+) -> pd.DataFrame:
+    """:func:`handoffkit.report.metrics.mttr` on the store (closures in the window, as of the instant)."""
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        return metrics.mttr(conn, engagement, start=start, end=end, as_of=_when(store, as_of))
+
+
+def reopen_rate(store: Store, engagement: str, *, as_of: datetime | date | str | None = None) -> dict[str, Any]:
+    """:func:`handoffkit.report.metrics.reopen_rate` on the store."""
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        return metrics.reopen_rate(conn, engagement, as_of=_when(store, as_of))
+
+
+# -------------------------------------------------------------------------------------- 5 activity
+
+
+def activity(
+    store: Store,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+) -> pd.DataFrame:
+    """Exported events per type and outcome with their control mapping (the CSV's rows, aggregated).
+
+    Returns:
+        Columns ``type``, ``outcome``, ``count`` and one column per framework in :data:`log_export.FRAMEWORKS`.
+    """
+    when = _when(store, as_of)
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        result = conn.execute(
+            select(EV.c.type, EV.c.outcome, func.count().label("count"))
+            .where(*log_export.conditions(engagement, start=start, end=end, as_of=when))
+            .group_by(EV.c.type, EV.c.outcome)
+            .order_by(EV.c.type, EV.c.outcome)
+        )
+        df = frames.frame(result, ["type", "outcome", "count"])
+    mapping = pd.DataFrame([(t, *c) for t, c in log_export.CONTROLS.items()], columns=["type", *log_export.FRAMEWORKS])
+    return df.merge(mapping, on="type", how="left").fillna({f: "" for f in log_export.FRAMEWORKS})
+
+
+def control_coverage(activity_frame: pd.DataFrame) -> pd.DataFrame:
+    """Events evidencing each framework control: ``framework``, ``control``, ``events``."""
+    parts = []
+    for framework in log_export.FRAMEWORKS:
+        controls = activity_frame[[framework, "count"]].assign(control=activity_frame[framework].str.split())
+        exploded = controls.explode("control").dropna(subset=["control"])
+        parts.append(exploded.groupby("control", as_index=False)["count"].sum().assign(framework=framework))
+    if not parts:
+        return pd.DataFrame(columns=["framework", "control", "events"])
+    out = pd.concat(parts, ignore_index=True).rename(columns={"count": "events"})
+    return out[["framework", "control", "events"]].astype({"events": "int64"})
+
+
+def activity_by_period(
+    store: Store,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+    period: str = "month",
+) -> pd.DataFrame:
+    """Exported events per period and outcome: ``period``, ``series`` (outcome), ``count``."""
+    when = _when(store, as_of)
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        key = replay.period_key(EV.c.occurred_at, _sql_period(period)).label("period")
+        result = conn.execute(
+            select(key, EV.c.outcome.label("series"), func.count().label("count"))
+            .where(*log_export.conditions(engagement, start=start, end=end, as_of=when))
+            .group_by(key, EV.c.outcome)
+        )
+        df = frames.frame(result, ["period", "series", "count"])
+    return _ordered(_period_frame(df, period), "series", ("success", "denied", "failure"))
+
+
+def sla_compliance(store: Store, engagement: str, as_of: datetime | date | str | None = None) -> pd.DataFrame:
+    """SLA compliance as of ``as_of`` (default now), per band plus KEV and all (:func:`sla.summary`).
+
+    Raises:
+        NotFoundError: the engagement does not exist.
+    """
+    when = _when(store, as_of)
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        frame = replay.state_frame(conn, engagement, when)
+    return sla.summary(frame, when)
+
+
+def recent_events(
+    store: Store,
+    engagement: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+    limit: int = 20,
+) -> pd.DataFrame:
+    """The last ``limit`` rows of the activity-log CSV for the window, exactly as the export writes them."""
+    return log_export.preview(store, engagement, start=start, end=end, as_of=as_of, limit=limit)
+
+
+# ------------------------------------------------------------------------------------------ facts
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Every number the leadership report shows, computed from the record (see :func:`facts`).
+
+    Counts "in the period" are events with ``period_start <= day(occurred_at) <= period_end`` and
+    ``occurred_at <= as_of``; the others describe the record as of ``as_of``.
+    """
+
+    engagement: str
+    period_start: str
+    period_end: str
+    as_of: str
+    chain_head_seq: int
+    chain_head_hash: str
+    findings_total: int
+    open_findings: int
+    open_by_severity: dict[str, int]
+    created: int
+    routing_decisions: int
+    routed: dict[str, int]
+    held_back: int
+    linked_open: int
+    routing_misses: int
+    closure_misses: int
+    severity_drift: int
+    orphan_tickets: int
+    verified: dict[str, int]
+    verified_total: int
+    ticket_closures: int
+    reopened: int
+    reopen_rate_pct: float | None
+    mttr_days: dict[str, float | None]
+    sla_compliance_pct: float | None
+    sla_breached: int
+    sla_overdue_open: int
+    kev_open: int
+    kev_breached: int
+    kev_compliance_pct: float | None
+    calibrations: int
+    calibrations_down: int
+    events: int
+    checklist: list[dict[str, Any]]
+
+    @property
+    def checklist_counts(self) -> dict[str, int]:
+        """How many checklist items pass, fail, or are not yet measurable."""
+        statuses = [item["status"] for item in self.checklist]
+        return {s: statuses.count(s) for s in ("pass", "fail", "not-yet-measurable")}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "checklist_counts": self.checklist_counts}
+
+
+def facts(
+    store: Store,
+    engagement: str,
+    period_start: date | str,
+    period_end: date | str,
+    as_of: datetime | date | str | None = None,
+) -> Facts:
+    """Compute :class:`Facts` for the period, as of ``as_of`` (default now), in one read transaction."""
+    when = _when(store, as_of)
+    start, end = replay.day_start(period_start), replay.day_start(period_end)
+    items = [item.as_dict() for item in checklist.evaluate(store, engagement, schema.parse_ts(when))]
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        frame = replay.state_frame(conn, engagement, when)
+        is_open = ~frame["state"].isin(CLOSED_STATES)
+        compliance = sla.summary(frame, when).set_index("band")
+        status = sla.status(frame, when)
+        gaps = metrics.gaps(conn, engagement, when)
+        routing = _routing_counts(conn, engagement, start, end, when)
+        routed = {k: v for k, v in routing.items() if k != "created"}
+        verified = metrics.closures_by_kind(conn, engagement, start=start, end=end, as_of=when)
+        mttr = metrics.mttr(conn, engagement, start=start, end=end, as_of=when).set_index("band")["mean_days"]
+        calibrations = metrics.count_events(conn, engagement, "severity_calibrated", start=start, end=end, as_of=when)
+        down = _count_down(conn, engagement, start, end, when)
+        head_seq, head_hash = replay.head(conn, when)
+        events = int(
+            conn.execute(
+                select(func.count()).where(*log_export.conditions(engagement, start=start, end=end, as_of=when))
+            ).scalar()
+            or 0
+        )
+
+        def count(type_: str) -> int:
+            return metrics.count_events(conn, engagement, type_, start=start, end=end, as_of=when)
+
+        return Facts(
+            engagement=engagement,
+            period_start=start,
+            period_end=end,
+            as_of=when,
+            chain_head_seq=head_seq,
+            chain_head_hash=head_hash,
+            findings_total=len(frame),
+            open_findings=int(is_open.sum()),
+            open_by_severity={b: int((is_open & frame["severity"].eq(b)).sum()) for b in SEVERITIES},
+            created=routing["created"],
+            routing_decisions=sum(routed.values()),
+            routed=routed,
+            held_back=routed[HELD],
+            linked_open=linked_open(conn, engagement, when, frame),
+            routing_misses=gaps.counts["routing_misses"],
+            closure_misses=gaps.counts["closure_misses"],
+            severity_drift=gaps.counts["severity_drift"],
+            orphan_tickets=gaps.counts["orphan_tickets"],
+            verified=verified,
+            verified_total=sum(verified.values()),
+            ticket_closures=count("ticket_closed_observed"),
+            reopened=count("finding_reopened"),
+            reopen_rate_pct=metrics.reopen_rate(conn, engagement, as_of=when)["rate_pct"],
+            mttr_days={b: _number(mttr.get(b)) for b in (*SEVERITIES, "all")},
+            sla_compliance_pct=_number(compliance.loc["all", "compliance_pct"]),
+            sla_breached=int(compliance.loc["all", "breached"]),
+            sla_overdue_open=int((is_open & status.eq("breached")).sum()),
+            kev_open=int((is_open & frame["kev"]).sum()),
+            kev_breached=int((is_open & frame["kev"] & status.eq("breached")).sum()),
+            kev_compliance_pct=_number(compliance.loc["kev", "compliance_pct"]),
+            calibrations=calibrations,
+            calibrations_down=down,
+            events=events,
+            checklist=items,
+        )
+
+
+def _routing_counts(conn: Connection, engagement: str, start: Any, end: Any, as_of: str) -> dict[str, int]:
+    df = replay.event_counts(
+        conn, engagement, [EV.c.type == "finding_routed", *replay.window(start, end, as_of)], [EV.c.disposition]
+    )
+    counts = {
+        "created": metrics.count_events(conn, engagement, "finding_created", start=start, end=end, as_of=as_of),
+        **dict.fromkeys((*DISPOSITION_SERIES, HELD), 0),
+    }
+    for disposition, n in zip(df["disposition"], df["count"], strict=True):
+        key = HELD if disposition in HOLDS else disposition
+        counts[key] = counts.get(key, 0) + int(n)
+    return counts
+
+
+def _count_down(conn: Connection, engagement: str, start: str, end: str, when: str) -> int:
+    direction = replay.json_text(conn, EV.c.payload, "data", "direction")
+    stmt = select(func.count()).where(
+        and_(
+            EV.c.engagement == engagement,
+            EV.c.type == "severity_calibrated",
+            EV.c.outcome == "success",
+            direction == "down",
+            *replay.window(start, end, when),
+        )
+    )
+    return int(conn.execute(stmt).scalar() or 0)
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else round(float(value), 1)
+
+
+# --------------------------------------------------------------------------------- headline, narrative
+
+
+def headline(f: Facts) -> dict[str, Any]:
+    """The headline tiles (label → value), every value taken from the facts."""
+    counts = f.checklist_counts
+    return {
+        "open findings": f.open_findings,
+        "created in period": f.created,
+        "verified closures in period": f.verified_total,
+        "administrative closures (unverified)": f.closure_misses,
+        "SLA compliance": _pct(f.sla_compliance_pct),
+        "KEV findings open": f.kev_open,
+        "routing misses": f.routing_misses,
+        "checklist items passing": f"{counts['pass']} of {len(f.checklist)}",
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "not measurable" if value is None else f"{value:.1f}%"
+
+
+def _days(value: float | None) -> str:
+    return "no closures" if value is None else f"{value:.1f} days"
+
+
+def _listing(counts: dict[str, int], labels: dict[str, str] | None = None) -> str:
+    parts = [f"{n:,} {(labels or {}).get(k, k.replace('_', ' '))}" for k, n in counts.items() if n]
+    return ", ".join(parts) if parts else "none"
+
+
+def narrative(f: Facts) -> list[str]:
+    """The leadership narrative: plain-text paragraphs whose every number comes from ``f``."""
+    routed = {k: v for k, v in f.routed.items() if k != HELD}
+    counts = f.checklist_counts
+    failing = [f"{item['number']}. {item['item']}" for item in f.checklist if item["status"] == "fail"]
+    return [
+        f"Between {f.period_start} and {f.period_end}, {f.created:,} findings entered the record and "
+        f"{f.routing_decisions:,} routing decisions were taken: {_listing(routed)}; {f.held_back:,} were held "
+        "back (no resolved owner, an approved exception, or an asset being decommissioned).",
+        f"As of {f.as_of}, {f.open_findings:,} of {f.findings_total:,} findings are open "
+        f"({_listing(f.open_by_severity)}); {f.linked_open:,} open findings have a linked ticket.",
+        (
+            f"SLA compliance stands at {_pct(f.sla_compliance_pct)}"
+            if f.sla_compliance_pct is not None
+            else "No finding carries an SLA yet, so SLA compliance is not measurable"
+        )
+        + f": {f.sla_breached:,} findings breached their SLA, "
+        f"{f.sla_overdue_open:,} of them still open past their due date. {f.kev_open:,} open findings carry a "
+        f"CVE on CISA's KEV list, {f.kev_breached:,} of them past their due date (KEV SLA compliance "
+        f"{_pct(f.kev_compliance_pct)}).",
+        f"{f.verified_total:,} findings were closed on verification evidence in the period "
+        f"({_listing(f.verified, {k: f'by {k}' for k in f.verified})}); {f.ticket_closures:,} ticket closures were "
+        f"observed, and {f.closure_misses:,} findings sit behind a closed ticket without verification "
+        f"(administrative closures). {f.reopened:,} verified findings were rediscovered by a later scan in the "
+        f"period; the reopen rate to date is {_pct(f.reopen_rate_pct)}.",
+        "Mean time from validation to verified closure for findings closed in the period: "
+        + "; ".join(f"{band} {_days(f.mttr_days[band])}" for band in SEVERITIES)
+        + f" (all bands "
+        f"{_days(f.mttr_days['all'])}).",
+        f"Reconciliation as of {f.as_of[:10]}: {f.routing_misses:,} routing misses (policy says ticket, none "
+        f"linked), {f.severity_drift:,} tickets whose priority drifted from the calibrated severity, "
+        f"{f.orphan_tickets:,} orphan tickets. {f.calibrations:,} severity calibrations were made in the period, "
+        f"{f.calibrations_down:,} of them downward.",
+        f"Governance checklist: {counts['pass']} of {len(f.checklist)} items pass, {counts['fail']} fail, "
+        f"{counts['not-yet-measurable']} not yet measurable"
+        + (f" (failing: {'; '.join(failing)})." if failing else "."),
+        f"This report covers {f.events:,} activity-log events in the period; the log's head at the as-of "
+        f"instant is seq {f.chain_head_seq:,} ({f.chain_head_hash}).",
+    ]
+
+
+def checklist_rows(f: Facts, max_ids: int = 5) -> list[dict[str, Any]]:
+    """The checklist items as :func:`handoffkit.report.display.checklist` rows: the item's summary is its evidence,
+    followed by the first offending ids."""
+    rows = []
+    for item in f.checklist:
+        ids = item.get("ids") or []
+        shown = ", ".join(map(str, ids[:max_ids])) + (f" … (+{len(ids) - max_ids})" if len(ids) > max_ids else "")
+        rows.append(
+            {
+                "item": item["item"],
+                "status": item["status"],
+                "evidence": item["summary"] + (f" — {shown}" if shown else ""),
+            }
+        )
+    return rows
+
+
+# ----------------------------------------------------------------------------------------- drilling
+
+
+FIGURES = (
+    "open_findings",
+    "kev_open",
+    "sla_overdue_open",
+    "created",
+    "verified_total",
+    "reopened",
+    "calibrations_down",
+    "routing_misses",
+    "closure_misses",
+    "severity_drift",
+    "orphan_tickets",
+)
+"""The :class:`Facts` numbers :func:`behind` can open up."""
+
+_EVENT_FIGURES = {
+    "created": "finding_created",
+    "verified_total": "finding_verified_closed",
+    "reopened": "finding_reopened",
+    "calibrations_down": "severity_calibrated",
+}
+
+
+def finding_list(store: Store, engagement: str, as_of: datetime | date | str | None = None) -> pd.DataFrame:
+    """Every finding as of an instant (state, disposition, severity, KEV, SLA due and status), with
+    its title, asset and owner team as the record holds them."""
+    when = _when(store, as_of)
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        frame = replay.state_frame(conn, engagement, when)
+        details = frames.frame(
+            conn.execute(
+                select(F.c.finding_id, F.c.title, F.c.asset_ref, F.c.owner_team).where(F.c.engagement == engagement)
+            )
+        )
+    frame["sla_status"] = sla.status(frame, when)
+    return frame.merge(details, on="finding_id", how="left")
+
+
+def behind(
+    store: Store,
+    engagement: str,
+    figure: str,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+) -> pd.DataFrame:
+    """The findings (or tickets, for ``orphan_tickets``) behind one headline figure of :class:`Facts`.
+
+    ``len(behind(..., figure))`` equals the figure for the same period and instant: event figures
+    (``created``, ``verified_total``, ``reopened``, ``calibrations_down``) give one row per event.
+
+    Raises:
+        ConfigError: ``figure`` is not one of :data:`FIGURES`.
+    """
+    if figure not in FIGURES:
+        close = difflib.get_close_matches(figure, FIGURES, n=1)
+        raise ConfigError(
+            f"figure {figure!r} cannot be drilled into"
+            + (f" (did you mean {close[0]!r}?)" if close else f"; expected one of {FIGURES}")
+        )
+    when = _when(store, as_of)
+    if figure in ("routing_misses", "closure_misses", "severity_drift", "orphan_tickets"):
+        return mapping_gaps(store, engagement, figure, as_of=when, limit=None)
+    if figure in _EVENT_FIGURES:
+        return _event_rows(
+            store, engagement, _EVENT_FIGURES[figure], start, end, when, down_only=figure == "calibrations_down"
+        )
+    frame = finding_list(store, engagement, when)
+    is_open = ~frame["state"].isin(CLOSED_STATES)
+    keep = {
+        "open_findings": is_open,
+        "kev_open": is_open & frame["kev"],
+        "sla_overdue_open": is_open & frame["sla_status"].eq("breached"),
+    }[figure]
+    return frame[keep].reset_index(drop=True)
+
+
+def _event_rows(
+    store: Store, engagement: str, type_: str, start: Any, end: Any, when: str, *, down_only: bool
+) -> pd.DataFrame:
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        conditions = [EV.c.type == type_, *replay.window(start, end, when)]
+        if down_only:
+            conditions.append(replay.json_text(conn, EV.c.payload, "data", "direction") == "down")
+        stmt = (
+            select(EV.c.seq, EV.c.occurred_at, EV.c.actor, EV.c.finding_id, F.c.title, F.c.asset_ref, EV.c.severity)
+            .join(F, F.c.finding_id == EV.c.finding_id)
+            .where(EV.c.engagement == engagement, EV.c.outcome == "success", *conditions)
+            .order_by(EV.c.seq)
+        )
+        return frames.frame(conn.execute(stmt))

@@ -1,0 +1,1 @@
+"""The decisions taken on the record: triage, calibration, routing, exceptions, verification, SLAs."""
