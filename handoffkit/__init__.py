@@ -2,7 +2,8 @@
 
 The public API: a store, the ingest / route / verify entry points, the record now and as of an
 instant, and the modules analysts and notebooks read — ``reconcile`` (``hk.reconcile.reconcile``),
-``views`` (frames and facts), ``charts`` (Altair) and ``display`` (escaped HTML for report pages).
+``views`` (frames), ``facts`` (a period's figures and narrative), ``charts`` (Altair) and ``display``
+(escaped HTML for report pages).
 The package's folders are its layers: ``record`` (the record and its activity log) under ``ingest``,
 ``tickets`` and ``workflow``, then ``reconcile``, ``report``, ``demo`` and the ``cli``.
 """
@@ -26,6 +27,7 @@ _LAZY = {
     "verify_closure": ("handoffkit.workflow.verification", "verify"),
     "reconcile": ("handoffkit.reconcile", None),
     "views": ("handoffkit.report.views", None),
+    "facts": ("handoffkit.report.facts", None),
     "charts": ("handoffkit.report.charts", None),
     "display": ("handoffkit.report.display", None),
 }
@@ -36,7 +38,7 @@ if TYPE_CHECKING:  # what static tools and IDEs see
     from handoffkit.record.findings import as_of as findings_as_of
     from handoffkit.record.findings import current as current_findings
     from handoffkit.record.store import Store, open_store
-    from handoffkit.report import charts, display, views
+    from handoffkit.report import charts, display, facts, views
     from handoffkit.tickets.snapshots import ingest_tickets
     from handoffkit.workflow.routing import route
     from handoffkit.workflow.verification import verify as verify_closure
@@ -59,6 +61,7 @@ __all__ = [
     "charts",
     "current_findings",
     "display",
+    "facts",
     "findings_as_of",
     "ingest_scan",
     "ingest_tickets",

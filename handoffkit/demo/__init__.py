@@ -34,7 +34,7 @@ from handoffkit import reconcile
 from handoffkit.demo import formats
 from handoffkit.errors import RefusedError
 from handoffkit.ingest import kev, pipeline
-from handoffkit.record import engagements, findings, policy, schema
+from handoffkit.record import engagements, findings, ids, policy, schema
 from handoffkit.record.store import Clock, Store
 from handoffkit.tickets import links, payload, snapshots
 from handoffkit.workflow import calibration, exceptions, routing, triage, verification
@@ -655,7 +655,7 @@ class Programme:
     def _tickets(self, month: int) -> None:
         spec_of = {s.finding_id: s for s in self.specs if s.finding_id}
         stamp = self.store.now().strftime("%Y-%m-%dT%H:%M:%S.000+0000")
-        for fid, (system, severity) in sorted(self._ticket_routed().items(), key=lambda kv: _num(kv[0])):
+        for fid, (system, severity) in sorted(self._ticket_routed().items(), key=lambda kv: ids.number(kv[0])):
             if fid in self.by_finding or fid in self.planted["routing_misses"]:
                 continue
             if self._stable(spec_of[fid]) and self.rng.random() < 0.08:

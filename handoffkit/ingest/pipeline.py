@@ -33,7 +33,7 @@ from sqlalchemy import Connection, insert, or_, select
 
 from handoffkit.errors import DataQualityError, HandoffkitError, InputError
 from handoffkit.ingest import quality
-from handoffkit.record import engagements, findings, schema
+from handoffkit.record import engagements, findings, ids, schema
 from handoffkit.record.inputs import read_bytes
 from handoffkit.record.log import Event, Source, append, log_event, sha256_bytes
 from handoffkit.record.model import OPEN_STATES, NormalisedFinding, ParseResult
@@ -321,7 +321,7 @@ def _create(
     first = findings.next_number(conn)
     rows, evidence = [], []
     for number, r in enumerate(new, start=first):
-        fid = findings.finding_id(number)
+        fid = ids.make(number)
         rows.append(finding_row(r, fid, number, engagement, now, scan_id, [kev[c] for c in r.cves if c in kev]))
         evidence.append(
             {

@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy import Connection, String, func, select, type_coerce, update
 
 from handoffkit.errors import ConcurrentEditError, NotFoundError
-from handoffkit.record import schema
+from handoffkit.record import ids, schema
 from handoffkit.record.canonical import canonical_value
 from handoffkit.record.log import Event, Source, append, event_data, iter_events
 from handoffkit.record.store import Store, bulk_insert, update_rows
@@ -51,11 +51,6 @@ PUBLIC = (
 
 
 _NOT_LOGGED = ("finding_id", "row_version")
-
-
-def finding_id(number: int) -> str:
-    """Human-readable, stable, global: ``HK-<n>`` (the token tickets carry)."""
-    return f"HK-{number}"
 
 
 def next_number(conn: Connection) -> int:
@@ -340,8 +335,7 @@ def as_of(store: Store, engagement: str, when: datetime) -> pd.DataFrame:
     links = _links_as_of(store, engagement, when)
     df = pd.DataFrame([{c: r.get(c) for c in PUBLIC} for r in rows.values()], columns=list(PUBLIC))
     df["ticket_keys"] = df["finding_id"].map(lambda f: links.get(f, []))
-    order = df["finding_id"].str.removeprefix("HK-").astype(int) if len(df) else df["finding_id"]
-    return df.iloc[order.argsort()].reset_index(drop=True) if len(df) else df
+    return df.iloc[ids.frame_order(df["finding_id"])].reset_index(drop=True) if len(df) else df
 
 
 def _links_as_of(store: Store, engagement: str, when: datetime) -> dict[str, list[str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from handoffkit.errors import ConfigError
+from handoffkit.record import ids
 from handoffkit.record.canonical import canonical_json
 from handoffkit.record.model import DISPOSITIONS, SEVERITIES, VERIFICATION_KINDS
 
@@ -121,6 +123,15 @@ class TicketPayload(_Strict):
     jira_issue_type: str = "Bug"
     jira_finding_field_id: str | None = None
     """Jira's id of the finding-id custom field (``customfield_10042``) for REST payloads, if known."""
+
+    def permalink(self, engagement: str, finding_id: str) -> str:
+        """The record's address of one finding (what a ticket carries instead of the evidence)."""
+        return self.permalink_template.format(engagement=engagement, finding_id=finding_id)
+
+    def permalink_pattern(self, engagement: str) -> str:
+        """Regular-expression text matching any finding's permalink in ``engagement``."""
+        prefix = self.permalink_template.split("{finding_id}")[0].replace("{engagement}", engagement)
+        return re.escape(prefix) + ids.PATTERN
 
     @field_validator("permalink_template")
     @classmethod

@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import JSON, Connection, String, and_, cast, func, literal, select, type_coerce
 
-from handoffkit.record import schema
+from handoffkit.record import ids, schema
 from handoffkit.record._memo import memo
 from handoffkit.record.frames import driver_frame, frame
 
@@ -204,8 +204,7 @@ def _replayed(conn: Connection, engagement: str, when: str) -> pd.DataFrame:
     )
     out["closed_at"] = out["closed_at"].where(out["state"].eq("verified_closed"), None)
     out["kev"] = out["kev"].isin(["1", "true"])
-    order = out["finding_id"].str.removeprefix("HK-").astype("int64")
-    return out.iloc[order.argsort(kind="stable")].reset_index(drop=True)[list(COLUMNS)]
+    return out.iloc[ids.frame_order(out["finding_id"])].reset_index(drop=True)[list(COLUMNS)]
 
 
 def _field(

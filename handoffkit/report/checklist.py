@@ -16,6 +16,7 @@ from sqlalchemy import exists, func, or_, select
 
 from handoffkit import reconcile
 from handoffkit.record import engagements, schema
+from handoffkit.record.ids import order
 from handoffkit.record.log import event_data
 from handoffkit.record.model import SEVERITIES
 from handoffkit.record.store import Store
@@ -135,7 +136,7 @@ def _calibrated_before_ticket(conn: Any, engagement: str) -> Item:
         .outerjoin(validated, validated.c.finding_id == linked.c.finding_id)
         .where((validated.c.val.is_(None)) | (validated.c.val > linked.c.link))
     )
-    bad = sorted(set(conn.execute(late_cal).scalars()) | set(conn.execute(before).scalars()), key=_num)
+    bad = sorted(set(conn.execute(late_cal).scalars()) | set(conn.execute(before).scalars()), key=order)
     total = conn.execute(select(func.count()).select_from(linked)).scalar() or 0
     return _verdict(3, "severity calibrated before any ticket, read-only downstream", bad, total, "ticketed findings")
 
@@ -153,7 +154,7 @@ def _ids_both_ways(gaps: reconcile.Reconciliation) -> Item:
             *gaps.ids["orphan_tickets"],
             *gaps.ids["routing_misses"],
         },
-        key=_num,
+        key=order,
     )
     return _verdict(
         5,
@@ -169,7 +170,7 @@ def _ids_both_ways(gaps: reconcile.Reconciliation) -> Item:
 
 
 def _ids(conn: Any, stmt: Any) -> list[str]:
-    return sorted(conn.execute(stmt).scalars(), key=_num)
+    return sorted(conn.execute(stmt).scalars(), key=order)
 
 
 def _count(conn: Any, *where: Any) -> int:
@@ -198,7 +199,7 @@ def _unowned_paused(conn: Any, engagement: str, policy: Any, gaps: reconcile.Rec
     unowned = _ids(
         conn, select(F.finding_id).where(*routed, or_(F.owner_team.is_(None), func.lower(F.owner_team).in_(queues)))
     )
-    bad = sorted({*unowned, *gaps.ids["shared_queue_tickets"]}, key=_num)
+    bad = sorted({*unowned, *gaps.ids["shared_queue_tickets"]}, key=order)
     return _verdict(
         7,
         "owner-less findings paused, never a shared queue",
@@ -232,7 +233,7 @@ def _closure_triggers_verification(conn: Any, engagement: str, gaps: reconcile.R
     return _verdict(
         8,
         "ticket closure triggers verification",
-        sorted(bad, key=_num),
+        sorted(bad, key=order),
         total,
         "observed ticket closures",
         awaiting_verification=_count(conn, F.engagement == engagement, F.state == "awaiting_verification"),
@@ -343,7 +344,7 @@ def _exceptions_excluded(conn: Any, engagement: str) -> Item:
     ).all()
     queued |= {r.finding_id for r in issued if r.occurred_at >= granted[r.finding_id]}
     return _verdict(
-        13, "exceptions excluded from the ticket queue", sorted(queued, key=_num), len(active), "active exceptions"
+        13, "exceptions excluded from the ticket queue", sorted(queued, key=order), len(active), "active exceptions"
     )
 
 
@@ -371,8 +372,3 @@ def _event_data(conn: Any, engagement: str, type_: str, *, with_time: bool = Fal
         .order_by(EV.seq)
     ).all()
     return [(r.occurred_at, event_data(r.payload)) if with_time else event_data(r.payload) for r in rows]
-
-
-def _num(value: str) -> tuple[int, str]:
-    head, _, num = value.rpartition("-")
-    return (int(num), head) if num.isdigit() else (0, value)

@@ -1,4 +1,4 @@
-"""The five reconciliation views, the headline facts and the narrative built from them.
+"""The five reconciliation views: frames as of any instant, each aggregated in SQL before it is charted.
 
 Each view is a function returning a DataFrame, as of any instant, aggregated in SQL (``GROUP BY`` a
 period prefix of the text timestamps) before anything is charted, so a 1,000,000-finding record with
@@ -14,27 +14,26 @@ period prefix of the text timestamps) before anything is charted, so a 1,000,000
 5. :func:`activity` — events per type and outcome with their control mapping (the CSV itself is
    :func:`handoffkit.report.log_export.export_log`).
 
-:func:`facts` gathers every number the leadership report shows; :func:`headline` and
-:func:`narrative` only format those facts, so each number on the page is computed, never typed.
+The figures of a period, the headline and the narrative are :mod:`handoffkit.report.facts`.
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, String, and_, exists, func, select, type_coerce
+from sqlalchemy import Connection, String, exists, func, select, type_coerce
 
 from handoffkit import reconcile
 from handoffkit.errors import ConfigError
 from handoffkit.record import _memo, engagements, frames, replay, schema
-from handoffkit.record.model import CLOSED_STATES, HOLDS, SEVERITIES
+from handoffkit.record.model import CLOSED_STATES, HOLDS
 from handoffkit.record.store import Store, sqlite_file
-from handoffkit.report import checklist, log_export, metrics
+from handoffkit.report import log_export, metrics
 from handoffkit.workflow import sla
 
 EV, F = schema.events, schema.findings
@@ -206,11 +205,11 @@ def routing_summary(
 
     Returns:
         ``{"created": n, "ticket": n, "sprint_backlog": n, "quarterly_cycle": n, "security_record_only": n,
-        "held_back": n}`` — the same numbers :func:`facts` reports.
+        "held_back": n}`` — the same numbers the facts report (:func:`handoffkit.report.facts.compute`).
     """
     with store.read() as conn:
         engagements.get(conn, engagement)
-        return _routing_counts(conn, engagement, start, end, _when(store, as_of))
+        return routing_counts(conn, engagement, start, end, _when(store, as_of))
 
 
 def _ordered(df: pd.DataFrame, column: str, order: tuple[str, ...]) -> pd.DataFrame:
@@ -619,282 +618,6 @@ def recent_events(
     return log_export.preview(store, engagement, start=start, end=end, as_of=as_of, limit=limit)
 
 
-# ------------------------------------------------------------------------------------------ facts
-
-
-@dataclass(frozen=True)
-class Facts:
-    """Every number the leadership report shows, computed from the record (see :func:`facts`).
-
-    Counts "in the period" are events with ``period_start <= day(occurred_at) <= period_end`` and
-    ``occurred_at <= as_of``; the others describe the record as of ``as_of``.
-    """
-
-    engagement: str
-    period_start: str
-    period_end: str
-    as_of: str
-    chain_head_seq: int
-    chain_head_hash: str
-    findings_total: int
-    open_findings: int
-    open_by_severity: dict[str, int]
-    created: int
-    routing_decisions: int
-    routed: dict[str, int]
-    held_back: int
-    linked_open: int
-    routing_misses: int
-    closure_misses: int
-    severity_drift: int
-    orphan_tickets: int
-    verified: dict[str, int]
-    verified_total: int
-    ticket_closures: int
-    reopened: int
-    reopen_rate_pct: float | None
-    mttr_days: dict[str, float | None]
-    sla_compliance_pct: float | None
-    sla_breached: int
-    sla_overdue_open: int
-    kev_open: int
-    kev_breached: int
-    kev_compliance_pct: float | None
-    calibrations: int
-    calibrations_down: int
-    events: int
-    checklist: list[dict[str, Any]]
-
-    @property
-    def checklist_counts(self) -> dict[str, int]:
-        """How many checklist items pass, fail, or are not yet measurable."""
-        statuses = [item["status"] for item in self.checklist]
-        return {s: statuses.count(s) for s in ("pass", "fail", "not-yet-measurable")}
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "checklist_counts": self.checklist_counts}
-
-
-def facts(
-    store: Store,
-    engagement: str,
-    period_start: date | str,
-    period_end: date | str,
-    as_of: datetime | date | str | None = None,
-) -> Facts:
-    """Compute :class:`Facts` for the period, as of ``as_of`` (default now), in one read transaction."""
-    when = _when(store, as_of)
-    start, end = replay.day_start(period_start), replay.day_start(period_end)
-    items = [item.as_dict() for item in checklist.evaluate(store, engagement, schema.parse_ts(when))]
-    with store.read() as conn:
-        engagements.get(conn, engagement)
-        frame = replay.state_frame(conn, engagement, when)
-        is_open = ~frame["state"].isin(CLOSED_STATES)
-        compliance = sla.summary(frame, when).set_index("band")
-        status = sla.status(frame, when)
-        gaps = metrics.gaps(conn, engagement, when)
-        routing = _routing_counts(conn, engagement, start, end, when)
-        routed = {k: v for k, v in routing.items() if k != "created"}
-        verified = metrics.closures_by_kind(conn, engagement, start=start, end=end, as_of=when)
-        mttr = metrics.mttr(conn, engagement, start=start, end=end, as_of=when).set_index("band")["mean_days"]
-        calibrations = metrics.count_events(conn, engagement, "severity_calibrated", start=start, end=end, as_of=when)
-        down = _count_down(conn, engagement, start, end, when)
-        head_seq, head_hash = replay.head(conn, when)
-        events = int(
-            conn.execute(
-                select(func.count()).where(*log_export.conditions(engagement, start=start, end=end, as_of=when))
-            ).scalar()
-            or 0
-        )
-
-        def count(type_: str) -> int:
-            return metrics.count_events(conn, engagement, type_, start=start, end=end, as_of=when)
-
-        return Facts(
-            engagement=engagement,
-            period_start=start,
-            period_end=end,
-            as_of=when,
-            chain_head_seq=head_seq,
-            chain_head_hash=head_hash,
-            findings_total=len(frame),
-            open_findings=int(is_open.sum()),
-            open_by_severity={b: int((is_open & frame["severity"].eq(b)).sum()) for b in SEVERITIES},
-            created=routing["created"],
-            routing_decisions=sum(routed.values()),
-            routed=routed,
-            held_back=routed[HELD],
-            linked_open=linked_open(conn, engagement, when, frame),
-            routing_misses=gaps.counts["routing_misses"],
-            closure_misses=gaps.counts["closure_misses"],
-            severity_drift=gaps.counts["severity_drift"],
-            orphan_tickets=gaps.counts["orphan_tickets"],
-            verified=verified,
-            verified_total=sum(verified.values()),
-            ticket_closures=count("ticket_closed_observed"),
-            reopened=count("finding_reopened"),
-            reopen_rate_pct=metrics.reopen_rate(conn, engagement, as_of=when)["rate_pct"],
-            mttr_days={b: _number(mttr.get(b)) for b in (*SEVERITIES, "all")},
-            sla_compliance_pct=_number(compliance.loc["all", "compliance_pct"]),
-            sla_breached=int(compliance.loc["all", "breached"]),
-            sla_overdue_open=int((is_open & status.eq("breached")).sum()),
-            kev_open=int((is_open & frame["kev"]).sum()),
-            kev_breached=int((is_open & frame["kev"] & status.eq("breached")).sum()),
-            kev_compliance_pct=_number(compliance.loc["kev", "compliance_pct"]),
-            calibrations=calibrations,
-            calibrations_down=down,
-            events=events,
-            checklist=items,
-        )
-
-
-def _routing_counts(conn: Connection, engagement: str, start: Any, end: Any, as_of: str) -> dict[str, int]:
-    df = replay.event_counts(
-        conn, engagement, [EV.c.type == "finding_routed", *replay.window(start, end, as_of)], [EV.c.disposition]
-    )
-    counts = {
-        "created": metrics.count_events(conn, engagement, "finding_created", start=start, end=end, as_of=as_of),
-        **dict.fromkeys((*DISPOSITION_SERIES, HELD), 0),
-    }
-    for disposition, n in zip(df["disposition"], df["count"], strict=True):
-        key = HELD if disposition in HOLDS else disposition
-        counts[key] = counts.get(key, 0) + int(n)
-    return counts
-
-
-def _count_down(conn: Connection, engagement: str, start: str, end: str, when: str) -> int:
-    direction = replay.json_text(conn, EV.c.payload, "data", "direction")
-    stmt = select(func.count()).where(
-        and_(
-            EV.c.engagement == engagement,
-            EV.c.type == "severity_calibrated",
-            EV.c.outcome == "success",
-            direction == "down",
-            *replay.window(start, end, when),
-        )
-    )
-    return int(conn.execute(stmt).scalar() or 0)
-
-
-def _number(value: Any) -> float | None:
-    return None if value is None or pd.isna(value) else round(float(value), 1)
-
-
-# --------------------------------------------------------------------------------- headline, narrative
-
-
-def headline(f: Facts) -> dict[str, Any]:
-    """The headline tiles (label → value), every value taken from the facts."""
-    counts = f.checklist_counts
-    return {
-        "open findings": f.open_findings,
-        "created in period": f.created,
-        "verified closures in period": f.verified_total,
-        "administrative closures (unverified)": f.closure_misses,
-        "SLA compliance": _pct(f.sla_compliance_pct),
-        "KEV findings open": f.kev_open,
-        "routing misses": f.routing_misses,
-        "checklist items passing": f"{counts['pass']} of {len(f.checklist)}",
-    }
-
-
-def _pct(value: float | None) -> str:
-    return "not measurable" if value is None else f"{value:.1f}%"
-
-
-def _days(value: float | None) -> str:
-    return "no closures" if value is None else f"{value:.1f} days"
-
-
-def _listing(counts: dict[str, int], labels: dict[str, str] | None = None) -> str:
-    parts = [f"{n:,} {(labels or {}).get(k, k.replace('_', ' '))}" for k, n in counts.items() if n]
-    return ", ".join(parts) if parts else "none"
-
-
-def narrative(f: Facts) -> list[str]:
-    """The leadership narrative: plain-text paragraphs whose every number comes from ``f``."""
-    routed = {k: v for k, v in f.routed.items() if k != HELD}
-    counts = f.checklist_counts
-    failing = [f"{item['number']}. {item['item']}" for item in f.checklist if item["status"] == "fail"]
-    return [
-        f"Between {f.period_start} and {f.period_end}, {f.created:,} findings entered the record and "
-        f"{f.routing_decisions:,} routing decisions were taken: {_listing(routed)}; {f.held_back:,} were held "
-        "back (no resolved owner, an approved exception, or an asset being decommissioned).",
-        f"As of {f.as_of}, {f.open_findings:,} of {f.findings_total:,} findings are open "
-        f"({_listing(f.open_by_severity)}); {f.linked_open:,} open findings have a linked ticket.",
-        (
-            f"SLA compliance stands at {_pct(f.sla_compliance_pct)}"
-            if f.sla_compliance_pct is not None
-            else "No finding carries an SLA yet, so SLA compliance is not measurable"
-        )
-        + f": {f.sla_breached:,} findings breached their SLA, "
-        f"{f.sla_overdue_open:,} of them still open past their due date. {f.kev_open:,} open findings carry a "
-        f"CVE on CISA's KEV list, {f.kev_breached:,} of them past their due date (KEV SLA compliance "
-        f"{_pct(f.kev_compliance_pct)}).",
-        f"{f.verified_total:,} findings were closed on verification evidence in the period "
-        f"({_listing(f.verified, {k: f'by {k}' for k in f.verified})}); {f.ticket_closures:,} ticket closures were "
-        f"observed, and {f.closure_misses:,} findings sit behind a closed ticket without verification "
-        f"(administrative closures). {f.reopened:,} verified findings were rediscovered by a later scan in the "
-        f"period; the reopen rate to date is {_pct(f.reopen_rate_pct)}.",
-        "Mean time from validation to verified closure for findings closed in the period: "
-        + "; ".join(f"{band} {_days(f.mttr_days[band])}" for band in SEVERITIES)
-        + f" (all bands "
-        f"{_days(f.mttr_days['all'])}).",
-        f"Reconciliation as of {f.as_of[:10]}: {f.routing_misses:,} routing misses (policy says ticket, none "
-        f"linked), {f.severity_drift:,} tickets whose priority drifted from the calibrated severity, "
-        f"{f.orphan_tickets:,} orphan tickets. {f.calibrations:,} severity calibrations were made in the period, "
-        f"{f.calibrations_down:,} of them downward.",
-        f"Governance checklist: {counts['pass']} of {len(f.checklist)} items pass, {counts['fail']} fail, "
-        f"{counts['not-yet-measurable']} not yet measurable"
-        + (f" (failing: {'; '.join(failing)})." if failing else "."),
-        f"This report covers {f.events:,} activity-log events in the period; the log's head at the as-of "
-        f"instant is seq {f.chain_head_seq:,} ({f.chain_head_hash}).",
-    ]
-
-
-def checklist_rows(f: Facts, max_ids: int = 5) -> list[dict[str, Any]]:
-    """The checklist items as :func:`handoffkit.report.display.checklist` rows: the item's summary is its evidence,
-    followed by the first offending ids."""
-    rows = []
-    for item in f.checklist:
-        ids = item.get("ids") or []
-        shown = ", ".join(map(str, ids[:max_ids])) + (f" … (+{len(ids) - max_ids})" if len(ids) > max_ids else "")
-        rows.append(
-            {
-                "item": item["item"],
-                "status": item["status"],
-                "evidence": item["summary"] + (f" — {shown}" if shown else ""),
-            }
-        )
-    return rows
-
-
-# ----------------------------------------------------------------------------------------- drilling
-
-
-FIGURES = (
-    "open_findings",
-    "kev_open",
-    "sla_overdue_open",
-    "created",
-    "verified_total",
-    "reopened",
-    "calibrations_down",
-    "routing_misses",
-    "closure_misses",
-    "severity_drift",
-    "orphan_tickets",
-)
-"""The :class:`Facts` numbers :func:`behind` can open up."""
-
-_EVENT_FIGURES = {
-    "created": "finding_created",
-    "verified_total": "finding_verified_closed",
-    "reopened": "finding_reopened",
-    "calibrations_down": "severity_calibrated",
-}
-
-
 def finding_list(store: Store, engagement: str, as_of: datetime | date | str | None = None) -> pd.DataFrame:
     """Every finding as of an instant (state, disposition, severity, KEV, SLA due and status), with
     its title, asset and owner team as the record holds them."""
@@ -911,58 +634,16 @@ def finding_list(store: Store, engagement: str, as_of: datetime | date | str | N
     return frame.merge(details, on="finding_id", how="left")
 
 
-def behind(
-    store: Store,
-    engagement: str,
-    figure: str,
-    *,
-    start: date | str | None = None,
-    end: date | str | None = None,
-    as_of: datetime | date | str | None = None,
-) -> pd.DataFrame:
-    """The findings (or tickets, for ``orphan_tickets``) behind one headline figure of :class:`Facts`.
-
-    ``len(behind(..., figure))`` equals the figure for the same period and instant: event figures
-    (``created``, ``verified_total``, ``reopened``, ``calibrations_down``) give one row per event.
-
-    Raises:
-        ConfigError: ``figure`` is not one of :data:`FIGURES`.
-    """
-    if figure not in FIGURES:
-        close = difflib.get_close_matches(figure, FIGURES, n=1)
-        raise ConfigError(
-            f"figure {figure!r} cannot be drilled into"
-            + (f" (did you mean {close[0]!r}?)" if close else f"; expected one of {FIGURES}")
-        )
-    when = _when(store, as_of)
-    if figure in ("routing_misses", "closure_misses", "severity_drift", "orphan_tickets"):
-        return mapping_gaps(store, engagement, figure, as_of=when, limit=None)
-    if figure in _EVENT_FIGURES:
-        return _event_rows(
-            store, engagement, _EVENT_FIGURES[figure], start, end, when, down_only=figure == "calibrations_down"
-        )
-    frame = finding_list(store, engagement, when)
-    is_open = ~frame["state"].isin(CLOSED_STATES)
-    keep = {
-        "open_findings": is_open,
-        "kev_open": is_open & frame["kev"],
-        "sla_overdue_open": is_open & frame["sla_status"].eq("breached"),
-    }[figure]
-    return frame[keep].reset_index(drop=True)
-
-
-def _event_rows(
-    store: Store, engagement: str, type_: str, start: Any, end: Any, when: str, *, down_only: bool
-) -> pd.DataFrame:
-    with store.read() as conn:
-        engagements.get(conn, engagement)
-        conditions = [EV.c.type == type_, *replay.window(start, end, when)]
-        if down_only:
-            conditions.append(replay.json_text(conn, EV.c.payload, "data", "direction") == "down")
-        stmt = (
-            select(EV.c.seq, EV.c.occurred_at, EV.c.actor, EV.c.finding_id, F.c.title, F.c.asset_ref, EV.c.severity)
-            .join(F, F.c.finding_id == EV.c.finding_id)
-            .where(EV.c.engagement == engagement, EV.c.outcome == "success", *conditions)
-            .order_by(EV.c.seq)
-        )
-        return frames.frame(conn.execute(stmt))
+def routing_counts(conn: Connection, engagement: str, start: Any, end: Any, as_of: str) -> dict[str, int]:
+    """Findings created and routing decisions per disposition in the window (the holds as one ``held_back``)."""
+    df = replay.event_counts(
+        conn, engagement, [EV.c.type == "finding_routed", *replay.window(start, end, as_of)], [EV.c.disposition]
+    )
+    counts = {
+        "created": metrics.count_events(conn, engagement, "finding_created", start=start, end=end, as_of=as_of),
+        **dict.fromkeys((*DISPOSITION_SERIES, HELD), 0),
+    }
+    for disposition, n in zip(df["disposition"], df["count"], strict=True):
+        key = HELD if disposition in HOLDS else disposition
+        counts[key] = counts.get(key, 0) + int(n)
+    return counts

@@ -19,15 +19,15 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from handoffkit.record import ids
 from handoffkit.record.model import TicketSnapshot
 
-FINDING_ID = re.compile(r"\bHK-\d+\b")
+FINDING_ID = ids.IN_TEXT
 """A handoffkit finding id anywhere in a text."""
 
 ID_SOURCES = ("label", "custom_field", "token")
 
-_WHOLE_ID = re.compile(r"HK-\d+")
-_TOKEN = re.compile(r"\[(HK-\d+)\]")
+_TOKEN = re.compile(rf"\[({ids.PATTERN})\]")
 
 
 def extract_finding_ids(
@@ -51,14 +51,14 @@ def extract_finding_ids(
         raise ValueError(f"unknown finding-id source(s) {unknown}; expected some of {', '.join(ID_SOURCES)}")
     found: set[str] = set()
     if "label" in wanted:
-        found.update(label for label in snapshot.labels if _WHOLE_ID.fullmatch(label))
+        found.update(label for label in snapshot.labels if ids.is_finding_id(label))
     if "custom_field" in wanted:
         for text in _strings(_custom_field(snapshot.fields, custom_field)):
             found.update(FINDING_ID.findall(text))
     if "token" in wanted:
         for text in (snapshot.title, snapshot.description or ""):
             found.update(_TOKEN.findall(text))
-    return tuple(sorted(found, key=_numeric_order))
+    return tuple(ids.ordered(found))
 
 
 def _field_key(name: str) -> str:
@@ -80,8 +80,3 @@ def _strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list | tuple):
         for item in value:
             yield from _strings(item)
-
-
-def _numeric_order(finding_id: str) -> tuple[int, str]:
-    # HK-9 before HK-10: a reader scanning a report expects numeric order.
-    return int(finding_id.removeprefix("HK-")), finding_id

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
 
 from handoffkit.errors import RefusedError
-from handoffkit.record import engagements, schema
+from handoffkit.record import engagements, ids, schema
 from handoffkit.record._jsonschema import jsonschema
 from handoffkit.record.csvsafe import rows_to_csv, to_csv
 from handoffkit.record.log import Event, append, canonical_json, mutation
@@ -33,7 +32,7 @@ FORMATS = ("json", "csv", "md")
 ELIGIBLE_STATE = "routed"
 
 _PROPERTIES: dict[str, dict[str, Any]] = {
-    "finding_id": {"type": "string", "pattern": r"^HK-[0-9]+$"},
+    "finding_id": {"type": "string", "pattern": f"^{ids.PATTERN}$"},
     "title": {"type": "string", "minLength": 1},
     "severity": {"enum": list(SEVERITIES)},
     "asset": {"type": "string", "minLength": 1},
@@ -64,8 +63,7 @@ def json_schema(policy: Policy, engagement: str) -> dict[str, Any]:
     """
     fields = [*policy.ticket_payload.required, *policy.ticket_payload.optional, "title", "owner"]
     props = {name: dict(_PROPERTIES[name]) for name in dict.fromkeys(fields)}
-    prefix = policy.ticket_payload.permalink_template.split("{finding_id}")[0].replace("{engagement}", engagement)
-    props["permalink"]["pattern"] = "^" + re.escape(prefix) + r"HK-[0-9]+"
+    props["permalink"]["pattern"] = "^" + policy.ticket_payload.permalink_pattern(engagement)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "handoffkit ticket payload",
@@ -93,9 +91,7 @@ def validate(payload: dict[str, Any], schema_doc: dict[str, Any] | jsonschema.Dr
 
 def neutral(row: Any, policy: Policy, evidence_sha: str | None) -> dict[str, Any]:
     """The system-neutral payload of one finding (the shape :func:`json_schema` describes)."""
-    permalink = policy.ticket_payload.permalink_template.format(
-        engagement=row["engagement"], finding_id=row["finding_id"]
-    )
+    permalink = policy.ticket_payload.permalink(row["engagement"], row["finding_id"])
     where = row["location"] or row["asset_ref"]
     reproduction = (
         f"Reproduce with {row['tool']} — rule/module {row['rule_ref'] or 'n/a'} — against "

@@ -137,7 +137,7 @@ def _import_export(
     export = parse_export(data, source.file, system)
     result.format, result.tickets = export.format, len(export.tickets)
     result.skipped = [{"reason": r, "count": c} for r, c in sorted(export.skipped.items())]
-    permalink = _permalink_pattern(policy.ticket_payload.permalink_template, engagement)
+    permalink = re.compile(policy.ticket_payload.permalink_pattern(engagement))
     carried = {
         t.key: extract_finding_ids(t, policy.ticket_payload.finding_id_from, policy.ticket_payload.custom_field)
         for t in export.tickets
@@ -198,11 +198,6 @@ def _import_export(
             )
         )
         batch.write(conn, store)
-
-
-def _permalink_pattern(template: str, engagement: str) -> re.Pattern[str]:
-    prefix = template.split("{finding_id}")[0].replace("{engagement}", engagement)
-    return re.compile(re.escape(prefix) + r"HK-\d+")
 
 
 def _snapshot_row(

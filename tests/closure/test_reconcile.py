@@ -18,7 +18,9 @@ from sqlalchemy import select
 from closure.conftest import DONE, ticket
 from handoffkit import reconcile
 from handoffkit.cli import cli
+from handoffkit.reconcile import _side_by_side, passes, sources
 from handoffkit.record import schema
+from handoffkit.record.ids import order, ordered
 from handoffkit.record.store import Store
 from handoffkit.tickets import links
 from handoffkit.workflow import verification
@@ -204,9 +206,9 @@ def test_the_links_pass_runs_beside_the_others_and_comes_back_if_the_head_moved(
     with store.read() as conn:
         expected = reconcile.gaps(conn, "DEMO").ids
     used: list[int] = []
-    rows = reconcile.driver_rows
+    rows = passes.driver_rows
     monkeypatch.setattr(
-        reconcile, "driver_rows", lambda c, stmt: used.append(id(c.connection.dbapi_connection)) or rows(c, stmt)
+        passes, "driver_rows", lambda c, stmt: used.append(id(c.connection.dbapi_connection)) or rows(c, stmt)
     )
     with store.read() as conn:
         main = id(conn.connection.dbapi_connection)
@@ -216,7 +218,7 @@ def test_the_links_pass_runs_beside_the_others_and_comes_back_if_the_head_moved(
         for name, fake in (("head", lambda c: (id(c), "")), ("twin", lambda engine: 1 / 0)):
             used.clear()
             with monkeypatch.context() as patched:
-                patched.setattr(reconcile, name, fake)
+                patched.setattr(_side_by_side, name, fake)
                 assert reconcile.gaps(conn, "DEMO").ids == expected
             assert used == [main] * 4, name
     store.dispose()
@@ -243,7 +245,7 @@ def test_the_passes_read_findings_and_tickets_from_covering_indexes_on_sqlite(de
     the wide rows. The demo record has no ``ANALYZE`` statistics, like most stores."""
     store = Store(demo_sqlite[0])
     with store.read() as conn:
-        src = reconcile._current("DEMO")
+        src = sources.current("DEMO")
         plans = {
             name: " | ".join(
                 row[3]
@@ -253,9 +255,9 @@ def test_the_passes_read_findings_and_tickets_from_covering_indexes_on_sqlite(de
                 )
             )
             for name, stmt in (
-                ("links", reconcile._over_links(src)),
-                ("routing", reconcile._routing_misses(src)),
-                ("tickets", reconcile._over_tickets("DEMO", src, ["security"])),
+                ("links", passes.over_links(src)),
+                ("routing", passes.routing_misses(src)),
+                ("tickets", passes.over_tickets("DEMO", src, ["security"])),
             )
         }
     store.dispose()
@@ -336,4 +338,4 @@ def test_reconcile_cli_json_shape_and_as_of(store, programme):
     ],
 )
 def test_ids_come_in_number_order_once_each(ids):
-    assert reconcile._sorted(ids) == sorted(set(ids), key=reconcile._order)
+    assert ordered(ids) == sorted(set(ids), key=order)

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from handoffkit.errors import RefusedError
-from handoffkit.record import engagements, findings, log, schema
+from handoffkit.record import engagements, findings, ids, log, schema
 from handoffkit.record.store import Clock, Store
 from handoffkit.workflow import calibration, exceptions, routing, triage, verification
 
@@ -32,7 +32,7 @@ START = datetime(2026, 3, 1, 20, 30, 0, 123456, tzinfo=UTC)
 
 def _row(number: int, asset: str, severity: str, when: datetime) -> dict[str, Any]:
     return {c: None for c in findings.FIELDS if c != "row_version"} | {
-        "finding_id": findings.finding_id(number),
+        "finding_id": ids.make(number),
         "number": number,
         "engagement": "ACME",
         "fingerprint": f"fp-{number}",

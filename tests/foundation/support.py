@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
-from handoffkit.record import findings, schema
+from handoffkit.record import findings, ids, schema
 from handoffkit.record.log import Event, append
 from handoffkit.record.store import Clock, Store
 
@@ -21,7 +21,7 @@ def finding_row(engagement: str, number: int, when: datetime, **overrides: Any) 
     row = {c: None for c in findings.FIELDS if c != "row_version"}
     row.update(
         {
-            "finding_id": findings.finding_id(number),
+            "finding_id": ids.make(number),
             "number": number,
             "engagement": engagement,
             "fingerprint": f"fp-{number:04d}",

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from governance.builders import ACTOR, SHOP, route, validate
 from handoffkit.cli import cli
 from handoffkit.record import engagements, schema
+from handoffkit.record.ids import order
 from handoffkit.record.store import Store
 from handoffkit.report import checklist
 from handoffkit.tickets import links
@@ -113,7 +114,7 @@ def test_item_three_fails_for_a_ticket_before_validation_or_a_calibration_after_
     validate(rec.store, [early])
     calibration.calibrate(rec.store, late, severity="low", reason="renegotiated after the ticket", actor=ACTOR)
     [item] = [i for i in checklist.evaluate(rec.store, rec.engagement) if i.number == 3]
-    assert (item.status, item.ids, item.numbers["total"]) == ("fail", sorted([early, late], key=checklist._num), 3)
+    assert (item.status, item.ids, item.numbers["total"]) == ("fail", sorted([early, late], key=order), 3)
 
 
 def test_item_six_fails_for_a_routing_decision_the_log_does_not_hold(rec):

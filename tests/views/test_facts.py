@@ -18,7 +18,7 @@ from handoffkit.record import findings, schema
 from handoffkit.record.csvsafe import unsafe_cell
 from handoffkit.record.model import HOLDS, SEVERITIES
 from handoffkit.record.store import Store
-from handoffkit.report import checklist, log_export, views
+from handoffkit.report import checklist, facts, log_export, views
 
 from .builders import ACTOR, AS_OF, END, START
 
@@ -28,7 +28,7 @@ INSTANT = "2026-09-30T23:59:59.999999Z"
 @pytest.fixture
 def pack(demo_copy: Store, tmp_path: Path):
     """(facts, the period's CSV rows, the full log's CSV rows, the record replayed as of the instant)."""
-    f = views.facts(demo_copy, "DEMO", START, END, AS_OF)
+    f = facts.compute(demo_copy, "DEMO", START, END, AS_OF)
     log_export.export_log(demo_copy, "DEMO", tmp_path / "period.csv", start=START, end=END, as_of=AS_OF, actor=ACTOR)
     log_export.export_log(demo_copy, "DEMO", tmp_path / "full.csv", as_of=AS_OF, actor=ACTOR)
     record = findings.rebuild(demo_copy, "DEMO", schema.parse_ts(INSTANT))
@@ -133,7 +133,7 @@ def test_reconciliation_figures_match_the_record(pack) -> None:
 
 
 def test_the_checklist_figures_are_the_checklist(demo_copy: Store) -> None:
-    f = views.facts(demo_copy, "DEMO", START, END, AS_OF)
+    f = facts.compute(demo_copy, "DEMO", START, END, AS_OF)
     items = checklist.evaluate(demo_copy, "DEMO", schema.parse_ts(INSTANT))
     assert [(i["number"], i["status"]) for i in f.checklist] == [(i.number, i.status) for i in items]
     assert sum(f.checklist_counts.values()) == 14 and f.checklist_counts["fail"] > 0  # the demo plants failures
@@ -147,7 +147,7 @@ def printed_numbers(text: str) -> list[str]:
     return re.findall(r"\d[\d,]*(?:\.\d+)?", text)
 
 
-def fact_strings(f: views.Facts) -> set[str]:
+def fact_strings(f: facts.Facts) -> set[str]:
     values: list = []
     for value in (*f.as_dict().values(), *f.checklist_counts.values(), len(f.checklist)):
         values += list(value.values()) if isinstance(value, dict) else [value]
@@ -162,17 +162,17 @@ def fact_strings(f: views.Facts) -> set[str]:
 def test_every_printed_number_is_a_fact(pack) -> None:
     f, *_ = pack
     allowed = fact_strings(f)
-    text = " ".join(views.narrative(f)) + " " + " ".join(map(str, views.headline(f).values()))
+    text = " ".join(facts.narrative(f)) + " " + " ".join(map(str, facts.headline(f).values()))
     numbers = printed_numbers(text)
     assert len(numbers) > 30
     assert [n for n in numbers if n not in allowed] == []
 
 
 def test_an_engagement_with_no_findings_yet_reads_as_zeros_and_not_measurable(store: Store, engagement: str) -> None:
-    f = views.facts(store, engagement, START, END, AS_OF)
+    f = facts.compute(store, engagement, START, END, AS_OF)
     assert (f.findings_total, f.created, f.verified_total, f.routing_misses) == (0, 0, 0, 0)
     assert f.sla_compliance_pct is None and f.reopen_rate_pct is None and f.mttr_days["all"] is None
-    text = " ".join(views.narrative(f))
+    text = " ".join(facts.narrative(f))
     assert "SLA compliance is not measurable" in text and "all bands no closures" in text
-    assert views.headline(f)["SLA compliance"] == "not measurable"
+    assert facts.headline(f)["SLA compliance"] == "not measurable"
     assert views.routing_decisions(store, engagement, as_of=AS_OF).empty

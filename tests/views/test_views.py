@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from handoffkit.errors import ConfigError
 from handoffkit.record import replay, schema
 from handoffkit.record.store import Store
-from handoffkit.report import display, views
+from handoffkit.report import display, facts, views
 
 from .builders import AS_OF, END, START
 
@@ -161,9 +161,9 @@ def test_parameters_pin_the_instant(demo_db) -> None:
 
 
 def test_behind_a_figure_are_as_many_rows_as_the_figure(demo_copy: Store) -> None:
-    f = views.facts(demo_copy, "DEMO", START, END, AS_OF)
-    for figure in views.FIGURES:
-        rows = views.behind(demo_copy, "DEMO", figure, start=START, end=END, as_of=AS_OF)
+    f = facts.compute(demo_copy, "DEMO", START, END, AS_OF)
+    for figure in facts.FIGURES:
+        rows = facts.behind(demo_copy, "DEMO", figure, start=START, end=END, as_of=AS_OF)
         assert len(rows) == getattr(f, figure), figure
     with pytest.raises(ConfigError, match="did you mean 'kev_open'"):
-        views.behind(demo_copy, "DEMO", "kev_opened", as_of=AS_OF)
+        facts.behind(demo_copy, "DEMO", "kev_opened", as_of=AS_OF)
