@@ -14,7 +14,7 @@ product itself wrote. The programme exhibits the six drift patterns the product 
 6. tickets and findings that do not reference each other — ``tickets_without_id``,
    ``findings_not_referenced``, ``orphan_tickets`` and ``routing_misses``.
 
-``build(size=…)`` scales the programme (the benchmarks use it at 1,000,000 findings). Which findings
+``build(size=…)`` scales the programme (the benchmarks scale it up). Which findings
 carry which planted pattern is returned in the summary (``planted``), so tests can check that
 reconciliation finds exactly them.
 """

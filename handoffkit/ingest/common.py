@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from xml.etree.ElementTree import Element, tostring
 
 from handoffkit.errors import InputError, located
-from handoffkit.record.canonical import compact_json
+from handoffkit.record._fastjson import compact_json
 from handoffkit.record.model import SEVERITIES, ParseResult, fingerprint, severity_band
 
 UNKNOWN_ASSET = "unknown"

@@ -29,10 +29,8 @@ def side_by_side(conn: Any, jobs: list[Job]) -> list[dict[str, Any]]:
 
     A process, not a thread: Debian's SQLite (the one Python's ``sqlite3`` uses here) counts its memory
     under one mutex for the whole process and has no per-connection lookaside memory, so two
-    connections reading in two threads took that mutex for every page and value they allocated, and
-    waited on it (109,000 futex calls in one run at 1M). The links pass ran 1.2 s alone and 1.9 s
-    beside the other passes; in a process of its own it runs as fast as alone, and the command went
-    from 2.6 to 2.7 s to 1.9 to 2.2 s. The child sorts its ids too, while this connection's queries run.
+    connections reading in two threads wait on each other for every page and value they allocate. The
+    child sorts its ids too, while this connection's queries run.
 
     Only on a record another connection can open (not SQLite in memory), where this process may fork a
     child (not in a daemonic worker process, nor where ``fork`` is not offered), and only if the

@@ -72,8 +72,7 @@ def over_tickets(engagement: str, src: Sources, shared_queues: list[str]) -> Any
     """The current tickets, one list of ticket keys per :data:`OVER_TICKETS` category, and their count."""
     t, tf, lk = src.t, schema.ticket_findings, src.links
     # Most tickets carry one id: finding their whole ``finding_ids`` in the record spares the probe of
-    # ``ticket_findings`` (0.68 s to 0.46 s for this pass at 1M); a ticket carrying several ids, or an
-    # unknown one, is looked up id by id.
+    # ``ticket_findings``; a ticket carrying several ids, or an unknown one, is looked up id by id.
     known = or_(
         _in_record(engagement, t.c.finding_ids),
         select(tf.c.finding_id)
@@ -102,8 +101,7 @@ def _in_record(engagement: str, finding_id: Any) -> Any:
     """The engagement's record holds a finding of this id: looked up by its id whatever the planner
     knows (joined on the engagement instead, a store without ``ANALYZE`` statistics got a plan scanning
     the engagement's findings for every ticket), through the covering (finding id, engagement…) index:
-    SQLite's planner takes the primary key's and then reads the wide row (0.9 s instead of 0.6 s for
-    the tickets pass at 1M)."""
+    SQLite's planner would take the primary key's and then read the wide row."""
     f = schema.findings
     return (
         select(f.c.finding_id)
@@ -169,8 +167,8 @@ def _ids(columns: list[str], rows: list[Any]) -> dict[str, Any]:
 
 def tuned(conn: Any) -> Any:
     """On PostgreSQL, for the rest of this transaction: 64 MB ``work_mem``, since the links pass hashes
-    every active link, current ticket and finding, which spills to disk in batches at the default 4 MB
-    (4.4 s at 1M findings, 3.0 s at 64 MB); and no JIT, whose compiling cost more than it saved here."""
+    every active link, current ticket and finding, which spills to disk in batches at the default 4 MB;
+    and no JIT, whose compiling costs more than it saves on these queries."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
         conn.exec_driver_sql("SET LOCAL jit = off")

@@ -12,4 +12,6 @@ from collections.abc import Sequence
 
 
 def quoted_line(cells: Sequence[str]) -> str:
+    if not cells:
+        return "\n"  # csv.writer writes an empty record as an empty line
     return '"' + '","'.join([c.replace('"', '""') for c in cells]) + '"\n'

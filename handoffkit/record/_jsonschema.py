@@ -1,7 +1,7 @@
 """jsonschema as handoffkit imports it: without the optional ``iri`` format grammar.
 
 jsonschema registers ``iri`` / ``iri-reference`` format checkers when ``rfc3987_syntax`` is installed
-(jupyter-events asks for it), and importing that package builds its grammar: about 2 to 3 s in every
+(jupyter-events asks for it), and importing that package builds its grammar, a start-up cost in every
 process that imports jsonschema — the report process (through nbformat), each notebook kernel (through
 Altair). No schema handoffkit validates against uses those formats: not the KEV catalog's, the ticket
 payloads', nbformat's or Vega-Lite's; an unknown format is simply not checked. Modules that import

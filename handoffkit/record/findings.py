@@ -240,7 +240,7 @@ def frame(conn: Connection, engagement: str, columns: Iterable[str] | None = Non
     """Current findings of an engagement as a DataFrame (optionally only some columns / rows)."""
     names = list(columns or FIELDS)
     # Instants and dates come back as their stored text and are parsed column-wise below: parsing
-    # them value by value in the row loop costs more than the query at a million findings.
+    # them value by value in the row loop costs more than the query on a large record.
     texts = {n for n in names if isinstance(F.c[n].type, (schema.Timestamp, schema.Day))}
     stmt = select(*[type_coerce(F.c[n], String) if n in texts else F.c[n] for n in names])
     stmt = stmt.where(F.c.engagement == engagement)

@@ -1,8 +1,8 @@
 """The record as it stood at an instant, rebuilt in SQL from the activity log.
 
 :func:`handoffkit.record.findings.as_of` replays every event in Python — exact, and the reference the tests
-compare against, but linear in the log. The views and metrics need the same answer on a 10-million
-event log in seconds, so here it is set-based (SQLAlchemy Core, the same on SQLite and PostgreSQL):
+compare against, but linear in the log. The views and metrics need the same answer on a large
+log quickly, so here it is set-based (SQLAlchemy Core, the same on SQLite and PostgreSQL):
 
 =============  ===========================================================================================
 column         as of instant T

@@ -401,7 +401,7 @@ EVENTS_ENGAGEMENT_TYPE = Index(
 Index("ix_events_finding", events.c.finding_id)
 # A time window's events: ``seq`` turns the window into a range of the log (see ``audit.selection``);
 # engagement, type and outcome make it covering for the activity views, which count a quarter's events
-# (millions at 1M findings) by type and outcome for the engagement and the log's global events.
+# (millions on a large record) by type and outcome for the engagement and the log's global events.
 EVENTS_OCCURRED = Index(
     "ix_events_occurred", events.c.occurred_at, events.c.seq, events.c.engagement, events.c.type, events.c.outcome
 )

@@ -325,7 +325,7 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     """Insert many rows in one statement.
 
     On SQLite the rows go straight to the driver's ``executemany`` (SQLAlchemy's per-row parameter
-    processing costs more than the insert itself at 100k+ rows); values are bound through each column's
+    processing costs more than the insert itself on large batches); values are bound through each column's
     type first, so the stored bytes are what ``insert(table)`` would store, and columns that are None
     in every row are left out (they store NULL either way). PostgreSQL uses SQLAlchemy's batched
     multi-row VALUES (``insertmanyvalues``), which is already one round trip per batch.

@@ -260,8 +260,8 @@ def _write_parts(
     """Write the first ``seq`` range here, straight into the file, and each other range to a part file in
     a process of its own meanwhile; then append the parts in order.
 
-    Formatting a row is Python (about 25 µs a row, 60 s for the 2.5 million events of a quarter at 1M
-    findings), so one process per core divides the time. Every range holds only events already in the
+    Formatting a row is Python, so on a quarter of millions of events one process per core divides the
+    time. Every range holds only events already in the
     log when the export began (an append-only log: a later event has a later ``seq``), so each process
     reads the same rows one would.
     """
@@ -344,7 +344,7 @@ def selection(
 
     The time window is also given as the range of ``seq`` it spans (:func:`span`): every event in the
     window lies in that range, and a range on the primary key lets the database stream the rows in
-    chain order instead of sorting the whole window (gigabytes of payload at 1M findings) before the
+    chain order instead of sorting the whole window (gigabytes of payload on a large record) before the
     first row comes out.
     """
     bounds = seqs
@@ -354,7 +354,7 @@ def selection(
             bounds = (1, 0)  # an empty window: an empty range
     ranged = [] if bounds is None else [_E.c.seq.between(*bounds)]
     # Every column but the payload, in table order (``_cells`` unpacks the rows positionally), then the
-    # payload's ``data`` as the database reads it out: a tenth of the bytes, and no decoding in Python
+    # payload's ``data`` as the database reads it out: a fraction of the bytes, and no decoding in Python
     # when an earlier row had the same data.
     columns = [c for c in _E.c if c.name != "payload"]
     return (

@@ -70,7 +70,7 @@ def mttr_durations(
         ranked.c.latest == 1, *replay.window(start, end, None, column=ranked.c.closed_at)
     )
     # Their first validations, joined here, not in SQL: a join of the two grouped subqueries gave SQLite,
-    # on a store without ``ANALYZE`` statistics, a scan of one inside the other (23 s at 100,000 findings).
+    # on a store without ``ANALYZE`` statistics, a scan of one inside the other.
     # ``IN`` a subquery has one plan on every store: a probe of its rows, collected once. The findings with
     # any closure in the window (a range of the index, not the ranking again) hold every one merged.
     closed_in_window = select(ev.finding_id).where(*closures, *replay.window(start, end, None))

@@ -34,7 +34,7 @@ _READY = frozenset({str, int, bool, type(None)})
 
 def plain(value: Any) -> Any:
     """A JSON-ready version of ``value`` (instants as canonical UTC text, NaN as null)."""
-    if value.__class__ in _READY:  # most values (a reconciliation's 240,000 ids at 1M): nothing to convert
+    if value.__class__ in _READY:  # most values (a reconciliation's ids): nothing to convert
         return value
     pd = _pandas()
     if pd is not None:
@@ -64,9 +64,8 @@ def records(data: pd.DataFrame | Sequence[Mapping[str, Any]]) -> list[dict[str, 
 
 
 def to_json(data: Any) -> str:
-    """Indented JSON (UTF-8 text, not ASCII-escaped). orjson writes it: ``json`` indents in pure Python,
-    a tenth of a second for a reconciliation's 240,000 ids at 1M; ``json`` takes what orjson refuses (an
-    integer over 64 bits)."""
+    """Indented JSON (UTF-8 text, not ASCII-escaped). orjson writes it, since ``json`` indents in pure
+    Python; ``json`` takes what orjson refuses (an integer over 64 bits)."""
     if _is_frame(data):
         data = records(data)
     value = plain(data)

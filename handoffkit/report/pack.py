@@ -63,9 +63,9 @@ NOTEBOOK_PARAMETERS = ("db", "engagement", "period_start", "period_end", "as_of"
 KEYS = (*NOTEBOOK_PARAMETERS, "notebooks", "notebooks_dir", "title")
 ACTIVITY_CSV = "activity_log.csv"
 QUALITY_JSON = "data_quality.json"
-#: The steps after the export, by their running time on a 1M-finding record (55, 19, 19, 10, 9, 8 and 6 s;
-#: the per-view pages read the reconciliation and frames the leadership page leaves in the shared memo),
-#: longest first: the workers then end close together instead of one waiting on a long last step.
+#: The steps after the export, longest first as measured on a large record (bench/report.py; the per-view
+#: pages read the reconciliation and frames the leadership page leaves in the shared memo): the workers
+#: then end close together instead of one waiting on a long last step.
 LONGEST_FIRST = (
     "quarterly_leadership",
     "closure_verification",

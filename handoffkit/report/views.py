@@ -1,8 +1,8 @@
 """The five reconciliation views: frames as of any instant, each aggregated in SQL before it is charted.
 
 Each view is a function returning a DataFrame, as of any instant, aggregated in SQL (``GROUP BY`` a
-period prefix of the text timestamps) before anything is charted, so a 1,000,000-finding record with
-10,000,000 events charts as a few hundred rows:
+period prefix of the text timestamps) before anything is charted, so a record of millions of events
+charts as a few hundred rows:
 
 1. :func:`routing_decisions` — findings created vs routing decisions per disposition, per period;
 2. :func:`ticket_mapping` — linked open findings, routing misses, closure-verification misses,
@@ -249,7 +249,7 @@ def linked_open(conn: Connection, engagement: str, as_of: str, frame: pd.DataFra
 
 def _linked_open(conn: Connection, engagement: str, as_of: str, frame: pd.DataFrame | None) -> int:
     if frame is None and replay.settled(conn, engagement, as_of):
-        # The current tables answer: one count instead of a frame of every finding (12 s at 1M).
+        # The current tables answer: one count instead of a frame of every finding.
         f, lk = schema.findings.c, schema.links.c
         linked = exists().where(lk.finding_id == f.finding_id, lk.active)
         stmt = select(func.count()).where(f.engagement == engagement, f.state.not_in(CLOSED_STATES), linked)
