@@ -67,7 +67,7 @@ def test_commands_that_build_no_frame_start_without_pandas():
 def test_the_package_api_loads_on_use():
     import handoffkit
 
-    assert callable(handoffkit.reconcile.reconcile) and callable(handoffkit.report.facts.compute)
+    assert callable(handoffkit.reconcile.reconcile) and callable(handoffkit.facts.compute)
     assert handoffkit.Store.__name__ == "Store"
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         handoffkit.nothing  # noqa: B018

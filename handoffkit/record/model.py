@@ -36,7 +36,7 @@ STATES = (
     "verified_closed",
     "reopened",
 )
-"""Lifecycle states (DESIGN.md "Finding lifecycle"). Ticket closure never moves past awaiting_verification."""
+"""Lifecycle states (docs/lifecycle.md). Ticket closure never moves past awaiting_verification."""
 
 CLOSED_STATES = ("verified_closed", "false_positive", "duplicate")
 """States in which a finding no longer needs work."""

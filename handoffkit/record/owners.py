@@ -1,13 +1,13 @@
 """Assets and their owners: the owners map (``params/owners.csv``) and owner resolution.
 
-Resolution rule (documented in the README): an asset reference first matches an owners-map row with
-exactly the same ``asset_ref`` (case-insensitive); otherwise the first *pattern* row, in file order,
-whose glob (``*``, ``?``, ``[...]``, matched case-insensitively with :func:`fnmatch.fnmatchcase`)
-matches it. A reference also matches through its parents (:func:`parents`): a URL through its origin,
-``host:port`` through the host, a package in an image (``image pkg:name@1.0``) through the image.
-An owner is *resolved* only when the row
-names both a role and a team and that team is not one of the policy's shared queues; anything else
-pauses the finding (``paused_no_owner``) — it never routes into a shared queue.
+Resolution rule (also in docs/policy.md, "The owners map"): an asset reference first matches an
+owners-map row with exactly the same ``asset_ref`` (case-insensitive); otherwise the first *pattern*
+row, in file order, whose glob (``*``, ``?``, ``[...]``, matched case-insensitively with
+:func:`fnmatch.fnmatchcase`) matches it. A reference also matches through its parents (:func:`parents`):
+a URL through its origin, ``host:port`` through the host, a package in an image (``image pkg:name@1.0``)
+through the image. An owner is *resolved* only when the row names both a role and a team and that team
+is not one of the policy's shared queues; anything else pauses the finding (``paused_no_owner``) — it
+never routes into a shared queue.
 """
 
 from __future__ import annotations
