@@ -18,7 +18,7 @@ from sqlalchemy import select
 from closure.conftest import DONE, ticket
 from handoffkit import reconcile
 from handoffkit.cli import cli
-from handoffkit.reconcile import _side_by_side, passes, sources
+from handoffkit.reconcile import _side_by_side, passes
 from handoffkit.record import schema
 from handoffkit.record.ids import order, ordered
 from handoffkit.record.store import Store
@@ -237,40 +237,6 @@ def test_in_a_daemonic_worker_process_the_passes_run_one_after_another(demo_sqli
     """A daemonic process (a pool's worker) may not fork a child: the links pass runs there too."""
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.apply(_gaps_ids, (demo_sqlite[0],)) == _gaps_ids(demo_sqlite[0])
-
-
-def test_the_passes_read_findings_and_tickets_from_covering_indexes_on_sqlite(demo_sqlite):
-    """The links pass looks every linked finding and its ticket up, the routing pass reads the routed
-    findings, the tickets pass looks the findings its tickets carry up: through covering indexes, never
-    the wide rows. The demo record has no ``ANALYZE`` statistics, like most stores."""
-    store = Store(demo_sqlite[0])
-    with store.read() as conn:
-        src = sources.current("DEMO")
-        plans = {
-            name: " | ".join(
-                row[3]
-                for row in conn.exec_driver_sql(
-                    "EXPLAIN QUERY PLAN "
-                    + str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-                )
-            )
-            for name, stmt in (
-                ("links", passes.over_links(src)),
-                ("routing", passes.routing_misses(src)),
-                ("tickets", passes.over_tickets("DEMO", src, ["security"])),
-            )
-        }
-    store.dispose()
-    assert "SEARCH findings USING COVERING INDEX ix_findings_link_side" in plans["links"]
-    assert "SEARCH tickets USING COVERING INDEX ix_tickets_current" in plans["links"]
-    assert "SEARCH findings USING COVERING INDEX ix_findings_engagement_state" in plans["routing"]
-    # Each carried id looked up by id (a plan scanning the engagement's findings per ticket, what the
-    # planner chose here with no statistics for a join on the engagement, is quadratic), through the
-    # covering index (``INDEXED BY``): the planner took the primary key's, then read the wide row.
-    lookups = [step for step in plans["tickets"].split(" | ") if step.startswith("SEARCH findings")]
-    assert lookups and all(
-        step.startswith("SEARCH findings USING COVERING INDEX ix_findings_link_side (finding_id=?") for step in lookups
-    ), plans["tickets"]
 
 
 def test_reconcile_logs_exactly_one_event_with_the_counts(store, programme):
