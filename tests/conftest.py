@@ -1,5 +1,6 @@
 """Shared fixtures: a store on SQLite and on PostgreSQL (each test gets its own schema), an engagement
-initialised from the test policy, and the demo engagement (built once per worker, per backend).
+initialised from the test policy, the builders of :mod:`tests.builders` bound to it, the shared corpus, and
+the demo engagement (built once per worker, per backend).
 
 PostgreSQL tests are skipped with a reason starting "PostgreSQL unavailable" when no server answers;
 CI (``.ci/run``) fails on any such skip. ``HANDOFFKIT_TEST_PG`` overrides the server URL.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,15 +19,21 @@ import sqlalchemy
 
 from handoffkit.record import engagements
 from handoffkit.record.store import Clock, Store
+from tests.builders import (
+    ACTOR,
+    CORPUS,
+    DATA,
+    SHOP,
+    Exports,
+    Record,
+    copy_sqlite,
+    corpus_path,
+    route,
+    small_programme,
+    validate,
+)
 
-DATA = Path(__file__).parent / "data"
 PG_BASE = os.environ.get("HANDOFFKIT_TEST_PG", "postgresql+psycopg://root@127.0.0.1:5432/test")
-CORPUS = Path(os.environ.get("HANDOFFKIT_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
-ACTOR = "Ana Silva"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "corpus: reads ../shared/corpus (CI fails if skipped)")
 
 
 def _pg_admin() -> sqlalchemy.Engine:
@@ -51,6 +58,22 @@ def pg_url() -> Iterator[str]:
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
+
+
+@pytest.fixture
+def second_pg_url(pg_url: str) -> Iterator[str]:
+    """Another fresh PostgreSQL schema on the same server as ``pg_url`` (dropped afterwards)."""
+    base, _, _ = pg_url.partition("?")
+    admin = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
+    name = f"hk_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {name}")
+    try:
+        yield f"{base}?options=-csearch_path%3D{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {name} CASCADE")
         admin.dispose()
 
 
@@ -82,16 +105,45 @@ def engagement(store: Store) -> str:
 
 
 @pytest.fixture
-def corpus_file():
+def rec(store: Store, engagement: str, tmp_path: Path) -> Record:
+    """Scanner files written with handoffkit.demo.formats and ingested into ACME."""
+    return Record(store, engagement, tmp_path)
+
+
+@pytest.fixture
+def exports(store: Store, engagement: str, tmp_path: Path) -> Exports:
+    """Ticket exports written with handoffkit.demo.formats and ingested into ACME."""
+    return Exports(store, engagement, tmp_path)
+
+
+@pytest.fixture
+def routed(store: Store, rec: Record) -> list[str]:
+    """Two high findings on shop.test (owner Priya Raman) routed to a ticket."""
+    ids = rec.web(SHOP, ("Routed SQLi", 3), ("Routed XSS", 3))
+    validate(store, ids)
+    route(store)
+    return ids
+
+
+@pytest.fixture
+def programme(store: Store, engagement: str, tmp_path: Path) -> Store:
+    """The small programme of :func:`tests.builders.small_programme` on each backend."""
+    small_programme(store, engagement, tmp_path)
+    return store
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """The shared corpus of real public samples (``HANDOFFKIT_CORPUS`` or ``<repo>/../shared/corpus``)."""
+    if not CORPUS.is_dir():
+        pytest.skip(f"corpus unavailable: not found at {CORPUS}; set HANDOFFKIT_CORPUS to its directory")
+    return CORPUS
+
+
+@pytest.fixture
+def corpus_file() -> Callable[[str], Path]:
     """``corpus_file("cisa_kev/x.json")`` → the path in ../shared/corpus (skipped, and CI fails, if absent)."""
-
-    def find(relative: str) -> Path:
-        path = CORPUS / relative
-        if not path.exists():
-            pytest.skip(f"corpus unavailable: {path} (set HANDOFFKIT_CORPUS)")
-        return path
-
-    return find
+    return corpus_path
 
 
 @pytest.fixture(scope="session")
@@ -126,3 +178,19 @@ def demo_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
 def demo_db(request: pytest.FixtureRequest) -> tuple[str, dict]:
     """The demo engagement on each backend: (url, summary)."""
     return request.getfixturevalue("demo_sqlite" if request.param == "sqlite" else "demo_postgres")
+
+
+@pytest.fixture
+def demo_store(demo_db: tuple[str, dict]) -> Iterator[Store]:
+    """The shared demo on each backend — read only: a test that writes uses :func:`demo_copy`."""
+    store = Store(demo_db[0], create=False)
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def demo_copy(demo_sqlite: tuple[str, dict], tmp_path: Path) -> Iterator[Store]:
+    """A private copy of the SQLite demo, for tests that append to the log."""
+    store = Store(copy_sqlite(demo_sqlite[0], tmp_path / "demo-copy.db"), create=False)
+    yield store
+    store.dispose()

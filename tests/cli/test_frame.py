@@ -17,8 +17,7 @@ from handoffkit.record import findings, schema
 from handoffkit.record.model import STATES
 from handoffkit.record.store import Store
 from handoffkit.report.output import records, to_json
-
-from .conftest import DATA
+from tests.builders import DATA
 
 
 def one_line_error(result, code: int, says: str) -> None:

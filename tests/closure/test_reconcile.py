@@ -12,10 +12,8 @@ from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
-from governance.builders import ACTOR, SHOP, events, route, snapshot, validate
 from sqlalchemy import select
 
-from closure.conftest import DONE, ticket
 from handoffkit import reconcile
 from handoffkit.cli import cli
 from handoffkit.reconcile import _side_by_side, passes
@@ -24,6 +22,7 @@ from handoffkit.record.ids import order, ordered
 from handoffkit.record.store import Store
 from handoffkit.tickets import links
 from handoffkit.workflow import verification
+from tests.builders import ACTOR, DONE, SHOP, events, route, snapshot, ticket, validate
 
 DRIFT_PATTERNS = (
     "severity_drift",

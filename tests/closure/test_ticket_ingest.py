@@ -4,32 +4,21 @@ manual links and bad exports (issue 5, "Ticket export ingest")."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from governance.builders import ACTOR, events, finding, route, snapshot, validate
 from sqlalchemy import select
 
-from closure.conftest import DONE, ticket
 from handoffkit import reconcile
 from handoffkit.cli import cli
 from handoffkit.errors import NotFoundError, RefusedError
 from handoffkit.record import schema
 from handoffkit.tickets import links, snapshots
+from tests.builders import ACTOR, DATA, DONE, corpus_path, events, finding, route, snapshot, ticket, validate
 
-REPO = Path(__file__).resolve().parents[2]
-CORPUS = Path(os.environ.get("HANDOFFKIT_CORPUS", REPO.parent / "shared" / "corpus"))
-DATA = REPO / "tests" / "data" / "governance"
-
-
-def corpus(relative: str) -> Path:
-    path = CORPUS / relative
-    if not path.exists():
-        pytest.skip(f"corpus unavailable: {path} (set HANDOFFKIT_CORPUS)")
-    return path
+DOJO = DATA / "governance"
 
 
 def current_tickets(store) -> dict[str, dict]:
@@ -75,7 +64,7 @@ JIRA_BODIES = {
 
 @pytest.mark.corpus
 def test_real_jira_issue_bodies_ingest_with_the_right_count_and_fields(store, engagement):
-    files = sorted(corpus("jira").glob("jira_issue_*.json"))
+    files = sorted(corpus_path("jira").glob("jira_issue_*.json"))
     assert len(files) == 5
 
     code, results, output = ingest_cli(store, "jira", *files)
@@ -99,7 +88,7 @@ _ISSUES_PATH = re.compile(r"/issues(?:/\d+)?$")
 
 def _octokit_bodies(name: str, tmp_path: Path) -> tuple[list[Path], list[Path]]:
     """Each recorded response body as a file: (issue responses, other responses)."""
-    recorded = json.loads(corpus(f"github_issues/{name}").read_text(encoding="utf-8"))
+    recorded = json.loads(corpus_path(f"github_issues/{name}").read_text(encoding="utf-8"))
     issues, other = [], []
     for i, r in enumerate(recorded):
         path = tmp_path / f"{Path(name).stem}-{i}.json"
@@ -210,14 +199,14 @@ def _links(store) -> list[tuple]:
 
 
 def _dojo(store, rec) -> dict[str, str]:
-    rec.ingest("dojo-findings.json", (DATA / "defectdojo_findings.json").read_bytes())
+    rec.ingest("dojo-findings.json", (DOJO / "defectdojo_findings.json").read_bytes())
     f = schema.findings.c
     with store.read() as conn:
         by_external = dict(conn.execute(select(f.external_id, f.finding_id)).all())
     validate(store, by_external.values())
     route(store)
     [result] = snapshots.ingest_tickets(
-        store, "ACME", [DATA / "defectdojo_jira_mappings.json"], system="defectdojo", actor=ACTOR
+        store, "ACME", [DOJO / "defectdojo_jira_mappings.json"], system="defectdojo", actor=ACTOR
     )
     assert result.status == "ok", result.error
     assert (result.format, result.tickets, result.linked) == ("defectdojo-jira-mappings", 3, 2)
@@ -237,14 +226,14 @@ def test_defectdojo_jira_mappings_become_links(store, rec):
     }
     assert [e["data"]["note"] for e in added if e["finding_id"] == ids["236"]] == ["DefectDojo finding 236"]
     # loading the same mappings again adds nothing
-    snapshots.ingest_tickets(store, "ACME", [DATA / "defectdojo_jira_mappings.json"], system="defectdojo", actor=ACTOR)
+    snapshots.ingest_tickets(store, "ACME", [DOJO / "defectdojo_jira_mappings.json"], system="defectdojo", actor=ACTOR)
     assert len(events(store, "link_added")) == 2
 
 
 @pytest.mark.corpus
 def test_a_defectdojo_programme_reconciles_against_its_real_jira_issues(store, rec):
     ids = _dojo(store, rec)
-    bodies = [corpus(f"jira/jira_issue_{key}.json") for key in ("NTEST-3077_done", "NTEST-3104_comments")]
+    bodies = [corpus_path(f"jira/jira_issue_{key}.json") for key in ("NTEST-3077_done", "NTEST-3104_comments")]
 
     [done, backlog] = snapshots.ingest_tickets(store, "ACME", bodies, system="jira", actor=ACTOR)
 

@@ -4,12 +4,11 @@ a reopen and a priority edit each produce exactly their event (issue 5, "Ticket 
 from __future__ import annotations
 
 import pytest
-from governance.builders import ACTOR, events, finding, route
 from sqlalchemy import func, select
 
-from closure.conftest import DONE, IN_PROGRESS, ticket
 from handoffkit.record import schema
 from handoffkit.workflow import verification
+from tests.builders import ACTOR, DONE, IN_PROGRESS, events, finding, route, ticket
 
 SYSTEMS = ["jira", "github", "servicenow"]
 

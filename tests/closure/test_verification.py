@@ -7,20 +7,17 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from governance.builders import ACTOR, QUEUE, SHOP, Record, events, finding, route, snapshot, validate
 from sqlalchemy import select
 
-from closure.conftest import DONE, ticket
 from handoffkit.cli import cli
 from handoffkit.errors import RefusedError
 from handoffkit.record import engagements, schema
 from handoffkit.workflow import triage, verification
+from tests.builders import ACTOR, DATA, DONE, QUEUE, SHOP, Record, events, finding, route, snapshot, ticket, validate
 
-REPO = Path(__file__).resolve().parents[2]
 OWNER, APPROVER = "Priya Raman", "Dana Whitfield"
 
 
@@ -228,14 +225,14 @@ def test_attestation_needs_a_named_owner(store, rec):
 @pytest.mark.parametrize("kind", ["commit", "attestation"])
 def test_kinds_the_policy_does_not_accept_are_refused(store, tmp_path, kind):
     text = (
-        (REPO / "tests/data/policy.yaml")
+        (DATA / "policy.yaml")
         .read_text()
         .replace("accepted: [rescan, retest, commit, attestation]", "accepted: [rescan, retest]")
     )
     assert "accepted: [rescan, retest]" in text
     policy = tmp_path / "policy.yaml"
     policy.write_text(text)
-    engagements.init(store, "STRICT", policy, owners_path=REPO / "tests/data/owners.csv", actor=ACTOR)
+    engagements.init(store, "STRICT", policy, owners_path=DATA / "owners.csv", actor=ACTOR)
     [fid] = Record(store, "STRICT", tmp_path).web(SHOP, ("Strict SQLi", 3))
     validate(store, [fid])
     route(store, "STRICT")

@@ -21,8 +21,7 @@ from handoffkit.ingest.common import json_raw
 from handoffkit.record import log, schema
 from handoffkit.record.canonical import canonical_value
 from handoffkit.record.store import Store
-
-from .support import chain_head, event_rows, write_log
+from tests.builders import chain_head, event_rows, write_log
 
 SCRIPT = Path(__file__).with_name("scripted_sequence.py")
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,14 +18,30 @@ from sqlalchemy import delete, exc, text, update
 
 from handoffkit.record import log, schema
 from handoffkit.record.store import Store
-
-from .support import CHAIN_LENGTH, chain_head, event_rows, set_events, write_log
+from tests.builders import CHAIN_LENGTH, chain_head, drop_append_only, event_rows, set_events, write_log
 
 EXAMPLES = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 SEQS = st.integers(1, CHAIN_LENGTH)
 
 Rows = list[dict[str, Any]]
 Pristine = tuple[Rows, tuple[int, str]]
+
+
+@pytest.fixture
+def chain(store: Store) -> Iterator[Store]:
+    """A store holding a 30-event log, with the append-only triggers already dropped by an attacker.
+
+    Tests that edit it restore the original rows (``restore``) so one store serves many examples.
+    """
+    write_log(store)
+    drop_append_only(store)
+    yield store
+
+
+@pytest.fixture
+def pristine(chain: Store) -> Pristine:
+    """The untouched log of ``chain`` and its head, for restoring between examples."""
+    return event_rows(chain), chain_head(chain)
 
 
 def flip_byte(value: str, offset: int, mask: int) -> str | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,11 +14,10 @@ from handoffkit.errors import ConcurrentEditError
 from handoffkit.record import engagements, findings, log, schema
 from handoffkit.record.store import Store
 from handoffkit.workflow import calibration
+from tests.builders import ACTOR, DATA, add_findings, event_rows
 
-from .support import ACTOR, add_findings, event_rows
 from .workers import hammer
 
-DATA = Path(__file__).resolve().parents[1] / "data"
 PROCESSES, PER_PROCESS = 8, 50
 
 

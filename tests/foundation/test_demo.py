@@ -15,8 +15,7 @@ from handoffkit.cli import cli
 from handoffkit.record import findings, schema
 from handoffkit.record.model import SEVERITIES, STATES
 from handoffkit.record.store import Store
-
-from .support import drop_append_only
+from tests.builders import ACTOR, drop_append_only
 
 DRIFT_PATTERNS = (
     "severity_drift",
@@ -130,7 +129,7 @@ def test_the_default_demo_is_a_whole_programme_and_its_log_proves_tampering(tmp_
     )
 
     runner = CliRunner()
-    ok = runner.invoke(cli, ["--db", url, "log", "verify", "--actor", "Ana Silva"])
+    ok = runner.invoke(cli, ["--db", url, "log", "verify", "--actor", ACTOR])
     assert ok.exit_code == 0, ok.output
     assert f"ok: {summary['events']} events verified" in ok.output
 
@@ -143,7 +142,7 @@ def test_the_default_demo_is_a_whole_programme_and_its_log_proves_tampering(tmp_
         tampered = payload[:i] + chr(ord(payload[i]) ^ 0x01) + payload[i + 1 :]
         conn.execute(schema.events.update().where(schema.events.c.seq == seq).values(payload=tampered))
     store.dispose()
-    bad = runner.invoke(cli, ["--db", url, "log", "verify", "--actor", "Ana Silva"])
+    bad = runner.invoke(cli, ["--db", url, "log", "verify", "--actor", ACTOR])
     assert bad.exit_code == 7
     assert bad.stdout == ""
     assert bad.stderr.startswith(f"handoffkit: error: activity log fails verification at seq {seq}: ")

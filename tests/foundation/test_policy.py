@@ -14,8 +14,7 @@ from handoffkit.record import engagements, schema
 from handoffkit.record.owners import load_owners
 from handoffkit.record.policy import load_policy
 from handoffkit.record.store import Store
-
-from .support import ACTOR, chain_head, event_rows
+from tests.builders import ACTOR, chain_head, event_rows
 
 POLICY = """\
 canonical_record: {system: handoffkit, downstream: [jira]}

@@ -11,10 +11,7 @@ from sqlalchemy import inspect, text, update
 from handoffkit.errors import ConfigError
 from handoffkit.record import engagements, schema
 from handoffkit.record.store import Store
-
-from .support import ACTOR, add_findings
-
-DATA = Path(__file__).resolve().parents[1] / "data"
+from tests.builders import ACTOR, DATA, add_findings
 
 V2_INDEXES = (schema.EVENTS_ENGAGEMENT_TYPE, schema.EVENTS_OCCURRED)
 V3_INDEXES = (schema.FINDINGS_STATE, schema.FINDINGS_LINK_SIDE, schema.TICKETS_CURRENT)

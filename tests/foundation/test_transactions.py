@@ -14,8 +14,7 @@ from handoffkit.errors import HandoffkitError, RefusedError
 from handoffkit.record import findings, log, schema
 from handoffkit.record.store import Store
 from handoffkit.workflow import calibration, exceptions
-
-from .support import add_findings, chain_head, event_rows
+from tests.builders import add_findings, chain_head, event_rows
 
 
 def snapshot(store: Store) -> dict[str, object]:

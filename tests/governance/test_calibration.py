@@ -8,10 +8,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from governance.builders import ACTOR, SHOP, events, finding, snapshot
 from handoffkit.cli import cli
 from handoffkit.errors import RefusedError
 from handoffkit.workflow import calibration
+from tests.builders import ACTOR, SHOP, events, finding, snapshot
 
 V31_CRIT = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
 V31_HIGH = "CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:N"

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from governance.builders import ACTOR, SHOP, route, validate
 from handoffkit.cli import cli
 from handoffkit.record import engagements, schema
 from handoffkit.record.ids import order
@@ -21,8 +19,7 @@ from handoffkit.record.store import Store
 from handoffkit.report import checklist
 from handoffkit.tickets import links
 from handoffkit.workflow import calibration
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.builders import ACTOR, DATA, SHOP, route, validate
 
 END = datetime(2026, 9, 28, 23, 59, tzinfo=UTC)  # the demo's last day
 STATUSES = {"pass", "fail", "not-yet-measurable"}
@@ -85,13 +82,13 @@ def test_an_empty_engagement_is_not_yet_measurable(store, engagement):
 
 def test_a_ticket_band_without_sla_fails_item_two(store, tmp_path):
     text = (
-        (REPO / "tests/data/policy.yaml")
+        (DATA / "policy.yaml")
         .read_text()
         .replace("high: {disposition: ticket, sla_days: 60}", "high: {disposition: ticket, sla_days: null}")
     )
     policy = tmp_path / "policy.yaml"
     policy.write_text(text)
-    engagements.init(store, "NOSLA", policy, owners_path=REPO / "tests/data/owners.csv", actor="Ana Silva")
+    engagements.init(store, "NOSLA", policy, owners_path=DATA / "owners.csv", actor=ACTOR)
     [item] = [i for i in checklist.evaluate(store, "NOSLA") if i.number == 2]
     assert (item.status, item.ids) == ("fail", ["high"])
 

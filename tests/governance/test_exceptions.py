@@ -9,11 +9,11 @@ from datetime import UTC, date, datetime
 import pytest
 from click.testing import CliRunner
 
-from governance.builders import ACTOR, SHOP, events, finding, route, snapshot, validate
 from handoffkit.cli import cli
 from handoffkit.errors import RefusedError
 from handoffkit.tickets import payload
 from handoffkit.workflow import exceptions
+from tests.builders import ACTOR, SHOP, events, finding, route, snapshot, validate
 
 APPROVER = "Dana Whitfield"
 

@@ -12,7 +12,6 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from governance.builders import ACTOR, QUEUE, SHOP, events, finding, route, snapshot, validate
 from handoffkit.cli import cli
 from handoffkit.errors import RefusedError
 from handoffkit.record import engagements, findings, schema
@@ -21,6 +20,7 @@ from handoffkit.record.log import canonical_json
 from handoffkit.tickets import payload
 from handoffkit.tickets.detect import parse_export
 from handoffkit.tickets.finding_ids import extract_finding_ids
+from tests.builders import ACTOR, QUEUE, SHOP, events, finding, route, snapshot, validate
 
 PERMALINK = "https://record.test/ACME/findings/{}"
 VECTOR = "CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:N"

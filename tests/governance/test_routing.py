@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import event
 
-from governance.builders import ACTOR, LEGACY, QUEUE, SHOP, Record, events, finding, route, snapshot, validate
 from handoffkit.cli import cli
 from handoffkit.demo import formats
 from handoffkit.record import engagements
 from handoffkit.workflow import exceptions, triage
+from tests.builders import ACTOR, DATA, LEGACY, QUEUE, ROOT, SHOP, Record, events, finding, route, snapshot, validate
 
-REPO = Path(__file__).resolve().parents[2]
 VALIDATED = date(2026, 3, 2)  # the clock fixture's day
 
 
@@ -93,10 +91,10 @@ def test_a_paused_finding_routes_once_its_owner_is_resolved(store, rec, tmp_path
     route(store)
     owners = tmp_path / "owners.csv"
     owners.write_text(
-        (REPO / "tests/data/owners.csv").read_text()
+        (DATA / "owners.csv").read_text()
         + "https://unmapped.test,service owner,identity,Lena Fischer,internet,high,active\n"
     )
-    engagements.init(store, "ACME", REPO / "tests/data/policy.yaml", owners_path=owners, actor=ACTOR)
+    engagements.init(store, "ACME", DATA / "policy.yaml", owners_path=owners, actor=ACTOR)
 
     route(store)
 
@@ -158,17 +156,17 @@ def test_sla_due_dates_per_band_count_from_validation(store, rec, clock):
 def test_pci_critical_within_the_days_the_policy_states(store, clock, tmp_path):
     tighter = tmp_path / "policy.yaml"
     tighter.write_text(
-        (REPO / "tests/data/policy.yaml")
+        (DATA / "policy.yaml")
         .read_text()
         .replace("critical: {disposition: ticket, sla_days: 30}", "critical: {disposition: ticket, sla_days: 7}")
     )
     policies = {
-        "TEST": (REPO / "tests/data/policy.yaml", 30),
-        "SHIPPED": (REPO / "params/policy.yaml", 30),  # PCI DSS 6.3.3: critical within 30 days
+        "TEST": (DATA / "policy.yaml", 30),
+        "SHIPPED": (ROOT / "params/policy.yaml", 30),  # PCI DSS 6.3.3: critical within 30 days
         "TIGHT": (tighter, 7),
     }  # any number the policy states
     for key, (policy, days) in policies.items():
-        engagements.init(store, key, policy, owners_path=REPO / "tests/data/owners.csv", actor=ACTOR)
+        engagements.init(store, key, policy, owners_path=DATA / "owners.csv", actor=ACTOR)
         [fid] = Record(store, key, tmp_path).host(SHOP, {"name": f"Card data RCE {key}", "severity": 4})
         validate(store, [fid])
         route(store, key)

@@ -7,10 +7,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from governance.builders import ACTOR, SHOP, events, finding, route, snapshot, validate
 from handoffkit.cli import cli
 from handoffkit.errors import RefusedError
 from handoffkit.workflow import triage, verification
+from tests.builders import ACTOR, SHOP, events, finding, route, snapshot, validate
 
 
 def test_nothing_not_validated_is_ever_routed(store, rec):

@@ -8,46 +8,12 @@ by every test that reads the pack.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
-import yaml
-from click.testing import CliRunner
-from views.builders import AS_OF, END, START, copy_sqlite
 
-from handoffkit.cli import cli
+from tests.builders import copy_sqlite
 
 from . import hostile
-
-REPO = Path(__file__).resolve().parents[2]
-NOTEBOOKS = REPO / "notebooks"
-ACTOR = "Ana Silva"
-
-
-@dataclass(frozen=True)
-class Pack:
-    url: str
-    engagement: str
-    params: Path
-    out: Path
-    output: str  # what the CLI printed
-
-
-def params_file(path: Path, engagement: str, notebooks: list[str] | None = None) -> Path:
-    doc = {"db": "sqlite:///does-not-exist.db", "engagement": engagement, "period_start": START,
-           "period_end": END, "as_of": AS_OF, "notebooks_dir": str(NOTEBOOKS)}
-    if notebooks:
-        doc["notebooks"] = notebooks
-    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    return path
-
-
-def render(url: str, params: Path, out: Path) -> str:
-    result = CliRunner().invoke(cli, ["--db", url, "report", "--params", str(params), "--out", str(out),
-                                      "--actor", ACTOR])
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return result.output
+from .packs import Pack, params_file, render
 
 
 @pytest.fixture(scope="session")

@@ -18,11 +18,12 @@ from handoffkit.ingest import pipeline
 from handoffkit.tickets import snapshots
 from handoffkit.demo import formats
 from handoffkit.record.store import Clock, Store
+from tests.builders import DATA
 
 CANARY = "</script><script>alert(1)</script><img src=x onerror=alert(2)>"
 ENGAGEMENT = "HOSTILE"
 REPO = "https://git.test/" + CANARY
-POLICY = Path(__file__).resolve().parents[1] / "data" / "policy.yaml"
+POLICY = DATA / "policy.yaml"
 
 
 def _at(store: Store, day: int) -> None:

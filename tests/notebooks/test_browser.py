@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from report.browser import CHROMIUM, SCREENSHOTS, open_offline
+from tests.browser import CHROMIUM, SCREENSHOTS, open_offline
 
 from handoffkit.report.pack import TITLES
 

@@ -9,7 +9,7 @@ import pytest
 
 from handoffkit.report import pages
 
-from .conftest import NOTEBOOKS, Pack
+from .packs import NOTEBOOKS, Pack
 
 # the packs are session fixtures: keep their tests on one xdist worker, so each pack renders once
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_packs")]

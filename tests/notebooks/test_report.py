@@ -21,7 +21,9 @@ from handoffkit.report.pages import check_offline
 from handoffkit.record.csvsafe import unsafe_cell
 from handoffkit.record.store import Store
 
-from .conftest import ACTOR, Pack, params_file, render
+from tests.builders import ACTOR
+
+from .packs import Pack, params_file, render
 
 # the packs are session fixtures: keep their tests on one xdist worker, so each pack renders once
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_packs")]

@@ -18,8 +18,8 @@ import pytest
 from handoffkit.demo import formats
 from handoffkit.record import engagements, log
 from handoffkit.record.store import Store
+from tests.builders import ACTOR, DATA
 
-DATA = Path(__file__).resolve().parents[1] / "data"
 RESULTS = 8_000
 KILLS = 20
 
@@ -87,7 +87,7 @@ def findings_of_file(db: Path) -> int:
 def test_sigkill_during_ingest_is_all_or_nothing(tmp_path):
     template = tmp_path / "template.db"
     store = Store(f"sqlite:///{template}")
-    engagements.init(store, "ACME", DATA / "policy.yaml", owners_path=DATA / "owners.csv", actor="Ana Silva")
+    engagements.init(store, "ACME", DATA / "policy.yaml", owners_path=DATA / "owners.csv", actor=ACTOR)
     store.dispose()
     scan = tmp_path / "big.sarif"
     big_sarif(scan)

@@ -17,8 +17,7 @@ from handoffkit.ingest import pipeline, quality
 from handoffkit.record import log, schema
 from handoffkit.record.model import NormalisedFinding, ParseResult
 from handoffkit.workflow import triage, verification
-
-ACTOR = "Ana Silva"
+from tests.builders import ACTOR
 
 
 def zap_scan(path: Path, alerts: list[tuple[int, str, int]], generated: str = "2026-03-01T00:00:00Z") -> Path:

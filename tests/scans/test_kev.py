@@ -12,8 +12,7 @@ from handoffkit.demo import formats
 from handoffkit.errors import InputError
 from handoffkit.ingest import kev, pipeline
 from handoffkit.record import schema
-
-ACTOR = "Ana Silva"
+from tests.builders import ACTOR
 
 
 def catalog(path, cves: list[str], due: str = "2026-03-20"):

@@ -24,8 +24,7 @@ from handoffkit.record.csvsafe import FORMULA_START, safe_cell, unsafe_cell
 from handoffkit.record.log import Event, log_event
 from handoffkit.record.store import Store
 from handoffkit.report import checklist, log_export
-
-from .builders import ACTOR, AS_OF, END, START
+from tests.builders import ACTOR, AS_OF, END, START
 
 
 def read(path: Path) -> list[dict[str, str]]:
@@ -236,8 +235,7 @@ def test_record_strings_that_look_like_formulas_are_exported_safely(
 ) -> None:
     from handoffkit.ingest import pipeline
     from handoffkit.workflow import triage
-
-    from .builders import at, zap_scan
+    from tests.builders import at, zap_scan
 
     at(store, 1)
     pipeline.ingest_scan(

@@ -19,8 +19,7 @@ from handoffkit.record.csvsafe import unsafe_cell
 from handoffkit.record.model import HOLDS, SEVERITIES
 from handoffkit.record.store import Store
 from handoffkit.report import checklist, facts, log_export, views
-
-from .builders import ACTOR, AS_OF, END, START
+from tests.builders import ACTOR, AS_OF, END, START
 
 INSTANT = "2026-09-30T23:59:59.999999Z"
 

@@ -9,8 +9,7 @@ from handoffkit import reconcile
 from handoffkit.record import replay
 from handoffkit.record.store import Store
 from handoffkit.report import metrics
-
-from .builders import ACTOR, at
+from tests.builders import ACTOR, at
 
 
 def test_mttr_counts_validation_to_verified_closure_per_band(programme: Store) -> None:

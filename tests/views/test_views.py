@@ -9,8 +9,7 @@ from handoffkit.errors import ConfigError
 from handoffkit.record import replay, schema
 from handoffkit.record.store import Store
 from handoffkit.report import display, facts, views
-
-from .builders import AS_OF, END, START
+from tests.builders import AS_OF, END, START
 
 
 def count(store: Store, type_: str, *conditions) -> int:

@@ -1,8 +1,8 @@
 """Open a rendered report in headless Chromium with the network off and report what happened.
 
-Kept test-side (playwright is a dev dependency) so the report tests for the real notebooks can reuse
-it: ``open_offline(html_path, screenshot_path)``. Uses Debian's Chromium rather than a downloaded
-browser; callers skip with a reason when :data:`CHROMIUM` is absent.
+Kept test-side (playwright is a dev dependency) so the report tests (a fixture notebook) and the
+notebook tests (the real pack) share it: ``open_offline(html_path, screenshot_path)``. Uses Debian's
+Chromium rather than a downloaded browser; callers skip with a reason when :data:`CHROMIUM` is absent.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from playwright.sync_api import Dialog, Route, sync_playwright
 CHROMIUM = Path("/usr/bin/chromium")
 
 #: Where report tests keep their screenshots (outputs/ is git-ignored).
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "outputs" / "test-screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "outputs" / "test-screenshots"
 
 #: Flags that keep the browser itself quiet on the network (no sync, updates, QUIC probing).
 CHROMIUM_ARGS = [
