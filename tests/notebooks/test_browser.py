@@ -7,7 +7,7 @@ from tests.browser import CHROMIUM, SCREENSHOTS, open_offline
 
 from handoffkit.report.pack import TITLES
 
-from .test_report import CHARTS
+from .test_pack import CHARTS
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.xdist_group("report_packs"),
               pytest.mark.skipif(not CHROMIUM.exists(),

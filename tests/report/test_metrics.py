@@ -1,4 +1,4 @@
-"""Remediation metrics on the small programme, whose every date is known (see builders.py)."""
+"""Remediation metrics on the small programme, whose every date is known (:func:`tests.builders.small_programme`)."""
 
 from __future__ import annotations
 
