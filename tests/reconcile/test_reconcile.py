@@ -18,7 +18,6 @@ from handoffkit import reconcile
 from handoffkit.cli import cli
 from handoffkit.reconcile import _side_by_side, passes
 from handoffkit.record import schema
-from handoffkit.record.ids import order, ordered
 from handoffkit.record.store import Store
 from handoffkit.tickets import links
 from handoffkit.workflow import verification
@@ -285,22 +284,3 @@ def test_reconcile_cli_json_shape_and_as_of(store, programme):
     assert table.exit_code == 0 and "severity_drift" in table.output and a in table.output
     bad = runner.invoke(cli, ["--db", store.url, "reconcile", "-e", "ACME", "--actor", ACTOR, "--as-of", "soon"])
     assert bad.exit_code == 2 and "'soon'" in bad.output
-
-
-@pytest.mark.parametrize(
-    "ids",
-    [
-        [f"HK-{n}" for n in (10, 2, 1, 100, 33, 2)],  # one numbered series: the fast path
-        ["HK-1", "HK-01", "HK-2"],  # a leading zero
-        ["SEC-10", "OPS-2", "SEC-1", "OPS-1"],  # two heads
-        ["A-B-20", "A-B-3"],
-        ["HK-1", "HK-x", "nodash"],
-        ["HK-\u0661\u0662", "HK-3"],  # non-ASCII digits
-        ["HK-5"],
-        ["HK-1\nHK-2", "HK-3"],  # an id holding the separator of the one-pass check
-        ["HK-20", "HK-3\n"],
-        [],
-    ],
-)
-def test_ids_come_in_number_order_once_each(ids):
-    assert ordered(ids) == sorted(set(ids), key=order)

@@ -1,4 +1,5 @@
-"""The five views on the demo, on both backends: aggregated, as-of aware, consistent with each other."""
+"""The five views on the demo, on both backends: aggregated, as-of aware, consistent with each other; and SLA
+compliance on the small programme and on the demo."""
 
 from __future__ import annotations
 
@@ -166,3 +167,18 @@ def test_behind_a_figure_are_as_many_rows_as_the_figure(demo_copy: Store) -> Non
         assert len(rows) == getattr(f, figure), figure
     with pytest.raises(ConfigError, match="did you mean 'kev_open'"):
         facts.behind(demo_copy, "DEMO", "kev_opened", as_of=AS_OF)
+
+
+def test_compliance_on_the_small_programme(programme: Store) -> None:
+    out = views.sla_compliance(programme, "ACME", "2026-03-25").set_index("band")
+    # HK-1 reopened (due 1 May), HK-2 closed by commit in time, HK-3 routed (due late August)
+    assert out.loc["all", ["with_sla", "met", "breached", "within"]].tolist() == [3, 1, 0, 2]
+    assert out.loc["all", "compliance_pct"] == 100.0
+
+
+def test_compliance_on_the_demo_covers_every_finding(demo_store: Store) -> None:
+    out = views.sla_compliance(demo_store, "DEMO", "2026-09-30").set_index("band")
+    bands = ["critical", "high", "medium", "low", "info"]
+    assert out.loc["all", "findings"] == out.loc[bands, "findings"].sum() > 0
+    assert 0 < out.loc["kev", "findings"] < out.loc["all", "findings"]
+    assert out.loc["info", "with_sla"] <= 2  # the policy gives info no SLA (only later re-calibrations keep one)
