@@ -14,8 +14,10 @@ INSTANTS = ["2025-10-03T12:00:00Z", "2026-01-20T00:00:00Z", "2026-03-31T23:59:59
 
 @pytest.mark.parametrize("when", INSTANTS)
 def test_the_sql_rebuild_equals_the_python_replay(demo_store: Store, when: str) -> None:
+    """The record as of each instant in SQL: rebuilt from the log, except at the last instant, after which
+    nothing changed, where the current tables answer (the next test holds them to the rebuild)."""
     with demo_store.read() as conn:
-        sql = replay._typed(replay._replayed(conn, "DEMO", replay.instant(when)))
+        sql = replay.state_frame(conn, "DEMO", when)
     reference = findings.as_of(demo_store, "DEMO", schema.parse_ts(when))
     assert list(sql["finding_id"]) == list(reference["finding_id"])
     for column in ("state", "disposition", "severity"):
@@ -25,6 +27,7 @@ def test_the_sql_rebuild_equals_the_python_replay(demo_store: Store, when: str) 
 
 
 def test_the_current_tables_are_the_record_as_of_the_last_event(demo_store: Store) -> None:
+    """The shortcut :func:`replay.state_frame` takes when nothing changed since, against its twin."""
     with demo_store.read() as conn:
         current = replay._typed(replay._current(conn, "DEMO"))
         rebuilt = replay._typed(replay._replayed(conn, "DEMO", "2099-01-01T00:00:00.000000Z"))

@@ -118,7 +118,8 @@ def test_record_figures_match_the_replayed_log(pack) -> None:
 
 def test_reconciliation_figures_match_the_record(pack) -> None:
     f, _, _, record, store = pack
-    links = findings._links_as_of(store, "DEMO", schema.parse_ts(INSTANT))
+    then = findings.as_of(store, "DEMO", schema.parse_ts(INSTANT))
+    links = {fid for fid, keys in zip(then["finding_id"], then["ticket_keys"], strict=True) if keys}
     routed_to_ticket = [fid for fid, r in record.items() if r["disposition"] == "ticket" and r["state"] == "routed"]
     assert f.routing_misses == sum(fid not in links for fid in routed_to_ticket)
     closed = ("verified_closed", "false_positive", "duplicate")

@@ -7,6 +7,7 @@ import hashlib
 import io
 import itertools
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from sqlalchemy import select
 
 from handoffkit.cli import cli
 from handoffkit.errors import ConfigError
-from handoffkit.record import log, replay, schema
+from handoffkit.record import log, schema
 from handoffkit.record._csvline import quoted_line
 from handoffkit.record.canonical import canonical_json
 from handoffkit.record.csvsafe import FORMULA_START, safe_cell, unsafe_cell
@@ -145,15 +146,22 @@ def test_a_log_written_in_parts_is_the_same_file(
 ) -> None:
     """Parts in processes of their own, appended in order: the same bytes, rows, seqs and digest."""
     monkeypatch.setattr(log_export, "PART_MIN_EVENTS", 0)
-    when = replay.instant(AS_OF)
-    with programme.read() as conn:
-        parts = log_export._parts_of(log_export.span(conn, as_of=when), 3)
-    assert len(parts) == 3
-    whole = log_export._write_atomically(programme, "ACME", tmp_path / "whole.csv", None, None, when, [None])
-    split = log_export._write_atomically(programme, "ACME", tmp_path / "parts.csv", None, None, when, parts)
+    programme.clock.fixed = datetime(2026, 10, 1, tzinfo=UTC)  # each export's own event comes after AS_OF
+    here: list[tuple[int, int] | None] = []  # the seqs this process wrote (the other parts' processes are not seen)
+    write_rows = log_export.write_rows
+    monkeypatch.setattr(log_export, "write_rows", lambda *a, **kw: here.append(kw.get("seqs")) or write_rows(*a, **kw))
+    whole = log_export.export_log(programme, "ACME", tmp_path / "whole.csv", as_of=AS_OF, actor=ACTOR)
+    split = log_export.export_log(programme, "ACME", tmp_path / "parts.csv", as_of=AS_OF, actor=ACTOR, processes=3)
+    assert here[0] is None and here[1] is not None and here[1][1] < whole.last_seq  # the rest came from the parts
     assert (tmp_path / "parts.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
-    assert split == whole and whole[0] > 3
-    assert split[3] == hashlib.sha256((tmp_path / "parts.csv").read_bytes()).hexdigest()
+    assert (split.rows, split.first_seq, split.last_seq, split.sha256) == (
+        whole.rows,
+        whole.first_seq,
+        whole.last_seq,
+        whole.sha256,
+    )
+    assert whole.rows > 3
+    assert split.sha256 == hashlib.sha256((tmp_path / "parts.csv").read_bytes()).hexdigest()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no part or temporary file left
 
 
