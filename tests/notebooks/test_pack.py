@@ -14,13 +14,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from handoffkit.record import replay, findings, schema, _memo
-from handoffkit.report import checklist, pack
 from handoffkit.cli import cli
-from handoffkit.report.pages import check_offline
+from handoffkit.record import _memo, findings, replay, schema
 from handoffkit.record.csvsafe import unsafe_cell
 from handoffkit.record.store import Store
-
+from handoffkit.report import checklist, pack
+from handoffkit.report.pages import check_offline
 from tests.builders import ACTOR
 
 from .packs import Pack, params_file, render
@@ -29,8 +28,14 @@ from .packs import Pack, params_file, render
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_packs")]
 
 SVG = "{http://www.w3.org/2000/svg}"
-CHARTS = {"quarterly_leadership": 5, "routing_decisions": 1, "ticket_mapping": 2, "severity_calibration": 1,
-          "closure_verification": 2, "activity_log": 2}
+CHARTS = {
+    "quarterly_leadership": 5,
+    "routing_decisions": 1,
+    "ticket_mapping": 2,
+    "severity_calibration": 1,
+    "closure_verification": 2,
+    "activity_log": 2,
+}
 
 
 def page(pack: Pack, name: str) -> str:
@@ -64,8 +69,11 @@ def test_the_pack_holds_every_page_the_csv_the_quality_results_and_the_manifest(
 
 def test_the_manifest_seals_every_file(demo_pack: Pack) -> None:
     manifest = json.loads((demo_pack.out / "manifest.json").read_text())
-    on_disk = {p.relative_to(demo_pack.out).as_posix() for p in demo_pack.out.rglob("*")
-               if p.is_file() and p.name != "manifest.json"}
+    on_disk = {
+        p.relative_to(demo_pack.out).as_posix()
+        for p in demo_pack.out.rglob("*")
+        if p.is_file() and p.name != "manifest.json"
+    }
     assert set(manifest["files"]) == on_disk
     from handoffkit.record.log import sha256_bytes
 
@@ -76,14 +84,18 @@ def test_the_manifest_seals_every_file(demo_pack: Pack) -> None:
         seq, row_hash = replay.head(conn, replay.instant("2026-09-30"))
     assert manifest["chain_head"] == {"seq": seq, "row_hash": row_hash}
     assert manifest["as_of"] == "2026-09-30T23:59:59.999999Z" and manifest["period"] == {
-        "start": "2026-07-01", "end": "2026-09-30"}
+        "start": "2026-07-01",
+        "end": "2026-09-30",
+    }
     assert {"handoffkit", "pandas", "papermill", "great-expectations", "python"} <= set(manifest["versions"])
     assert "does-not-exist" not in manifest["parameters"]["db"]  # --db won over the file's db
 
 
 def test_log_verify_accepts_the_manifest_as_anchor(demo_pack: Pack) -> None:
-    result = CliRunner().invoke(cli, ["--db", demo_pack.url, "log", "verify", "--anchor",
-                                      str(demo_pack.out / "manifest.json"), "--actor", ACTOR])
+    result = CliRunner().invoke(
+        cli,
+        ["--db", demo_pack.url, "log", "verify", "--anchor", str(demo_pack.out / "manifest.json"), "--actor", ACTOR],
+    )
     assert result.exit_code == 0, result.output
     assert "anchor seq" in result.output and "matches" in result.output
 
@@ -92,8 +104,9 @@ def test_the_render_is_logged_for_the_checklist(demo_pack: Pack) -> None:
     store = Store(demo_pack.url, create=False)
     ev = schema.events.c
     with store.read() as conn:
-        rendered = [json.loads(p) for p in conn.execute(select(ev.payload).where(ev.type == "report_rendered"))
-                    .scalars()]
+        rendered = [
+            json.loads(p) for p in conn.execute(select(ev.payload).where(ev.type == "report_rendered")).scalars()
+        ]
         exported = conn.execute(select(ev.payload).where(ev.type == "log_exported")).scalars().all()
     data = rendered[0]["data"]
     assert data["views"] == list(pack.TITLES) and data["as_of"] == "2026-09-30T23:59:59.999999Z"
@@ -113,9 +126,12 @@ def test_rendering_again_as_of_the_same_instant_gives_the_same_csv(demo_pack: Pa
 
 def tiles(html: str) -> dict[str, str]:
     document = html5lib.parse(html, namespaceHTMLElements=False)
-    return {"".join(t.find("div[@class='hk-tile-label']").itertext()):
-            "".join(t.find("div[@class='hk-tile-value']").itertext())
-            for t in document.iterfind(".//div[@class='hk-tile']")}
+    return {
+        "".join(t.find("div[@class='hk-tile-label']").itertext()): "".join(
+            t.find("div[@class='hk-tile-value']").itertext()
+        )
+        for t in document.iterfind(".//div[@class='hk-tile']")
+    }
 
 
 def test_the_headline_tiles_equal_the_csv_and_the_record(demo_pack: Pack) -> None:

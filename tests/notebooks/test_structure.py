@@ -54,14 +54,21 @@ def test_the_report_params_file() -> None:
     assert (ROOT / "params" / doc["notebooks_dir"]).resolve() == ROOT / "notebooks"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("engagement: DEMO\nperiod_start: '2026-07-01'\nperiod_end: '2026-09-30'\nnotebook: [x]\n",
-     "notebook: unknown key; did you mean 'notebooks'"),
-    ("engagement: DEMO\nperiod_start: '2026-07-01'\n", "period_end: required"),
-    ("engagement: DEMO\nperiod_start: '2026-07-01'\nperiod_end: '2026-09-30'\nnotebooks: [explorer]\n",
-     "notebooks: unknown notebook 'explorer'"),
-    ("- a list\n", "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "engagement: DEMO\nperiod_start: '2026-07-01'\nperiod_end: '2026-09-30'\nnotebook: [x]\n",
+            "notebook: unknown key; did you mean 'notebooks'",
+        ),
+        ("engagement: DEMO\nperiod_start: '2026-07-01'\n", "period_end: required"),
+        (
+            "engagement: DEMO\nperiod_start: '2026-07-01'\nperiod_end: '2026-09-30'\nnotebooks: [explorer]\n",
+            "notebooks: unknown notebook 'explorer'",
+        ),
+        ("- a list\n", "expected a mapping"),
+    ],
+)
 def test_bad_report_params_are_refused(tmp_path: Path, text: str, message: str) -> None:
     from handoffkit.errors import ConfigError
 
