@@ -1,6 +1,6 @@
 """Shared fixtures: a store on SQLite and on PostgreSQL (each test gets its own schema), an engagement
 initialised from the test policy, the builders of :mod:`tests.builders` bound to it, the shared corpus, and
-the demo engagement (built once per worker, per backend).
+the demo engagement (built once per test run and backend, shared by the xdist workers).
 
 PostgreSQL tests are skipped with a reason starting "PostgreSQL unavailable" when no server answers;
 CI (``.ci/run``) fails on any such skip. ``HANDOFFKIT_TEST_PG`` overrides the server URL.
@@ -9,13 +9,18 @@ CI (``.ci/run``) fails on any such skip. ``HANDOFFKIT_TEST_PG`` overrides the se
 from __future__ import annotations
 
 import os
+import pickle
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy
+from filelock import FileLock
 
 from handoffkit.record import engagements
 from handoffkit.record.store import Clock, Store
@@ -26,6 +31,7 @@ from tests.builders import (
     SHOP,
     Exports,
     Record,
+    chain_head,
     copy_sqlite,
     corpus_path,
     route,
@@ -146,31 +152,125 @@ def corpus_file() -> Callable[[str], Path]:
     return corpus_path
 
 
-@pytest.fixture(scope="session")
-def demo_sqlite(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
-    """The demo engagement (small) built once on SQLite: (url, summary)."""
-    from handoffkit import demo
+# ------------------------------------------------------------------------------- the shared demo
+#
+# The demo (size 300, seed 7) takes 10-25 s to build per backend, so it is built once per test run and
+# shared by the xdist workers: the controller (or the single process of a run without xdist) makes a run
+# folder and hands it to the workers; the first worker to need a backend's demo builds it there under a
+# file lock while the others wait, then every worker reads the same (url, summary). The controller drops
+# the PostgreSQL schema and the folder when the run ends, and fails the run if a test wrote to the
+# shared demo (a test that writes uses ``demo_copy``).
 
-    path = tmp_path_factory.mktemp("demo")
-    url = f"sqlite:///{path / 'demo.db'}"
-    return url, demo.build(url, size=300, seed=7, workdir=path / "work")
+_RUN = pytest.StashKey[Path]()
+_RUN_OPTION = "handoffkit_run_dir"
 
 
-@pytest.fixture(scope="session")
-def demo_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict]]:
-    """The same demo built once on PostgreSQL, in its own schema."""
-    from handoffkit import demo
+def pytest_configure(config: pytest.Config) -> None:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        config.stash[_RUN] = Path(workerinput[_RUN_OPTION])
+    else:  # made by the first process that needs it, so a run that builds nothing leaves nothing
+        config.stash[_RUN] = Path(tempfile.gettempdir()) / f"handoffkit-tests-{uuid.uuid4().hex[:12]}"
 
-    admin = _pg_admin()
-    schema = f"hk_demo_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:  # xdist: the controller hands each worker the run folder
+    node.workerinput[_RUN_OPTION] = str(node.config.stash[_RUN])
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if hasattr(session.config, "workerinput"):
+        return  # a worker: the controller cleans up once every worker is done
+    run = session.config.stash.get(_RUN, None)
+    if run is None:
+        return
     try:
-        yield url, demo.build(url, size=300, seed=7, workdir=tmp_path_factory.mktemp("demo_pg"))
+        changed = [backend for backend in ("sqlite", "postgres") if _shared_demo_was_written(run, backend)]
+        if changed:
+            reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+            reporter.write_line(
+                f"\nFAILED: a test wrote to the shared demo on {' and '.join(changed)}; "
+                "a test that writes to the demo must use a copy (demo_copy)",
+                red=True,
+                bold=True,
+            )
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     finally:
+        schema_file = run / "demo-postgres.schema"
+        if schema_file.exists():
+            admin = sqlalchemy.create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
+            try:
+                with admin.connect() as conn:
+                    conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema_file.read_text()} CASCADE")
+            finally:
+                admin.dispose()
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def _shared_demo(config: pytest.Config, backend: str, build: Callable[[Path], str]) -> tuple[str, dict]:
+    """Build the demo into the run folder with ``build(folder) -> url`` unless another process did."""
+    run = config.stash[_RUN]
+    run.mkdir(exist_ok=True)
+    built = run / f"demo-{backend}.pickle"
+    with FileLock(run / f"demo-{backend}.lock"):
+        if not built.exists():
+            from handoffkit import demo
+
+            folder = run / f"demo-{backend}"
+            folder.mkdir(exist_ok=True)
+            url = build(folder)
+            summary = demo.build(url, size=300, seed=7, workdir=folder / "work")
+            with _open(url) as store:
+                head = chain_head(store)
+            partial = built.with_suffix(".partial")
+            partial.write_bytes(pickle.dumps((url, summary, head)))
+            partial.replace(built)
+    url, summary, _ = pickle.loads(built.read_bytes())
+    return url, summary
+
+
+def _shared_demo_was_written(run: Path, backend: str) -> bool:
+    built = run / f"demo-{backend}.pickle"
+    if not built.exists():
+        return False
+    url, _, head = pickle.loads(built.read_bytes())
+    with _open(url) as store:
+        return chain_head(store) != head
+
+
+@contextmanager
+def _open(url: str) -> Iterator[Store]:
+    store = Store(url, create=False)
+    try:
+        yield store
+    finally:
+        store.dispose()
+
+
+@pytest.fixture(scope="session")
+def demo_sqlite(pytestconfig: pytest.Config) -> tuple[str, dict]:
+    """The demo engagement (small) built once per run on SQLite: (url, summary) — read only."""
+    return _shared_demo(pytestconfig, "sqlite", lambda folder: f"sqlite:///{folder / 'demo.db'}")
+
+
+@pytest.fixture(scope="session")
+def demo_postgres(pytestconfig: pytest.Config) -> tuple[str, dict]:
+    """The same demo built once per run on PostgreSQL, in a schema of its own — read only."""
+    admin = _pg_admin()  # skips with "PostgreSQL unavailable" when no server answers
+
+    def build(folder: Path) -> str:
+        schema_file = pytestconfig.stash[_RUN] / "demo-postgres.schema"
+        if not schema_file.exists():  # written first, so the schema is dropped even if the build fails
+            schema_file.write_text(f"hk_demo_{uuid.uuid4().hex[:12]}")
+        schema = schema_file.read_text()
         with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # what a failed build left
+            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+        return f"{PG_BASE}?options=-csearch_path%3D{schema}"
+
+    try:
+        return _shared_demo(pytestconfig, "postgres", build)
+    finally:
         admin.dispose()
 
 

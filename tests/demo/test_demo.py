@@ -87,7 +87,6 @@ def assert_same_record(ours: dict[str, Any], theirs: dict[str, Any]) -> None:
 
 
 @pytest.mark.postgres
-@pytest.mark.xdist_group("demo")
 def test_two_builds_with_the_same_seed_and_size_are_identical(
     demo_sqlite: tuple[str, dict], demo_postgres: tuple[str, dict]
 ) -> None:

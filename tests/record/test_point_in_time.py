@@ -6,23 +6,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import select
 
 from handoffkit.record import findings, schema
 from handoffkit.record.store import Store
 from handoffkit.report.output import records
 
-pytestmark = pytest.mark.xdist_group("demo")
-
 MID_PERIOD = datetime(2026, 3, 31, 23, 59, 59, 999999, tzinfo=UTC)
-
-
-@pytest.fixture
-def demo_store(demo_db: tuple[str, dict]) -> Store:
-    store = Store(demo_db[0])
-    yield store
-    store.dispose()
 
 
 def stored_rows(store: Store) -> dict[str, dict]:
