@@ -207,6 +207,35 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         shutil.rmtree(run, ignore_errors=True)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """One test per demo backend first, every other test that needs the demo last: the first worker to
+    start builds the demo while the other runs tests that do not need it, instead of waiting on the lock.
+    Tests of an ``xdist_group`` (the rendered packs) keep their place beside each other."""
+    first: dict[str, pytest.Item] = {}
+    later: list[pytest.Item] = []
+    rest: list[pytest.Item] = []
+    for item in items:
+        backend = _demo_backend(item)
+        if backend is None or item.get_closest_marker("xdist_group"):
+            rest.append(item)
+        elif backend not in first:
+            first[backend] = item
+        else:
+            later.append(item)
+    items[:] = [*first.values(), *rest, *later]
+
+
+def _demo_backend(item: pytest.Item) -> str | None:
+    names = getattr(item, "fixturenames", ())
+    if "demo_sqlite" in names:
+        return "sqlite"
+    if "demo_postgres" in names:
+        return "postgres"
+    if "demo_db" in names:
+        return item.callspec.params["demo_db"]
+    return None
+
+
 def _shared_demo(config: pytest.Config, backend: str, build: Callable[[Path], str]) -> tuple[str, dict]:
     """Build the demo into the run folder with ``build(folder) -> url`` unless another process did."""
     run = config.stash[_RUN]

@@ -21,6 +21,7 @@ from .workers import hammer
 PROCESSES, PER_PROCESS = 8, 50
 
 
+@pytest.mark.slow  # eight writer processes and a forkserver
 def test_eight_processes_append_fifty_events_each(store: Store) -> None:
     """Half the processes log plain events, half change findings (two of them the same one); every
     append is its own transaction. SQLite queues them on BEGIN IMMEDIATE + the busy timeout,

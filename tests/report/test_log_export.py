@@ -141,6 +141,7 @@ def test_the_preview_shows_the_last_rows_exactly_as_the_file_holds_them(demo_cop
     assert shown.values.tolist() == written[-500:]
 
 
+@pytest.mark.slow  # two spawned processes, each importing handoffkit, pandas and SQLAlchemy: 5-7 s of CPU
 def test_a_log_written_in_parts_is_the_same_file(
     programme: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

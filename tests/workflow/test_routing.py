@@ -253,6 +253,7 @@ def test_an_unchanged_re_run_writes_nothing(store, rec):
     assert finding(store, ids[0])["state"] == "routed"
 
 
+@pytest.mark.slow  # 10,000 findings ingested and routed: 5-20 s
 @pytest.mark.parametrize("n", [10_000])
 def test_routing_is_set_based_not_a_round_trip_per_finding(store, engagement, tmp_path, n):
     sites = [
