@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import sqlalchemy
@@ -39,6 +40,7 @@ from tests.builders import (
     validate,
 )
 
+T = TypeVar("T")
 PG_BASE = os.environ.get("HANDOFFKIT_TEST_PG", "postgresql+psycopg://root@127.0.0.1:5432/test")
 
 
@@ -209,14 +211,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """One test per demo backend first, every other test that needs the demo last: the first worker to
-    start builds the demo while the other runs tests that do not need it, instead of waiting on the lock.
-    Tests of an ``xdist_group`` (the rendered packs) keep their place beside each other."""
+    start builds the demo while the other runs tests that do not need it, instead of waiting on the lock."""
     first: dict[str, pytest.Item] = {}
     later: list[pytest.Item] = []
     rest: list[pytest.Item] = []
     for item in items:
         backend = _demo_backend(item)
-        if backend is None or item.get_closest_marker("xdist_group"):
+        if backend is None:
             rest.append(item)
         elif backend not in first:
             first[backend] = item
@@ -236,26 +237,42 @@ def _demo_backend(item: pytest.Item) -> str | None:
     return None
 
 
-def _shared_demo(config: pytest.Config, backend: str, build: Callable[[Path], str]) -> tuple[str, dict]:
-    """Build the demo into the run folder with ``build(folder) -> url`` unless another process did."""
+def _once(config: pytest.Config, name: str, build: Callable[[Path], T]) -> T:
+    """``build(folder)`` run once per test run, by whichever process asks first (under a file lock, the
+    others wait); every process gets the same pickled value."""
     run = config.stash[_RUN]
     run.mkdir(exist_ok=True)
-    built = run / f"demo-{backend}.pickle"
-    with FileLock(run / f"demo-{backend}.lock"):
+    built = run / f"{name}.pickle"
+    with FileLock(run / f"{name}.lock"):
         if not built.exists():
-            from handoffkit import demo
-
-            folder = run / f"demo-{backend}"
+            folder = run / name
             folder.mkdir(exist_ok=True)
-            url = build(folder)
-            summary = demo.build(url, size=300, seed=7, workdir=folder / "work")
-            with _open(url) as store:
-                head = chain_head(store)
             partial = built.with_suffix(".partial")
-            partial.write_bytes(pickle.dumps((url, summary, head)))
+            partial.write_bytes(pickle.dumps(build(folder)))
             partial.replace(built)
-    url, summary, _ = pickle.loads(built.read_bytes())
+    return pickle.loads(built.read_bytes())
+
+
+def _shared_demo(config: pytest.Config, backend: str, connect: Callable[[Path], str]) -> tuple[str, dict]:
+    """The demo built once per run into the database ``connect(folder)`` names: (url, summary)."""
+
+    def build(folder: Path) -> tuple[str, dict, tuple[int, str]]:
+        from handoffkit import demo
+
+        url = connect(folder)
+        summary = demo.build(url, size=300, seed=7, workdir=folder / "work")
+        with _open(url) as store:
+            return url, summary, chain_head(store)
+
+    url, summary, _ = _once(config, f"demo-{backend}", build)
     return url, summary
+
+
+@pytest.fixture(scope="session")
+def once_per_run(pytestconfig: pytest.Config) -> Callable[[str, Callable[[Path], T]], T]:
+    """``once_per_run(name, build)``: ``build(folder)``'s value, built by one process of the run and shared
+    by every xdist worker (for expensive session data such as the rendered report packs)."""
+    return lambda name, build: _once(pytestconfig, name, build)
 
 
 def _shared_demo_was_written(run: Path, backend: str) -> bool:

@@ -9,7 +9,7 @@ import yaml
 from click.testing import CliRunner
 
 from handoffkit.cli import cli
-from tests.builders import ACTOR, AS_OF, END, ROOT, START
+from tests.builders import ACTOR, AS_OF, END, ROOT, START, copy_sqlite
 
 NOTEBOOKS = ROOT / "notebooks"
 
@@ -44,3 +44,9 @@ def render(url: str, params: Path, out: Path) -> str:
     )
     assert result.exit_code == 0, result.output + repr(result.exception)
     return result.output
+
+
+def private_copy(pack: Pack, directory: Path) -> str:
+    """A copy of the pack's record, for a test that writes to it: the pack is shared by every worker and
+    read by the others' tests (a test that renders again or verifies the log appends events)."""
+    return copy_sqlite(pack.url, directory / "pack.db")

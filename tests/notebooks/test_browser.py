@@ -12,7 +12,6 @@ from .test_pack import CHARTS
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.browser,
-    pytest.mark.xdist_group("report_packs"),
     pytest.mark.skipif(
         not CHROMIUM.exists(),
         reason=f"Chromium unavailable at {CHROMIUM} (apt-get install -y chromium); CI fails on this skip",

@@ -11,8 +11,7 @@ from handoffkit.report import pages
 
 from .packs import NOTEBOOKS, Pack
 
-# the packs are session fixtures: keep their tests on one xdist worker, so each pack renders once
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_packs")]
+pytestmark = [pytest.mark.slow]
 
 
 def test_explore_runs_and_its_chart_is_interactive(demo_pack: Pack, tmp_path: Path) -> None:

@@ -22,10 +22,9 @@ from handoffkit.report import checklist, pack
 from handoffkit.report.pages import check_offline
 from tests.builders import ACTOR
 
-from .packs import Pack, params_file, render
+from .packs import Pack, params_file, private_copy, render
 
-# the packs are session fixtures: keep their tests on one xdist worker, so each pack renders once
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_packs")]
+pytestmark = [pytest.mark.slow]
 
 SVG = "{http://www.w3.org/2000/svg}"
 CHARTS = {
@@ -91,10 +90,19 @@ def test_the_manifest_seals_every_file(demo_pack: Pack) -> None:
     assert "does-not-exist" not in manifest["parameters"]["db"]  # --db won over the file's db
 
 
-def test_log_verify_accepts_the_manifest_as_anchor(demo_pack: Pack) -> None:
+def test_log_verify_accepts_the_manifest_as_anchor(demo_pack: Pack, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli,
-        ["--db", demo_pack.url, "log", "verify", "--anchor", str(demo_pack.out / "manifest.json"), "--actor", ACTOR],
+        [
+            "--db",
+            private_copy(demo_pack, tmp_path),
+            "log",
+            "verify",
+            "--anchor",
+            str(demo_pack.out / "manifest.json"),
+            "--actor",
+            ACTOR,
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "anchor seq" in result.output and "matches" in result.output
@@ -120,7 +128,7 @@ def test_the_render_is_logged_for_the_checklist(demo_pack: Pack) -> None:
 
 def test_rendering_again_as_of_the_same_instant_gives_the_same_csv(demo_pack: Pack, tmp_path: Path) -> None:
     params = params_file(tmp_path / "again.yaml", "DEMO", notebooks=["activity_log"])
-    render(demo_pack.url, params, tmp_path / "again")
+    render(private_copy(demo_pack, tmp_path), params, tmp_path / "again")
     assert (tmp_path / "again" / "activity_log.csv").read_bytes() == (demo_pack.out / "activity_log.csv").read_bytes()
 
 
@@ -178,7 +186,7 @@ def test_a_relative_out_dir_while_notebooks_run_side_by_side(demo_pack: Pack, tm
 
     monkeypatch.chdir(tmp_path)
     params = params_file(tmp_path / "two.yaml", "DEMO", notebooks=["routing_decisions", "activity_log"])
-    render(demo_pack.url, params, Path("relative") / "pack")
+    render(private_copy(demo_pack, tmp_path), params, Path("relative") / "pack")
     assert os.getcwd() == str(tmp_path)
     written = {p.name for p in (tmp_path / "relative" / "pack").iterdir()}
     assert {"routing_decisions.html", "activity_log.html", "activity_log.csv", "manifest.json"} <= written
