@@ -4,7 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DB     ?= sqlite:///handoffkit.db
 
-.PHONY: demo test lint lab bench clean
+# The fast tier (make check): no PostgreSQL, no browser, no notebook execution, no long tests.
+FAST   := not postgres and not browser and not slow
+
+.PHONY: demo test check lint lab bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +28,19 @@ demo: $(VENV)/.installed
 	$(BIN)/handoffkit --db $(DB) log verify --actor "make demo"
 	$(BIN)/handoffkit --db $(DB) report --params params/quarterly.yaml --out outputs/demo --actor "make demo"
 
-## make test: lint, then the whole suite (SQLite and PostgreSQL, notebooks, browser)
-test: $(VENV)/.installed-dev
+## make test: lint, then the whole suite (SQLite and PostgreSQL, notebooks, browser); prints the 20 slowest tests
+test: $(VENV)/.installed-dev lint
+	$(BIN)/pytest -n 2 --durations=20 $(PYTEST_FLAGS)
+
+## make check: lint, then the fast tier of the suite (SQLite only; under a minute on 2 cores)
+check: $(VENV)/.installed-dev lint
+	$(BIN)/pytest -n 2 -m "$(FAST)" $(PYTEST_FLAGS)
+
+## make lint: ruff (lint and format) and the import-linter layer contract
+lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check handoffkit tests bench
 	$(BIN)/ruff format --check handoffkit tests bench
 	$(BIN)/lint-imports
-	$(BIN)/pytest -n 2 $(PYTEST_FLAGS)
 
 ## make lab: JupyterLab on notebooks/ with the project's kernel registered
 lab: $(VENV)/.installed

@@ -73,6 +73,7 @@ def test_the_package_api_loads_on_use():
         handoffkit.nothing  # noqa: B018
 
 
+@pytest.mark.slow  # a fresh interpreter importing Altair, nbformat or jsonschema each: 3-5 s
 @pytest.mark.parametrize(
     "module",
     [

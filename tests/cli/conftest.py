@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from click.testing import CliRunner, Result
 
 from handoffkit.cli import cli
-
-DATA = Path(__file__).resolve().parents[1] / "data"
+from tests.builders import ACTOR, DATA
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +43,7 @@ def acme(db_url: str, run) -> str:
         "--owners",
         str(DATA / "owners.csv"),
         "--actor",
-        "Ana Silva",
+        ACTOR,
     )
     assert result.exit_code == 0, result.output
     return db_url

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from handoffkit.cli import parse_instant
 from handoffkit.record import findings
 from handoffkit.record.store import Store
 from handoffkit.report.output import to_json
-
-pytestmark = pytest.mark.xdist_group("demo")
 
 
 def test_as_of_mid_period_has_fewer_findings_and_matches_the_library(demo_db: tuple[str, dict], run) -> None:

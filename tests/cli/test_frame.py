@@ -17,8 +17,7 @@ from handoffkit.record import findings, schema
 from handoffkit.record.model import STATES
 from handoffkit.record.store import Store
 from handoffkit.report.output import records, to_json
-
-from .conftest import DATA
+from tests.builders import DATA
 
 
 def one_line_error(result, code: int, says: str) -> None:
@@ -74,7 +73,6 @@ def test_json_output_is_indented_json_text_whichever_encoder_writes_it(data) -> 
     assert to_json(data) == json.dumps(data, indent=2, ensure_ascii=False)
 
 
-@pytest.mark.xdist_group("demo")
 def test_findings_json_is_an_array_of_finding_objects(demo_db: tuple[str, dict], run) -> None:
     result = run("--db", demo_db[0], "findings", "-e", "DEMO", "--format", "json")
     assert result.exit_code == 0, result.stderr
@@ -94,7 +92,6 @@ def test_findings_json_is_an_array_of_finding_objects(demo_db: tuple[str, dict],
     assert rows == expected
 
 
-@pytest.mark.xdist_group("demo")
 def test_findings_csv_parses_and_matches_the_json(demo_db: tuple[str, dict], run) -> None:
     as_json = json.loads(run("--db", demo_db[0], "findings", "-e", "DEMO", "--format", "json").stdout)
     result = run("--db", demo_db[0], "findings", "-e", "DEMO", "--format", "csv")

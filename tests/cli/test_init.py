@@ -11,8 +11,7 @@ from sqlalchemy import func, select
 
 from handoffkit.record import schema
 from handoffkit.record.store import Store
-
-from .conftest import DATA
+from tests.builders import ACTOR, DATA
 
 POLICY = (DATA / "policy.yaml").read_text(encoding="utf-8")
 # line numbers below are those of tests/data/policy.yaml
@@ -63,7 +62,7 @@ def test_a_malformed_policy_is_one_line_and_writes_nothing(db_url: str, run, tmp
         "--owners",
         str(DATA / "owners.csv"),
         "--actor",
-        "Ana Silva",
+        ACTOR,
     )
     assert result.exit_code == 2
     assert result.stdout == ""
@@ -88,7 +87,7 @@ def test_a_bad_owners_map_is_one_line_and_writes_nothing(db_url: str, run, tmp_p
         "--owners",
         str(owners),
         "--actor",
-        "Ana Silva",
+        ACTOR,
     )
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == (
@@ -99,7 +98,7 @@ def test_a_bad_owners_map_is_one_line_and_writes_nothing(db_url: str, run, tmp_p
 
 
 def test_a_missing_policy_file_is_one_line(db_url: str, run, tmp_path: Path) -> None:
-    result = run("--db", db_url, "init", "-e", "ACME", "--policy", str(tmp_path / "nope.yaml"), "--actor", "Ana Silva")
+    result = run("--db", db_url, "init", "-e", "ACME", "--policy", str(tmp_path / "nope.yaml"), "--actor", ACTOR)
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr.startswith(f"handoffkit: error: {tmp_path / 'nope.yaml'}: cannot read the policy")
     assert result.stderr.count("\n") == 1

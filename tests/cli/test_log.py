@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from foundation.support import add_findings, drop_append_only
 from sqlalchemy import select
 
 from handoffkit.record import schema
 from handoffkit.record.store import Store
+from tests.builders import ACTOR, add_findings, drop_append_only
 
 
 def last_events(url: str, n: int = 1) -> list[dict]:
@@ -137,7 +137,7 @@ def test_calibrate_with_a_stale_version_fails_clearly(acme: str, run) -> None:
         "--expect-version",
         "1",
         "--actor",
-        "Ana Silva",
+        ACTOR,
         "--format",
         "json",
     )

@@ -1,34 +1,17 @@
-"""Fixtures for the parser tests: the hand-written scans under tests/data/scans and the shared
-sample corpus (real public scanner outputs, never copied into the repository)."""
+"""Fixtures for the parser tests: the hand-written scans under tests/data/scans (the shared sample
+corpus is the ``corpus`` fixture of tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from handoffkit.ingest.detect import parse_file
 from handoffkit.record.model import ParseResult
+from tests.builders import DATA
 
-REPO = Path(__file__).resolve().parents[2]
-SCANS = REPO / "tests" / "data" / "scans"
-CORPUS = Path(os.environ.get("HANDOFFKIT_CORPUS", REPO.parent / "shared" / "corpus"))
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "corpus: reads the shared sample corpus (skipped with a reason when absent; CI fails on such skips)"
-    )
-
-
-@pytest.fixture
-def corpus() -> Path:
-    """The sample corpus directory (``HANDOFFKIT_CORPUS`` or ``<repo>/../shared/corpus``)."""
-    if not CORPUS.is_dir():
-        pytest.skip(f"corpus unavailable: not found at {CORPUS}; set HANDOFFKIT_CORPUS to its directory")
-    return CORPUS
+SCANS = DATA / "scans"
 
 
 @pytest.fixture

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import pytest
-from report.browser import CHROMIUM, SCREENSHOTS, open_offline
 
 from handoffkit.report.pack import TITLES
+from tests.browser import CHROMIUM, SCREENSHOTS, open_offline
 
-from .test_report import CHARTS
+from .test_pack import CHARTS
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.xdist_group("report_packs"),
-              pytest.mark.skipif(not CHROMIUM.exists(),
-                                 reason=f"Chromium unavailable at {CHROMIUM} (apt-get install -y chromium); "
-                                        "CI fails on this skip")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"Chromium unavailable at {CHROMIUM} (apt-get install -y chromium); CI fails on this skip",
+    ),
+]
 
 
 @pytest.mark.parametrize("name", list(TITLES))

@@ -9,15 +9,19 @@ import pytest
 
 from handoffkit.report import pages
 
-from .conftest import NOTEBOOKS, Pack
+from .packs import NOTEBOOKS, Pack
 
-# the packs are session fixtures: keep their tests on one xdist worker, so each pack renders once
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_packs")]
+pytestmark = [pytest.mark.slow]
 
 
 def test_explore_runs_and_its_chart_is_interactive(demo_pack: Pack, tmp_path: Path) -> None:
-    values = {"db": demo_pack.url, "engagement": "DEMO", "period_start": "2026-07-01", "period_end": "2026-09-30",
-              "as_of": "2026-09-30"}
+    values = {
+        "db": demo_pack.url,
+        "engagement": "DEMO",
+        "period_start": "2026-07-01",
+        "period_end": "2026-09-30",
+        "as_of": "2026-09-30",
+    }
     executed = pages.execute(NOTEBOOKS / "explore.ipynb", tmp_path / "explore.ipynb", values, cwd=NOTEBOOKS)
     cells = nbformat.read(executed, as_version=4).cells
     outputs = [o for c in cells if c.cell_type == "code" for o in c.outputs]

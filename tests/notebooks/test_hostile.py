@@ -10,8 +10,7 @@ from handoffkit.report.pages import check_offline
 
 from .hostile import CANARY
 
-# the packs are session fixtures: keep their tests on one xdist worker, so each pack renders once
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_packs")]
+pytestmark = [pytest.mark.slow]
 
 #: Where each page shows record strings (titles, assets, actors, reasons, owners, ticket titles).
 SHOWS_CANARY = {"ticket_mapping", "severity_calibration", "closure_verification", "activity_log"}

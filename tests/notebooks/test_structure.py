@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from handoffkit.report import pack
+from tests.builders import ROOT
 
-REPO = Path(__file__).resolve().parents[2]
-NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 NAMES = [p.stem for p in NOTEBOOKS]
 
 
@@ -45,23 +45,30 @@ def test_one_parameters_cell_with_commented_literals_then_validation(path: Path)
 def test_the_params_file_has_the_notebooks_keys(path: Path) -> None:
     declared = set(papermill.inspect_notebook(str(path)))
     assert declared == set(pack.NOTEBOOK_PARAMETERS)
-    assert set(yaml.safe_load((REPO / "params" / f"{path.stem}.yaml").read_text())) == declared
+    assert set(yaml.safe_load((ROOT / "params" / f"{path.stem}.yaml").read_text())) == declared
 
 
 def test_the_report_params_file() -> None:
-    doc = pack.load_params(REPO / "params" / "quarterly.yaml")
+    doc = pack.load_params(ROOT / "params" / "quarterly.yaml")
     assert set(pack.NOTEBOOK_PARAMETERS) <= set(doc) and doc["notebooks"] == list(pack.TITLES)
-    assert (REPO / "params" / doc["notebooks_dir"]).resolve() == REPO / "notebooks"
+    assert (ROOT / "params" / doc["notebooks_dir"]).resolve() == ROOT / "notebooks"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("engagement: DEMO\nperiod_start: '2026-07-01'\nperiod_end: '2026-09-30'\nnotebook: [x]\n",
-     "notebook: unknown key; did you mean 'notebooks'"),
-    ("engagement: DEMO\nperiod_start: '2026-07-01'\n", "period_end: required"),
-    ("engagement: DEMO\nperiod_start: '2026-07-01'\nperiod_end: '2026-09-30'\nnotebooks: [explorer]\n",
-     "notebooks: unknown notebook 'explorer'"),
-    ("- a list\n", "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "engagement: DEMO\nperiod_start: '2026-07-01'\nperiod_end: '2026-09-30'\nnotebook: [x]\n",
+            "notebook: unknown key; did you mean 'notebooks'",
+        ),
+        ("engagement: DEMO\nperiod_start: '2026-07-01'\n", "period_end: required"),
+        (
+            "engagement: DEMO\nperiod_start: '2026-07-01'\nperiod_end: '2026-09-30'\nnotebooks: [explorer]\n",
+            "notebooks: unknown notebook 'explorer'",
+        ),
+        ("- a list\n", "expected a mapping"),
+    ],
+)
 def test_bad_report_params_are_refused(tmp_path: Path, text: str, message: str) -> None:
     from handoffkit.errors import ConfigError
 

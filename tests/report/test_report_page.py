@@ -8,8 +8,8 @@ import html5lib
 import pytest
 
 from handoffkit.report.pages import check_offline
+from tests.browser import CHROMIUM, SCREENSHOTS, open_offline
 
-from .browser import CHROMIUM, SCREENSHOTS, open_offline
 from .fixture_notebook import CANARY, META, Rendered
 
 pytestmark = pytest.mark.slow

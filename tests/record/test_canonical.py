@@ -1,0 +1,242 @@
+"""Canonical payloads: the exact bytes that are hashed, the same on both backends and in any time zone."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import unicodedata
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from handoffkit.ingest.common import json_raw
+from handoffkit.record import log, schema
+from handoffkit.record.canonical import canonical_value
+from handoffkit.record.store import Store
+from tests.builders import chain_head, event_rows, write_log
+
+SCRIPT = Path(__file__).with_name("scripted_sequence.py")
+TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+
+
+def canonical_by_hand(payload: str) -> str:
+    return json.dumps(json.loads(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+# ------------------------------------------------------------------------------------ the rules
+
+
+def test_keys_are_sorted_at_every_depth_without_whitespace() -> None:
+    text = log.canonical_json({"b": 1, "a": {"d": [1, {"y": 2, "x": 1}], "c": "x y"}, "C": None})
+    assert text == '{"C":null,"a":{"c":"x y","d":[1,{"x":1,"y":2}]},"b":1}'
+
+
+def test_strings_and_keys_are_nfc_and_not_ascii_escaped() -> None:
+    text = log.canonical_json({"Cafe\u0301": "e\u0301te\u0301"})
+    assert text == '{"Caf\u00e9":"\u00e9t\u00e9"}'
+    assert text.encode("utf-8") == b'{"Caf\xc3\xa9":"\xc3\xa9t\xc3\xa9"}'
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, [1.0, math.nan], {"deep": {"x": math.nan}}])
+def test_nan_and_infinities_are_refused(bad: object) -> None:
+    with pytest.raises(ValueError, match="NaN"):
+        log.canonical_json({"value": bad})
+
+
+def test_instants_become_utc_with_microseconds_and_z() -> None:
+    kolkata = datetime(2026, 3, 2, 15, 0, tzinfo=ZoneInfo("Asia/Kolkata"))
+    assert (
+        log.canonical_json([kolkata, kolkata + timedelta(microseconds=7)])
+        == '["2026-03-02T09:30:00.000000Z","2026-03-02T09:30:00.000007Z"]'
+    )
+    assert log.canonical_json(date(2026, 2, 28)) == '"2026-02-28"'
+    with pytest.raises(ValueError, match="naive"):
+        log.canonical_json(datetime(2026, 3, 2, 15, 0))
+
+
+def test_sets_are_sorted_and_unknown_types_refused() -> None:
+    assert log.canonical_json({"s": {"b", "a", "c"}}) == '{"s":["a","b","c"]}'
+    with pytest.raises(TypeError, match="object"):
+        log.canonical_json({"x": object()})
+
+
+def by_json(value: object) -> str:
+    """The canonical text as defined: ``json.dumps`` of the NFC-normalised value."""
+    return json.dumps(
+        canonical_value(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+# What event data and scanner items hold: every JSON value, plus the floats and integers where orjson
+# (the fast path) and ``json`` disagree or refuse, tuples, non-string keys and odd text.
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([1e-05, 1.5e-07, 0.0001, 1e-10, 1e16, -0.0, 2.5])
+    | st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from("\x00\x1f\x7f\u2028e\u0301-:"))
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=6) | st.integers(0, 3), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(VALUES)
+@example({"small": 1e-05, "tiny": [-7.1850441006303285e-09]})
+@example({"nan": float("nan")})
+@example({"big": 2**64, "key": {1: "x"}})
+def test_the_fast_path_writes_exactly_the_canonical_text(value: object) -> None:
+    """orjson writes most payloads; whatever it writes must be the text ``json`` defines, and what
+    ``json`` refuses (NaN, infinities) stays refused."""
+    try:
+        expected = by_json(value)
+    except (ValueError, TypeError) as exc:
+        with pytest.raises(type(exc)):
+            log.canonical_json(value)
+        return
+    assert log.canonical_json(value) == expected
+
+
+JSON_DOCS = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from("\x00\x1f\u2028e\u0301")),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(JSON_DOCS)
+@example({"b": 1e-05, "c": [2.5e-07]})
+@example({"a": "\u00e9", "\u00e9": 2, "e\u0301": 3})
+@example({"z": 2**65})
+def test_a_scanner_item_is_stored_as_jsons_own_sorted_compact_bytes(item: object) -> None:
+    """Raw evidence of a JSON item: the bytes ``json.dumps`` gives (not NFC-normalised: evidence is as
+    the scanner wrote it), whether orjson or ``json`` wrote them."""
+    assert json_raw(item) == json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# ----------------------------------------------------------------------------------- in the store
+
+
+def test_every_payload_is_canonical_and_mirrors_its_row(store: Store) -> None:
+    write_log(store, 12)
+    rows = event_rows(store)
+    assert [r["seq"] for r in rows] == list(range(1, 13))
+    for row in rows:
+        assert row["payload"] == canonical_by_hand(row["payload"])
+        doc = json.loads(row["payload"])
+        assert doc["seq"] == row["seq"]
+        assert {k: doc[k] for k in schema.EVENT_COLUMNS if k != "origin"} == {
+            k: row[k] for k in schema.EVENT_COLUMNS if k != "origin"
+        }
+        assert log.canonical_json(doc["origin"]) == row["origin"]
+        assert TS.match(row["occurred_at"])
+        assert row["row_hash"] == log.chain_hash(row["prev_hash"], row["payload"])
+
+
+def test_a_nan_in_an_event_writes_nothing(store: Store) -> None:
+    write_log(store, 3)
+    head = chain_head(store)
+    with pytest.raises(ValueError, match="NaN"):
+        log.log_event(store, log.Event(type="note", actor="Ana Silva", data={"score": math.nan}))
+    assert chain_head(store) == head
+    assert len(event_rows(store)) == 3
+
+
+def test_order_is_by_seq_never_by_time(store: Store) -> None:
+    """The clock going backwards (a skewed host) does not break the chain."""
+    base = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    for minutes in (30, 20, 10, 0):
+        store.clock.fixed = base + timedelta(minutes=minutes)
+        log.log_event(store, log.Event(type="note", actor="Ana Silva", data={"m": minutes}))
+    rows = event_rows(store)
+    assert [r["seq"] for r in rows] == [1, 2, 3, 4]
+    assert [r["occurred_at"] for r in rows] == sorted((r["occurred_at"] for r in rows), reverse=True)
+    assert log.verify(store).ok
+
+
+# ------------------------------------------------------------------- same bytes, backends and zones
+
+
+def _run(url: str, tz: str, clock_zone: str, cwd: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "TZ": tz}
+    return subprocess.Popen(
+        [sys.executable, str(SCRIPT), url, clock_zone],
+        env=env,
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.postgres
+def test_payloads_and_hashes_are_identical_on_both_backends_and_in_any_time_zone(
+    tmp_path: Path, pg_url: str, second_pg_url: str
+) -> None:
+    runs = {
+        ("sqlite", "UTC"): _run(f"sqlite:///{tmp_path / 'utc.db'}", "UTC", "UTC", tmp_path),
+        ("sqlite", "Asia/Kolkata"): _run(f"sqlite:///{tmp_path / 'ist.db'}", "Asia/Kolkata", "Asia/Kolkata", tmp_path),
+        ("postgres", "UTC"): _run(pg_url, "UTC", "Asia/Kolkata", tmp_path),
+        ("postgres", "Asia/Kolkata"): _run(second_pg_url, "Asia/Kolkata", "UTC", tmp_path),
+    }
+    dumps = {}
+    for key, proc in runs.items():
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, f"{key}: {err}"
+        dumps[key] = json.loads(out)
+    # the zone really was in effect in each process
+    assert {k: d.pop("local_offset") for k, d in dumps.items()} == {
+        ("sqlite", "UTC"): "+0000",
+        ("sqlite", "Asia/Kolkata"): "+0530",
+        ("postgres", "UTC"): "+0000",
+        ("postgres", "Asia/Kolkata"): "+0530",
+    }
+
+    reference = dumps[("sqlite", "UTC")]
+    for key, dump in dumps.items():
+        for ours, theirs in zip(reference["events"], dump["events"], strict=True):
+            assert ours == theirs, f"{key}: seq {ours['seq']} differs"
+        assert dump["findings"] == reference["findings"], key
+        assert dump["head"] == reference["head"], key
+
+    logged = reference["events"]
+    types = {(json.loads(e["payload"])["type"], json.loads(e["payload"])["outcome"]) for e in logged}
+    assert {
+        ("finding_created", "success"),
+        ("severity_calibrated", "success"),
+        ("finding_routed", "success"),
+        ("exception_granted", "denied"),
+        ("finding_verified_closed", "success"),
+        ("note", "success"),
+        ("log_verified", "success"),
+    } <= types
+    for e in logged:
+        assert e["payload"] == canonical_by_hand(e["payload"])
+        assert unicodedata.is_normalized("NFC", e["payload"])
+        assert "e\u0301" not in e["payload"]
+        assert TS.match(e["occurred_at"]) and json.loads(e["payload"])["seq"] == e["seq"]
+    note = json.loads(next(e["payload"] for e in logged if '"type":"note"' in e["payload"]))
+    assert note["data"]["decomposed"] == "Caf\u00e9"
+    assert note["data"]["instant"] == "2026-03-02T04:59:59.000005Z"
+    assert note["occurred_at"] == "2026-03-02T21:00:00.123456Z"
+    # the exception expiring "tomorrow" in UTC was granted although it is already that day in Kolkata
+    assert any(f["finding_id"] == "HK-3" and f["state"] == "excepted" for f in reference["findings"])

@@ -1,0 +1,113 @@
+"""A store written by an older handoffkit is upgraded on open, in one transaction; an unknown version
+is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text, update
+
+from handoffkit.errors import ConfigError
+from handoffkit.record import engagements, schema
+from handoffkit.record.store import Store
+from tests.builders import ACTOR, DATA, add_findings
+
+V2_INDEXES = (schema.EVENTS_ENGAGEMENT_TYPE, schema.EVENTS_OCCURRED)
+V3_INDEXES = (schema.FINDINGS_STATE, schema.FINDINGS_LINK_SIDE, schema.TICKETS_CURRENT)
+#: How version 2 defined the indexes version 3 changed (the link-side index did not exist).
+V2_DEFINITIONS = {
+    "ix_findings_engagement_state": "findings (engagement, state)",
+    "ix_tickets_current": 'tickets (engagement, "current", system, "key")',
+}
+
+
+def _index_columns(store: Store, table: str = "events") -> dict[str, list[str]]:
+    with store.engine.connect() as conn:
+        return {i["name"]: i["column_names"] for i in inspect(conn).get_indexes(table)}
+
+
+def _downgrade_to_v2(store: Store) -> None:
+    """Put the store back the way version 2 left it: the narrow state and current-tickets indexes."""
+    with store.write() as conn:
+        for index in V3_INDEXES:
+            index.drop(conn)
+        for name, definition in V2_DEFINITIONS.items():
+            conn.execute(text(f"CREATE INDEX {name} ON {definition}"))
+        conn.execute(update(schema.meta).where(schema.meta.c.key == "schema_version").values(value="2"))
+
+
+def _downgrade_to_v1(store: Store) -> None:
+    """Put the store back the way version 1 left it: the events indexes without ``seq``."""
+    columns = _index_columns(store)
+    with store.write() as conn:
+        for index in V2_INDEXES:
+            index.drop(conn)
+            # Plain DDL: an Index() on schema.events would attach itself to the shared metadata.
+            v1 = (
+                "occurred_at"
+                if index is schema.EVENTS_OCCURRED
+                else ", ".join(c for c in columns[index.name] if c != "seq")
+            )
+            conn.execute(text(f"CREATE INDEX {index.name} ON events ({v1})"))
+        conn.execute(update(schema.meta).where(schema.meta.c.key == "schema_version").values(value="1"))
+
+
+def test_a_version_1_store_gets_seq_in_its_events_indexes(db_url: str, store: Store, engagement: str) -> None:
+    add_findings(store, engagement)
+    _downgrade_to_v1(store)
+    assert _index_columns(store)["ix_events_occurred"] == ["occurred_at"]
+    assert _index_columns(store)["ix_events_engagement_type"][-1] != "seq"
+
+    reopened = Store(db_url, create=False)
+    try:
+        columns = _index_columns(reopened)
+        assert columns["ix_events_occurred"] == ["occurred_at", "seq", "engagement", "type", "outcome"]
+        assert columns["ix_events_engagement_type"][-1] == "seq"
+        with reopened.read() as conn:
+            assert conn.execute(schema.meta.select().where(schema.meta.c.key == "schema_version")).one().value == "3"
+    finally:
+        reopened.dispose()
+
+
+def test_a_version_2_store_gets_the_covering_reconciliation_indexes(db_url: str, store: Store, engagement: str) -> None:
+    add_findings(store, engagement)
+    _downgrade_to_v2(store)
+    assert _index_columns(store, "findings")["ix_findings_engagement_state"] == ["engagement", "state"]
+    assert "ix_findings_link_side" not in _index_columns(store, "findings")
+
+    reopened = Store(db_url, create=False)
+    try:
+        findings, tickets = _index_columns(reopened, "findings"), _index_columns(reopened, "tickets")
+        for index in V3_INDEXES:
+            assert (findings | tickets)[index.name] == [c.name for c in index.columns]
+        with reopened.read() as conn:
+            assert conn.execute(schema.meta.select().where(schema.meta.c.key == "schema_version")).one().value == "3"
+    finally:
+        reopened.dispose()
+
+
+def test_an_unknown_schema_version_is_refused(db_url: str, store: Store) -> None:
+    with store.write() as conn:
+        conn.execute(update(schema.meta).where(schema.meta.c.key == "schema_version").values(value="99"))
+    with pytest.raises(ConfigError, match="schema version 99, this handoffkit expects 3"):
+        Store(db_url)
+
+
+def test_an_analysed_sqlite_store_keeps_planner_statistics_for_the_rebuilt_indexes(tmp_path: Path) -> None:
+    """SQLite only: PostgreSQL keeps its own statistics, and autovacuum refreshes them."""
+    url = f"sqlite:///{tmp_path / 'record.db'}"
+    store = Store(url)
+    engagements.init(store, "ACME", DATA / "policy.yaml", owners_path=DATA / "owners.csv", actor=ACTOR)
+    add_findings(store, "ACME", 3)
+    with store.engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+    _downgrade_to_v1(store)
+    store.dispose()
+    reopened = Store(url, create=False)
+    try:
+        with reopened.engine.connect() as conn:
+            analysed = set(conn.execute(text("SELECT idx FROM sqlite_stat1 WHERE tbl = 'events'")).scalars())
+    finally:
+        reopened.dispose()
+    assert {ix.name for ix in V2_INDEXES} <= analysed

@@ -1,0 +1,184 @@
+"""The five views on the demo, on both backends: aggregated, as-of aware, consistent with each other; and SLA
+compliance on the small programme and on the demo."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from handoffkit.errors import ConfigError
+from handoffkit.record import replay, schema
+from handoffkit.record.store import Store
+from handoffkit.report import display, facts, views
+from tests.builders import AS_OF, END, START
+
+
+def count(store: Store, type_: str, *conditions) -> int:
+    ev = schema.events.c
+    with store.read() as conn:
+        return conn.execute(
+            select(func.count()).where(ev.engagement == "DEMO", ev.type == type_, ev.outcome == "success", *conditions)
+        ).scalar()
+
+
+@pytest.mark.parametrize("period", ["week", "month", "quarter"])
+def test_routing_decisions_add_up_to_the_log_in_every_granularity(demo_store: Store, period: str) -> None:
+    df = views.routing_decisions(demo_store, "DEMO", as_of=AS_OF, period=period)
+    assert set(df["series"]) <= set(views.ROUTING_SERIES) and df.columns.tolist() == ["period", "series", "count"]
+    assert df.loc[df["series"] == "created", "count"].sum() == count(demo_store, "finding_created")
+    assert df.loc[df["series"] != "created", "count"].sum() == count(demo_store, "finding_routed")
+    assert len(df) <= 60 * len(views.ROUTING_SERIES)  # aggregated: a chart never sees raw rows
+
+
+def test_routing_decisions_respect_the_window_and_as_of(demo_store: Store) -> None:
+    ev = schema.events.c
+    window = views.routing_decisions(demo_store, "DEMO", start=START, end=END, as_of=AS_OF)
+    assert set(window["period"]) == {"2026-07", "2026-08", "2026-09"}
+    early = views.routing_decisions(demo_store, "DEMO", as_of="2025-12-31")
+    assert early["period"].max() == "2025-12"
+    assert early.loc[early["series"] == "created", "count"].sum() == count(
+        demo_store, "finding_created", ev.occurred_at <= "2025-12-31T23:59:59.999999Z"
+    )
+
+
+def test_ticket_mapping_matches_reconciliation(demo_db, demo_store: Store) -> None:
+    _, summary = demo_db
+    df = views.ticket_mapping(demo_store, "DEMO", as_of=AS_OF).set_index("category")["count"]
+    planted = summary["planted"]
+    assert df["routing_misses"] == len(planted["routing_misses"])
+    assert df["orphan_tickets"] == len(planted["orphan_tickets"])
+    assert df["linked"] > 0
+
+
+def test_linked_open_counts_the_same_from_the_tables_and_from_the_replayed_record(demo_store: Store) -> None:
+    """On a settled instant the count comes from the current tables; the replayed frame must agree."""
+    with demo_store.read() as conn:
+        when = replay.instant(AS_OF)
+        assert replay.settled(conn, "DEMO", when)
+        from_tables = views.linked_open(conn, "DEMO", when)
+        from_frame = views.linked_open(conn, "DEMO", when, replay.state_frame(conn, "DEMO", when))
+    assert from_tables == from_frame > 0
+
+
+def test_ticket_mapping_as_of_an_earlier_instant(demo_store: Store) -> None:
+    now = views.ticket_mapping(demo_store, "DEMO", as_of=AS_OF).set_index("category")["count"]
+    then = views.ticket_mapping(demo_store, "DEMO", as_of="2026-01-31").set_index("category")["count"]
+    assert then["linked"] < now["linked"] and then["closure_misses"] <= now["closure_misses"]
+
+
+def test_mapping_gaps_list_the_ids_behind_the_counts(demo_store: Store) -> None:
+    counts = views.ticket_mapping(demo_store, "DEMO", as_of=AS_OF).set_index("category")["count"]
+    misses = views.mapping_gaps(demo_store, "DEMO", "routing_misses", as_of=AS_OF, limit=None)
+    orphans = views.mapping_gaps(demo_store, "DEMO", "orphan_tickets", as_of=AS_OF)
+    assert len(misses) == counts["routing_misses"] and set(misses["disposition"]) == {"ticket"}
+    assert len(orphans) == counts["orphan_tickets"] and (orphans["finding_ids"] != "").all()
+    with pytest.raises(ConfigError, match="did you mean 'routing_misses'"):
+        views.mapping_gaps(demo_store, "DEMO", "routing_miss", as_of=AS_OF)
+
+
+def test_severity_calibration_history_and_downward_drift(demo_store: Store) -> None:
+    history = views.severity_calibration(demo_store, "DEMO", as_of=AS_OF)
+    assert len(history) == count(demo_store, "severity_calibrated")
+    assert history["seq"].is_monotonic_increasing and history["actor"].str.len().gt(0).all()
+    down = views.severity_calibration(demo_store, "DEMO", as_of=AS_OF, direction="down", limit=5)
+    assert len(down) <= 5 and set(down["direction"]) == {"down"} and down["seq"].is_monotonic_decreasing
+    rank = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+    assert (down["from"].map(rank) > down["to"].map(rank)).all()
+    trend = views.calibration_trend(demo_store, "DEMO", as_of=AS_OF, period="quarter")
+    assert trend["count"].sum() == len(history)
+    assert trend.loc[trend["direction"] == "down", "count"].sum() == (history["direction"] == "down").sum()
+
+
+def test_closure_verification_by_kind_and_ticket_closures(demo_store: Store) -> None:
+    df = views.closure_verification(demo_store, "DEMO", as_of=AS_OF)
+    assert df.loc[df["series"] != "ticket_closed", "count"].sum() == count(demo_store, "finding_verified_closed")
+    assert df.loc[df["series"] == "ticket_closed", "count"].sum() == count(demo_store, "ticket_closed_observed")
+    summary = views.closure_summary(demo_store, "DEMO", start=START, end=END, as_of=AS_OF).set_index("closure")
+    mapping = views.ticket_mapping(demo_store, "DEMO", as_of=AS_OF).set_index("category")["count"]
+    assert summary.loc["administrative", "count"] == mapping["closure_misses"]
+
+
+def test_activity_and_control_coverage(demo_store: Store) -> None:
+    df = views.activity(demo_store, "DEMO", start=START, end=END, as_of=AS_OF)
+    ev = schema.events.c
+    with demo_store.read() as conn:
+        expected = conn.execute(
+            select(func.count()).where(
+                (ev.engagement == "DEMO") | ev.engagement.is_(None), *replay.window(START, END, replay.instant(AS_OF))
+            )
+        ).scalar()
+    assert df["count"].sum() == expected
+    assert (df["iso27001"] != "").all()  # every event type in the demo is mapped
+    coverage = views.control_coverage(df).set_index(["framework", "control"])["events"]
+    assert coverage[("iso27001", "A.8.8")] == expected
+    assert coverage[("nist_800_53", "RA-5")] >= df.loc[df["type"] == "finding_created", "count"].sum()
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda s: views.routing_decisions(s, "DEMO", as_of=AS_OF, period="week"),
+        lambda s: views.closure_verification(s, "DEMO", as_of=AS_OF),
+        lambda s: views.calibration_trend(s, "DEMO", as_of=AS_OF),
+        lambda s: views.activity_by_period(s, "DEMO", as_of=AS_OF),
+    ],
+    ids=["routing", "closure", "calibration", "activity"],
+)
+def test_the_view_frames_chart_as_inline_svg(demo_store: Store, build) -> None:
+    import altair as alt
+
+    df = build(demo_store)
+    svg = display.chart(alt.Chart(df).mark_bar().encode(x="period:O", y="sum(count):Q"))._repr_svg_()
+    assert svg.startswith("<svg")
+
+
+def test_pivot_is_one_row_per_period(demo_store: Store) -> None:
+    df = views.routing_decisions(demo_store, "DEMO", start=START, end=END, as_of=AS_OF)
+    wide = views.pivot(df)
+    assert wide["period"].tolist() == ["2026-07", "2026-08", "2026-09"]
+    assert wide.drop(columns="period").to_numpy().sum() == df["count"].sum()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"period_start": "2026-13-01"}, r"period_start='2026-13-01': expected a date YYYY-MM-DD"),
+        ({"period_start": "2026-10-01"}, "period_start 2026-10-01 is after period_end 2026-09-30"),
+        ({"engagement": "DEMOO"}, r"engagement='DEMOO': no such engagement .*did you mean 'DEMO'"),
+        ({"as_of": "yesterday"}, r"as_of='yesterday': expected YYYY-MM-DD or an ISO 8601 instant"),
+        ({"db": "sqlite:///nowhere/record.db"}, r"no database file .*nowhere/record\.db \(run `make demo`"),
+    ],
+)
+def test_parameters_are_validated(demo_db, kwargs, message) -> None:
+    args = {"db": demo_db[0], "engagement": "DEMO", "period_start": START, "period_end": END, "as_of": AS_OF}
+    with pytest.raises(ConfigError, match=message):
+        views.parameters(**{**args, **kwargs})
+
+
+def test_parameters_pin_the_instant(demo_db) -> None:
+    p = views.parameters(demo_db[0], "DEMO", START, END, AS_OF)
+    assert p.as_of == "2026-09-30T23:59:59.999999Z" and str(p.period_start) == START
+
+
+def test_behind_a_figure_are_as_many_rows_as_the_figure(demo_copy: Store) -> None:
+    f = facts.compute(demo_copy, "DEMO", START, END, AS_OF)
+    for figure in facts.FIGURES:
+        rows = facts.behind(demo_copy, "DEMO", figure, start=START, end=END, as_of=AS_OF)
+        assert len(rows) == getattr(f, figure), figure
+    with pytest.raises(ConfigError, match="did you mean 'kev_open'"):
+        facts.behind(demo_copy, "DEMO", "kev_opened", as_of=AS_OF)
+
+
+def test_compliance_on_the_small_programme(programme: Store) -> None:
+    out = views.sla_compliance(programme, "ACME", "2026-03-25").set_index("band")
+    # HK-1 reopened (due 1 May), HK-2 closed by commit in time, HK-3 routed (due late August)
+    assert out.loc["all", ["with_sla", "met", "breached", "within"]].tolist() == [3, 1, 0, 2]
+    assert out.loc["all", "compliance_pct"] == 100.0
+
+
+def test_compliance_on_the_demo_covers_every_finding(demo_store: Store) -> None:
+    out = views.sla_compliance(demo_store, "DEMO", "2026-09-30").set_index("band")
+    bands = ["critical", "high", "medium", "low", "info"]
+    assert out.loc["all", "findings"] == out.loc[bands, "findings"].sum() > 0
+    assert 0 < out.loc["kev", "findings"] < out.loc["all", "findings"]
+    assert out.loc["info", "with_sla"] <= 2  # the policy gives info no SLA (only later re-calibrations keep one)
