@@ -79,7 +79,7 @@ def engagement_option(fn):
     return click.option("--engagement", "-e", required=True, help="Engagement key.")(fn)
 
 
-def parse_instant(value: str | None) -> datetime | None:
+def parse_instant(value: str | None, option: str = "--as-of") -> datetime | None:
     """``2026-09-30`` (end of that day, UTC) or any ISO 8601 instant; naive means UTC."""
     if value is None:
         return None
@@ -88,7 +88,9 @@ def parse_instant(value: str | None) -> datetime | None:
             return datetime.combine(date.fromisoformat(value), datetime.max.time(), tzinfo=UTC)
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD) or ISO 8601 instant") from exc
+        raise click.BadParameter(
+            f"{value!r} is not a date (YYYY-MM-DD) or ISO 8601 instant", param_hint=option
+        ) from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -165,6 +167,12 @@ def init(
         obj.store, engagement, policy_path, actor=require_actor(actor), name=name, owners_path=owners_path
     )
     say(emit(result.as_dict(), obj.out_format(fmt)))
+    if result.defaulted:
+        click.echo(
+            f"warning: {policy_path} does not state {', '.join(result.defaulted)}; their defaults apply, "
+            "and the checklist's 'handoff policy documented' item fails until the file states them",
+            err=True,
+        )
 
 
 @cli.command("engagements")
@@ -302,6 +310,11 @@ def _progress(enabled: bool):
 )
 @click.option("--scope", help="Asset glob the scan covered (default: the assets it reports).")
 @click.option(
+    "--scanned-at",
+    help="When the scan ran, for files that do not say (ISO 8601 instant or date; default: now). The same "
+    "file at the same scan instant is a duplicate; at a later one, a rescan.",
+)
+@click.option(
     "--encoding-fallback", type=click.Choice(["cp1252"]), help="Read a non-UTF-8 CSV as Windows-1252 (logged)."
 )
 @click.option("--progress/--no-progress", default=None, help="Progress on stderr (default: when it is a terminal).")
@@ -313,6 +326,7 @@ def ingest_scan(
     actor: str,
     formats: tuple[str, ...],
     scope: str | None,
+    scanned_at: str | None,
     encoding_fallback: str | None,
     progress: bool | None,
 ) -> None:
@@ -332,6 +346,7 @@ def ingest_scan(
         scope=scope,
         fallback_encoding=encoding_fallback,
         progress=_progress(sys.stderr.isatty() if progress is None else progress),
+        scanned_at=parse_instant(scanned_at, "--scanned-at"),
     )
     rows = [r.as_dict() for r in results]
     if out == "json":
@@ -637,13 +652,14 @@ def payload_cmd(
 
 @cli.command("check")
 @engagement_option
+@click.option("--as-of", help="The instant to evaluate (ISO 8601 or YYYY-MM-DD = end of that day, UTC).")
 @format_option
 @click.pass_obj
-def check_cmd(obj: Context, engagement: str, fmt: str | None) -> None:
-    """Evaluate the 14-item governance checklist from the record."""
+def check_cmd(obj: Context, engagement: str, as_of: str | None, fmt: str | None) -> None:
+    """Evaluate the 14-item governance checklist from the record (as of now, or of --as-of)."""
     from handoffkit.report import checklist
 
-    items = [i.as_dict() for i in checklist.evaluate(obj.store, engagement)]
+    items = [i.as_dict() for i in checklist.evaluate(obj.store, engagement, parse_instant(as_of))]
     out = obj.out_format(fmt)
     say(emit(items, out, None if out == "json" else ["number", "item", "status", "summary"]))
 

@@ -22,13 +22,17 @@ reconciliation finds exactly them.
 from __future__ import annotations
 
 import contextlib
+import html
 import random
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import select
 
 from handoffkit import reconcile
 from handoffkit.demo import formats
@@ -427,7 +431,10 @@ class Programme:
             "cves": s.cves,
             "vector": VECTORS[s.severity] if sev else None,
             "score": SCORES[s.severity],
-            "output": f"Observed during scan {month}: build {self.rng.randrange(9999)}",
+            "output": (
+                f"Observed during scan {month}: the service on port 443 answered with a banner naming build "
+                f"{self.rng.randrange(9999)} of the affected component, reachable without authentication."
+            ),
             "description": f"{s.title}.",
             "solution": "Apply the vendor patch.",
             "risk": ["None", "Low", "Medium", "High", "Critical"][sev],
@@ -692,10 +699,7 @@ class Programme:
             else f"{s.title} on {s.asset.ref}."
         )
         if roll < 0.05:
-            description += (
-                "\n\nSteps (pasted from the scanner):\nGET /page?q=%3Cscript%3E HTTP/1.1\nHost: "
-                f"{s.asset.ref}\n\nHTTP/1.1 200 OK\nContent-Type: text/html"
-            )
+            description += self._pasted(s, system)
         priority = PRIORITY[system][severity]
         drift = 0.10 <= roll < 0.16 and LOWER[severity] != severity and self._stable(s)
         if drift:
@@ -722,6 +726,31 @@ class Programme:
             self.manual_links.append((fid, t))
             self.planted["tickets_without_id"].add(t.key)
         return t
+
+    def _pasted(self, s: Spec, system: str) -> str:
+        """Evidence pasted into a ticket instead of the permalink: an HTTP exchange, an embedded screenshot,
+        or the scanner output copied from the record (which of the three follows from the finding's number)."""
+        variant = ids.number(s.finding_id) % 3
+        output = self._stored_output(s.finding_id) if variant == 2 else None
+        if output:
+            return f"\n\nScanner said:\n{output}"
+        if variant == 1:
+            shot = f"screenshot-{s.finding_id}.png"
+            return f"\n\n!{shot}|thumbnail!" if system == "jira" else f"\n\n[^{shot}]"
+        return (
+            "\n\nSteps (pasted from the scanner):\nGET /page?q=%3Cscript%3E HTTP/1.1\nHost: "
+            f"{s.asset.ref}\n\nHTTP/1.1 200 OK\nContent-Type: text/html"
+        )
+
+    def _stored_output(self, finding_id: str) -> str | None:
+        """The plugin output of the finding's stored scanner evidence (a Nessus item), if it has one."""
+        e = schema.evidence.c
+        with self.store.read() as conn:
+            content = conn.execute(
+                select(e.content).where(e.finding_id == finding_id, e.kind == "scanner_output").limit(1)
+            ).scalar()
+        found = re.search(rb"<plugin_output>(.*?)</plugin_output>", content or b"", re.S)
+        return html.unescape(found.group(1).decode()) if found else None
 
     def _indiscriminate(self, spec_of: dict[str, Spec], stamp: str) -> None:
         """Tickets raised for informational findings the policy keeps on the record only."""

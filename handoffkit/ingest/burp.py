@@ -29,6 +29,7 @@ from handoffkit.ingest.common import (
     cwes,
     first,
     join_nonempty,
+    latest,
     strip_html,
     url_origin,
     urls_in,
@@ -59,6 +60,7 @@ def parse(root: Element, source: str) -> ParseResult:
         record = _record(issue, version, source, f"issue[{i}]")
         result.records.append(record)
         result.scope_assets.add(record.asset_ref)
+    result.scanned_at = latest([root.get("exportTime")])
     return result
 
 

@@ -11,9 +11,12 @@ import html
 import json
 import re
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 from xml.etree.ElementTree import Element, tostring
+
+from dateutil import parser as dateparser
 
 from handoffkit.errors import InputError, located
 from handoffkit.record._fastjson import compact_json
@@ -38,6 +41,29 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 # ------------------------------------------------------------------------------------ values
+
+
+def instant(value: Any) -> datetime | None:
+    """A scan instant as a scanner writes it (ISO 8601, RFC 2822, ``ctime``-like), in UTC; None when absent
+    or unreadable. A time without a zone, or with a zone abbreviation other than UTC or GMT, is read as UTC."""
+    raw = text(value)
+    if raw is None:
+        return None
+    try:
+        parsed = dateparser.parse(raw, ignoretz=not _UTC_NAMED.search(raw) and not _OFFSET.search(raw))
+    except (ValueError, OverflowError):
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def latest(values: Iterable[Any]) -> datetime | None:
+    """The latest of the readable instants among ``values`` (None when none is)."""
+    found = [i for i in map(instant, values) if i is not None]
+    return max(found, default=None)
+
+
+_UTC_NAMED = re.compile(r"\b(?:UTC|GMT|Z)\b")
+_OFFSET = re.compile(r"(?:[+-]\d{2}:?\d{2}|Z)$")
 
 
 def text(value: Any) -> str | None:

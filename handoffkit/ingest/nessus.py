@@ -36,6 +36,7 @@ from handoffkit.ingest.common import (
     host_asset,
     host_plugin_fingerprint,
     join_nonempty,
+    latest,
     take_cves,
     text,
     urls_in,
@@ -70,6 +71,8 @@ def parse(root: Element, source: str) -> ParseResult:
                 record = _record(item, name, kind, source, f"ReportHost[{h}]/ReportItem[{i}]", result)
                 result.records.append(record)
                 result.scope_assets.add(record.asset_ref)
+    tags = {name: [t.text for t in root.iter("tag") if t.get("name") == name] for name in ("HOST_END", "HOST_START")}
+    result.scanned_at = latest(tags["HOST_END"]) or latest(tags["HOST_START"])
     return result
 
 

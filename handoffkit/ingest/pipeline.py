@@ -2,9 +2,11 @@
 
 Per file, in this order:
 
-1. the file's SHA-256 is looked up: a file already ingested into the engagement changes nothing and
-   logs one ``ingest_duplicate`` event;
-2. the file is parsed (format detected from content) and its records deduplicated on fingerprint;
+1. the file is parsed (format detected from content) and its records deduplicated on fingerprint. A
+   scan is its content *and* its scan instant — read from the file where the format carries one, else
+   given (``scanned_at``), else the ingest time: the same bytes for the same instant, already ingested
+   into the engagement, change nothing and log one ``ingest_duplicate`` event, while the same bytes of
+   a later scan (a deterministic scanner's) are a rescan like any other;
 3. the normalised batch passes the Great Expectations gate (a failing batch is refused);
 4. one write transaction inserts the scan, the new findings with their raw items as evidence, marks
    the ones seen again, reopens verified-closed ones that came back, records ``absent_in_rescan``
@@ -24,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ from sqlalchemy import Connection, insert, or_, select
 
 from handoffkit.errors import DataQualityError, HandoffkitError, InputError
 from handoffkit.ingest import quality
-from handoffkit.record import engagements, findings, ids, schema
+from handoffkit.record import engagements, findings, ids, replay, schema
 from handoffkit.record.inputs import read_bytes
 from handoffkit.record.log import Event, Source, append, log_event, sha256_bytes
 from handoffkit.record.model import OPEN_STATES, NormalisedFinding, ParseResult
@@ -58,6 +60,7 @@ class FileResult:
     seen_again: int = 0
     reopened: int = 0
     absent_in_rescan: int = 0
+    scanned_at: str | None = None
     skipped: list[dict[str, Any]] = field(default_factory=list)
     status: str = "ok"
     error: str | None = None
@@ -76,14 +79,17 @@ def ingest_scan(
     scope: str | None = None,
     fallback_encoding: str | None = None,
     progress: Progress | None = None,
+    scanned_at: datetime | str | None = None,
 ) -> list[FileResult]:
-    """Ingest scanner files, each in its own transaction; see the module docstring."""
+    """Ingest scanner files, each in its own transaction; see the module docstring. ``scanned_at`` is
+    the scan instant of files that do not carry one (a date means the end of that day, UTC)."""
     actor = require_actor(actor)
+    given = replay.instant(scanned_at)
     with store.read() as conn:
         engagements.get(conn, engagement)
     with _collector_paused():
         return [
-            _ingest_file(store, engagement, Path(p), actor, fmt, scope, fallback_encoding, progress or _quiet)
+            _ingest_file(store, engagement, Path(p), actor, fmt, scope, fallback_encoding, progress or _quiet, given)
             for p in paths
         ]
 
@@ -114,6 +120,7 @@ def _ingest_file(
     scope: str | None,
     fallback_encoding: str | None,
     progress: Progress,
+    given: str | None,
 ) -> FileResult:
     result = FileResult(file=str(path))
     source: Source | None = None
@@ -121,23 +128,16 @@ def _ingest_file(
         data = read_bytes(path)
         result.sha256 = sha256_bytes(data)
         source = Source(str(path), result.sha256)
-        if _already_ingested(store, engagement, result.sha256):
-            result.status = "duplicate"
-            log_event(
-                store,
-                Event(
-                    type="ingest_duplicate",
-                    actor=actor,
-                    engagement=engagement,
-                    source=source,
-                    data={"sha256": result.sha256},
-                ),
-            )
+        if given is not None and _duplicate(store, engagement, actor, source, given, result):
             return result
         progress(f"{path}: parsing {len(data):,} bytes")
         from handoffkit.ingest.detect import parse_file
 
         parsed = parse_file(data, str(path), fmt, fallback_encoding=fallback_encoding)
+        carried = schema.format_ts(parsed.scanned_at) if parsed.scanned_at else None
+        result.scanned_at = carried or given or schema.format_ts(store.now())
+        if carried is not None and _duplicate(store, engagement, actor, source, carried, result):
+            return result
         result.format, result.parsed, result.parsed_by_kind = parsed.format, len(parsed.records), parsed.parsed_by_kind
         records, in_file_dupes = _dedup(parsed.records)
         skipped = Counter(parsed.skipped)
@@ -159,10 +159,27 @@ def _ingest_file(
     return result
 
 
-def _already_ingested(store: Store, engagement: str, sha: str) -> bool:
+def _duplicate(store: Store, engagement: str, actor: str, source: Source, scanned_at: str, result: FileResult) -> bool:
+    """Is this content at this scan instant ingested already? If so, log ``ingest_duplicate`` and say so."""
     s = schema.scans.c
     with store.read() as conn:
-        return conn.execute(select(s.scan_id).where(s.engagement == engagement, s.sha256 == sha)).first() is not None
+        found = conn.execute(
+            select(s.scan_id).where(s.engagement == engagement, s.sha256 == source.sha256, s.scanned_at == scanned_at)
+        ).first()
+    if found is None:
+        return False
+    result.status, result.scanned_at = "duplicate", scanned_at
+    log_event(
+        store,
+        Event(
+            type="ingest_duplicate",
+            actor=actor,
+            engagement=engagement,
+            source=source,
+            data={"sha256": source.sha256, "scanned_at": scanned_at, "scan_id": found.scan_id},
+        ),
+    )
+    return True
 
 
 def _log_failure(
@@ -259,6 +276,7 @@ def _write(
                 tool_version=parsed.tool_version,
                 scope=json.dumps(scan_scope, sort_keys=True),
                 ingested_at=now,
+                scanned_at=result.scanned_at,
                 actor=actor,
                 parsed=len(parsed.records),
             )

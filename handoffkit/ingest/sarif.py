@@ -39,6 +39,7 @@ from handoffkit.ingest.common import (
     expect_list,
     first_sentence,
     json_raw,
+    latest,
     take_cves,
     text,
 )
@@ -92,6 +93,10 @@ def parse(doc: dict[str, Any], source: str) -> ParseResult:
     )
     for run, ctx in zip(runs, contexts, strict=True):
         _parse_run(run, ctx, source, result)
+    invocations = [i for run in runs for i in run.get("invocations") or [] if isinstance(i, dict)]
+    result.scanned_at = latest(i.get("endTimeUtc") for i in invocations) or latest(
+        i.get("startTimeUtc") for i in invocations
+    )
     return result
 
 

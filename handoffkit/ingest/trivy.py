@@ -40,6 +40,7 @@ from handoffkit.ingest.common import (
     expect_list,
     join_nonempty,
     json_raw,
+    latest,
     take_cves,
     text,
 )
@@ -81,6 +82,7 @@ def parse(doc: dict[str, Any] | list[Any], source: str) -> ParseResult:
                 record = _record(kind, item, artifact, target, version, source, item_place, result)
                 result.records.append(record)
                 result.scope_assets.add(record.asset_ref)
+    result.scanned_at = latest([doc.get("CreatedAt")]) if isinstance(doc, dict) else None
     return result
 
 

@@ -33,6 +33,7 @@ from handoffkit.ingest.common import (
     expect_list,
     join_nonempty,
     json_raw,
+    latest,
     strip_html,
     text,
     url_origin,
@@ -66,6 +67,7 @@ def parse(doc: Element | dict[str, Any], source: str) -> ParseResult:
         record = _record(alert, instance, site, version, source, place, raw, media)
         result.records.append(record)
         result.scope_assets.add(record.asset_ref)
+    result.scanned_at = latest([doc.get("generated") if isinstance(doc, Element) else doc.get("@generated")])
     return result
 
 

@@ -43,6 +43,8 @@ class Reconciliation:
     last_reconciled: str | None = None
     cadence_days: int = 7
     totals: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    """Per category that says why, each id's reasons (``tickets_outside_policy``, ``evidence_copied``)."""
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -54,17 +56,18 @@ def gaps(conn: Any, engagement: str, as_of: datetime | None = None, now: datetim
     Without ``as_of`` the current tables are queried; ``now`` is the instant the overdue check uses.
     """
     eng = engagements.get(conn, engagement)
-    policy = engagements.policy(conn, engagement, eng.policy_version)
     when = schema.format_ts(as_of) if as_of else None
-    src = sources.of(conn, engagement, when)
+    now = when or schema.format_ts(now or datetime.now(UTC))
+    policy = engagements.policy_at(conn, engagement, now)
+    src = sources.of(conn, engagement, when, now)
     ids = found(conn, engagement, src, policy.ownership.shared_queues)
     totals = {name: ids.pop(name) for name in TOTALS}
-    now = when or schema.format_ts(now or datetime.now(UTC))
+    reasons = ids.pop("reasons")
     last = _last_run(conn, engagement, now) or schema.format_ts(eng.created_at)
     overdue = (schema.parse_ts(now) - schema.parse_ts(last)).days > policy.reconciliation.days
     ids["reconciliation_overdue"] = [last] if overdue else []
     counts = {name: len(ids[name]) for name in CATEGORIES}
-    return Reconciliation(engagement, now, counts, ids, last, policy.reconciliation.days, totals)
+    return Reconciliation(engagement, now, counts, ids, last, policy.reconciliation.days, totals, reasons)
 
 
 def category_ids(conn: Any, engagement: str, category: str, as_of: datetime | None = None) -> list[str]:
@@ -72,16 +75,23 @@ def category_ids(conn: Any, engagement: str, category: str, as_of: datetime | No
     it, running only the query that finds that category."""
     if category not in FINDING_CATEGORIES and category not in TICKET_CATEGORIES:
         raise ValueError(f"{category!r} is not a category with ids")
-    policy = engagements.policy(conn, engagement)
-    src = sources.of(conn, engagement, schema.format_ts(as_of) if as_of else None)
+    when = schema.format_ts(as_of) if as_of else None
+    now = when or schema.format_ts(datetime.now(UTC))
+    policy = engagements.policy_at(conn, engagement, now)
+    src = sources.of(conn, engagement, when, now)
     return found(conn, engagement, src, policy.ownership.shared_queues, (category,))[category]
 
 
 def reconcile(store: Store, engagement: str, *, actor: str, as_of: datetime | None = None) -> Reconciliation:
-    """Run every category, log the run with its counts (one event), and return counts and ids."""
+    """Run every category, log the run with its counts (one event), and return counts and ids.
+
+    A run as of a past instant is logged as ``retrospective``: like any run it counts for the cadence
+    interval in which it was run, and the trend of runs leaves it out (it describes another instant).
+    """
     actor = require_actor(actor)
+    now = store.now()
     with store.read() as conn:
-        result = gaps(conn, engagement, as_of, now=store.now())
+        result = gaps(conn, engagement, as_of, now=now)
     log_event(
         store,
         Event(
@@ -93,6 +103,7 @@ def reconcile(store: Store, engagement: str, *, actor: str, as_of: datetime | No
                 "counts": result.counts,
                 "last_reconciled": result.last_reconciled,
                 "totals": result.totals,
+                "retrospective": as_of is not None and as_of < now,
             },
         ),
     )

@@ -20,8 +20,21 @@ from handoffkit.record.ids import ordered
 from handoffkit.record.model import CLOSED_STATES
 from handoffkit.record.store import driver_rows, id_list, strpos
 
-#: The categories read off the links joined to their tickets and findings, in one pass (:func:`over_links`).
-OVER_LINKS = ("closure_misses", "severity_drift", "findings_not_referenced", "tickets_outside_policy", "stale_links")
+#: Why a ticket is outside the policy (:data:`OUTSIDE_POLICY`): each a column of the links pass.
+OUTSIDE_REASONS = (
+    "sprint_backlog",
+    "quarterly_cycle",
+    "security_record_only",
+    "exception",
+    "decommissioning",
+    "not_validated",
+    "false_positive",
+    "duplicate",
+)
+OUTSIDE_POLICY = tuple(f"outside_policy:{reason}" for reason in OUTSIDE_REASONS)
+#: The categories read off the links joined to their tickets and findings, in one pass (:func:`over_links`);
+#: ``tickets_outside_policy`` comes as one list per reason.
+OVER_LINKS = ("closure_misses", "severity_drift", "findings_not_referenced", "stale_links", *OUTSIDE_POLICY)
 #: The categories read off the current tickets, in one pass (:func:`over_tickets`).
 OVER_TICKETS = ("tickets_without_id", "orphan_tickets", "shared_queue_tickets", "evidence_copied")
 #: The record's size a run logs beside its counts: the findings and the current tickets.
@@ -53,19 +66,36 @@ def over_links(src: Sources) -> Any:
     flags = {
         "closure_misses": and_(t.c.status_category == "done", f.c.state != "verified_closed"),
         "severity_drift": and_(t.c.priority_band.is_not(None), t.c.priority_band != f.c.severity, open_state),
-        "tickets_outside_policy": and_(
-            has_ticket,
-            f.c.disposition.in_(("sprint_backlog", "quarterly_cycle", "security_record_only")),
-            open_state,
-        ),
         # Not correlated: the latest imports are found once, not once per link.
         "stale_links": or_(~has_ticket, t.c.import_id.not_in(src.latest_imports)),
         "findings_not_referenced": and_(has_ticket, ~carries),
+        **_outside_policy(src, has_ticket, open_state),
     }
     same_ticket = and_(t.c.key == lk.c.ticket_key, *([t.c.system == lk.c.system] if src.same_system else []), *src.t_on)
     joined = lk.outerjoin(t, same_ticket).join(f, f.c.finding_id == lk.c.finding_id)
     ids = {n: t.c.key if n in TICKET_CATEGORIES else f.c.finding_id for n in OVER_LINKS}
     return _flagged(ids, flags, OVER_LINKS).select_from(joined).where(*src.l_on, *src.f_on)
+
+
+def _outside_policy(src: Sources, has_ticket: Any, open_state: Any) -> dict[str, Any]:
+    """A ticket the policy forbids, by reason. A band that never routes to a ticket: any ticket of an open
+    finding. A finding held back (an exception approved and in force, an asset being decommissioned, new
+    and not yet triaged, a false positive or a duplicate): a ticket still open for it."""
+    f, t = src.f, src.t
+    still_open = and_(has_ticket, t.c.status_category != "done")
+    held = {
+        "exception": or_(f.c.state == "excepted", src.excepted(f.c.finding_id)),
+        "decommissioning": f.c.disposition == "held_decommissioning",
+        # A reopened finding keeps the ticket it had (a regression goes back to its owner): not this.
+        "not_validated": or_(f.c.state == "new", f.c.disposition == "held_not_validated"),
+        "false_positive": f.c.state == "false_positive",
+        "duplicate": f.c.state == "duplicate",
+    }
+    bands = ("sprint_backlog", "quarterly_cycle", "security_record_only")
+    return {
+        **{f"outside_policy:{band}": and_(has_ticket, f.c.disposition == band, open_state) for band in bands},
+        **{f"outside_policy:{reason}": and_(still_open, held[reason]) for reason in held},
+    }
 
 
 def over_tickets(engagement: str, src: Sources, shared_queues: list[str]) -> Any:
@@ -130,8 +160,10 @@ def found(
     conn: Any, engagement: str, src: Sources, shared_queues: list[str], wanted: tuple[str, ...] = CATEGORIES + TOTALS
 ) -> dict[str, Any]:
     """The ids of every category found by the queries that ``wanted`` needs, once each in number order,
-    and the totals it names: four queries for all ten categories and both totals, one for a single
-    category."""
+    and the totals it names: four queries for all the categories and both totals, one for a single
+    category. ``reasons`` holds, per finding of ``tickets_outside_policy``, why its ticket is outside."""
+    if "tickets_outside_policy" in wanted:
+        wanted = (*wanted, *OUTSIDE_POLICY)
     jobs = [
         _pass(stmt())
         for names, stmt in (
@@ -147,7 +179,30 @@ def found(
     results: dict[str, Any] = {}
     for part in run(conn, jobs):
         results |= part
+    results.setdefault("reasons", {})
+    if OUTSIDE_POLICY[0] in results:
+        by_reason = {reason: results.pop(f"outside_policy:{reason}") for reason in OUTSIDE_REASONS}
+        reasons: dict[str, list[str]] = {}
+        for reason, fids in by_reason.items():
+            for fid in fids:
+                reasons.setdefault(fid, []).append(reason)
+        results["tickets_outside_policy"] = ordered(reasons)
+        outside = results["tickets_outside_policy"]
+        results["reasons"]["tickets_outside_policy"] = {fid: reasons[fid] for fid in outside}
+    if results.get("evidence_copied"):
+        results["reasons"]["evidence_copied"] = _evidence_reasons(conn, src, results["evidence_copied"])
     return results
+
+
+def _evidence_reasons(conn: Any, src: Sources, keys: list[str]) -> dict[str, list[str]]:
+    """What each flagged ticket showed (the reasons its snapshot kept), by ticket key."""
+    t = src.t
+    found: dict[str, list[str]] = {}
+    for start in range(0, len(keys), 10_000):
+        stmt = select(t.c.key, t.c.evidence_reasons).where(*src.t_on, t.c.key.in_(keys[start : start + 10_000]))
+        for key, reasons in conn.execute(stmt):
+            found.setdefault(key, []).extend(orjson.loads(reasons) if reasons else ["flagged before reasons were kept"])
+    return {key: found.get(key, []) for key in keys}
 
 
 def _pass(stmt: Any) -> Job:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Index, MetaData, String, Table, Text, func, insert, literal, select
+from sqlalchemy import Column, Index, MetaData, String, Table, Text, exists, func, insert, literal, or_, select
 
 from handoffkit.record import schema
 
@@ -28,9 +28,21 @@ class Sources:
     t_on: list[Any]
     latest_imports: Any
     same_system: bool
+    when: str
+    """The instant the sides stand at (now, for the current tables)."""
+
+    def excepted(self, finding_id: Any) -> Any:
+        """The finding is under an exception approved by then and neither closed nor past expiry then."""
+        x = schema.exceptions.c
+        return exists().where(
+            x.finding_id == finding_id,
+            x.granted_at <= self.when,
+            or_(x.closed_at.is_(None), x.closed_at > self.when),
+            x.expires_on >= self.when[:10],
+        )
 
 
-def current(engagement: str) -> Sources:
+def current(engagement: str, now: str) -> Sources:
     f, lk, t = schema.findings, schema.links, schema.tickets
     return Sources(
         f,
@@ -41,6 +53,7 @@ def current(engagement: str) -> Sources:
         [t.c.engagement == engagement, t.c.current],
         latest_imports(engagement, None),
         True,
+        now,
     )
 
 
@@ -145,9 +158,9 @@ def materialised(conn: Any, engagement: str, as_of: str) -> Sources:
             [c.name for c in t.columns], select(t).join(snap_last, snap_last.c.sid == t.c.snapshot_id)
         )
     )
-    return Sources(_ASOF_F, _ASOF_L, _ASOF_T, [], [], [], latest_imports(engagement, as_of), False)
+    return Sources(_ASOF_F, _ASOF_L, _ASOF_T, [], [], [], latest_imports(engagement, as_of), False, as_of)
 
 
-def of(conn: Any, engagement: str, when: str | None) -> Sources:
-    """The current tables, or the record as of ``when`` materialised."""
-    return materialised(conn, engagement, when) if when else current(engagement)
+def of(conn: Any, engagement: str, when: str | None, now: str) -> Sources:
+    """The current tables (standing at ``now``), or the record as of ``when`` materialised."""
+    return materialised(conn, engagement, when) if when else current(engagement, now)

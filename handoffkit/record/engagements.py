@@ -23,6 +23,8 @@ class InitResult:
     policy_version: int
     policy_changed: bool
     owners_loaded: int | None
+    defaulted: list[str]
+    """The policy's fields the file does not state (their defaults apply; the checklist's first item fails)."""
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -45,6 +47,7 @@ def init(
     if not key or not key.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"engagement key {key!r}: expected letters, digits, '-' or '_'")
     policy = load_policy(policy_path)
+    defaulted = [name for name in Policy.model_fields if name not in policy.model_fields_set]
     policy_bytes = Path(policy_path).read_bytes()
     if owners_path is None and policy.ownership.owners_file:
         candidate = Path(policy_path).parent / policy.ownership.owners_file
@@ -88,7 +91,12 @@ def init(
                     actor=actor,
                     engagement=key,
                     source=policy_source,
-                    data={"version": version, "sha256": policy.sha256(), "document": policy.document()},
+                    data={
+                        "version": version,
+                        "sha256": policy.sha256(),
+                        "document": policy.document(),
+                        "defaulted": defaulted,
+                    },
                 )
             )
         loaded = None
@@ -105,7 +113,7 @@ def init(
                 )
             )
         append(conn, store, new_events)
-    return InitResult(key, created, version, changed, loaded)
+    return InitResult(key, created, version, changed, loaded, defaulted)
 
 
 def _current_sha(conn: Connection, key: str, version: int) -> str | None:
@@ -141,6 +149,20 @@ def policy(conn: Connection, key: str, version: int | None = None) -> Policy:
     p = schema.policies.c
     doc = conn.execute(select(p.document).where(p.engagement == key, p.version == version)).scalar_one()
     return policy_from_document(json.loads(doc))
+
+
+def policy_at(conn: Connection, key: str, when: str) -> Policy:
+    """The policy in force at ``when`` (canonical instant text): the last version stored at or before it,
+    or the first version when the engagement is younger than ``when``."""
+    p = schema.policies.c
+    version = (
+        conn.execute(select(func.max(p.version)).where(p.engagement == key, p.created_at <= when)).scalar()
+        or conn.execute(select(func.min(p.version)).where(p.engagement == key)).scalar()
+    )
+    if version is None:
+        get(conn, key)  # an unknown engagement: NotFoundError naming the known ones
+        raise NotFoundError(f"engagement {key!r} has no policy")
+    return policy(conn, key, version)
 
 
 def list_engagements(store: Store) -> list[dict[str, Any]]:

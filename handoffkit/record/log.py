@@ -6,7 +6,10 @@ NaN refused, instants as UTC text with microseconds and ``Z`` — and it holds e
 
     row_hash = sha256(prev_hash_hex || payload_utf8)
 
-with ``prev_hash`` of the first event being 64 zeros. The order is ``seq``, never time. The table is
+with ``prev_hash`` of the first event being 64 zeros. The order is ``seq``, never time; but time never
+goes back either: a transaction's events are stamped no earlier than the head (a writer whose clock is
+behind, on another machine or simulated, takes the head's instant), so an event appended after a report
+as of a past instant ``T`` cannot land before ``T``. The table is
 append-only by database trigger; :func:`verify` walks the chain and names the first row that does not
 hold, and an *anchor* (a head seq + row_hash taken earlier, as evidence packs carry) proves the log
 was only appended to since.
@@ -88,6 +91,9 @@ def append(conn: Connection, store: Store, new: Iterable[Event]) -> int:
     ).one()
     seq, prev = head.seq, head.row_hash
     now = store.now()
+    last = conn.execute(select(schema.events.c.occurred_at).where(schema.events.c.seq == seq)).scalar()
+    if last is not None and schema.format_ts(now) < last:
+        now = schema.parse_ts(last)
     when = schema.format_ts(now)
     origins: dict[int, tuple[str, dict[str, Any]]] = {}
     actors: dict[str, str] = {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
@@ -140,6 +141,8 @@ class ParseResult:
     scope_assets: set[str] = field(default_factory=set)
     """Every asset the scan covered, including those with no result (a host with zero items)."""
     warnings: list[str] = field(default_factory=list)
+    scanned_at: datetime | None = None
+    """When the scan ran, where the file says so (the latest such instant it holds, UTC)."""
 
     @property
     def parsed_by_kind(self) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""The handoff policy: the six fields of DESIGN.md, validated, with errors that point at file:line.
+"""The handoff policy: its six fields (docs/policy.md), validated, with errors that point at file:line.
 
 A policy is YAML (see ``params/policy.yaml``). Validation is pydantic; every error is turned into one
 line naming the file, the line, the key path and what was expected, with the closest valid key
@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
@@ -148,7 +147,7 @@ class TicketPayload(_Strict):
     def _required_core(self) -> TicketPayload:
         missing = [f for f in REQUIRED_PAYLOAD if f not in self.required]
         if missing:
-            raise ValueError(f"required must include {', '.join(missing)} (DESIGN: the payload schema)")
+            raise ValueError(f"required must include {', '.join(missing)} (every ticket carries them, docs/policy.md)")
         return self
 
     def priority_for(self, system: str, band: str) -> str:
@@ -192,16 +191,6 @@ class Policy(_Strict):
 
     def band_rule(self, band: str) -> BandRule:
         return self.routing.bands[band]  # type: ignore[index]
-
-    def due_date(self, band: str, start: date, *, kev: bool = False, kev_due: date | None = None) -> date | None:
-        """SLA due date: the clock starts at validation (``start``); KEV caps it at 14 days / catalog due."""
-        if kev:
-            due = start + timedelta(days=self.routing.kev_override.sla_days)
-            if self.routing.kev_override.use_catalog_due_date and kev_due and kev_due < due:
-                due = kev_due
-            return due
-        days = self.band_rule(band).sla_days
-        return start + timedelta(days=days) if days else None
 
     def band_for_priority(self, system: str, priority: str | None) -> str | None:
         """Map a ticket's priority back to a band (for drift); unknown priorities give None."""

@@ -11,7 +11,8 @@ state,         the columns of the finding's last successful *state-changing* eve
 disposition,   (:data:`STATE_TYPES`, the events ``findings.change`` writes: they carry the finding's values
 severity       after the change; observation events such as ``link_added`` may be appended after a change
                in the same transaction with the values from before it, so they are not used)
-sla_due        ``data.set.sla_due`` of the last ``finding_created`` / ``finding_routed`` event that set it
+sla_due,       ``data.set.<column>`` of the last ``finding_created`` / ``finding_routed`` event that set it
+owner_team
 kev            ``data.set.kev`` of the last ``finding_created`` / ``kev_flagged`` event
 closed_at      when the last ``finding_verified_closed`` happened, if the finding is verified closed at T
 =============  ===========================================================================================
@@ -68,7 +69,7 @@ STATE_TYPES = (
 )
 
 #: The columns :func:`state_frame` returns.
-COLUMNS = ("finding_id", "severity", "state", "disposition", "kev", "sla_due", "closed_at")
+COLUMNS = ("finding_id", "severity", "state", "disposition", "kev", "sla_due", "closed_at", "owner_team")
 
 
 def instant(value: datetime | date | str | None) -> str | None:
@@ -177,6 +178,7 @@ def _current(conn: Connection, engagement: str) -> pd.DataFrame:
         F.c.kev,
         type_coerce(F.c.sla_due, String).label("sla_due"),
         type_coerce(F.c.closed_at, String).label("closed_at"),
+        F.c.owner_team,
     ]
     return driver_frame(conn, select(*cols).where(F.c.engagement == engagement).order_by(F.c.number), list(COLUMNS))
 
@@ -192,6 +194,14 @@ def _replayed(conn: Connection, engagement: str, when: str) -> pd.DataFrame:
     sla = _field(
         conn, engagement, when, ("finding_created", "finding_routed"), "sla_due", EV.c.payload.like('%"sla_due":%')
     )
+    owner = _field(
+        conn,
+        engagement,
+        when,
+        ("finding_created", "finding_routed"),
+        "owner_team",
+        EV.c.payload.like('%"owner_team":%'),
+    )
     kev = _field(conn, engagement, when, ("finding_created", "kev_flagged"), "kev")
     closed = last_events(engagement, when, EV.c.type == "finding_verified_closed", name="closed_last")
     closed_at = frame(
@@ -201,6 +211,7 @@ def _replayed(conn: Connection, engagement: str, when: str) -> pd.DataFrame:
         base.merge(sla, on="finding_id", how="left")
         .merge(kev, on="finding_id", how="left")
         .merge(closed_at, on="finding_id", how="left")
+        .merge(owner, on="finding_id", how="left")
     )
     out["closed_at"] = out["closed_at"].where(out["state"].eq("verified_closed"), None)
     out["kev"] = out["kev"].isin(["1", "true"])
@@ -227,6 +238,7 @@ def _typed(raw: pd.DataFrame) -> pd.DataFrame:
     out["sla_due"] = pd.to_datetime(out["sla_due"], format="%Y-%m-%d", errors="coerce")
     out["closed_at"] = pd.to_datetime(out["closed_at"], format="ISO8601", utc=True, errors="coerce")
     out["kev"] = out["kev"].fillna(False).astype(bool)
+    out["owner_team"] = out["owner_team"].astype(object).where(out["owner_team"].notna(), None)
     return out
 
 

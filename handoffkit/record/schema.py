@@ -25,10 +25,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    inspect,
 )
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 GENESIS_HASH = "0" * 64
 """The ``prev_hash`` of the first event."""
@@ -141,7 +142,10 @@ scans = Table(
     Column("ingested_at", Timestamp, nullable=False),
     Column("actor", Text, nullable=False),
     Column("parsed", Integer, nullable=False),
-    UniqueConstraint("engagement", "sha256", name="uq_scans_file"),
+    Column("scanned_at", Timestamp, nullable=False),
+    # A scan is its content at its scan instant: a deterministic scanner writes the same bytes again
+    # in a later scan, which is a rescan, not a duplicate (schema version 4).
+    UniqueConstraint("engagement", "sha256", "scanned_at", name="uq_scans_file_instant"),
 )
 
 findings = Table(
@@ -277,6 +281,7 @@ tickets = Table(
     Column("resolution", Text),
     Column("has_permalink", Boolean, nullable=False),
     Column("evidence_copied", Boolean, nullable=False),
+    Column("evidence_reasons", Text),  # why evidence_copied holds: a JSON list (schema version 4)
     Column("observed_at", Timestamp, nullable=False),
     Column("current", Boolean, nullable=False),
 )
@@ -458,6 +463,36 @@ def _v2_to_v3(conn) -> None:
     _rebuild(conn, (FINDINGS_STATE, FINDINGS_LINK_SIDE, TICKETS_CURRENT))
 
 
-MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}
+def _v3_to_v4(conn) -> None:
+    """Version 4 made a scan's identity its content and scan instant, and keeps why a ticket was found to
+    carry pasted evidence. SQLite cannot drop a table constraint, so ``scans`` is rebuilt; the store runs
+    this with foreign keys off, and with ``legacy_alter_table`` the rename leaves the references to the
+    table as they are, so that they name the new one."""
+    have = {table: {c["name"] for c in inspect(conn).get_columns(table)} for table in ("tickets", "scans")}
+    if "evidence_reasons" not in have["tickets"]:
+        conn.exec_driver_sql("ALTER TABLE tickets ADD COLUMN evidence_reasons TEXT")
+    if "scanned_at" in have["scans"]:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE scans ADD COLUMN scanned_at VARCHAR(27)")
+        conn.exec_driver_sql("UPDATE scans SET scanned_at = ingested_at")
+        conn.exec_driver_sql("ALTER TABLE scans ALTER COLUMN scanned_at SET NOT NULL")
+        conn.exec_driver_sql("ALTER TABLE scans DROP CONSTRAINT uq_scans_file")
+        conn.exec_driver_sql(
+            "ALTER TABLE scans ADD CONSTRAINT uq_scans_file_instant UNIQUE (engagement, sha256, scanned_at)"
+        )
+        return
+    columns = ", ".join(c.name for c in scans.columns if c.name != "scanned_at")
+    conn.exec_driver_sql("PRAGMA legacy_alter_table = ON")
+    try:
+        conn.exec_driver_sql("ALTER TABLE scans RENAME TO scans_v3")
+        scans.create(conn)
+        conn.exec_driver_sql(f"INSERT INTO scans ({columns}, scanned_at) SELECT {columns}, ingested_at FROM scans_v3")
+        conn.exec_driver_sql("DROP TABLE scans_v3")
+    finally:
+        conn.exec_driver_sql("PRAGMA legacy_alter_table = OFF")
+
+
+MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 """Upgrade steps by the version they start from; each runs in the write transaction that bumps the
 version, so a store is either fully at the old version or fully at the new one."""

@@ -128,11 +128,29 @@ class Store:
             )
 
     def _migrate(self, version: int) -> None:
-        with self.write() as conn:
-            while version in schema.MIGRATIONS:
-                schema.MIGRATIONS[version](conn)
-                version += 1
-            conn.execute(update(schema.meta).where(schema.meta.c.key == "schema_version").values(value=str(version)))
+        """Run the upgrade steps from ``version`` in one write transaction. On SQLite, foreign keys are off
+        while it runs (a table rebuild needs that, and it can only be switched outside a transaction) and
+        checked before it commits."""
+        with self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection if self.dialect == "sqlite" else None
+            if raw is not None:
+                raw.execute("PRAGMA foreign_keys=OFF")
+            try:
+                conn = conn.execution_options(handoffkit_write=True)
+                with conn.begin():
+                    if self.dialect == "postgresql":
+                        conn.execute(select(schema.chain_head.c.seq).with_for_update())
+                    while version in schema.MIGRATIONS:
+                        schema.MIGRATIONS[version](conn)
+                        version += 1
+                    if raw is not None and conn.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                        raise ConfigError(f"database {self.safe_url}: the upgrade would break a foreign key")
+                    conn.execute(
+                        update(schema.meta).where(schema.meta.c.key == "schema_version").values(value=str(version))
+                    )
+            finally:
+                if raw is not None:
+                    raw.execute("PRAGMA foreign_keys=ON")
         self.check_schema()
 
     @property

@@ -52,6 +52,8 @@ class Facts:
     closure_misses: int
     severity_drift: int
     orphan_tickets: int
+    reconciliation: dict[str, int]
+    """Every reconciliation category's count as of the instant (``reconciliation_overdue`` is 0 or 1)."""
     verified: dict[str, int]
     verified_total: int
     ticket_closures: int
@@ -133,6 +135,7 @@ def compute(
             closure_misses=gaps.counts["closure_misses"],
             severity_drift=gaps.counts["severity_drift"],
             orphan_tickets=gaps.counts["orphan_tickets"],
+            reconciliation=dict(gaps.counts),
             verified=verified,
             verified_total=sum(verified.values()),
             ticket_closures=count("ticket_closed_observed"),
@@ -230,16 +233,45 @@ def narrative(f: Facts) -> list[str]:
         + "; ".join(f"{band} {_days(f.mttr_days[band])}" for band in SEVERITIES)
         + f" (all bands "
         f"{_days(f.mttr_days['all'])}).",
-        f"Reconciliation as of {f.as_of[:10]}: {f.routing_misses:,} routing misses (policy says ticket, none "
-        f"linked), {f.severity_drift:,} tickets whose priority drifted from the calibrated severity, "
-        f"{f.orphan_tickets:,} orphan tickets. {f.calibrations:,} severity calibrations were made in the period, "
-        f"{f.calibrations_down:,} of them downward.",
+        _reconciliation_sentence(f)
+        + f" {f.calibrations:,} severity calibrations were made in the period, {f.calibrations_down:,} of them "
+        "downward.",
         f"Governance checklist: {counts['pass']} of {len(f.checklist)} items pass, {counts['fail']} fail, "
         f"{counts['not-yet-measurable']} not yet measurable"
         + (f" (failing: {'; '.join(failing)})." if failing else "."),
         f"This report covers {f.events:,} activity-log events in the period; the log's head at the as-of "
         f"instant is seq {f.chain_head_seq:,} ({f.chain_head_hash}).",
     ]
+
+
+#: How the narrative names each reconciliation category (every category with a count is named).
+GAP_WORDS = {
+    "routing_misses": "routing misses (policy says ticket, none linked)",
+    "closure_misses": "administrative closures (ticket closed, finding not verified)",
+    "severity_drift": "tickets whose priority drifted from the calibrated severity",
+    "tickets_without_id": "tickets carrying no finding id",
+    "findings_not_referenced": "linked tickets that do not carry their finding's id",
+    "orphan_tickets": "orphan tickets (only unknown finding ids)",
+    "stale_links": "links to tickets missing from the latest export",
+    "tickets_outside_policy": "findings with a ticket the policy does not allow",
+    "shared_queue_tickets": "tickets parked in a shared queue",
+    "evidence_copied": "tickets carrying pasted evidence instead of the permalink",
+    "reconciliation_overdue": "overdue reconciliation (the last run is older than the cadence)",
+}
+
+
+def _reconciliation_sentence(f: Facts) -> str:
+    """Every reconciliation category with a count, in words; the overdue reconciliation last."""
+    when = f.as_of[:10]
+    named = [
+        f"{n:,} {GAP_WORDS.get(k, k.replace('_', ' '))}"
+        for k, n in f.reconciliation.items()
+        if n and k != "reconciliation_overdue"
+    ]
+    overdue = " The reconciliation itself is overdue." if f.reconciliation.get("reconciliation_overdue") else ""
+    if not named:
+        return f"Reconciliation as of {when} finds no gap between the record and the tickets.{overdue}"
+    return f"Reconciliation as of {when}: {'; '.join(named)}.{overdue}"
 
 
 def checklist_rows(f: Facts, max_ids: int = 5) -> list[dict[str, Any]]:

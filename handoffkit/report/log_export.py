@@ -1,22 +1,9 @@
 """The activity-log export: every event as one CSV row, with framework control-mapping columns.
 
 The file is evidence for ISO/IEC 27001:2022 A.8.8, SOC 2 CC7.1 / CC7.2 / CC8.1, PCI DSS v4.0 6.3.3 /
-11.3 and NIST SP 800-53 RA-5 / SI-2 / CM-3. Which controls an event evidences depends on its type
-only — the table :data:`CONTROLS` below is the whole mapping:
-
-=========================================  ========  ============  ============  ===========
-event types                                ISO       SOC 2         PCI DSS       NIST
-=========================================  ========  ============  ============  ===========
-scans read, findings found / seen again    A.8.8     CC7.1         11.3          RA-5
-finding absent in a rescan                 A.8.8     CC7.1         11.3          RA-5 SI-2
-KEV catalog, triage, severity calibration  A.8.8     CC7.1         6.3.3         RA-5
-routing, payloads, exceptions, tickets,    A.8.8     CC7.2         6.3.3         SI-2
-links, reconciliation
-verified closure                           A.8.8     CC7.2         6.3.3         SI-2
-reopened by a later scan                   A.8.8     CC7.1 CC7.2   6.3.3 11.3    RA-5 SI-2
-policy, owners map, engagement             A.8.8     CC8.1         6.3.3         CM-3
-log verified / exported, report rendered   A.8.8     CC7.2         —             —
-=========================================  ========  ============  ============  ===========
+11.3 and NIST SP 800-53 RA-5 / SI-2 / CM-3: which controls an event evidences is
+:mod:`handoffkit.report.controls` (by its type, and for a verified closure by the evidence kind in its
+``detail`` column).
 
 Rows are in ``seq`` order (the chain order) and carry ``prev_hash`` / ``row_hash``, so a reader can
 check the chain over any complete range. The engagement's events are exported together with the
@@ -49,51 +36,7 @@ from handoffkit.record.csvsafe import header_line, safe_cells
 from handoffkit.record.log import Event, Source, log_event
 from handoffkit.record.people import require_actor
 from handoffkit.record.store import Store, in_memory
-
-FRAMEWORKS = ("iso27001", "soc2", "pci_dss", "nist_800_53")
-"""The control-mapping columns, in file order."""
-
-_DETECT = ("A.8.8", "CC7.1", "11.3", "RA-5")
-_ASSESS = ("A.8.8", "CC7.1", "6.3.3", "RA-5")
-_REMEDIATE = ("A.8.8", "CC7.2", "6.3.3", "SI-2")
-_CHANGE = ("A.8.8", "CC8.1", "6.3.3", "CM-3")
-_OVERSIGHT = ("A.8.8", "CC7.2", "", "")
-
-CONTROLS: dict[str, tuple[str, str, str, str]] = {
-    **dict.fromkeys(("scan_ingested", "scan_refused", "ingest_duplicate", "finding_created", "finding_seen"), _DETECT),
-    "absent_in_rescan": ("A.8.8", "CC7.1", "11.3", "RA-5 SI-2"),
-    **dict.fromkeys(("kev_loaded", "kev_flagged", "finding_triaged", "severity_calibrated"), _ASSESS),
-    **dict.fromkeys(
-        (
-            "finding_routed",
-            "routing_run",
-            "payload_issued",
-            "exception_granted",
-            "exception_revoked",
-            "exception_expired",
-            "link_added",
-            "link_removed",
-            "ticket_import",
-            "ticket_import_refused",
-            "ticket_seen",
-            "ticket_renamed",
-            "ticket_split",
-            "ticket_closed_observed",
-            "ticket_reopened",
-            "orphan_ticket_seen",
-            "severity_drift_observed",
-            "reconciliation_run",
-            "finding_verified_closed",
-        ),
-        _REMEDIATE,
-    ),
-    "finding_reopened": ("A.8.8", "CC7.1 CC7.2", "6.3.3 11.3", "RA-5 SI-2"),
-    **dict.fromkeys(("policy_versioned", "owners_loaded", "engagement_created", "engagement_renamed"), _CHANGE),
-    **dict.fromkeys(("log_verified", "log_exported", "report_rendered"), _OVERSIGHT),
-}
-"""Event type → (ISO 27001, SOC 2, PCI DSS, NIST 800-53) controls, space-separated; see the module docstring."""
-
-UNMAPPED = ("", "", "", "")
+from handoffkit.report.controls import FRAMEWORKS, controls
 
 #: The ``data`` key that qualifies an event of each type (copied into the ``detail`` column).
 DETAIL_KEYS = {
@@ -425,8 +368,8 @@ class _Part(NamedTuple):
 
 
 class _Seen:
-    """What earlier rows of one export worked out, by what it came from: an event's (detail, summary) by its
-    type and data text, the origin columns by the origin's text, the controls by type. A scan writes a
+    """What earlier rows of one export worked out, by what it came from: an event's (detail, summary) and
+    controls by its type and data text, the origin columns by the origin's text. A scan writes a
     ``finding_seen`` or ``absent_in_rescan`` event with the same data for every finding it saw again or
     missed, so most rows of a log repeat one."""
 
@@ -434,17 +377,18 @@ class _Seen:
     """Entries kept per map before it starts afresh (a bound on memory, not on correctness)."""
 
     def __init__(self) -> None:
-        self.described: dict[tuple[str, str | None], _Part] = {}
+        self.described: dict[tuple[str, str | None], tuple[_Part, _Part]] = {}
         self.origins: dict[str, _Part] = {}
-        self.controls: dict[str, _Part] = {}
+        self.controls: dict[tuple[str, str | None], _Part] = {}
 
-    def describe(self, type_: str, data_text: str | None) -> _Part:
-        """The event's detail and data summary, from the JSON text of its data."""
+    def describe(self, type_: str, data_text: str | None) -> tuple[_Part, _Part]:
+        """The event's detail and data summary, from the JSON text of its data, and its controls."""
         found = self.described.get((type_, data_text))
         if found is None:
             data = (json.loads(data_text) if data_text else None) or {}
             detail_key = DETAIL_KEYS.get(type_)
-            found = _Part.of(data.get(detail_key) if detail_key else None, summarise(data))
+            detail = data.get(detail_key) if detail_key else None
+            found = (_Part.of(detail, summarise(data)), self.controls_of(type_, detail))
             self._keep(self.described, (type_, data_text), found)
         return found
 
@@ -456,10 +400,11 @@ class _Seen:
             self._keep(self.origins, text, found)
         return found
 
-    def controls_of(self, type_: str) -> _Part:
-        found = self.controls.get(type_)
+    def controls_of(self, type_: str, detail: Any) -> _Part:
+        key = (type_, detail if isinstance(detail, str) else None)
+        found = self.controls.get(key)
         if found is None:
-            found = self.controls[type_] = _Part.of(*CONTROLS.get(type_, UNMAPPED))
+            found = self.controls[key] = _Part.of(*controls(*key))
         return found
 
     def _keep(self, memo: dict[Any, _Part], key: Any, part: _Part) -> None:
@@ -473,22 +418,22 @@ def _split(row: Any, seen: _Seen) -> tuple[list[str], _Part, _Part, _Part]:
     the shared parts: (detail, summary), origin, controls."""
     # :func:`selection`'s columns: the event's first twelve, origin, the two hashes, then the data.
     *columns, origin_text, prev_hash, row_hash, data_text = row
-    type_ = columns[5]
     own = safe_cells((*columns, prev_hash, row_hash))
-    return own, seen.describe(type_, data_text), seen.origin(origin_text), seen.controls_of(type_)
+    described, mapped = seen.describe(columns[5], data_text)
+    return own, described, seen.origin(origin_text), mapped
 
 
 def _cells(row: Any, seen: _Seen) -> list[str]:
     """One CSV row in :data:`COLUMNS` order, formula-safe."""
-    own, described, origin, controls = _split(row, seen)
-    return [*own[:12], *described.cells, *origin.cells, *controls.cells, *own[12:]]
+    own, described, origin, mapped = _split(row, seen)
+    return [*own[:12], *described.cells, *origin.cells, *mapped.cells, *own[12:]]
 
 
 def _line(row: Any, seen: _Seen) -> str:
     """``quoted_line(_cells(row, seen))``, with the shared parts quoted once instead of on every row."""
-    own, described, origin, controls = _split(row, seen)
+    own, described, origin, mapped = _split(row, seen)
     q = [c.replace('"', '""') for c in own]
-    return '"' + '","'.join((*q[:12], described.quoted, origin.quoted, controls.quoted, q[12], q[13])) + '"\n'
+    return '"' + '","'.join((*q[:12], described.quoted, origin.quoted, mapped.quoted, q[12], q[13])) + '"\n'
 
 
 def summarise(data: dict[str, Any]) -> str:

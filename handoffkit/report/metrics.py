@@ -223,7 +223,8 @@ def reconciliation_trend(
     end: date | str | None = None,
     as_of: str | None = None,
 ) -> pd.DataFrame:
-    """One row per ``reconciliation_run`` in the window: when, its headline counts, totals and rates.
+    """One row per ``reconciliation_run`` in the window (a retrospective run, which reconciled another
+    instant than the one it ran at, left out): when, its headline counts, totals and rates.
 
     Returns:
         Columns ``occurred_at``, ``as_of``, :data:`TREND_FIELDS`, ``findings``, ``tickets``,
@@ -240,6 +241,7 @@ def reconciliation_trend(
             EV.c.type == "reconciliation_run",
             EV.c.outcome == "success",
             *replay.window(start, end, as_of),
+            func.coalesce(replay.json_text(conn, EV.c.payload, "data", "retrospective"), "0").not_in(("1", "true")),
         )
         .order_by(EV.c.seq)
     )

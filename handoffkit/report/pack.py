@@ -7,15 +7,18 @@
 2. executes each notebook of the set with papermill (executed copies under ``notebooks/``) and renders
    it to one offline HTML page with code hidden, headed by the engagement, the as-of instant and the
    activity log's head;
-3. writes the Great Expectations results for the record's findings (``data_quality.json``);
+3. writes the Great Expectations results for the record's findings as of then (``data_quality.json``);
 4. writes ``manifest.json``: the SHA-256 of every file, the log's head as of the report
    (``{"chain_head": {"seq", "row_hash"}}``, which ``handoffkit log verify --anchor`` accepts), the
-   parameters, the as-of instant and the package versions;
+   parameters, the as-of instant, and under ``rendering`` what belongs to this run (package versions,
+   when Great Expectations ran);
 5. logs ``report_rendered`` with the views rendered and the manifest's SHA-256.
 
-The as-of instant is pinned once (``--as-of``, else the file's ``as_of``, else now), so every
-notebook and the CSV describe the same record; rendering again as of the same instant yields the
-same CSV, byte for byte.
+The as-of instant is pinned once (``--as-of``, else the file's ``as_of``, else now), and everything the
+pack shows is a function of the activity log up to it and the policy in force then. Rendered again as
+of the same instant, after any later activity, the pack is the same: the CSV and ``data_quality.json``
+byte for byte, every page's visible text. What may differ is named: ``manifest.json``'s ``rendering``
+block, the executed notebooks' execution metadata (``notebooks/*.ipynb``), and so their digests.
 """
 
 from __future__ import annotations
@@ -212,11 +215,12 @@ def render(
         "period_end": params.period_end.isoformat(),
         "as_of": params.as_of,
     }
-    pages, export, quality_path = _pages_and_export(
+    pages, export, (quality_path, quality_run) = _pages_and_export(
         path, doc, names, notebook_values, params, out, chain_head, actor, tell
     )
+    rendering = {"versions": _versions(), "data_quality_run": quality_run}
     manifest = _manifest(
-        out, doc, store.safe_url, notebook_values, chain_head, names, {Path(export.file): export.sha256}
+        out, doc, store.safe_url, notebook_values, chain_head, names, {Path(export.file): export.sha256}, rendering
     )
     digest = sha256_bytes(manifest.read_bytes())
     log_event(
@@ -260,7 +264,7 @@ def _pages_and_export(
     chain_head: dict[str, Any],
     actor: str,
     tell: Callable[[str], None],
-) -> tuple[dict[str, Path], log_export.Export, Path]:
+) -> tuple[dict[str, Path], log_export.Export, tuple[Path, dict[str, Any]]]:
     """Export the period's activity log, render the pages and check the record's data quality; returns
     the pages by name, the export and the quality results' path.
 
@@ -287,10 +291,10 @@ def _pages_and_export(
                 queued[name] = pool.submit(_quality, params.store, params.engagement, params.as_of, out / QUALITY_JSON)
             elif name in names:
                 queued[name] = pool.submit(_page, path, doc, name, values, out, chain_head, tell)
-        quality_path = queued.pop(QUALITY_JSON).result()
+        quality_path, quality_run = queued.pop(QUALITY_JSON).result()
         pages = {name: queued[name].result() for name in names}
     tell(f"wrote {quality_path}")
-    return pages, export, quality_path
+    return pages, export, (quality_path, quality_run)
 
 
 @contextmanager
@@ -337,23 +341,29 @@ def _page(
     return page
 
 
-def _quality(store: Any, engagement: str, as_of: str, target: Path) -> Path:
-    """Run the findings suite over the record's findings that existed at ``as_of``; write GX's JSON."""
+def _quality(store: Any, engagement: str, as_of: str, target: Path) -> tuple[Path, dict[str, Any]]:
+    """Run the findings suite over the record's findings as of ``as_of`` (severity as it stood then)."""
     f = schema.findings.c
-    cols = [f.fingerprint, f.title, f.asset_ref, f.severity, f.cves, f.cwes, f.finding_id.label("source_ref")]
+    cols = [f.finding_id, f.fingerprint, f.title, f.asset_ref, f.cves, f.cwes, f.finding_id.label("source_ref")]
     with store.read() as conn:
-        frame = frames.driver_frame(
+        found = frames.driver_frame(
             conn, select(*cols).where(f.engagement == engagement, f.first_seen <= as_of).order_by(f.number)
         )
+        severity = replay.state_frame(conn, engagement, as_of)[["finding_id", "severity"]]
+    frame = found.merge(severity, on="finding_id", how="left").drop(columns="finding_id")
     checked = quality.check_findings(frame)
+    result = dict(checked.result)
+    run = result.pop("meta", {})  # when and how GX ran: this run's, not the record's
+    for item in result.get("results", []):
+        item.get("expectation_config", {}).pop("id", None)  # a new id per process
     doc = {
         "subject": f"findings of {engagement} first seen at or before {as_of}",
         "rows": len(frame),
         "summary": checked.summary(),
-        "great_expectations": checked.result,
+        "great_expectations": result,
     }
     target.write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    return target
+    return target, json.loads(json.dumps(run, default=str))
 
 
 def _manifest(
@@ -364,6 +374,7 @@ def _manifest(
     chain_head: dict[str, Any],
     names: list[str],
     known: dict[Path, str],
+    rendering: dict[str, Any],
 ) -> Path:
     """Write ``manifest.json``: every file's SHA-256, the chain head, parameters, as-of, versions.
 
@@ -384,7 +395,7 @@ def _manifest(
         "notebooks": names,
         "parameters": {**{k: v for k, v in doc.items() if k != "db"}, **values, "db": safe_url},
         "files": files,
-        "versions": _versions(),
+        "rendering": rendering,
     }
     target.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     return target

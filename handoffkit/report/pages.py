@@ -37,7 +37,6 @@ from traitlets.config import Config
 
 from handoffkit.errors import ConfigError, HandoffkitError, InputError, located
 from handoffkit.report.output import plain
-from handoffkit.version import __version__
 
 TEMPLATE_NAME = "handoffkit_report"
 
@@ -186,7 +185,7 @@ def to_html(
     notebook.metadata["title"] = title  # the lab template's <title>
     resources = {
         "metadata": {"name": title, "path": str(source.parent)},
-        "handoffkit": {"title": title, "fields": fields, "version": __version__},
+        "handoffkit": {"title": title, "fields": fields},
     }
     page, _ = _exporter().from_notebook_node(notebook, resources=resources)
     problems = check_offline(page)

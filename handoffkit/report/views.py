@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, String, exists, func, select, type_coerce
+from sqlalchemy import Connection, exists, func, select
 
 from handoffkit import reconcile
 from handoffkit.errors import ConfigError
 from handoffkit.record import _memo, engagements, frames, replay, schema
 from handoffkit.record.model import CLOSED_STATES, HOLDS
 from handoffkit.record.store import Store, sqlite_file
-from handoffkit.report import log_export, metrics
+from handoffkit.report import controls, log_export, metrics
 from handoffkit.workflow import sla
 
 EV, F = schema.events, schema.findings
@@ -335,29 +335,40 @@ def mapping_gaps(
         engagements.get(conn, engagement)
         ids = metrics.gap_ids(conn, engagement, when, category)[: limit or None]
         if category in reconcile.FINDING_CATEGORIES:
-            return _finding_rows(conn, ids)
-        t = schema.tickets.c
-        stmt = (
-            select(t.system, t.key, t.title, t.status, t.priority, t.assignee, t.finding_ids)
-            .where(t.engagement == engagement, t.current, t.key.in_(ids or [""]))
-            .order_by(t.system, t.key)
-        )
-        return frames.frame(conn.execute(stmt))
+            return _finding_rows(conn, engagement, when, ids)
+        return _ticket_rows(conn, engagement, when, ids)
 
 
-def _finding_rows(conn: Connection, ids: list[str]) -> pd.DataFrame:
-    cols = ["finding_id", "title", "asset_ref", "severity", "state", "disposition", "owner_team", "sla_due"]
-    rows: list[Any] = []
+def _finding_rows(conn: Connection, engagement: str, when: str, ids: list[str]) -> pd.DataFrame:
+    """The findings as of ``when`` (state, owner, due date from the log), with their title and asset."""
+    state = replay.state_frame(conn, engagement, when)
+    state = state[state["finding_id"].isin(ids)]
+    details = []
     for start in range(0, len(ids), 5_000):  # bounded IN lists, one query per 5,000 ids
         chunk = ids[start : start + 5_000]
-        rows += conn.execute(
-            select(*[F.c[c] if c != "sla_due" else type_coerce(F.c.sla_due, String).label(c) for c in cols]).where(
-                F.c.finding_id.in_(chunk)
-            )
-        ).fetchall()
-    df = frames.frame(rows, cols)
+        details += conn.execute(select(F.c.finding_id, F.c.title, F.c.asset_ref).where(F.c.finding_id.in_(chunk)))
+    df = state.merge(frames.frame(details, ["finding_id", "title", "asset_ref"]), on="finding_id", how="left")
+    df["sla_due"] = df["sla_due"].dt.strftime("%Y-%m-%d").where(df["sla_due"].notna(), None)
+    cols = ["finding_id", "title", "asset_ref", "severity", "state", "disposition", "owner_team", "sla_due"]
     order = {fid: i for i, fid in enumerate(ids)}
-    return df.sort_values("finding_id", key=lambda s: s.map(order)).reset_index(drop=True)
+    return df[cols].sort_values("finding_id", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
+def _ticket_rows(conn: Connection, engagement: str, when: str, keys: list[str]) -> pd.DataFrame:
+    """Each ticket as its latest snapshot observed by ``when`` showed it."""
+    t = schema.tickets.c
+    latest = (
+        select(func.max(t.snapshot_id).label("sid"))
+        .where(t.engagement == engagement, t.observed_at <= when, t.key.in_(keys or [""]))
+        .group_by(t.system, t.key)
+        .subquery()
+    )
+    stmt = (
+        select(t.system, t.key, t.title, t.status, t.priority, t.assignee, t.finding_ids)
+        .join(latest, latest.c.sid == t.snapshot_id)
+        .order_by(t.system, t.key)
+    )
+    return frames.frame(conn.execute(stmt))
 
 
 # ------------------------------------------------------------------------------------ 3 calibration
@@ -537,36 +548,54 @@ def activity(
     end: date | str | None = None,
     as_of: datetime | date | str | None = None,
 ) -> pd.DataFrame:
-    """Exported events per type and outcome with their control mapping (the CSV's rows, aggregated).
+    """Exported events per type, detail and outcome with their control mapping (the CSV's rows, aggregated).
 
     Returns:
-        Columns ``type``, ``outcome``, ``count`` and one column per framework in :data:`log_export.FRAMEWORKS`.
+        Columns ``type``, ``detail`` (the evidence kind of a verified closure, else empty), ``outcome``,
+        ``count`` and one column per framework in :data:`controls.FRAMEWORKS`.
     """
     when = _when(store, as_of)
     with store.read() as conn:
         engagements.get(conn, engagement)
-        result = conn.execute(
-            select(EV.c.type, EV.c.outcome, func.count().label("count"))
-            .where(*log_export.conditions(engagement, start=start, end=end, as_of=when))
-            .group_by(EV.c.type, EV.c.outcome)
-            .order_by(EV.c.type, EV.c.outcome)
+        window = log_export.conditions(engagement, start=start, end=end, as_of=when)
+        plain = frames.frame(
+            conn.execute(
+                select(EV.c.type, EV.c.outcome, func.count().label("count"))
+                .where(*window, EV.c.type.not_in(controls.DETAILED))
+                .group_by(EV.c.type, EV.c.outcome)
+            ),
+            ["type", "outcome", "count"],
+        ).assign(detail="")
+        detail = replay.json_text(conn, EV.c.payload, "data", log_export.DETAIL_KEYS["finding_verified_closed"])
+        detailed = frames.frame(
+            conn.execute(
+                select(EV.c.type, detail.label("detail"), EV.c.outcome, func.count().label("count"))
+                .where(*window, EV.c.type.in_(controls.DETAILED))
+                .group_by(EV.c.type, detail, EV.c.outcome)
+            ),
+            ["type", "detail", "outcome", "count"],
         )
-        df = frames.frame(result, ["type", "outcome", "count"])
-    mapping = pd.DataFrame([(t, *c) for t, c in log_export.CONTROLS.items()], columns=["type", *log_export.FRAMEWORKS])
-    return df.merge(mapping, on="type", how="left").fillna({f: "" for f in log_export.FRAMEWORKS})
+    df = pd.concat([plain, detailed], ignore_index=True)
+    df["detail"] = df["detail"].fillna("")
+    mapped = pd.DataFrame(
+        [controls.controls(t, d or None) for t, d in zip(df["type"], df["detail"], strict=True)],
+        columns=list(controls.FRAMEWORKS),
+        index=df.index,
+    )
+    out = pd.concat([df[["type", "detail", "outcome", "count"]], mapped], axis=1)
+    return out.sort_values(["type", "detail", "outcome"]).reset_index(drop=True).astype({"count": "int64"})
 
 
 def control_coverage(activity_frame: pd.DataFrame) -> pd.DataFrame:
-    """Events evidencing each framework control: ``framework``, ``control``, ``events``."""
-    parts = []
-    for framework in log_export.FRAMEWORKS:
-        controls = activity_frame[[framework, "count"]].assign(control=activity_frame[framework].str.split())
-        exploded = controls.explode("control").dropna(subset=["control"])
-        parts.append(exploded.groupby("control", as_index=False)["count"].sum().assign(framework=framework))
-    if not parts:
-        return pd.DataFrame(columns=["framework", "control", "events"])
-    out = pd.concat(parts, ignore_index=True).rename(columns={"count": "events"})
-    return out[["framework", "control", "events"]].astype({"events": "int64"})
+    """Events evidencing each control the mapping names, zero included: ``framework``, ``control``, ``events``."""
+    rows = []
+    for framework, named in zip(controls.FRAMEWORKS, controls.ALL, strict=True):
+        counts = dict.fromkeys(named, 0)
+        for cell, n in zip(activity_frame[framework], activity_frame["count"], strict=True):
+            for control in cell.split():
+                counts[control] = counts.get(control, 0) + int(n)
+        rows += [(framework, control, n) for control, n in counts.items()]
+    return pd.DataFrame(rows, columns=["framework", "control", "events"]).astype({"events": "int64"})
 
 
 def activity_by_period(
@@ -619,16 +648,14 @@ def recent_events(
 
 
 def finding_list(store: Store, engagement: str, as_of: datetime | date | str | None = None) -> pd.DataFrame:
-    """Every finding as of an instant (state, disposition, severity, KEV, SLA due and status), with
-    its title, asset and owner team as the record holds them."""
+    """Every finding as of an instant (state, disposition, severity, owner team, KEV, SLA due and status,
+    all as the log rebuilds them), with its title and asset."""
     when = _when(store, as_of)
     with store.read() as conn:
         engagements.get(conn, engagement)
         frame = replay.state_frame(conn, engagement, when)
         details = frames.frame(
-            conn.execute(
-                select(F.c.finding_id, F.c.title, F.c.asset_ref, F.c.owner_team).where(F.c.engagement == engagement)
-            )
+            conn.execute(select(F.c.finding_id, F.c.title, F.c.asset_ref).where(F.c.engagement == engagement))
         )
     frame["sla_status"] = sla.status(frame, when)
     return frame.merge(details, on="finding_id", how="left")

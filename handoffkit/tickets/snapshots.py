@@ -19,6 +19,7 @@ The finding ids are read where the policy says (label, custom field, ``[HK-123]`
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,15 +35,11 @@ from handoffkit.record.log import Event, Source, append, log_event, sha256_bytes
 from handoffkit.record.model import TicketSnapshot
 from handoffkit.record.people import require_actor
 from handoffkit.record.store import Store, bulk_insert
-from handoffkit.tickets import links
+from handoffkit.tickets import evidence, links
 
 T = schema.tickets
 CHUNK = 10_000
 CLOSABLE = links.CLOSABLE
-_HTTP_MESSAGE = re.compile(
-    r"^(?:(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) \S+ HTTP/\d(?:\.\d)?|HTTP/\d(?:\.\d)? \d{3}\b)", re.MULTILINE
-)
-_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{200,}={0,2}")
 
 
 @dataclass
@@ -68,12 +65,6 @@ class TicketFileResult:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-def evidence_copied(description: str | None) -> bool:
-    """Does the description carry pasted evidence (an HTTP message, a long base64 blob) instead of a link?"""
-    text = description or ""
-    return bool(_HTTP_MESSAGE.search(text) or _BASE64_RUN.search(text))
 
 
 def ingest_tickets(
@@ -160,6 +151,7 @@ def _import_export(
         previous = _current_snapshots(conn, engagement, system, keys)
         linked = links.by_ticket(conn, engagement, system, keys)
         all_ids = sorted({fid for ids in (*carried.values(), *linked.values()) for fid in ids})
+        stored = _stored_evidence(conn, engagement, all_ids)
         batch = _Batch(
             engagement,
             system,
@@ -173,7 +165,8 @@ def _import_export(
         for ticket in export.tickets:
             ids = carried[ticket.key]
             band = policy.band_for_priority(system, ticket.priority)
-            rows.append(_snapshot_row(ticket, engagement, system, import_id, now, ids, band, permalink))
+            mine = [stored[f] for f in dict.fromkeys((*ids, *linked.get(ticket.key, []))) if f in stored]
+            rows.append(_snapshot_row(ticket, engagement, system, import_id, now, ids, band, permalink, mine))
             batch.compare(ticket, previous.get(ticket.key), ids, linked.get(ticket.key, []), band)
         for start in range(0, len(keys), CHUNK):
             conn.execute(
@@ -209,8 +202,10 @@ def _snapshot_row(
     ids: tuple[str, ...],
     band: str | None,
     permalink: re.Pattern[str],
+    stored: list[evidence.Stored],
 ) -> dict[str, Any]:
     text = f"{t.title}\n{t.description or ''}"
+    pasted = evidence.patterns(t.description) + evidence.copied(text, stored)
     return {
         "import_id": import_id,
         "engagement": engagement,
@@ -227,7 +222,8 @@ def _snapshot_row(
         "url": t.url,
         "resolution": t.resolution,
         "has_permalink": bool(permalink.search(text)),
-        "evidence_copied": evidence_copied(t.description),
+        "evidence_copied": bool(pasted),
+        "evidence_reasons": json.dumps(pasted, ensure_ascii=False) if pasted else None,
         "observed_at": now,
         "current": True,
     }
@@ -261,6 +257,27 @@ def _current_snapshots(conn: Connection, engagement: str, system: str, keys: lis
 
 _FOLLOWED = ("finding_id", "engagement", "state", "disposition", "severity", "row_version")
 """What a ticket import reads of each finding it touches (its events and state changes need no more)."""
+
+
+def _stored_evidence(conn: Connection, engagement: str, ids: list[str]) -> dict[str, evidence.Stored]:
+    """The stored scanner output of each finding, against the text its own record fields hold."""
+    f, e = schema.findings.c, schema.evidence.c
+    record_fields = (f.title, f.description, f.asset_ref, f.location, f.rule_ref, f.cves, f.cwes, f.cvss_vector)
+    contents: dict[str, list[tuple[bytes, str | None]]] = {}
+    texts: dict[str, list[str]] = {}
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        for fid, *fields in conn.execute(
+            select(f.finding_id, *record_fields).where(f.engagement == engagement, f.finding_id.in_(chunk))
+        ):
+            texts[fid] = [v for v in fields if v]
+        for fid, content, media in conn.execute(
+            select(e.finding_id, e.content, e.media_type).where(
+                e.finding_id.in_(chunk), e.kind.in_(("scanner_output", "request_response")), e.content.is_not(None)
+            )
+        ):
+            contents.setdefault(fid, []).append((content, media))
+    return {fid: evidence.Stored.of(fid, found, texts.get(fid, [])) for fid, found in contents.items()}
 
 
 def _findings(conn: Connection, engagement: str, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -474,4 +491,4 @@ def _import_dojo_links(
         append(conn, store, new_events)
 
 
-__all__ = ["InputError", "TicketFileResult", "evidence_copied", "ingest_tickets"]
+__all__ = ["InputError", "TicketFileResult", "ingest_tickets"]

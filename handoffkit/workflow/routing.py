@@ -6,14 +6,18 @@ Decision order (first match wins), computed set-based over the whole engagement:
 2. an active exception                → ``held_exception`` (state ``excepted``);
 3. the asset is being decommissioned  → ``held_decommissioning`` (state ``held_back``);
 4. no resolved owner (see owners.py)  → ``paused_no_owner`` — never a shared queue;
-5. a KEV-listed CVE                   → the KEV override (``ticket``, 14 days or CISA's earlier due date);
+5. a KEV-listed CVE                   → the KEV override (``ticket`` with the KEV due date, below);
 6. otherwise the severity band's rule → ``ticket`` / ``sprint_backlog`` / ``quarterly_cycle`` /
    ``security_record_only``, with the band's SLA days.
 
-SLA due dates count from validation (``validated_at``). Findings awaiting verification or closed are
-left alone. A real run writes one ``finding_routed`` event per finding whose decision changed,
-carrying the policy version; an unchanged re-run writes nothing. ``dry_run`` computes the same plan
-and writes nothing.
+SLA due dates count from validation (``validated_at``). The KEV clock, per listed CVE, starts at the
+later of the finding's first detection and the CVE's ``dateAdded``: due = that day + the override's
+``sla_days``, or the catalog's ``dueDate`` when that falls after the clock start and is earlier; with
+several listed CVEs the earliest counts, and a KEV due date only ever tightens the band's (a finding
+already open when its CVE joins the catalog gets it at the next run, in its ``finding_routed`` event).
+Findings awaiting verification or closed are left alone. A real run writes one ``finding_routed``
+event per finding whose decision changed, carrying the policy version; an unchanged re-run writes
+nothing. ``dry_run`` computes the same plan and writes nothing.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import String, select, type_coerce
 
-from handoffkit.record import engagements, findings, owners
+from handoffkit.record import engagements, findings, frames, owners, schema
 from handoffkit.record.log import Event, append
 from handoffkit.record.people import require_actor
 from handoffkit.record.store import Store
@@ -69,8 +74,15 @@ class RoutingResult:
         return {**self.__dict__, "changed": len(self.changes)}
 
 
-def decide(frame: pd.DataFrame, policy: Any, owner_rows: list[owners.Owner], excepted: set[str]) -> pd.DataFrame:
-    """The policy's decision for each routable row of ``frame`` (vectorised; no database access)."""
+def decide(
+    frame: pd.DataFrame,
+    policy: Any,
+    owner_rows: list[owners.Owner],
+    excepted: set[str],
+    kev_clock: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The policy's decision for each routable row of ``frame`` (vectorised; no database access);
+    ``kev_clock`` is :func:`kev_clock`'s frame for the KEV due dates."""
     df = frame.copy()
     owner_of = owners.resolve(owner_rows, df["asset_ref"].unique().tolist())
     resolved = {ref: o for ref, o in owner_of.items() if owners.is_resolved(o, policy.ownership.shared_queues)}
@@ -94,24 +106,59 @@ def decide(frame: pd.DataFrame, policy: Any, owner_rows: list[owners.Owner], exc
     df["rule"] = np.select(
         conditions, ["exception", "decommissioning", "no_owner", "kev_override"], default="band:" + df["severity"]
     )
-    df["new_sla_due"] = _due_dates(df, policy, kev)
+    kev_due = kev_due_dates(kev_clock if kev_clock is not None else _NO_CLOCK, policy.routing.kev_override)
+    df["new_sla_due"] = _due_dates(df, policy, kev, df["finding_id"].map(kev_due))
     held = (df["new_state"] != "routed") & (df["new_disposition"] != "held_decommissioning")
     for col in ("owner_role", "owner_team", "owner_name"):
         df[f"new_{col}"] = df[f"new_{col}"].astype(object).where(~held & df[f"new_{col}"].notna(), None)
     return df
 
 
-def _due_dates(df: pd.DataFrame, policy: Any, kev: pd.Series) -> pd.Series:
-    """SLA due dates, vectorised: validation day + band days; KEV: + override days, capped by CISA's due."""
+_NO_CLOCK = pd.DataFrame(
+    {c: pd.Series(dtype=object) for c in ("finding_id", "first_seen", "date_added", "catalog_due")}
+)
+
+
+def kev_clock(conn: Any, engagement: str) -> pd.DataFrame:
+    """One row per KEV-listed CVE of each flagged finding: ``finding_id``, ``first_seen`` (the finding's
+    first detection), and the CVE's ``date_added`` and ``catalog_due`` from the loaded catalog."""
+    f, fc, k = schema.findings.c, schema.finding_cves.c, schema.kev.c
+    stmt = (
+        select(
+            fc.finding_id,
+            type_coerce(f.first_seen, String),
+            type_coerce(k.date_added, String),
+            type_coerce(k.due_date, String),
+        )
+        .join(schema.findings, f.finding_id == fc.finding_id)
+        .join(schema.kev, k.cve_id == fc.cve_id)
+        .where(f.engagement == engagement, f.kev)
+    )
+    return frames.frame(conn.execute(stmt), ["finding_id", "first_seen", "date_added", "catalog_due"])
+
+
+def kev_due_dates(clock: pd.DataFrame, override: Any) -> pd.Series:
+    """Each finding's KEV due date (the module docstring's rule), indexed by finding id."""
+    if clock.empty:
+        return pd.Series(dtype=object)
+    day = lambda col: pd.to_datetime(clock[col].str.slice(0, 10), format="%Y-%m-%d")  # noqa: E731
+    start = pd.concat([day("first_seen"), day("date_added")], axis=1).max(axis=1)
+    due = start + pd.Timedelta(days=override.sla_days)
+    if override.use_catalog_due_date:
+        catalog = day("catalog_due")
+        due = due.where(~((catalog > start) & (catalog < due)), catalog)
+    return due.groupby(clock["finding_id"]).min()
+
+
+def _due_dates(df: pd.DataFrame, policy: Any, kev: pd.Series, kev_due: pd.Series) -> pd.Series:
+    """SLA due dates, vectorised: validation day + band days; a KEV-listed finding: the earlier of that
+    and its KEV due date (validation day + the override's days where the catalog no longer lists it)."""
     start = pd.to_datetime(df["validated_at"], utc=True).dt.tz_localize(None).dt.normalize()
     days = df["severity"].map({b: r.sla_days for b, r in policy.routing.bands.items()}).astype("float64")
     due = start + pd.to_timedelta(days, unit="D")
-    override = policy.routing.kev_override
-    kev_due = start + pd.Timedelta(days=override.sla_days)
-    if override.use_catalog_due_date:
-        catalog = pd.to_datetime(df["kev_due"].astype(object).where(df["kev_due"].notna(), None))
-        kev_due = kev_due.where(catalog.isna() | (kev_due <= catalog), catalog)
-    due = due.where(~kev, kev_due).where(df["new_state"].eq("routed"))
+    listed = pd.to_datetime(kev_due).fillna(start + pd.Timedelta(days=policy.routing.kev_override.sla_days))
+    tightened = pd.concat([due, listed], axis=1).min(axis=1)
+    due = due.where(~kev, tightened).where(df["new_state"].eq("routed"))
     return due.map(lambda d: None if pd.isna(d) else d.date()).astype(object)
 
 
@@ -140,7 +187,7 @@ def route(
             excepted -= _would_expire(conn, engagement, today)
         owner_map = owners.owner_map(conn, engagement)
         routable = frame[frame["triage"].eq("validated") & frame["state"].isin(ROUTABLE_STATES)]
-        plan = decide(routable, policy, owner_map, excepted)
+        plan = decide(routable, policy, owner_map, excepted, kev_clock(conn, engagement))
         for col in DECIDED:
             plan[f"chg_{col}"] = _differs(plan[col], plan[f"new_{col}"])
         changed = plan[plan[[f"chg_{c}" for c in DECIDED]].any(axis=1)]
@@ -177,8 +224,6 @@ def route(
 
 
 def _would_expire(conn: Any, engagement: str, today: date) -> set[str]:
-    from sqlalchemy import select
-
     x = exceptions.X.c
     return set(
         conn.execute(

@@ -126,6 +126,7 @@ def test_rerunning_init_versions_a_changed_policy_only(acme: str, run, tmp_path:
         "policy_version": 1,
         "policy_changed": False,
         "owners_loaded": None,
+        "defaulted": [],
     }
     before = counts(acme)
 

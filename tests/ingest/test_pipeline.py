@@ -238,6 +238,7 @@ def test_cli_json_shape_and_exit_code(store, engagement, tmp_path):
         "seen_again",
         "reopened",
         "absent_in_rescan",
+        "scanned_at",
         "skipped",
         "status",
         "error",

@@ -86,7 +86,9 @@ def test_the_manifest_seals_every_file(demo_pack: Pack) -> None:
         "start": "2026-07-01",
         "end": "2026-09-30",
     }
-    assert {"handoffkit", "pandas", "papermill", "great-expectations", "python"} <= set(manifest["versions"])
+    assert {"handoffkit", "pandas", "papermill", "great-expectations", "python"} <= set(
+        manifest["rendering"]["versions"]
+    )
     assert "does-not-exist" not in manifest["parameters"]["db"]  # --db won over the file's db
 
 

@@ -21,7 +21,7 @@ from handoffkit.record import schema
 from handoffkit.record.store import Store
 from handoffkit.tickets import links
 from handoffkit.workflow import verification
-from tests.builders import ACTOR, DONE, SHOP, events, route, snapshot, ticket, validate
+from tests.builders import ACTOR, DONE, SHOP, at, events, route, snapshot, ticket, validate
 
 DRIFT_PATTERNS = (
     "severity_drift",
@@ -269,7 +269,7 @@ def test_reconcile_cli_json_shape_and_as_of(store, programme):
     )
     assert out.exit_code == 0, out.output
     doc = json.loads(out.output)
-    assert set(doc) == {"engagement", "as_of", "counts", "ids", "last_reconciled", "cadence_days", "totals"}
+    assert set(doc) == {"engagement", "as_of", "counts", "ids", "last_reconciled", "cadence_days", "totals", "reasons"}
     assert list(doc["counts"]) == list(reconcile.CATEGORIES) and set(doc["ids"]) == set(reconcile.CATEGORIES)
     assert all(len(doc["ids"][k]) == n for k, n in doc["counts"].items())
     assert doc["as_of"] == "2026-03-06T23:59:59.999999Z" and doc["cadence_days"] == 7
@@ -284,3 +284,31 @@ def test_reconcile_cli_json_shape_and_as_of(store, programme):
     assert table.exit_code == 0 and "severity_drift" in table.output and a in table.output
     bad = runner.invoke(cli, ["--db", store.url, "reconcile", "-e", "ACME", "--actor", ACTOR, "--as-of", "soon"])
     assert bad.exit_code == 2 and "'soon'" in bad.output
+
+
+def test_a_retrospective_run_counts_when_it_ran_and_never_fills_a_past_interval(store, programme):
+    """Issue 19, item 1: reconciling as of 10 March on the 28th is logged as retrospective; as of the 27th
+    the cadence item does not see it, as of the 29th it counts at the 28th (the gaps before the 21st stay
+    gaps), and the trend of runs leaves it out. ``check --as-of`` reads the checklist as of any instant."""
+    from handoffkit.report import checklist, metrics
+
+    at(store, 21)
+    reconcile.reconcile(store, "ACME", actor=ACTOR)
+    at(store, 28)
+    past = reconcile.reconcile(store, "ACME", actor=ACTOR, as_of=datetime(2026, 3, 10, tzinfo=UTC))
+    assert past.as_of == "2026-03-10T00:00:00.000000Z"
+    assert [e["data"]["retrospective"] for e in events(store, "reconciliation_run")] == [False, True]
+
+    def cadence(day: int):
+        return checklist.evaluate(store, "ACME", as_of=datetime(2026, 3, day, 12, tzinfo=UTC))[9]
+
+    assert (cadence(27).numbers["runs"], cadence(27).ids) == (1, ["2026-03-02→2026-03-21"])
+    assert (cadence(29).numbers["runs"], cadence(29).ids) == (2, ["2026-03-02→2026-03-21"])
+    with store.read() as conn:
+        trend = metrics.reconciliation_trend(conn, "ACME", as_of="2026-03-31")
+    assert list(trend["occurred_at"]) == ["2026-03-21T09:00:00.000000Z"]
+
+    args = ["--db", store.url, "check", "-e", "ACME", "--as-of", "2026-03-27", "--format", "json"]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)[9]["numbers"]["runs"] == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -300,4 +301,18 @@ def test_update_and_delete_are_refused_by_the_database(store: Store) -> None:
         with pytest.raises(exc.DBAPIError, match="append-only"), store.write() as conn:
             conn.execute(stmt)
     assert event_rows(store) == before
+    assert log.verify(store).ok
+
+
+def test_time_in_the_log_never_goes_back(store: Store) -> None:
+    """A writer whose clock is behind the log's head (another machine, a simulated clock) stamps its events
+    with the head's instant: an event appended after a report as of a past instant cannot land before it."""
+    store.clock.fixed = datetime(2026, 3, 10, 9, tzinfo=UTC)
+    log.log_event(store, log.Event(type="note", actor="Ben Okoro"))
+    store.clock.fixed = datetime(2026, 3, 1, 9, tzinfo=UTC)  # behind the head
+    log.log_event(store, log.Event(type="note", actor="Ben Okoro"))
+    store.clock.fixed = datetime(2026, 3, 12, 9, tzinfo=UTC)
+    log.log_event(store, log.Event(type="note", actor="Ben Okoro"))
+    stamps = [r["occurred_at"] for r in event_rows(store)]
+    assert stamps == ["2026-03-10T09:00:00.000000Z", "2026-03-10T09:00:00.000000Z", "2026-03-12T09:00:00.000000Z"]
     assert log.verify(store).ok

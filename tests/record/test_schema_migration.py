@@ -3,10 +3,12 @@ is refused."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text, update
+from sqlalchemy.engine import make_url
 
 from handoffkit.errors import ConfigError
 from handoffkit.record import engagements, schema
@@ -65,7 +67,7 @@ def test_a_version_1_store_gets_seq_in_its_events_indexes(db_url: str, store: St
         assert columns["ix_events_occurred"] == ["occurred_at", "seq", "engagement", "type", "outcome"]
         assert columns["ix_events_engagement_type"][-1] == "seq"
         with reopened.read() as conn:
-            assert conn.execute(schema.meta.select().where(schema.meta.c.key == "schema_version")).one().value == "3"
+            assert conn.execute(schema.meta.select().where(schema.meta.c.key == "schema_version")).one().value == "4"
     finally:
         reopened.dispose()
 
@@ -82,7 +84,7 @@ def test_a_version_2_store_gets_the_covering_reconciliation_indexes(db_url: str,
         for index in V3_INDEXES:
             assert (findings | tickets)[index.name] == [c.name for c in index.columns]
         with reopened.read() as conn:
-            assert conn.execute(schema.meta.select().where(schema.meta.c.key == "schema_version")).one().value == "3"
+            assert conn.execute(schema.meta.select().where(schema.meta.c.key == "schema_version")).one().value == "4"
     finally:
         reopened.dispose()
 
@@ -90,7 +92,7 @@ def test_a_version_2_store_gets_the_covering_reconciliation_indexes(db_url: str,
 def test_an_unknown_schema_version_is_refused(db_url: str, store: Store) -> None:
     with store.write() as conn:
         conn.execute(update(schema.meta).where(schema.meta.c.key == "schema_version").values(value="99"))
-    with pytest.raises(ConfigError, match="schema version 99, this handoffkit expects 3"):
+    with pytest.raises(ConfigError, match="schema version 99, this handoffkit expects 4"):
         Store(db_url)
 
 
@@ -111,3 +113,63 @@ def test_an_analysed_sqlite_store_keeps_planner_statistics_for_the_rebuilt_index
     finally:
         reopened.dispose()
     assert {ix.name for ix in V2_INDEXES} <= analysed
+
+
+V3_SCANS = """CREATE TABLE scans (
+    scan_id INTEGER NOT NULL PRIMARY KEY {auto}, engagement VARCHAR(64) NOT NULL REFERENCES engagements (key),
+    sha256 VARCHAR(64) NOT NULL, file_name TEXT NOT NULL, format VARCHAR(32) NOT NULL, tool TEXT NOT NULL,
+    tool_version TEXT, scope TEXT NOT NULL, ingested_at VARCHAR(27) NOT NULL, actor TEXT NOT NULL,
+    parsed INTEGER NOT NULL, CONSTRAINT uq_scans_file UNIQUE (engagement, sha256))"""
+
+
+def _downgrade_to_v3(store: Store) -> None:
+    """Put the store back the way version 3 left it: a scan known by its content alone, and tickets
+    without the reasons their evidence was flagged for."""
+    columns = "scan_id, engagement, sha256, file_name, format, tool, tool_version, scope, ingested_at, actor, parsed"
+    with store.write() as conn:
+        conn.exec_driver_sql("ALTER TABLE tickets DROP COLUMN evidence_reasons")
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("ALTER TABLE scans DROP CONSTRAINT uq_scans_file_instant")
+            conn.exec_driver_sql("ALTER TABLE scans DROP COLUMN scanned_at")
+            conn.exec_driver_sql("ALTER TABLE scans ADD CONSTRAINT uq_scans_file UNIQUE (engagement, sha256)")
+        conn.execute(update(schema.meta).where(schema.meta.c.key == "schema_version").values(value="3"))
+    if store.dialect == "sqlite":  # the sqlite3 module leaves foreign keys off, as a table rebuild needs
+        raw = sqlite3.connect(make_url(store.url).database)
+        raw.execute("PRAGMA legacy_alter_table = ON")
+        with raw:
+            raw.execute("ALTER TABLE scans RENAME TO scans_v4")
+            raw.execute(V3_SCANS.format(auto=""))
+            raw.execute(f"INSERT INTO scans ({columns}) SELECT {columns} FROM scans_v4")
+            raw.execute("DROP TABLE scans_v4")
+        raw.close()
+
+
+def test_a_version_3_store_knows_its_scans_by_content_and_instant(db_url: str, store: Store, rec, tmp_path) -> None:
+    """Existing scans take their ingest time as their instant; the evidence still refers to them; the same
+    bytes of a later scan are then a rescan, not a duplicate; the log still verifies."""
+    from handoffkit.ingest import pipeline
+    from handoffkit.record import log
+    from tests.builders import SHOP, zap_scan
+
+    rec.web(SHOP, ("Kept across the upgrade", 3))
+    with store.read() as conn:
+        before = conn.exec_driver_sql("SELECT scan_id, ingested_at FROM scans").all()
+    _downgrade_to_v3(store)
+    assert "scanned_at" not in {c["name"] for c in inspect(store.engine).get_columns("scans")}
+
+    upgraded = Store(db_url, create=False)
+    try:
+        with upgraded.read() as conn:
+            assert conn.exec_driver_sql("SELECT scan_id, scanned_at FROM scans").all() == before
+            assert conn.execute(schema.meta.select().where(schema.meta.c.key == "schema_version")).one().value == "4"
+            joined = conn.exec_driver_sql("SELECT count(*) FROM evidence JOIN scans USING (scan_id)").scalar()
+            assert joined == conn.exec_driver_sql("SELECT count(*) FROM evidence").scalar() > 0
+            if conn.dialect.name == "sqlite":
+                assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+        path = zap_scan(tmp_path / "same.json", [1], "2026-03-02")
+        first = pipeline.ingest_scan(upgraded, "ACME", [path], actor=ACTOR, scanned_at="2026-03-02")
+        later = pipeline.ingest_scan(upgraded, "ACME", [path], actor=ACTOR, scanned_at="2026-03-09")
+        assert (first[0].status, later[0].status) == ("ok", "duplicate")  # the file says 2 March both times
+        assert log.verify(upgraded).ok
+    finally:
+        upgraded.dispose()

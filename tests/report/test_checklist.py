@@ -19,7 +19,7 @@ from handoffkit.record.store import Store
 from handoffkit.report import checklist
 from handoffkit.tickets import links
 from handoffkit.workflow import calibration
-from tests.builders import ACTOR, DATA, SHOP, route, validate
+from tests.builders import ACTOR, DATA, SHOP, route, ticket, validate
 
 END = datetime(2026, 9, 28, 23, 59, tzinfo=UTC)  # the demo's last day
 STATUSES = {"pass", "fail", "not-yet-measurable"}
@@ -136,3 +136,36 @@ def test_the_reconciliation_items_count_the_record_as_of_the_instant_asked(rec):
     now = {i.number: i for i in checklist.evaluate(rec.store, rec.engagement)}
     assert then[5].numbers["routing_misses"] == 2
     assert now[5].numbers["routing_misses"] == 1
+
+
+# ------------------------------------------------------------------ items that must not pass wrongly (issue 19)
+
+
+def test_a_policy_field_left_to_its_default_fails_item_one_and_init_says_which(store, tmp_path):
+    """The file states routing and the canonical record only: four fields come from defaults."""
+    partial = tmp_path / "policy.yaml"
+    text = (DATA / "policy.yaml").read_text(encoding="utf-8")
+    partial.write_text(text[: text.index("ticket_payload:")], encoding="utf-8")
+    result = CliRunner().invoke(
+        cli, ["--db", store.url, "init", "-e", "ACME", "--policy", str(partial), "--actor", ACTOR, "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    defaulted = ["ticket_payload", "ownership", "reconciliation", "closure_verification"]
+    assert json.loads(result.stdout)["defaulted"] == defaulted
+    assert "does not state ticket_payload, ownership, reconciliation, closure_verification" in result.stderr
+    now = datetime.now(UTC)  # the CLI wrote on the real clock, after the fixture's
+    item = checklist.evaluate(store, "ACME", as_of=now)[0]
+    assert (item.number, item.status, item.ids) == (1, "fail", defaulted)
+
+    engagements.init(store, "ACME", DATA / "policy.yaml", owners_path=DATA / "owners.csv", actor=ACTOR)
+    assert checklist.evaluate(store, "ACME", as_of=now)[0].status == "pass"  # the file now states all six
+
+
+def test_a_priority_renegotiated_in_the_ticket_fails_item_three(store, rec, exports):
+    kept, drifted = rec.web(SHOP, ("Kept its band", 3), ("Lowered in Jira", 3))
+    validate(store, [kept, drifted])
+    route(store)
+    exports.ingest("jira", ticket("jira", 1, [kept]), ticket("jira", 2, [drifted], band="low"))
+    item = checklist.evaluate(store, "ACME")[2]
+    assert (item.number, item.status, item.ids) == (3, "fail", [drifted])
+    assert item.numbers["drifted_in_ticket"] == 1 and item.numbers["decided_after_ticket"] == 0

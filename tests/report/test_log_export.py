@@ -24,7 +24,7 @@ from handoffkit.record.canonical import canonical_json
 from handoffkit.record.csvsafe import FORMULA_START, safe_cell, unsafe_cell
 from handoffkit.record.log import Event, log_event
 from handoffkit.record.store import Store
-from handoffkit.report import checklist, log_export
+from handoffkit.report import checklist, controls, log_export
 from tests.builders import ACTOR, AS_OF, END, START
 
 
@@ -40,14 +40,14 @@ def test_the_frameworks_are_the_ones_the_checklist_looks_for() -> None:
 def test_every_event_type_of_the_demo_is_mapped_to_controls(demo_store: Store) -> None:
     with demo_store.read() as conn:
         types = set(conn.execute(select(schema.events.c.type).distinct()).scalars())
-    assert types - set(log_export.CONTROLS) == set()
-    assert {log_export.CONTROLS[t][3] for t in ("scan_ingested", "finding_verified_closed", "policy_versioned")} == {
+    assert {t for t in types if controls.controls(t) == controls.UNMAPPED} == set()
+    assert {controls.controls(t)[3] for t in ("scan_ingested", "finding_verified_closed", "policy_versioned")} == {
         "RA-5",
         "SI-2",
         "CM-3",
     }
-    assert log_export.CONTROLS["severity_calibrated"] == ("A.8.8", "CC7.1", "6.3.3", "RA-5")
-    assert log_export.CONTROLS["policy_versioned"][1] == "CC8.1"
+    assert controls.controls("severity_calibrated") == ("A.8.8", "CC7.1", "6.3.3", "RA-5")
+    assert controls.controls("policy_versioned")[1] == "CC8.1"
 
 
 def test_export_writes_every_event_with_its_chain_and_controls(programme: Store, tmp_path: Path) -> None:
@@ -59,7 +59,7 @@ def test_export_writes_every_event_with_its_chain_and_controls(programme: Store,
     verified = [r for r in rows if r["type"] == "finding_verified_closed"]
     assert [(r["finding_id"], r["detail"], r["nist_800_53"], r["pci_dss"]) for r in verified] == [
         ("HK-1", "retest", "SI-2", "6.3.3"),
-        ("HK-2", "commit", "SI-2", "6.3.3"),
+        ("HK-2", "commit", "SI-2 CM-3", "6.3.3"),
     ]
     assert "state: routed → verified_closed" in verified[0]["summary"]
     scan = next(r for r in rows if r["type"] == "scan_ingested")
@@ -246,12 +246,12 @@ def test_record_strings_that_look_like_formulas_are_exported_safely(
     from handoffkit.workflow import triage
     from tests.builders import at, zap_scan
 
-    at(store, 1)
+    at(store, 3)  # after the engagement was set up (2 March): the log's time does not go back
     pipeline.ingest_scan(
         store, engagement, [zap_scan(tmp_path / "s.json", [1], "2026-03-01")], actor="=cmd|' /C calc'!A0"
     )
     triage.triage(store, ["HK-1"], "validated", reason="@SUM(1+1)", actor="-2+3")
-    at(store, 2)
+    at(store, 4)
     triage.triage(store, ["HK-1"], "validated", reason="again", actor="'=quoted")
     log_export.export_log(store, engagement, tmp_path / "log.csv", actor=ACTOR)
     raw = list(csv.DictReader((tmp_path / "log.csv").open(encoding="utf-8", newline="")))
