@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from handoffkit import demo
 from handoffkit.record import schema
-from handoffkit.record.log import canonical_json, chain_hash
+from handoffkit.record.canonical import canonical_json, chain_hash
 from handoffkit.record.schema import GENESIS_HASH
 from handoffkit.record.store import Store
 

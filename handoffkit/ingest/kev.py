@@ -21,8 +21,9 @@ from sqlalchemy import delete, func, insert, select
 from handoffkit.errors import InputError, located
 from handoffkit.record import findings, schema
 from handoffkit.record._jsonschema import jsonschema
+from handoffkit.record.canonical import sha256_bytes
 from handoffkit.record.inputs import load_json, read_bytes
-from handoffkit.record.log import Event, Source, append, sha256_bytes
+from handoffkit.record.log import Event, Source, append
 from handoffkit.record.people import require_actor
 from handoffkit.record.store import Store
 

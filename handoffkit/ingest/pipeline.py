@@ -33,11 +33,12 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, insert, or_, select
 
-from handoffkit.errors import DataQualityError, HandoffkitError, InputError
+from handoffkit.errors import HandoffkitError
 from handoffkit.ingest import quality
 from handoffkit.record import engagements, findings, ids, replay, schema
+from handoffkit.record.canonical import sha256_bytes
 from handoffkit.record.inputs import read_bytes
-from handoffkit.record.log import Event, Source, append, log_event, sha256_bytes
+from handoffkit.record.log import Event, Source, append, log_event
 from handoffkit.record.model import OPEN_STATES, NormalisedFinding, ParseResult
 from handoffkit.record.owners import parents
 from handoffkit.record.people import require_actor
@@ -502,4 +503,4 @@ def failed(results: list[FileResult]) -> bool:
     return any(r.status == "failed" for r in results)
 
 
-__all__ = ["DataQualityError", "FileResult", "InputError", "failed", "ingest_scan"]
+__all__ = ["FileResult", "failed", "ingest_scan"]

@@ -11,7 +11,8 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from handoffkit.errors import ConfigError, NotFoundError
 from handoffkit.record import owners, schema
-from handoffkit.record.log import Event, Source, append, canonical_json, sha256_bytes
+from handoffkit.record.canonical import canonical_json, sha256_bytes
+from handoffkit.record.log import Event, Source, append
 from handoffkit.record.policy import Policy, load_policy, policy_from_document
 from handoffkit.record.store import Store
 

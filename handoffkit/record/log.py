@@ -29,13 +29,12 @@ from sqlalchemy import Connection, select, update
 
 from handoffkit.errors import (
     ConcurrentEditError,
-    HandoffkitError,
     InputError,
     IntegrityError,
     RefusedError,
 )
 from handoffkit.record import schema
-from handoffkit.record.canonical import canonical_json, chain_hash, sha256_bytes, sha256_file
+from handoffkit.record.canonical import canonical_json, chain_hash, sha256_bytes
 from handoffkit.record.people import require_actor
 from handoffkit.record.store import Store, bulk_insert
 from handoffkit.version import __version__
@@ -333,25 +332,3 @@ def iter_events(conn: Connection, stmt=None) -> Iterator[Any]:
     """Stream events (all, or those a select on ``schema.events`` picks) in ``seq`` order."""
     stmt = stmt if stmt is not None else select(schema.events)
     yield from conn.execution_options(yield_per=20_000).execute(stmt.order_by(schema.events.c.seq))
-
-
-__all__ = [
-    "Event",
-    "HandoffkitError",
-    "Source",
-    "Verification",
-    "append",
-    "canonical_json",
-    "chain_hash",
-    "event_data",
-    "head",
-    "iter_events",
-    "load_anchor",
-    "log_event",
-    "mutation",
-    "origin",
-    "sha256_bytes",
-    "sha256_file",
-    "verify",
-    "verify_logged",
-]

@@ -45,7 +45,8 @@ from sqlalchemy.engine import make_url
 from handoffkit.errors import ConfigError, located
 from handoffkit.ingest import quality
 from handoffkit.record import _memo, frames, replay, schema
-from handoffkit.record.log import Event, Source, log_event, sha256_bytes, sha256_file
+from handoffkit.record.canonical import sha256_bytes, sha256_file
+from handoffkit.record.log import Event, Source, log_event
 from handoffkit.record.people import require_actor
 from handoffkit.record.store import DEFAULT_URL, sqlite_file
 from handoffkit.report import log_export, pages, views

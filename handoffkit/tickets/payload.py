@@ -20,8 +20,9 @@ from sqlalchemy import select
 from handoffkit.errors import RefusedError
 from handoffkit.record import engagements, ids, schema
 from handoffkit.record._jsonschema import jsonschema
+from handoffkit.record.canonical import canonical_json
 from handoffkit.record.csvsafe import rows_to_csv, to_csv
-from handoffkit.record.log import Event, append, canonical_json, mutation
+from handoffkit.record.log import Event, append, mutation
 from handoffkit.record.model import SEVERITIES
 from handoffkit.record.people import require_actor
 from handoffkit.record.policy import Policy

@@ -28,10 +28,11 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from handoffkit.errors import HandoffkitError, InputError
+from handoffkit.errors import HandoffkitError
 from handoffkit.record import engagements, findings, schema
+from handoffkit.record.canonical import sha256_bytes
 from handoffkit.record.inputs import read_bytes
-from handoffkit.record.log import Event, Source, append, log_event, sha256_bytes
+from handoffkit.record.log import Event, Source, append, log_event
 from handoffkit.record.model import TicketSnapshot
 from handoffkit.record.people import require_actor
 from handoffkit.record.store import Store, bulk_insert
@@ -491,4 +492,4 @@ def _import_dojo_links(
         append(conn, store, new_events)
 
 
-__all__ = ["InputError", "TicketFileResult", "ingest_tickets"]
+__all__ = ["TicketFileResult", "ingest_tickets"]

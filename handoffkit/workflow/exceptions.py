@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from handoffkit.errors import NotFoundError, RefusedError
+from handoffkit.errors import RefusedError
 from handoffkit.record import engagements, findings, schema
 from handoffkit.record.log import Event, mutation
 from handoffkit.record.model import CLOSED_STATES
@@ -162,4 +162,4 @@ def list_exceptions(store: Store, engagement: str, status: str | None = None) ->
         return [dict(r._mapping) for r in conn.execute(stmt)]
 
 
-__all__ = ["NotFoundError", "active_ids", "expire", "grant", "list_exceptions", "revoke"]
+__all__ = ["active_ids", "expire", "grant", "list_exceptions", "revoke"]

@@ -74,7 +74,7 @@ def test_the_manifest_seals_every_file(demo_pack: Pack) -> None:
         if p.is_file() and p.name != "manifest.json"
     }
     assert set(manifest["files"]) == on_disk
-    from handoffkit.record.log import sha256_bytes
+    from handoffkit.record.canonical import sha256_bytes
 
     for name, entry in manifest["files"].items():
         assert sha256_bytes((demo_pack.out / name).read_bytes()) == entry["sha256"], name
@@ -120,7 +120,7 @@ def test_the_render_is_logged_for_the_checklist(demo_pack: Pack) -> None:
         exported = conn.execute(select(ev.payload).where(ev.type == "log_exported")).scalars().all()
     data = rendered[0]["data"]
     assert data["views"] == list(pack.TITLES) and data["as_of"] == "2026-09-30T23:59:59.999999Z"
-    from handoffkit.record.log import sha256_bytes
+    from handoffkit.record.canonical import sha256_bytes
 
     assert data["manifest_sha256"] == sha256_bytes((demo_pack.out / "manifest.json").read_bytes())
     assert data["out"] == str(demo_pack.out) and len(exported) >= 1

@@ -18,7 +18,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from handoffkit.ingest.common import json_raw
-from handoffkit.record import log, schema
+from handoffkit.record import canonical, log, schema
 from handoffkit.record.canonical import canonical_value
 from handoffkit.record.store import Store
 from tests.builders import chain_head, event_rows, write_log
@@ -35,12 +35,12 @@ def canonical_by_hand(payload: str) -> str:
 
 
 def test_keys_are_sorted_at_every_depth_without_whitespace() -> None:
-    text = log.canonical_json({"b": 1, "a": {"d": [1, {"y": 2, "x": 1}], "c": "x y"}, "C": None})
+    text = canonical.canonical_json({"b": 1, "a": {"d": [1, {"y": 2, "x": 1}], "c": "x y"}, "C": None})
     assert text == '{"C":null,"a":{"c":"x y","d":[1,{"x":1,"y":2}]},"b":1}'
 
 
 def test_strings_and_keys_are_nfc_and_not_ascii_escaped() -> None:
-    text = log.canonical_json({"Cafe\u0301": "e\u0301te\u0301"})
+    text = canonical.canonical_json({"Cafe\u0301": "e\u0301te\u0301"})
     assert text == '{"Caf\u00e9":"\u00e9t\u00e9"}'
     assert text.encode("utf-8") == b'{"Caf\xc3\xa9":"\xc3\xa9t\xc3\xa9"}'
 
@@ -48,24 +48,24 @@ def test_strings_and_keys_are_nfc_and_not_ascii_escaped() -> None:
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, [1.0, math.nan], {"deep": {"x": math.nan}}])
 def test_nan_and_infinities_are_refused(bad: object) -> None:
     with pytest.raises(ValueError, match="NaN"):
-        log.canonical_json({"value": bad})
+        canonical.canonical_json({"value": bad})
 
 
 def test_instants_become_utc_with_microseconds_and_z() -> None:
     kolkata = datetime(2026, 3, 2, 15, 0, tzinfo=ZoneInfo("Asia/Kolkata"))
     assert (
-        log.canonical_json([kolkata, kolkata + timedelta(microseconds=7)])
+        canonical.canonical_json([kolkata, kolkata + timedelta(microseconds=7)])
         == '["2026-03-02T09:30:00.000000Z","2026-03-02T09:30:00.000007Z"]'
     )
-    assert log.canonical_json(date(2026, 2, 28)) == '"2026-02-28"'
+    assert canonical.canonical_json(date(2026, 2, 28)) == '"2026-02-28"'
     with pytest.raises(ValueError, match="naive"):
-        log.canonical_json(datetime(2026, 3, 2, 15, 0))
+        canonical.canonical_json(datetime(2026, 3, 2, 15, 0))
 
 
 def test_sets_are_sorted_and_unknown_types_refused() -> None:
-    assert log.canonical_json({"s": {"b", "a", "c"}}) == '{"s":["a","b","c"]}'
+    assert canonical.canonical_json({"s": {"b", "a", "c"}}) == '{"s":["a","b","c"]}'
     with pytest.raises(TypeError, match="object"):
-        log.canonical_json({"x": object()})
+        canonical.canonical_json({"x": object()})
 
 
 def by_json(value: object) -> str:
@@ -107,9 +107,9 @@ def test_the_fast_path_writes_exactly_the_canonical_text(value: object) -> None:
         expected = by_json(value)
     except (ValueError, TypeError) as exc:
         with pytest.raises(type(exc)):
-            log.canonical_json(value)
+            canonical.canonical_json(value)
         return
-    assert log.canonical_json(value) == expected
+    assert canonical.canonical_json(value) == expected
 
 
 JSON_DOCS = st.recursive(
@@ -147,9 +147,9 @@ def test_every_payload_is_canonical_and_mirrors_its_row(store: Store) -> None:
         assert {k: doc[k] for k in schema.EVENT_COLUMNS if k != "origin"} == {
             k: row[k] for k in schema.EVENT_COLUMNS if k != "origin"
         }
-        assert log.canonical_json(doc["origin"]) == row["origin"]
+        assert canonical.canonical_json(doc["origin"]) == row["origin"]
         assert TS.match(row["occurred_at"])
-        assert row["row_hash"] == log.chain_hash(row["prev_hash"], row["payload"])
+        assert row["row_hash"] == canonical.chain_hash(row["prev_hash"], row["payload"])
 
 
 def test_a_nan_in_an_event_writes_nothing(store: Store) -> None:

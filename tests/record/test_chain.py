@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, exc, text, update
 
-from handoffkit.record import log, schema
+from handoffkit.record import canonical, log, schema
 from handoffkit.record.store import Store
 from tests.builders import CHAIN_LENGTH, chain_head, drop_append_only, event_rows, set_events, write_log
 
@@ -62,7 +62,7 @@ def rechain(rows: Rows, start: int) -> Rows:
     for i in range(start - 1, len(out)):
         prev = out[i - 1]["row_hash"] if i else schema.GENESIS_HASH
         out[i]["prev_hash"] = prev
-        out[i]["row_hash"] = log.chain_hash(prev, out[i]["payload"])
+        out[i]["row_hash"] = canonical.chain_hash(prev, out[i]["payload"])
     return out
 
 
@@ -78,7 +78,7 @@ def test_the_untouched_log_verifies(chain: Store, pristine: Pristine) -> None:
     assert (result.checked, result.head_seq) == (CHAIN_LENGTH, CHAIN_LENGTH)
     assert [r["seq"] for r in rows] == list(range(1, CHAIN_LENGTH + 1))
     assert head == (CHAIN_LENGTH, rows[-1]["row_hash"])
-    assert all(r["row_hash"] == log.chain_hash(r["prev_hash"], r["payload"]) for r in rows)
+    assert all(r["row_hash"] == canonical.chain_hash(r["prev_hash"], r["payload"]) for r in rows)
 
 
 @EXAMPLES
@@ -188,8 +188,8 @@ def test_rows_each_fixed_up_alone_still_break_the_links(chain: Store, pristine: 
     def renumbered(row: dict[str, Any], seq: int) -> dict[str, Any]:
         doc = json.loads(row["payload"])
         doc["seq"] = seq
-        payload = log.canonical_json(doc)
-        return {**row, "seq": seq, "payload": payload, "row_hash": log.chain_hash(row["prev_hash"], payload)}
+        payload = canonical.canonical_json(doc)
+        return {**row, "seq": seq, "payload": payload, "row_hash": canonical.chain_hash(row["prev_hash"], payload)}
 
     rows = [dict(r) for r in pristine[0]]
     rows[i - 1], rows[j - 1] = renumbered(pristine[0][j - 1], i), renumbered(pristine[0][i - 1], j)
@@ -240,7 +240,7 @@ def test_a_rewritten_chain_passes_alone_and_fails_against_an_earlier_anchor(
     rows = [dict(r) for r in pristine[0]]
     doc = json.loads(rows[edited - 1]["payload"])
     doc["actor"] = rows[edited - 1]["actor"] = "Mallory Moriarty"
-    rows[edited - 1]["payload"] = log.canonical_json(doc)
+    rows[edited - 1]["payload"] = canonical.canonical_json(doc)
     rows = rechain(rows, edited)
     anchor = {"seq": anchor_at, "row_hash": pristine[0][anchor_at - 1]["row_hash"]}
     try:
@@ -261,7 +261,7 @@ def test_rechaining_an_edited_payload_without_its_column_is_still_named(chain: S
     rows = [dict(r) for r in pristine[0]]
     doc = json.loads(rows[11]["payload"])
     doc["actor"] = "Mallory Moriarty"  # the column still says who really did it
-    rows[11]["payload"] = log.canonical_json(doc)
+    rows[11]["payload"] = canonical.canonical_json(doc)
     rows = rechain(rows, 12)
     try:
         set_events(chain, rows, (CHAIN_LENGTH, rows[-1]["row_hash"]))

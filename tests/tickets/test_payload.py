@@ -15,8 +15,8 @@ from sqlalchemy import select
 from handoffkit.cli import cli
 from handoffkit.errors import RefusedError
 from handoffkit.record import engagements, findings, schema
+from handoffkit.record.canonical import canonical_json
 from handoffkit.record.inputs import read_csv
-from handoffkit.record.log import canonical_json
 from handoffkit.tickets import payload
 from handoffkit.tickets.detect import parse_export
 from handoffkit.tickets.finding_ids import extract_finding_ids
