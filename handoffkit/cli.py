@@ -22,7 +22,7 @@ from handoffkit.record.store import Store
 from handoffkit.report.output import emit
 from handoffkit.version import __version__
 
-OUTPUT_FORMATS = ("table", "json", "csv")
+OUTPUT_FORMATS = ("table", "json", "ndjson", "csv")
 
 
 @dataclass
@@ -34,6 +34,14 @@ class Context:
 
     @property
     def store(self) -> Store:
+        """The existing record: a command other than ``init``, ``demo`` or ``kev load`` never creates one."""
+        if self._store is None:
+            self._store = Store(self.db, create=False)
+        return self._store
+
+    @property
+    def new_store(self) -> Store:
+        """The record, created when the database holds none yet."""
         if self._store is None:
             self._store = Store(self.db)
         return self._store
@@ -107,6 +115,15 @@ def say(text: str) -> None:
     click.echo(text)
 
 
+def failed_files(rows: list[dict[str, Any]]) -> None:
+    """Each failed file's whole error on stderr, one line each (the table or JSON on stdout has it too)."""
+    for row in rows:
+        if row.get("status") == "failed":
+            message = " ".join(str(row.get("error") or "failed").split())
+            named = message if message.startswith(str(row["file"])) else f"{row['file']}: {message}"
+            click.echo(f"handoffkit: error: {named}", err=True)
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--db",
@@ -164,7 +181,7 @@ def init(
     from handoffkit.record import engagements
 
     result = engagements.init(
-        obj.store, engagement, policy_path, actor=require_actor(actor), name=name, owners_path=owners_path
+        obj.new_store, engagement, policy_path, actor=require_actor(actor), name=name, owners_path=owners_path
     )
     say(emit(result.as_dict(), obj.out_format(fmt)))
     if result.defaulted:
@@ -189,18 +206,102 @@ def engagements_cmd(obj: Context, fmt: str | None) -> None:
     )
 
 
+def list_options(fn):
+    """--limit, the shared filters and --fields, for every list command (see handoffkit.report.listing)."""
+    options = [
+        click.option("--limit", type=click.IntRange(min=0), help="At most this many rows."),
+        click.option("--state", "states", multiple=True, help="Only this state (repeatable: any of them)."),
+        click.option("--severity", "severities", multiple=True, help="Only this severity band (repeatable)."),
+        click.option("--tool", "tools", multiple=True, help="Only this tool / ticket system (repeatable)."),
+        click.option("--owner", "owners", multiple=True, help="Only this owner team, role or person (repeatable)."),
+        click.option("--since", help="Only rows from this instant on (date or ISO 8601)."),
+        click.option("--fields", help="Comma-separated columns to print, in this order."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def list_filters(
+    limit: int | None,
+    states: tuple[str, ...],
+    severities: tuple[str, ...],
+    tools: tuple[str, ...],
+    owners: tuple[str, ...],
+    since: str | None,
+    fields: str | None,
+) -> Any:
+    from handoffkit.report.listing import Filters
+
+    start = parse_instant(since, "--since")
+    if since is not None and len(since) == 10 and start is not None:  # a day means from its start
+        start = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    chosen = tuple(f.strip() for f in fields.split(",") if f.strip()) if fields else ()
+    return Filters(states, severities, tools, owners, start, chosen, limit)
+
+
+def say_list(df: Any, fmt: str) -> None:
+    from handoffkit.report.listing import as_rows
+
+    rows, columns = as_rows(df)
+    say(emit(rows, fmt, columns))
+
+
 @cli.command("findings")
 @engagement_option
 @click.option("--as-of", "as_of", help="Reconstruct the record from the activity log as of this instant.")
+@list_options
 @format_option
 @click.pass_obj
-def findings_cmd(obj: Context, engagement: str, as_of: str | None, fmt: str | None) -> None:
+def findings_cmd(obj: Context, engagement: str, as_of: str | None, fmt: str | None, **filters: Any) -> None:
     """List findings (current state, or rebuilt from the log as of a date)."""
-    from handoffkit.record import findings
+    from handoffkit.report import listing
 
-    when = parse_instant(as_of)
-    df = findings.as_of(obj.store, engagement, when) if when else findings.current(obj.store, engagement)
-    say(emit(df, obj.out_format(fmt), [*findings.PUBLIC, "ticket_keys"]))
+    df = listing.finding_list(obj.store, engagement, list_filters(**filters), parse_instant(as_of))
+    say_list(df, obj.out_format(fmt))
+
+
+@cli.command("tickets")
+@engagement_option
+@list_options
+@format_option
+@click.pass_obj
+def tickets_cmd(obj: Context, engagement: str, fmt: str | None, **filters: Any) -> None:
+    """List tickets as last observed (--state: status category; --severity: priority band; --tool: system)."""
+    from handoffkit.report import listing
+
+    say_list(listing.ticket_list(obj.store, engagement, list_filters(**filters)), obj.out_format(fmt))
+
+
+@cli.command("events")
+@engagement_option
+@click.option("--type", "types", multiple=True, help="Only this event type (repeatable).")
+@click.option("--finding", "finding_id", help="Only events of this finding.")
+@click.option("--as-of", "as_of", help="Only events at or before this instant.")
+@list_options
+@format_option
+@click.pass_obj
+def events_cmd(
+    obj: Context,
+    engagement: str,
+    types: tuple[str, ...],
+    finding_id: str | None,
+    as_of: str | None,
+    fmt: str | None,
+    **filters: Any,
+) -> None:
+    """List activity-log events, newest first (hashes and payloads are in `log export`)."""
+    from handoffkit.report import listing
+
+    df = listing.event_list(
+        obj.store,
+        engagement,
+        list_filters(**filters),
+        types=types,
+        finding_id=finding_id,
+        as_of=parse_instant(as_of),
+    )
+    say_list(df, obj.out_format(fmt))
 
 
 # ------------------------------------------------------------------------------------- the log
@@ -302,12 +403,15 @@ def _progress(enabled: bool):
 @engagement_option
 @actor_option
 @click.option(
-    "--format",
-    "formats",
-    multiple=True,
-    type=click.Choice((*SCAN_FORMATS, *OUTPUT_FORMATS)),
-    help="Scanner format (default auto: detected from content) and/or output format (table|json|csv).",
+    "--scanner",
+    "--input-format",
+    "scanner",
+    type=click.Choice(SCAN_FORMATS),
+    default="auto",
+    show_default=True,
+    help="The scanner format of the files (auto: detected from their content, never from their names).",
 )
+@format_option
 @click.option("--scope", help="Asset glob the scan covered (default: the assets it reports).")
 @click.option(
     "--scanned-at",
@@ -324,7 +428,8 @@ def ingest_scan(
     files: tuple[str, ...],
     engagement: str,
     actor: str,
-    formats: tuple[str, ...],
+    scanner: str,
+    fmt: str | None,
     scope: str | None,
     scanned_at: str | None,
     encoding_fallback: str | None,
@@ -333,16 +438,13 @@ def ingest_scan(
     """Ingest scanner files (each file all-or-nothing); exit non-zero if any file failed."""
     from handoffkit.ingest import pipeline
 
-    scanner = [f for f in formats if f in SCAN_FORMATS]
-    if len(scanner) > 1:
-        raise click.UsageError(f"give one scanner format, not {', '.join(scanner)}")
-    out = obj.out_format(*formats)
+    out = obj.out_format(fmt)
     results = pipeline.ingest_scan(
         obj.store,
         engagement,
         files,
         actor=require_actor(actor),
-        fmt=scanner[0] if scanner else "auto",
+        fmt=scanner,
         scope=scope,
         fallback_encoding=encoding_fallback,
         progress=_progress(sys.stderr.isatty() if progress is None else progress),
@@ -359,6 +461,7 @@ def ingest_scan(
                 ["file", "format", "parsed", "new", "seen_again", "reopened", "absent_in_rescan", "status", "error"],
             )
         )
+    failed_files(rows)
     if pipeline.failed(results):
         sys.exit(3)
 
@@ -410,6 +513,7 @@ def ingest_tickets(
                 ],
             )
         )
+    failed_files(rows)
     if any(r.status == "failed" for r in results):
         sys.exit(3)
 
@@ -436,7 +540,7 @@ def kev_load(obj: Context, file: str, schema_path: str | None, actor: str, fmt: 
 
     say(
         emit(
-            kev.load(obj.store, file, actor=require_actor(actor), schema_path=schema_path).as_dict(),
+            kev.load(obj.new_store, file, actor=require_actor(actor), schema_path=schema_path).as_dict(),
             obj.out_format(fmt),
         )
     )
@@ -610,20 +714,17 @@ def exception_revoke(obj: Context, finding_id: str, reason: str, actor: str, fmt
 
 @exception_group.command("list")
 @engagement_option
-@click.option("--status", type=click.Choice(["active", "revoked", "expired"]))
+@click.option("--status", type=click.Choice(["active", "revoked", "expired"]), help="Same as --state.")
+@list_options
 @format_option
 @click.pass_obj
-def exception_list(obj: Context, engagement: str, status: str | None, fmt: str | None) -> None:
-    """List the exception register."""
-    from handoffkit.workflow import exceptions
+def exception_list(obj: Context, engagement: str, status: str | None, fmt: str | None, **filters: Any) -> None:
+    """List the exception register (--owner matches the requester or the approver)."""
+    from handoffkit.report import listing
 
-    say(
-        emit(
-            exceptions.list_exceptions(obj.store, engagement, status),
-            obj.out_format(fmt),
-            ["exception_id", "finding_id", "status", "requester", "approver", "expires_on", "reason"],
-        )
-    )
+    if status:
+        filters["states"] = (*filters["states"], status)
+    say_list(listing.exception_list(obj.store, engagement, list_filters(**filters)), obj.out_format(fmt))
 
 
 @cli.command("payload")

@@ -20,6 +20,10 @@ class ConfigError(HandoffkitError):
     exit_code = 2
 
 
+class NoRecordError(ConfigError):
+    """The database holds no handoffkit record yet (only ``init`` and ``demo`` create one)."""
+
+
 class InputError(HandoffkitError):
     """An input file (scan, ticket export, catalog) is malformed, hostile or of an unknown format."""
 

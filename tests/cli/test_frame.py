@@ -34,17 +34,60 @@ def test_db_comes_from_the_option_then_the_environment(acme: str, run, tmp_path:
     assert listed.exit_code == 0, listed.output
     assert json.loads(listed.stdout) == [{"key": "ACME", "name": "Acme Corp", "policy_version": 1, "findings": 0}]
 
-    empty = run("engagements", "--format", "json", env={"HANDOFFKIT_DB": other})
-    assert (empty.exit_code, json.loads(empty.stdout)) == (0, [])
+    missing = run("engagements", "--format", "json", env={"HANDOFFKIT_DB": other})
+    assert missing.exit_code == 2 and "no handoffkit record at" in missing.stderr
+    assert not (tmp_path / "other.db").exists()
     wins = run("--db", acme, "engagements", "--format", "json", env={"HANDOFFKIT_DB": other})
     assert [e["key"] for e in json.loads(wins.stdout)] == ["ACME"]
 
 
 def test_without_db_the_embedded_sqlite_default_is_used(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    result = run("engagements", "--format", "json")
-    assert (result.exit_code, json.loads(result.stdout)) == (0, [])
+    result = run("kev", "load", str(tmp_path / "absent.json"), "--actor", "Ana Silva")
+    assert result.exit_code != 0  # the catalog is missing, but kev load may create the record
     assert (tmp_path / "handoffkit.db").is_file()
+    listed = run("engagements", "--format", "json")
+    assert (listed.exit_code, json.loads(listed.stdout)) == (0, [])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("engagements",),
+        ("findings", "-e", "ACME"),
+        ("tickets", "-e", "ACME"),
+        ("events", "-e", "ACME"),
+        ("exception", "list", "-e", "ACME"),
+        ("check", "-e", "ACME"),
+        ("log", "verify", "--actor", "Ana Silva"),
+        ("reconcile", "-e", "ACME", "--actor", "Ana Silva"),
+        ("route", "-e", "ACME", "--actor", "Ana Silva"),
+    ],
+)
+def test_a_command_in_an_empty_folder_creates_no_database_and_says_how_to_start(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        "handoffkit: error: no handoffkit record at handoffkit.db; start one with "
+        "`handoffkit init -e ENGAGEMENT --policy POLICY.yaml --owners OWNERS.csv`"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.postgres
+def test_an_empty_postgres_schema_is_not_turned_into_a_record_by_a_read(run, pg_url: str) -> None:
+    from sqlalchemy import create_engine, inspect
+
+    result = run("--db", pg_url, "findings", "-e", "ACME")
+    assert result.exit_code == 2 and "no handoffkit record in the database" in result.stderr
+    engine = create_engine(pg_url)
+    try:
+        assert inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
 
 
 def test_format_json_and_csv_and_the_global_format_option(acme: str, run) -> None:

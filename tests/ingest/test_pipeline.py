@@ -257,9 +257,12 @@ def test_cli_json_shape_and_exit_code(store, engagement, tmp_path):
             ACTOR,
             "--format",
             "json",
-            "--format",
+            "--scanner",
             "zap",
         ],
     )
     assert failed.exit_code != 0
-    assert json.loads(failed.output)["files"][0]["status"] == "failed"
+    row = json.loads(failed.stdout)["files"][0]
+    assert row["status"] == "failed"
+    # the whole error, one line on stderr, whatever the output format
+    assert failed.stderr.splitlines() == [f"handoffkit: error: {' '.join(row['error'].split())}"]
