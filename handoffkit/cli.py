@@ -872,7 +872,9 @@ def reconcile_cmd(obj: Context, engagement: str, as_of: str | None, actor: str, 
     """Join the record and the ticket exports on the finding id; counts and the ids behind each gap."""
     from handoffkit import reconcile
 
-    result = reconcile.reconcile(obj.store, engagement, actor=require_actor(actor), as_of=parse_instant(as_of))
+    result = reconcile.reconcile(
+        obj.store, engagement, record=True, actor=require_actor(actor), as_of=parse_instant(as_of)
+    )
     out = obj.out_format(fmt)
     if out == "json":
         say(emit(result.as_dict(), "json"))
