@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+import handoffkit.record._jsonschema  # noqa: F401 - before Great Expectations, which imports jsonschema (via Altair)
 from handoffkit.errors import DataQualityError, located
 from handoffkit.record.model import SEVERITIES
 
