@@ -19,7 +19,7 @@ import click
 from handoffkit.errors import HandoffkitError
 from handoffkit.record.people import require_actor
 from handoffkit.record.store import Store
-from handoffkit.report.output import emit
+from handoffkit.report.output import Activity, emit
 from handoffkit.version import __version__
 
 OUTPUT_FORMATS = ("table", "json", "ndjson", "csv")
@@ -74,6 +74,14 @@ def actor_option(fn):
         default="",
         show_envvar=True,
         help="The one named person taking this action (recorded in the activity log).",
+    )(fn)
+
+
+def progress_option(fn):
+    return click.option(
+        "--progress/--no-progress",
+        default=None,
+        help="Progress on stderr: a bar on a terminal (the default there), lines elsewhere with --progress.",
     )(fn)
 
 
@@ -347,6 +355,7 @@ def log_verify(obj: Context, anchor: str | None, actor: str, fmt: str | None) ->
 )
 @actor_option
 @format_option
+@progress_option
 @click.pass_obj
 def log_export(
     obj: Context,
@@ -358,6 +367,7 @@ def log_export(
     processes: int | None,
     actor: str,
     fmt: str | None,
+    progress: bool | None,
 ) -> None:
     """Write the activity log as CSV with ISO 27001 / SOC 2 / PCI DSS / NIST control-mapping columns."""
     from handoffkit.report import log_export
@@ -365,16 +375,18 @@ def log_export(
     first, last = parse_day(start), parse_day(end)
     if first and last and first > last:
         raise click.BadParameter(f"--from {first} is after --to {last}", param_hint="--from")
-    result = log_export.export_log(
-        obj.store,
-        engagement,
-        out,
-        start=first,
-        end=last,
-        as_of=parse_instant(as_of),
-        actor=require_actor(actor),
-        processes=processes or log_export.PROCESSES,
-    )
+    with Activity.choose(None, progress) as activity:
+        activity(f"exporting the activity log of {engagement} to {out}")
+        result = log_export.export_log(
+            obj.store,
+            engagement,
+            out,
+            start=first,
+            end=last,
+            as_of=parse_instant(as_of),
+            actor=require_actor(actor),
+            processes=processes or log_export.PROCESSES,
+        )
     say(
         emit(result.as_dict(), "json")
         if obj.out_format(fmt) == "json"
@@ -394,8 +406,15 @@ def ingest_group() -> None:
 SCAN_FORMATS = ("auto", "sarif", "nessus", "tenable-csv", "zap", "trivy", "semgrep", "burp", "generic", "defectdojo")
 
 
-def _progress(enabled: bool):
-    return (lambda message: click.echo(message, err=True)) if enabled else None
+def each_file(files: tuple[str, ...], asked: bool | None, ingest: Any) -> list[Any]:
+    """``ingest([file], progress)`` for each file in turn (each is its own transaction anyway), with a
+    progress bar over the files on a terminal."""
+    results: list[Any] = []
+    with Activity.choose(len(files), asked) as activity:
+        for file in files:
+            results += ingest([file], activity)
+            activity.advance()
+    return results
 
 
 @ingest_group.command("scan")
@@ -421,7 +440,7 @@ def _progress(enabled: bool):
 @click.option(
     "--encoding-fallback", type=click.Choice(["cp1252"]), help="Read a non-UTF-8 CSV as Windows-1252 (logged)."
 )
-@click.option("--progress/--no-progress", default=None, help="Progress on stderr (default: when it is a terminal).")
+@progress_option
 @click.pass_obj
 def ingest_scan(
     obj: Context,
@@ -439,16 +458,21 @@ def ingest_scan(
     from handoffkit.ingest import pipeline
 
     out = obj.out_format(fmt)
-    results = pipeline.ingest_scan(
-        obj.store,
-        engagement,
+    actor, when = require_actor(actor), parse_instant(scanned_at, "--scanned-at")
+    results = each_file(
         files,
-        actor=require_actor(actor),
-        fmt=scanner,
-        scope=scope,
-        fallback_encoding=encoding_fallback,
-        progress=_progress(sys.stderr.isatty() if progress is None else progress),
-        scanned_at=parse_instant(scanned_at, "--scanned-at"),
+        progress,
+        lambda batch, activity: pipeline.ingest_scan(
+            obj.store,
+            engagement,
+            batch,
+            actor=actor,
+            fmt=scanner,
+            scope=scope,
+            fallback_encoding=encoding_fallback,
+            progress=activity,
+            scanned_at=when,
+        ),
     )
     rows = [r.as_dict() for r in results]
     if out == "json":
@@ -477,15 +501,27 @@ def ingest_scan(
 @engagement_option
 @actor_option
 @format_option
+@progress_option
 @click.pass_obj
 def ingest_tickets(
-    obj: Context, files: tuple[str, ...], system: str, engagement: str, actor: str, fmt: str | None
+    obj: Context,
+    files: tuple[str, ...],
+    system: str,
+    engagement: str,
+    actor: str,
+    fmt: str | None,
+    progress: bool | None,
 ) -> None:
     """Import ticket exports as snapshots (closure → awaiting verification, never further)."""
     from handoffkit.tickets import snapshots
 
-    results = snapshots.ingest_tickets(
-        obj.store, engagement, files, system=system, actor=require_actor(actor), progress=_progress(sys.stderr.isatty())
+    actor = require_actor(actor)
+    results = each_file(
+        files,
+        progress,
+        lambda batch, activity: snapshots.ingest_tickets(
+            obj.store, engagement, batch, system=system, actor=actor, progress=activity
+        ),
     )
     rows = [r.as_dict() for r in results]
     out = obj.out_format(fmt)

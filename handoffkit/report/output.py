@@ -136,3 +136,65 @@ def emit(
     if fmt == "csv":  # booleans as true/false, as spreadsheets and other CSV tools read them
         return to_csv([{c: _csv_value(r.get(c)) for c in cols} for r in rows], cols).rstrip("\n")
     return to_table(rows, cols) if cols else "(nothing)"
+
+
+class Activity:
+    """Progress of long work on stderr: a bar with the count and an ETA on a terminal (rich), one line
+    per step when asked for outside one, nothing otherwise — so pipes and logs stay clean.
+
+    Call it with each step's message; :meth:`advance` after each unit of ``total`` (files, pages…).
+    """
+
+    def __init__(self, total: int | None, mode: str) -> None:
+        self.mode = mode
+        self._bar: Any = None
+        self._task: Any = None
+        if mode == "bar":
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._task = self._bar.add_task("", total=total)
+
+    @classmethod
+    def choose(cls, total: int | None, asked: bool | None) -> Activity:
+        """``asked`` None: a bar on a terminal, quiet elsewhere; True: a bar or lines; False: quiet."""
+        terminal = sys.stderr.isatty()
+        if asked is False or (asked is None and not terminal):
+            return cls(total, "quiet")
+        return cls(total, "bar" if terminal else "lines")
+
+    def __enter__(self) -> Activity:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def __call__(self, message: str) -> None:
+        if self.mode == "lines":
+            print(message, file=sys.stderr, flush=True)
+        elif self._bar is not None:
+            self._bar.update(self._task, description=message if len(message) <= 60 else "…" + message[-59:])
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task)
