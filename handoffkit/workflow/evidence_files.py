@@ -92,10 +92,11 @@ class EvidenceFiles:
             fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
         except OSError as exc:
             raise RefusedError(f"--evidence {given!r}: cannot read ({exc.strerror or exc})") from exc
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            raise RefusedError(f"--evidence {given!r} is not a regular file (a device, pipe or directory)")
         with os.fdopen(fd, "rb") as fh:
-            info = os.fstat(fh.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise RefusedError(f"--evidence {given!r} is not a regular file (a device, pipe or directory)")
             if info.st_size > self.max_bytes:
                 raise RefusedError(self._too_big(given))
             content = fh.read(self.max_bytes + 1)
