@@ -138,7 +138,7 @@ def say(text: str) -> None:
     click.echo(text)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("handoffkit", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--db",
     envvar="HANDOFFKIT_DB",
