@@ -88,6 +88,47 @@ SCAN_CASES: dict[str, tuple[str, bytes]] = {
     "truncated-sarif": ("cut.sarif", _sarif_with("error")[:-20].replace(b'"m"', f'"{SECRET}"'.encode())),
     "unknown-severity": ("sev.sarif", _sarif_with(SECRET)),
     "deep-json": ("deep.json", f'{{"{SECRET}":'.encode() + b"[" * 5000 + b"]" * 5000 + b"}"),
+    "truncated-nessus": ("cut.nessus", f'<NessusClientData_v2><Report name="{SECRET}"><ReportHost name="h'.encode()),
+    "truncated-zap": ("cut.json", _zap(SECRET)[:-7]),
+    "xml-char-ref-nul": ("nulref.xml", f"<OWASPZAPReport><site name='{SECRET}'>&#0;</site></OWASPZAPReport>".encode()),
+    "utf16-xml-with-nul": ("u16.xml", codecs.BOM_UTF16_LE + f"<r>{SECRET}\x00</r>".encode("utf-16-le")),
+    "external-dtd": (
+        "ext.xml",
+        f'<?xml version="1.0"?><!DOCTYPE issues SYSTEM "http://{CANARY}.test/x.dtd"><issues/>'.encode(),
+    ),
+    "parameter-entity": (
+        "pe.xml",
+        f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY % p SYSTEM "file:///{CANARY}"> %p;]><r/>'.encode(),
+    ),
+    "sarif-runs-not-a-list": ("shape.sarif", json.dumps({"version": "2.1.0", "runs": SECRET}).encode()),
+    "trivy-unknown-severity": (
+        "trivy.json",
+        formats.trivy(
+            "shop:1",
+            [
+                {
+                    "cve": "CVE-2024-1",
+                    "pkg": "p",
+                    "installed": "1",
+                    "fixed": "2",
+                    "severity": SECRET,
+                    "title": SECRET,
+                    "cwe": "CWE-1",
+                    "vector": None,
+                    "score": None,
+                }
+            ],
+            "2026-03-02T08:00:00Z",
+        ),
+    ),
+    "lone-surrogate-escape": ("sur.sarif", _sarif_with("error").replace(b'"m"', f'"\\ud800{SECRET}"'.encode())),
+    "utf32-json": ("u32.json", codecs.BOM_UTF32_LE + f'{{"{SECRET}": 1}}'.encode("utf-32-le")),
+    "invalid-utf8-json": ("bad8.json", b'{"k": "\xff' + SECRET.encode() + b'"}'),
+    "overlong-utf8": ("over.json", b'{"k": "\xc0\xaf' + SECRET.encode() + b'"}'),
+    "json-string-scalar": ("scalar.json", json.dumps(SECRET).encode()),
+    "csv-header-only": ("h.csv", f"{CANARY},{SECRET}\n".encode()),
+    "only-a-bom": ("bom-only.json", codecs.BOM_UTF8),
+    "whitespace-only": ("blank.json", b" \r\n\t \r\n"),
 }
 
 
@@ -232,6 +273,10 @@ TICKET_CASES: dict[str, tuple[str, Callable[[], bytes]]] = {
     "github-truncated": ("gh.json", lambda: formats.github_issues([ticket("github", 1, ["HK-1"], title=SECRET)])[:-5]),
     "servicenow-duplicate-key": ("sn.json", lambda: f'{{"records": [], "records": ["{SECRET}"]}}'.encode()),
     "servicenow-utf16-odd": ("sn.json", lambda: codecs.BOM_UTF16_LE + f'{{"{SECRET}": 1}}'.encode("utf-16-le") + b"{"),
+    "jira-long-row": ("jira.csv", lambda: formats.jira_csv([ticket("jira", 1, ["HK-1"])]) + f"{SECRET},".encode() * 40),
+    "jira-not-an-export": ("jira.csv", lambda: f"{CANARY},x\n{SECRET},y\n".encode()),
+    "github-not-an-export": ("gh.json", lambda: json.dumps({"token": SECRET}).encode()),
+    "servicenow-nan": ("sn.json", lambda: f'{{"records": [{{"number": "{SECRET}", "x": NaN}}]}}'.encode()),
     "servicenow-bom-invalid": ("sn.json", lambda: codecs.BOM_UTF8 + b'{"records": ["\xff' + SECRET.encode() + b'"]}'),
 }
 SYSTEM_OF = {"jira.csv": "jira", "gh.json": "github", "sn.json": "servicenow"}
@@ -308,6 +353,9 @@ KEV_CASES: dict[str, bytes] = {
     "duplicate-key": f'{{"title": "{SECRET}", "title": "x"}}'.encode(),
     "utf16-odd": codecs.BOM_UTF16_LE + f'{{"title": "{SECRET}"}}'.encode("utf-16-le") + b"}",
     "bom-invalid": codecs.BOM_UTF8 + b'{"title": "\xfe' + SECRET.encode() + b'"}',
+    "nan": f'{{"title": "{SECRET}", "count": NaN}}'.encode(),
+    "deep": f'{{"title": "{SECRET}", "x": '.encode() + b"[" * 5000 + b"]" * 5000 + b"}",
+    "xml-instead": f"<catalog>{SECRET}</catalog>".encode(),
 }
 
 
@@ -353,6 +401,14 @@ POLICY_CASES: dict[str, tuple[bytes, str]] = {
         r":\d+: .*unknown key",
     ),
     "a-list-not-a-mapping": (f"- {SECRET}\n".encode(), r":1: expected a mapping"),
+    "python-object-tag": (
+        POLICY.encode() + f'\nx: !!python/object/apply:os.system ["echo {SECRET}"]\n'.encode(),
+        r":\d+:\d+: not valid YAML",
+    ),
+    "tab-indentation": (POLICY.encode() + f"\nrouting:\n\tbands: {SECRET}\n".encode(), r":\d+:\d+: not valid YAML"),
+    "huge-sla": (POLICY.replace("sla_days: 60", "sla_days: 1000000000000000000000").encode(), r":\d+: routing\.bands"),
+    "negative-sla": (POLICY.replace("sla_days: 60", "sla_days: -60").encode(), r":\d+: routing\.bands\.high"),
+    "sla-as-words": (POLICY.replace("sla_days: 60", f"sla_days: {SECRET}").encode(), r":\d+: routing\.bands\.high"),
 }
 
 
@@ -386,6 +442,13 @@ OWNERS_CASES: dict[str, bytes] = {
     "missing-column": f"asset_ref,{CANARY}\nhttps://a.test,{SECRET}\n".encode(),
     "duplicate-asset": f"{HEADER}\n{SECRET},r,t,n,internet,high,active\n{SECRET},r,t,n,internet,high,active\n".encode(),
     "empty-asset": f"{HEADER}\n,r,t,{SECRET},internet,high,active\n".encode(),
+    "utf16-odd": codecs.BOM_UTF16_LE + f"{HEADER}\n{SECRET}".encode("utf-16-le") + b"x",
+    "bom-invalid": codecs.BOM_UTF8
+    + f"{HEADER}\n".encode()
+    + b"\xfe"
+    + SECRET.encode()
+    + b",r,t,n,internet,high,active\n",
+    "bad-lifecycle": f"{HEADER}\nhttps://a.test,r,t,n,internet,high,{SECRET}\n".encode(),
 }
 
 
@@ -416,6 +479,9 @@ EVIDENCE_CASES = (
     "over-cap",
     "no-directory-configured",
     "directory-missing",
+    "symlink-chain-out",
+    "home-tilde",
+    "root-directory",
 )
 
 
@@ -454,6 +520,15 @@ def _evidence(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tup
     if case == "over-cap":
         (root / "big.txt").write_text(SECRET * 10)
         return "big.txt", files
+    if case == "symlink-chain-out":
+        (root / "hop").symlink_to(tmp_path / "hop2")
+        (tmp_path / "hop2").symlink_to(secret)
+        return str(root / "hop"), files
+    if case == "home-tilde":
+        monkeypatch.setenv("HOME", str(outside))
+        return "~/shadow", files
+    if case == "root-directory":
+        return "/", files
     if case == "no-directory-configured":
         return str(secret), EvidenceFiles(None)
     return str(secret), EvidenceFiles(tmp_path / "nowhere")
