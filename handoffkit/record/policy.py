@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from handoffkit.errors import ConfigError
+from handoffkit.errors import ConfigError, InputError
 from handoffkit.record import ids
 from handoffkit.record.canonical import canonical_json
 from handoffkit.record.model import DISPOSITIONS, SEVERITIES, VERIFICATION_KINDS
@@ -246,12 +246,21 @@ assert set(DISPOSITIONS) == set(Disposition.__args__)  # type: ignore[attr-defin
 
 def load_policy(path: str | Path) -> Policy:
     """Read and validate a policy YAML file; errors are one line with file:line and the key path."""
+    from handoffkit.record.inputs import read_bytes
+
     p = Path(path)
     try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read the policy: {exc.strerror or exc}") from exc
+        data = read_bytes(p, MAX_POLICY_BYTES)  # a regular file, capped: never a device or a pipe that never ends
+    except InputError as exc:
+        if isinstance(exc.__cause__, OSError):
+            why = exc.__cause__.strerror or exc.__cause__
+            raise ConfigError(f"{p}: cannot read the policy: {why}", reason=exc.reason) from exc
+        raise ConfigError(str(exc), reason=exc.reason) from exc
     return parse_policy(_policy_text(data, str(p)), str(p))
+
+
+MAX_POLICY_BYTES = 1024**2
+"""A policy is a page of YAML; a megabyte is far more than any needs."""
 
 
 def _policy_text(data: bytes, source: str) -> str:

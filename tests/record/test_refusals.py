@@ -412,6 +412,18 @@ POLICY_CASES: dict[str, tuple[bytes, str]] = {
 }
 
 
+@pytest.mark.parametrize("kind", ["device", "fifo", "directory", "missing"])
+def test_a_policy_path_that_is_no_regular_file_is_one_line(store, tmp_path, kind):
+    path = {"device": Path("/dev/zero"), "directory": tmp_path, "missing": tmp_path / "nope.yaml"}.get(kind)
+    if kind == "fifo":
+        path = tmp_path / "policy.yaml"
+        os.mkfifo(path)  # opened for reading, a pipe without a writer would block for ever
+    before = snapshot(store)
+    with pytest.raises(ConfigError, match=rf"^{path}: (not a regular file|cannot read the policy)") as refused:
+        engagements.init(store, "ACME", path, actor=ACTOR)
+    assert "\n" not in str(refused.value) and snapshot(store) == before
+
+
 @pytest.mark.parametrize("case", sorted(POLICY_CASES))
 def test_a_bad_policy_is_one_line_with_its_place_and_writes_nothing(store, tmp_path, case):
     data, place = POLICY_CASES[case]
