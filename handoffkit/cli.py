@@ -53,12 +53,43 @@ class Context:
         return "table"
 
 
+class _UsageLine(click.ClickException):
+    """A usage error as one line with a hint, instead of click's usage block."""
+
+    exit_code = 2
+
+    def __init__(self, exc: click.UsageError) -> None:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        super().__init__(" ".join(exc.format_message().split()) + hint)
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"handoffkit: error: {self.message}", err=True)
+
+
+# A group run without a command shows its help (click 8.2+): that is what was asked for, not an error.
+_HELP_ASKED = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _usage_line(exc: click.UsageError) -> click.ClickException:
+    return exc if isinstance(exc, _HELP_ASKED) else _UsageLine(exc)
+
+
 class _Group(click.Group):
-    """Maps library errors to one line and an exit code, in one place."""
+    """Maps library errors, and click's usage errors, to one line and an exit code, in one place."""
+
+    group_class = type  # subgroups (log, ingest, kev, exception) are _Groups too
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            raise _usage_line(exc) from exc
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise _usage_line(exc) from exc
         except HandoffkitError as exc:
             obj = ctx.find_object(Context)
             if obj is not None and obj.verbose:
@@ -132,7 +163,7 @@ def failed_files(rows: list[dict[str, Any]]) -> None:
             click.echo(f"handoffkit: error: {named}", err=True)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("handoffkit", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--db",
     envvar="HANDOFFKIT_DB",
@@ -851,7 +882,14 @@ def unlink_cmd(
 @cli.command("verify")
 @click.argument("finding_id", required=False)
 @click.option("--kind", required=True, type=click.Choice(["rescan", "retest", "commit", "attestation"]))
-@click.option("--evidence", help="Text, a file (retest), repo@sha or URL (commit).")
+@click.option("--evidence", help="Text, a file in the evidence directory (retest), repo@sha or URL (commit).")
+@click.option(
+    "--evidence-dir",
+    envvar="HANDOFFKIT_EVIDENCE_DIR",
+    show_envvar=True,
+    type=click.Path(file_okay=False),
+    help="The only directory a retest's evidence file is read from (regular files, size-capped).",
+)
 @click.option("--approver", help="Attestation: a named approver other than the owner.")
 @click.option(
     "--all-absent",
@@ -867,6 +905,7 @@ def verify_cmd(
     finding_id: str | None,
     kind: str,
     evidence: str | None,
+    evidence_dir: str | None,
     approver: str | None,
     all_absent: bool,
     engagement: str | None,
@@ -875,6 +914,7 @@ def verify_cmd(
 ) -> None:
     """Close a finding on verification evidence (a ticket's closure never does)."""
     from handoffkit.workflow import verification
+    from handoffkit.workflow.evidence_files import EvidenceFiles
 
     if all_absent:
         if kind != "rescan" or not engagement or finding_id:
@@ -891,7 +931,13 @@ def verify_cmd(
     say(
         emit(
             verification.verify(
-                obj.store, finding_id, kind=kind, evidence=evidence, actor=require_actor(actor), approver=approver
+                obj.store,
+                finding_id,
+                kind=kind,
+                evidence=evidence,
+                actor=require_actor(actor),
+                approver=approver,
+                evidence_files=EvidenceFiles.configured(evidence_dir),
             ),
             obj.out_format(fmt),
         )

@@ -155,7 +155,8 @@ def mutation(store: Store, template: Event) -> Iterator[Connection]:
                 ticket_key=template.ticket_key,
                 outcome=outcome,
                 source=template.source,
-                data={**template.data, "reason": str(exc)},
+                # A rule's or a concurrent edit's message is ours; bad input is stored without its bytes.
+                data={**template.data, **(exc.refusal() if isinstance(exc, InputError) else {"reason": str(exc)})},
             ),
         )
         raise

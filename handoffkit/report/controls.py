@@ -53,6 +53,7 @@ RULES: tuple[Rule, ...] = (
             "exception_expired",
             "ticket_import",
             "ticket_import_refused",
+            "ticket_import_duplicate",
             "ticket_seen",
             "ticket_reopened",
             "orphan_ticket_seen",

@@ -35,6 +35,7 @@ from handoffkit.record.inputs import read_bytes
 from handoffkit.record.log import Event, Source, append, log_event
 from handoffkit.record.model import TicketSnapshot
 from handoffkit.record.people import require_actor
+from handoffkit.record.refusals import as_refusal, refusal
 from handoffkit.record.store import Store, bulk_insert
 from handoffkit.tickets import evidence, links
 
@@ -85,19 +86,22 @@ def ingest_tickets(
     results = []
     for path in paths:
         result = TicketFileResult(file=str(path), system=system)
-        source = None
+        source, data = None, None
         try:
             data = read_bytes(path)
             result.sha256 = sha256_bytes(data)
             source = Source(str(path), result.sha256)
             if system == "defectdojo":
                 _import_dojo_links(store, engagement, data, source, actor, result)
+            elif _duplicate(store, engagement, system, source, actor, result):
+                pass
             else:
                 _import_export(store, engagement, policy, data, source, system, actor, result)
             if progress:
                 progress(f"{path}: {result.tickets} tickets, {result.linked} links, {result.orphans} orphans")
         except (HandoffkitError, ValueError) as exc:
-            result.status, result.error = "failed", str(exc)
+            error = as_refusal(exc, str(path))
+            result.status, result.error = "failed", str(error)
             log_event(
                 store,
                 Event(
@@ -106,11 +110,39 @@ def ingest_tickets(
                     engagement=engagement,
                     outcome="failure",
                     source=source,
-                    data={"file": str(path), "system": system, "reason": str(exc)},
+                    data={**refusal(error, path, data), "system": system},
                 ),
             )
         results.append(result)
     return results
+
+
+def _duplicate(
+    store: Store, engagement: str, system: str, source: Source, actor: str, result: TicketFileResult
+) -> bool:
+    """Was this very export (same bytes) of ``system`` imported into the engagement already? Then it adds
+    no snapshot — it observes nothing new — and logs one ``ticket_import_duplicate`` event."""
+    i = schema.ticket_imports.c
+    with store.read() as conn:
+        found = conn.execute(
+            select(i.import_id, i.format, i.count)
+            .where(i.engagement == engagement, i.system == system, i.sha256 == source.sha256)
+            .order_by(i.import_id)
+        ).first()
+    if found is None:
+        return False
+    result.status, result.format, result.tickets = "duplicate", found.format, found.count
+    log_event(
+        store,
+        Event(
+            type="ticket_import_duplicate",
+            actor=actor,
+            engagement=engagement,
+            source=source,
+            data={"system": system, "sha256": source.sha256, "import_id": found.import_id},
+        ),
+    )
+    return True
 
 
 def _import_export(
