@@ -296,8 +296,8 @@ def findings_cmd(obj: Context, engagement: str, as_of: str | None, fmt: str | No
     """List findings (current state, or rebuilt from the log as of a date)."""
     from handoffkit.report import listing
 
-    df = listing.finding_list(obj.store, engagement, list_filters(**filters), parse_instant(as_of))
-    say_list(df, obj.out_format(fmt))
+    when, chosen = parse_instant(as_of), list_filters(**filters)  # bad options fail before the store opens
+    say_list(listing.finding_list(obj.store, engagement, chosen, when), obj.out_format(fmt))
 
 
 @cli.command("tickets")
@@ -309,7 +309,8 @@ def tickets_cmd(obj: Context, engagement: str, fmt: str | None, **filters: Any) 
     """List tickets as last observed (--state: status category; --severity: priority band; --tool: system)."""
     from handoffkit.report import listing
 
-    say_list(listing.ticket_list(obj.store, engagement, list_filters(**filters)), obj.out_format(fmt))
+    chosen = list_filters(**filters)
+    say_list(listing.ticket_list(obj.store, engagement, chosen), obj.out_format(fmt))
 
 
 @cli.command("events")
@@ -332,14 +333,8 @@ def events_cmd(
     """List activity-log events, newest first (hashes and payloads are in `log export`)."""
     from handoffkit.report import listing
 
-    df = listing.event_list(
-        obj.store,
-        engagement,
-        list_filters(**filters),
-        types=types,
-        finding_id=finding_id,
-        as_of=parse_instant(as_of),
-    )
+    when, chosen = parse_instant(as_of), list_filters(**filters)
+    df = listing.event_list(obj.store, engagement, chosen, types=types, finding_id=finding_id, as_of=when)
     say_list(df, obj.out_format(fmt))
 
 
@@ -791,7 +786,8 @@ def exception_list(obj: Context, engagement: str, status: str | None, fmt: str |
 
     if status:
         filters["states"] = (*filters["states"], status)
-    say_list(listing.exception_list(obj.store, engagement, list_filters(**filters)), obj.out_format(fmt))
+    chosen = list_filters(**filters)
+    say_list(listing.exception_list(obj.store, engagement, chosen), obj.out_format(fmt))
 
 
 @cli.command("payload")
