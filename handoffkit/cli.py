@@ -414,6 +414,61 @@ def ingest_tickets(
         sys.exit(3)
 
 
+@cli.group("sync")
+def sync_group() -> None:
+    """Read current state from a ticket system's API (one snapshot or nothing)."""
+
+
+def tracker_options(fn):
+    for option in reversed(
+        [
+            click.option(
+                "--params",
+                "params_file",
+                type=click.Path(dir_okay=False, exists=True),
+                help="Tracker parameters (YAML, one section per system: url, credentials, query …).",
+            ),
+            click.option("--url", help="The system's base URL (overrides the parameters)."),
+            click.option(
+                "--credentials",
+                type=click.Path(dir_okay=False),
+                help="A credentials file (token, user, password); default: HANDOFFKIT_<SYSTEM>_TOKEN etc.",
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+@sync_group.command("tickets")
+@click.option("--system", required=True, type=click.Choice(["jira", "github", "servicenow"]))
+@engagement_option
+@tracker_options
+@click.option("--since", help="GitHub: only issues updated since this ISO 8601 instant.")
+@actor_option
+@format_option
+@click.pass_obj
+def sync_tickets(
+    obj: Context,
+    system: str,
+    engagement: str,
+    params_file: str | None,
+    url: str | None,
+    credentials: str | None,
+    since: str | None,
+    actor: str,
+    fmt: str | None,
+) -> None:
+    """Pull the tickets' current state through the API and compare it with the last snapshot."""
+    from handoffkit.tickets import connection, sync
+
+    settings = connection.load_settings(params_file, system, url=url, credentials=credentials)
+    result = sync.sync_tickets(obj.store, engagement, system, settings, actor=require_actor(actor), since=since)
+    columns = ["file", "format", "requests", "pages", "tickets", "new_tickets", "linked", "orphans",
+               "closed_observed", "reopened", "renamed", "split", "severity_drift"]  # fmt: skip
+    say(emit(result if obj.out_format(fmt) == "json" else [result], obj.out_format(fmt), columns))
+
+
 @cli.group("kev")
 def kev_group() -> None:
     """The CISA Known Exploited Vulnerabilities catalog."""

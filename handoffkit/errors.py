@@ -54,6 +54,12 @@ class IntegrityError(HandoffkitError):
     exit_code = 7
 
 
+class RemoteError(HandoffkitError):
+    """A ticket system's API failed or refused a request; the record holds no partial result."""
+
+    exit_code = 8
+
+
 def located(source: str, place: str | None, message: str) -> str:
     """Format ``source:place: message`` (the place is omitted when unknown)."""
     return f"{source}:{place}: {message}" if place else f"{source}: {message}"

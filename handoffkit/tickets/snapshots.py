@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -37,6 +37,9 @@ from handoffkit.record.model import TicketSnapshot
 from handoffkit.record.people import require_actor
 from handoffkit.record.store import Store, bulk_insert
 from handoffkit.tickets import evidence, links
+
+if TYPE_CHECKING:
+    from handoffkit.tickets.detect import TicketExport
 
 T = schema.tickets
 CHUNK = 10_000
@@ -124,9 +127,29 @@ def _import_export(
     result: TicketFileResult,
 ) -> None:
     from handoffkit.tickets.detect import parse_export
-    from handoffkit.tickets.finding_ids import extract_finding_ids
 
     export = parse_export(data, source.file, system)
+    import_export(store, engagement, policy, export, source, actor, result, name=Path(source.file).name)
+
+
+def import_export(
+    store: Store,
+    engagement: str,
+    policy: Any,
+    export: TicketExport,
+    source: Source,
+    actor: str,
+    result: TicketFileResult,
+    *,
+    name: str,
+) -> None:
+    """Write one parsed export as a snapshot and its events, in one transaction (a file's or a sync's).
+
+    ``name`` is what the import is listed under (the file name, or the API's base URL).
+    """
+    from handoffkit.tickets.finding_ids import extract_finding_ids
+
+    system = export.system
     result.format, result.tickets = export.format, len(export.tickets)
     result.skipped = [{"reason": r, "count": c} for r, c in sorted(export.skipped.items())]
     permalink = re.compile(policy.ticket_payload.permalink_pattern(engagement))
@@ -141,7 +164,7 @@ def _import_export(
                 engagement=engagement,
                 system=system,
                 sha256=source.sha256,
-                file_name=Path(source.file).name,
+                file_name=name,
                 format=export.format,
                 observed_at=now,
                 actor=actor,
@@ -492,4 +515,4 @@ def _import_dojo_links(
         append(conn, store, new_events)
 
 
-__all__ = ["TicketFileResult", "ingest_tickets"]
+__all__ = ["TicketFileResult", "import_export", "ingest_tickets"]
