@@ -705,6 +705,41 @@ def payload_cmd(
         say(result["text"])
 
 
+@cli.command("push")
+@engagement_option
+@click.option("--target", required=True, type=click.Choice(["jira", "github", "servicenow"]))
+@tracker_options
+@click.option("--apply", is_flag=True, help="Create and update the tickets (default: print the plan only).")
+@actor_option
+@format_option
+@click.pass_obj
+def push_cmd(
+    obj: Context,
+    engagement: str,
+    target: str,
+    params_file: str | None,
+    url: str | None,
+    credentials: str | None,
+    apply: bool,
+    actor: str,
+    fmt: str | None,
+) -> None:
+    """Create the tickets routed findings call for; update severity, due date and KEV on linked ones."""
+    from handoffkit.tickets import connection, push
+
+    settings = connection.load_settings(params_file, target, url=url, credentials=credentials)
+    result = push.push(obj.store, engagement, target, settings, actor=require_actor(actor), apply=apply)
+    out = obj.out_format(fmt)
+    if out == "json":
+        say(emit(result, "json"))
+        return
+    say(emit(result["steps"], out, ["finding_id", "action", "ticket_key", "changes", "done"]))
+    if out == "table":
+        verb = "done" if apply else "planned (dry run; --apply to write)"
+        counts = ", ".join(f"{n} {a}" for a, n in sorted(result["counts"].items())) or "nothing"
+        click.echo(f"{counts} {verb}; {result['requests']} request(s)", err=True)
+
+
 @cli.command("check")
 @engagement_option
 @click.option("--as-of", help="The instant to evaluate (ISO 8601 or YYYY-MM-DD = end of that day, UTC).")

@@ -187,8 +187,13 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def request(self, method: str, url: str, *, params: Any = None, json: Any = None) -> httpx.Response:
+    def request(
+        self, method: str, url: str, *, params: Any = None, json: Any = None, allow: tuple[int, ...] = ()
+    ) -> httpx.Response:
         """One request (a relative path or a URL the server gave, e.g. a ``Link`` next page), retried.
+
+        ``allow`` lists error statuses the caller handles itself (returned, not raised). A ``POST`` is not
+        retried after a timeout or a broken connection: the server may have acted on it.
 
         Raises:
             RemoteError: the server refused, kept failing past the retries, or asked for too long a wait.
@@ -202,13 +207,13 @@ class Client:
             reraise=True,
         )
         try:
-            return retrying(self._once, method, url, params, json, line)
+            return retrying(self._once, method, url, params, json, line, allow)
         except _Retry as exc:
             raise RemoteError(
                 self.scrub(f"{line}: {exc} (gave up after {self.settings.retries + 1} attempts)")
             ) from None
 
-    def _once(self, method: str, url: str, params: Any, json: Any, line: str) -> httpx.Response:
+    def _once(self, method: str, url: str, params: Any, json: Any, line: str, allow: tuple[int, ...]) -> httpx.Response:
         pause = self._not_before - time.time()
         if pause > 0:
             self._sleep(self._bounded(pause, line, "the rate limit resets"))
@@ -216,12 +221,17 @@ class Client:
         try:
             assert self._http is not None
             response = self._http.request(method, url, params=params, json=json)
-        except httpx.TimeoutException:
-            raise _Retry(f"timed out after {self.settings.timeout:g} s", None) from None
         except httpx.TransportError as exc:
-            raise _Retry(f"connection failed ({type(exc).__name__})", None) from None
+            why = (
+                f"timed out after {self.settings.timeout:g} s"
+                if isinstance(exc, httpx.TimeoutException)
+                else f"connection failed ({type(exc).__name__})"
+            )
+            if method == "POST":
+                raise RemoteError(self.scrub(f"{line}: {why}; not retried, the server may have acted on it")) from None
+            raise _Retry(why, None) from None
         self._note_rate_limit(response)
-        if response.is_success:
+        if response.is_success or response.status_code in allow:
             return response
         rate_limited = response.status_code == 403 and response.headers.get("x-ratelimit-remaining") == "0"
         if response.status_code in RETRIED_STATUS or rate_limited:

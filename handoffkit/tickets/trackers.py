@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from handoffkit.errors import RemoteError
+from handoffkit.errors import ConfigError, RemoteError
 from handoffkit.record.canonical import sha256_bytes
 from handoffkit.record.policy import Policy
 from handoffkit.tickets.connection import Client
@@ -59,7 +59,7 @@ def query(client: Client, policy: Policy, since: str | None = None) -> dict[str,
         if s.search:
             return {"search": s.search}
         if not s.repo:
-            raise RemoteError("github: the parameters name neither `repo` nor `search`; name the repository to read")
+            raise ConfigError("github: the parameters name neither `repo` nor `search`; name the repository to read")
         return {"repo": s.repo, "label": s.label, "since": since}
     table_query = s.query or ""
     if "ORDERBY" not in table_query:
@@ -157,3 +157,138 @@ def _servicenow(client: Client, asked: dict[str, Any]) -> Iterator[Page]:
         if not isinstance(records, list) or len(records) < limit:
             return
         offset += limit
+
+
+# ------------------------------------------------------------------------------------------- writing
+
+KEV_LABEL = "kev"
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A ticket on the system: its key as the record shows it, and the id its API addresses it by."""
+
+    key: str
+    remote_id: str
+
+
+def find(client: Client, policy: Policy, finding_id: str) -> list[Remote]:
+    """Tickets already carrying ``finding_id`` (the label, or ServiceNow's finding-id field)."""
+    s = client.settings
+    if client.system == "jira":
+        jql = f'project = "{policy.ticket_payload.jira_project}" AND labels = "{finding_id}"'
+        path = "rest/api/3/search/jql" if s.deployment == "cloud" else "rest/api/2/search"
+        doc = _json(client, "GET", path, params={"jql": jql, "fields": "summary", "maxResults": 50})
+        return [Remote(i["key"], str(i["id"])) for i in _items(doc, "issues", client)]
+    if client.system == "github":
+        doc = _json(client, "GET", f"repos/{_repo(client)}/issues", params={"labels": finding_id, "state": "all"})
+        return [
+            Remote(f"{_repo(client)}#{i['number']}", str(i["number"]))
+            for i in _items(doc, None, client)
+            if "pull_request" not in i
+        ]
+    params = {"sysparm_query": f"u_finding_id={finding_id}", "sysparm_fields": "sys_id,number"}
+    doc = _json(client, "GET", f"api/now/table/{s.table}", params=params)
+    return [Remote(r["number"], r["sys_id"]) for r in _items(doc, "result", client)]
+
+
+def create(client: Client, rendered: dict[str, Any], kev: bool) -> Remote:
+    """Create the ticket from its rendered payload (:func:`handoffkit.tickets.payload.for_target`)."""
+    body = _with_kev(client.system, rendered, kev)
+    if client.system == "jira":
+        doc = _json(client, "POST", "rest/api/2/issue", json=body)
+        return Remote(_field(doc, "key", client), str(_field(doc, "id", client)))
+    if client.system == "github":
+        doc = _json(client, "POST", f"repos/{_repo(client)}/issues", json=body)
+        number = _field(doc, "number", client)
+        return Remote(f"{_repo(client)}#{number}", str(number))
+    doc = _json(client, "POST", f"api/now/table/{client.settings.table}", json=body)
+    record = _field(doc, "result", client)
+    return Remote(_field(record, "number", client), _field(record, "sys_id", client))
+
+
+def update(client: Client, policy: Policy, remote: Remote, changes: dict[str, tuple[Any, Any]]) -> None:
+    """Send only the changed fields — severity (priority), due date, KEV — never status or assignee."""
+    tp = policy.ticket_payload
+    if client.system == "jira":
+        fields: dict[str, Any] = {}
+        labels: list[dict[str, str]] = []
+        if "severity" in changes:
+            old, new = changes["severity"]
+            fields["priority"] = {"name": tp.priority_for("jira", new)}
+            labels += [{"remove": f"severity-{old}"}, {"add": f"severity-{new}"}]
+        if "due_date" in changes:
+            fields["duedate"] = changes["due_date"][1]
+        if "kev" in changes:
+            labels.append({"add" if changes["kev"][1] else "remove": KEV_LABEL})
+        body: dict[str, Any] = {"fields": fields} | ({"update": {"labels": labels}} if labels else {})
+        client.request("PUT", f"rest/api/2/issue/{remote.remote_id}", json=body)
+    elif client.system == "github":
+        issue = f"repos/{_repo(client)}/issues/{remote.remote_id}"
+        add, drop = [], []
+        if "severity" in changes:
+            old, new = changes["severity"]
+            add.append(tp.priority_for("github", new))
+            drop.append(tp.priority_for("github", old))
+        if "kev" in changes:
+            (add if changes["kev"][1] else drop).append(KEV_LABEL)
+        if add:
+            client.request("POST", f"{issue}/labels", json={"labels": add})
+        for label in drop:
+            client.request("DELETE", f"{issue}/labels/{label}", allow=(404,))  # already gone is fine
+        if "due_date" in changes:
+            old, new = changes["due_date"]
+            # GitHub issues have no due-date field: the change is said where engineering reads it.
+            client.request(
+                "POST", f"{issue}/comments", json={"body": f"Due date on the security record: {new} (was {old})."}
+            )
+    else:
+        body = {}
+        if "severity" in changes:
+            body["priority"] = tp.priority_for("servicenow", changes["severity"][1])
+        if "due_date" in changes:
+            body["due_date"] = changes["due_date"][1]
+        if "kev" in changes:
+            body["u_kev"] = "true" if changes["kev"][1] else "false"
+        client.request("PATCH", f"api/now/table/{client.settings.table}/{remote.remote_id}", json=body)
+
+
+def _with_kev(system: str, rendered: dict[str, Any], kev: bool) -> dict[str, Any]:
+    if system == "servicenow":
+        return {**rendered, "u_kev": "true" if kev else "false"}
+    if not kev:
+        return rendered
+    if system == "jira":
+        return {"fields": {**rendered["fields"], "labels": [*rendered["fields"]["labels"], KEV_LABEL]}}
+    return {**rendered, "labels": [*rendered["labels"], KEV_LABEL]}
+
+
+def _repo(client: Client) -> str:
+    if not client.settings.repo:
+        raise ConfigError("github: the parameters name no `repo`; name the repository tickets are created in")
+    return client.settings.repo
+
+
+def _json(client: Client, method: str, url: str, **kwargs: Any) -> Any:
+    response = client.request(method, url, **kwargs)
+    try:
+        return response.json()
+    except ValueError:
+        raise RemoteError(
+            client.scrub(f"{client.system}: {method} {response.request.url}: the answer is not JSON")
+        ) from None
+
+
+def _items(doc: Any, key: str | None, client: Client) -> list[dict[str, Any]]:
+    items = doc.get(key) if key and isinstance(doc, dict) else doc
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise RemoteError(
+            f"{client.system}: a search answered {type(doc).__name__} without a list of {key or 'issues'}"
+        )
+    return items
+
+
+def _field(doc: Any, name: str, client: Client) -> Any:
+    if not isinstance(doc, dict) or doc.get(name) in (None, ""):
+        raise RemoteError(f"{client.system}: the created ticket's answer has no `{name}`")
+    return doc[name]

@@ -116,3 +116,110 @@ def jira_cloud(server: HTTPServer, issues: list[dict[str, Any]], size: int) -> T
 
     tracker.page_of = page_of
     return tracker
+
+
+# ----------------------------------------------------------------------------- trackers that keep state
+
+
+@dataclass
+class Desk:
+    """A ticket system that keeps the tickets pushed to it: creates, searches by finding id, updates.
+
+    Created tickets answer in the corpus's shapes: Jira's ``POST /rest/api/2/issue`` answer of the
+    DefectDojo cassette, octokit's recorded ``POST …/issues`` issue object, a Table API ``result``.
+    ``fail_create`` maps the n-th create (0-based) to a failure; ``act_then_hang`` makes the n-th create
+    take effect but answer only after ``hang`` seconds (a client that timed out never learns the key).
+    """
+
+    server: HTTPServer
+    system: str
+    tickets: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[tuple[str, str, Any]] = field(default_factory=list)
+    fail_create: dict[int, Response] = field(default_factory=dict)
+    act_then_hang: set[int] = field(default_factory=set)
+    hang: float = 0.0
+    creates: int = 0
+
+    def __post_init__(self) -> None:
+        import re
+
+        e = self.server.expect_request
+        if self.system == "jira":
+            e("/rest/api/2/issue", method="POST").respond_with_handler(self._create)
+            e("/rest/api/3/search/jql", method="GET").respond_with_handler(self._search)
+            e(re.compile(r"^/rest/api/2/issue/\w+$"), method="PUT").respond_with_handler(self._update)
+        elif self.system == "github":
+            e("/repos/o/r/issues", method="POST").respond_with_handler(self._create)
+            e("/repos/o/r/issues", method="GET").respond_with_handler(self._search)
+            e(re.compile(r"^/repos/o/r/issues/\d+/.+$")).respond_with_handler(self._update)
+        else:
+            e("/api/now/table/incident", method="POST").respond_with_handler(self._create)
+            e("/api/now/table/incident", method="GET").respond_with_handler(self._search)
+            e(re.compile(r"^/api/now/table/incident/\w+$"), method="PATCH").respond_with_handler(self._update)
+
+    def _create(self, request: Request) -> Response:
+        import time
+
+        index, self.creates = self.creates, self.creates + 1
+        if index in self.fail_create:
+            return self.fail_create[index]
+        body = request.get_json()
+        n = len(self.tickets) + 1
+        if self.system == "jira":
+            answer = _cassette_create(n, self.server.url_for("").rstrip("/"))
+            ticket = {"key": answer["key"], "id": answer["id"], "labels": body["fields"]["labels"], "body": body}
+        elif self.system == "github":
+            answer = _octokit_issue(n, body)
+            ticket = {"key": f"o/r#{n}", "id": str(n), "labels": body["labels"], "body": body}
+        else:
+            answer = {"result": {"sys_id": f"{n:032x}", "number": f"INC{n:07d}", "u_finding_id": body["u_finding_id"]}}
+            ticket = {"key": f"INC{n:07d}", "id": f"{n:032x}", "labels": [body["u_finding_id"]], "body": body}
+        self.tickets.append(ticket)
+        if index in self.act_then_hang:
+            time.sleep(self.hang)
+        return json_response(answer, 201)
+
+    def _search(self, request: Request) -> Response:
+        import re
+
+        if self.system == "jira":
+            wanted = re.search(r'labels = "([^"]+)"', request.args["jql"])[1]
+        elif self.system == "github":
+            wanted = request.args["labels"]
+        else:
+            wanted = request.args["sysparm_query"].removeprefix("u_finding_id=")
+        hits = [t for t in self.tickets if wanted in t["labels"]]
+        if self.system == "jira":
+            return json_response({"issues": [{"id": t["id"], "key": t["key"]} for t in hits], "isLast": True})
+        if self.system == "github":
+            return json_response([_octokit_issue(int(t["id"]), t["body"]) for t in hits])
+        return json_response({"result": [{"sys_id": t["id"], "number": t["key"]} for t in hits]})
+
+    def _update(self, request: Request) -> Response:
+        self.updates.append((request.method, request.path, request.get_json(silent=True)))
+        return Response(status=204) if self.system == "jira" else json_response({})
+
+    def created(self, finding_id: str) -> list[str]:
+        return [t["key"] for t in self.tickets if finding_id in t["labels"]]
+
+
+def _cassette_create(n: int, base: str) -> dict[str, Any]:
+    import yaml
+
+    cassette = yaml.safe_load(
+        corpus_path("jira/JIRAImportAndPushTestApi.test_engagement_epic_creation.yaml").read_text(encoding="utf-8")
+    )
+    [post] = [i for i in cassette["interactions"] if i["request"]["method"] == "POST"]
+    answer = json.loads(post["response"]["body"]["string"])
+    answer["id"], answer["key"] = str(40_000 + n), f"SEC-{n}"
+    answer["self"] = f"{base}/rest/api/2/issue/{answer['id']}"
+    return answer
+
+
+def _octokit_issue(n: int, body: dict[str, Any]) -> dict[str, Any]:
+    recorded = json.loads(corpus_path("github_issues/add-labels-to-issue_normalized-fixture.json").read_bytes())
+    issue = copy.deepcopy(next(r["response"] for r in recorded if r["method"] == "post" and r["status"] == 201))
+    issue.update(number=n, title=body["title"], body=body["body"], labels=[{"name": x} for x in body["labels"]])
+    issue["url"] = f"https://api.github.com/repos/o/r/issues/{n}"
+    issue["repository_url"] = "https://api.github.com/repos/o/r"
+    return issue
