@@ -882,6 +882,49 @@ def reconcile_cmd(obj: Context, engagement: str, as_of: str | None, actor: str, 
 # ---------------------------------------------------------------------------------------- report
 
 
+@cli.command("notify")
+@engagement_option
+@click.option(
+    "--webhook",
+    envvar="HANDOFFKIT_WEBHOOK_URL",
+    show_envvar=True,
+    help="Post the digest to this Slack or Teams incoming webhook (the URL is a secret: prefer the variable).",
+)
+@click.option("--webhook-format", type=click.Choice(["slack", "teams"]), default="slack", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the digest as Markdown to this file instead.")
+@click.option("--days", type=click.IntRange(min=0), default=7, show_default=True,
+              help="Exceptions expiring, and KEV matches flagged, within this many days.")  # fmt: skip
+@actor_option
+@format_option
+@click.pass_obj
+def notify_cmd(
+    obj: Context,
+    engagement: str,
+    webhook: str | None,
+    webhook_format: str,
+    out: str | None,
+    days: int,
+    actor: str,
+    fmt: str | None,
+) -> None:
+    """Send the digest (SLA breaches and due-soon, overdue reconciliation, expiring exceptions, new KEV)."""
+    from handoffkit.reconcile import digest
+
+    if out:
+        webhook = None  # --out wins over a webhook set in the environment
+    if not webhook and not out:
+        raise click.UsageError("give --webhook (or HANDOFFKIT_WEBHOOK_URL) or --out")
+    result = digest.notify(
+        obj.store, engagement, actor=require_actor(actor), webhook=webhook, webhook_format=webhook_format,
+        out=out, days=days,
+    )  # fmt: skip
+    if obj.out_format(fmt) == "json":
+        say(emit({k: v for k, v in result.items() if k != "markdown"}, "json"))
+        return
+    state = "sent to" if result["sent"] else "unchanged since the last digest to"
+    click.echo(f"digest {result['sha256'][:12]} {state} {result['destination']}", err=True)
+
+
 @cli.command("report")
 @click.option(
     "--params",

@@ -97,9 +97,11 @@ class Credentials:
     token: str | None = None
     user: str | None = None
     password: str | None = None
+    secret_url: str | None = None
+    """A URL that is itself the credential (a chat webhook): scrubbed like a token, never sent as one."""
 
     def secrets(self) -> tuple[str, ...]:
-        return tuple(s for s in (self.token, self.password) if s)
+        return tuple(s for s in (self.token, self.password, self.secret_url) if s)
 
 
 def load_credentials(system: str, settings: Settings) -> Credentials:
@@ -134,6 +136,8 @@ def _text(value: Any) -> str | None:
 
 
 def _auth_headers(system: str, settings: Settings, creds: Credentials) -> dict[str, str]:
+    if not (creds.token or creds.password):
+        return {}
     if creds.user and (creds.password or (system == "jira" and settings.deployment == "cloud")):
         # Jira Cloud: e-mail + API token; ServiceNow: user + password. Basic auth, built by httpx.
         basic = httpx.BasicAuth(creds.user, creds.password or creds.token or "")

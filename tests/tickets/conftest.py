@@ -21,9 +21,3 @@ def ticket_file() -> Callable[[str], tuple[bytes, str]]:
         return path.read_bytes(), str(path)
 
     return read
-
-
-@pytest.fixture(scope="session")
-def httpserver_listen_address() -> tuple[str, int]:
-    """pytest-httpserver's local ticket systems listen on the loopback address only."""
-    return ("127.0.0.1", 0)
