@@ -30,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from handoffkit.errors import ConfigError, RemoteError
+from handoffkit.record.canonical import sha256_bytes
 
 SYSTEMS = ("jira", "github", "servicenow")
 RETRIED_STATUS = frozenset({429, 502, 503, 504})
@@ -165,6 +166,8 @@ class Client:
     transport: httpx.BaseTransport | None = None
     requests: int = 0
     waits: list[float] = field(default_factory=list)
+    received: list[str] = field(default_factory=list)
+    """The SHA-256 of every body answered, in order (a sync's origin names them)."""
     _http: httpx.Client | None = None
     _not_before: float = 0.0
     _secrets: list[str] = field(default_factory=list)
@@ -236,6 +239,7 @@ class Client:
             raise _Retry(why, None) from None
         self._note_rate_limit(response)
         if response.is_success or response.status_code in allow:
+            self.received.append(sha256_bytes(response.content))
             return response
         rate_limited = response.status_code == 403 and response.headers.get("x-ratelimit-remaining") == "0"
         if response.status_code in RETRIED_STATUS or rate_limited:

@@ -142,10 +142,13 @@ def import_export(
     result: TicketFileResult,
     *,
     name: str,
+    history: dict[str, list[dict[str, Any]]] | None = None,
 ) -> None:
     """Write one parsed export as a snapshot and its events, in one transaction (a file's or a sync's).
 
-    ``name`` is what the import is listed under (the file name, or the API's base URL).
+    ``name`` is what the import is listed under (the file name, or the API's base URL). ``history``
+    (ticket key → its tracker's change history of title and priority, from a sync) is added to that
+    ticket's ``ticket_renamed`` and ``severity_drift_observed`` events as ``changelog``: who edited, when.
     """
     from handoffkit.tickets.finding_ids import extract_finding_ids
 
@@ -184,6 +187,7 @@ def import_export(
             result,
             _findings(conn, engagement, all_ids),
             links.link_states(conn, all_ids),
+            history=history or {},
         )
         rows = []
         for ticket in export.tickets:
@@ -330,6 +334,7 @@ class _Batch:
     result: TicketFileResult
     known: dict[str, dict[str, Any]]
     link_state: dict[str, dict[tuple[str, str], bool]]
+    history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     changes: list[findings.Change] = field(default_factory=list)
     new_links: list[dict[str, Any]] = field(default_factory=list)
@@ -358,7 +363,8 @@ class _Batch:
             newly_linked = finding["finding_id"] in ids and self._link(finding, ticket.key)
             if before is not None and before.title != ticket.title:
                 self.result.renamed += 1
-                self._event(ticket.key, "ticket_renamed", {"from": before.title, "to": ticket.title}, finding)
+                renamed = {"from": before.title, "to": ticket.title} | self._changes(ticket.key, "title")
+                self._event(ticket.key, "ticket_renamed", renamed, finding)
             self._status(ticket, before, finding, newly_linked)
             priority_edited = before is None or (before.priority or "") != (ticket.priority or "")
             if priority_edited and band is not None and band != finding["severity"]:
@@ -371,9 +377,15 @@ class _Batch:
                         "ticket_band": band,
                         "record_severity": finding["severity"],
                         "previous_priority": before.priority if before is not None else None,
-                    },
+                    }
+                    | self._changes(ticket.key, "priority"),
                     finding,
                 )
+
+    def _changes(self, key: str, field_name: str) -> dict[str, Any]:
+        """The tracker's own record of the edits of one field (a sync's changelog), when it has one."""
+        edits = [h for h in self.history.get(key, []) if h["field"] == field_name]
+        return {"changelog": edits} if edits else {}
 
     def _event(self, key: str, type_: str, data: dict[str, Any], finding: dict[str, Any] | None = None) -> None:
         self.events.append(

@@ -4,7 +4,9 @@ Every page is fetched and parsed before anything is written; a failure on any pa
 the network's, a malformed body) leaves no snapshot, only a ``ticket_sync_refused`` failure event.
 The tickets then go through the same snapshot diff as a file export
 (:func:`handoffkit.tickets.snapshots.import_export`): the same events, whose origin names the API's
-base URL, the query and the SHA-256 of every response (and a ``sha256`` over them all).
+base URL, the query and the SHA-256 of every response (and a ``sha256`` over them all). For a Jira
+ticket whose title or priority changed since its last snapshot, the issue's changelog is fetched too,
+and its ``ticket_renamed`` / ``severity_drift_observed`` events say who made the edit and when.
 What comes back is read, compared and logged; it changes findings only as routing events do.
 """
 
@@ -12,8 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+
 from handoffkit.errors import HandoffkitError
-from handoffkit.record import engagements
+from handoffkit.record import engagements, schema
 from handoffkit.record.canonical import sha256_bytes
 from handoffkit.record.log import Event, Source, log_event
 from handoffkit.record.model import TicketSnapshot
@@ -22,7 +26,7 @@ from handoffkit.record.store import Store
 from handoffkit.tickets import trackers
 from handoffkit.tickets.connection import Client, Settings, open_client
 from handoffkit.tickets.detect import TicketExport, parse_export
-from handoffkit.tickets.snapshots import TicketFileResult, import_export
+from handoffkit.tickets.snapshots import CHUNK, TicketFileResult, import_export
 
 
 def sync_tickets(
@@ -52,6 +56,7 @@ def sync_tickets(
         client = client or open_client(system, settings)
         asked = trackers.query(client, policy, since)
         pages, export = _fetch(client, asked, policy)
+        history = {key: trackers.jira_changelog(client, key) for key in _edited(store, engagement, export)}
     except HandoffkitError as exc:
         reason = client.scrub(str(exc)) if client is not None else str(exc)
         log_event(
@@ -76,14 +81,35 @@ def sync_tickets(
     finally:
         if own and client is not None:
             client.close()
-    hashes = [p.sha256 for p in pages]
+    hashes = list(client.received)  # the listing's pages, then any changelogs, in the order received
     source = Source(
         settings.url,
         sha256_bytes("\n".join(hashes).encode()),
         {"query": asked, "requests": client.requests, "responses": hashes},
     )
-    import_export(store, engagement, policy, export, source, actor, result, name=settings.url)
+    import_export(store, engagement, policy, export, source, actor, result, name=settings.url, history=history)
     return result.as_dict() | {"requests": client.requests, "pages": len(pages)}
+
+
+def _edited(store: Store, engagement: str, export: TicketExport) -> list[str]:
+    """Jira tickets whose title or priority differs from their last snapshot: the changelog says who
+    renamed or re-prioritised them, and when (the other systems' exports have no such history here)."""
+    if export.system != "jira" or not export.tickets:
+        return []
+    t = schema.tickets.c
+    now = {k.key: (k.title, k.priority or "") for k in export.tickets}
+    keys = list(now)
+    edited = []
+    with store.read() as conn:
+        for start in range(0, len(keys), CHUNK):
+            for key, title, priority in conn.execute(
+                select(t.key, t.title, t.priority).where(
+                    t.engagement == engagement, t.system == "jira", t.current, t.key.in_(keys[start : start + CHUNK])
+                )
+            ):
+                if now[key] != (title, priority or ""):
+                    edited.append(key)
+    return sorted(edited)
 
 
 def _fetch(client: Client, asked: dict[str, Any], policy: Any) -> tuple[list[trackers.Page], TicketExport]:

@@ -292,3 +292,30 @@ def _field(doc: Any, name: str, client: Client) -> Any:
     if not isinstance(doc, dict) or doc.get(name) in (None, ""):
         raise RemoteError(f"{client.system}: the created ticket's answer has no `{name}`")
     return doc[name]
+
+
+JIRA_HISTORY_FIELDS = {"summary": "title", "priority": "priority"}
+
+
+def jira_changelog(client: Client, key: str) -> list[dict[str, Any]]:
+    """Who changed an issue's summary or priority, and when (``expand=changelog`` on the issue, which
+    Cloud and Data Center both serve), oldest first, as ``{field, from, to, author, at}``."""
+    doc = _json(client, "GET", f"rest/api/2/issue/{key}", params={"expand": "changelog", "fields": "summary"})
+    histories = ((doc or {}).get("changelog") or {}).get("histories") if isinstance(doc, dict) else None
+    if not isinstance(histories, list):
+        raise RemoteError(f"jira: GET rest/api/2/issue/{key}?expand=changelog: the answer has no changelog.histories")
+    out = []
+    for history in histories:
+        author = history.get("author") or {}
+        for item in history.get("items") or ():
+            if item.get("field") in JIRA_HISTORY_FIELDS:
+                out.append(
+                    {
+                        "field": JIRA_HISTORY_FIELDS[item["field"]],
+                        "from": item.get("fromString"),
+                        "to": item.get("toString"),
+                        "author": author.get("displayName") or author.get("name"),
+                        "at": history.get("created"),
+                    }
+                )
+    return sorted(out, key=lambda h: h["at"] or "")

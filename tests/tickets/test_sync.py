@@ -138,8 +138,10 @@ def test_a_second_sync_gives_the_same_events_as_a_file_export(
     done = json.loads(json.dumps(first))
     done[0]["fields"]["status"] = jira_issue(9, [], base=base, sample=3)["fields"]["status"]  # corpus Done status
     done[1]["fields"]["summary"] = "Renamed by engineering"
+    done[1]["fields"]["priority"] = {"name": "Lowest", "id": "5"}
     pages = [{"issues": first, "isLast": True}, {"issues": done, "isLast": True}]
     tracker = Tracker(httpserver, "/rest/api/3/search/jql", pages=[json_response(p) for p in pages])
+    history = Tracker(httpserver, "/rest/api/2/issue/SEC-2", pages=[json_response(_with_changelog(done[1], first[1]))])
     for _ in pages:
         sync(store, "jira", settings(base, creds))
     synced = [(e["type"], e["ticket_key"], e["finding_id"]) for e in events(store) if e["ticket_key"]]
@@ -147,6 +149,16 @@ def test_a_second_sync_gives_the_same_events_as_a_file_export(
     assert ("ticket_renamed", "SEC-2", routed[1]) in synced
     assert finding(store, routed[0])["state"] == "awaiting_verification"
     assert len(tracker.seen) == 2
+    # Only the edited ticket's changelog is asked for; it says who renamed and re-prioritised, and when.
+    assert [r.args["expand"] for r in history.seen] == ["changelog"]
+    [renamed] = events(store, "ticket_renamed")
+    assert renamed["data"]["changelog"] == [
+        {"field": "title", "from": first[1]["fields"]["summary"], "to": "Renamed by engineering",
+         "author": "Dev Lead", "at": "2026-03-02T11:00:00.000+0000"},
+    ]  # fmt: skip
+    drift = [e for e in events(store, "severity_drift_observed") if e["data"].get("changelog")]
+    assert [e["data"]["changelog"][0]["to"] for e in drift] == ["Lowest"]
+    assert renamed["origin"]["responses"][-1] == sha256_bytes(history.pages[0].get_data())
 
     other = Store(f"sqlite:///{tmp_path / 'files.db'}", clock=store.clock)
     (tmp_path / "p").mkdir()
@@ -164,6 +176,24 @@ def test_a_second_sync_gives_the_same_events_as_a_file_export(
     from_files = [(e["type"], e["ticket_key"], e["finding_id"]) for e in events(other) if e["ticket_key"]]
     other.dispose()
     assert synced == from_files
+
+
+def _with_changelog(issue: dict, before: dict) -> dict:
+    """The issue as ``expand=changelog`` returns it: its histories in Jira's documented shape."""
+    author = {"displayName": "Dev Lead", "accountId": "5b10a2844c20165700ede21g"}
+    items = [
+        {
+            "field": "summary",
+            "fieldtype": "jira",
+            "fromString": before["fields"]["summary"],
+            "toString": issue["fields"]["summary"],
+        },
+        {"field": "priority", "fieldtype": "jira", "fromString": "High", "toString": "Lowest"},
+        {"field": "labels", "fieldtype": "jira", "fromString": "", "toString": "security"},
+    ]
+    return issue | {"changelog": {"startAt": 0, "maxResults": 1, "total": 1,
+                                  "histories": [{"id": "1", "author": author, "created": "2026-03-02T11:00:00.000+0000",
+                                                 "items": items}]}}  # fmt: skip
 
 
 # -------------------------------------------------------------------------------------------- GitHub
@@ -218,7 +248,7 @@ def test_github_rate_limit_exhausted_waits_for_the_reset(
 
     base = httpserver.url_for("").rstrip("/")
     issues, _ = github_pages(base)[0]
-    reset = str(int(time.time()) + 1)
+    reset = str(int(time.time()) + 2)  # whole seconds, as GitHub sends: a wait of 1 to 2 s
     tracker = Tracker(httpserver, "/repos/o/r/issues", pages=[json_response(issues)])
     tracker.fail[0] = json_response(
         {"message": "API rate limit exceeded", "documentation_url": "x"}, 403,
@@ -226,7 +256,7 @@ def test_github_rate_limit_exhausted_waits_for_the_reset(
     )  # fmt: skip
     client = open_client("github", settings(base, creds, repo="o/r"))
     assert sync(store, "github", client.settings, client=client)["tickets"] == 3
-    assert len(tracker.seen) == 2 and 0 < client.waits[0] <= 2
+    assert len(tracker.seen) == 2 and 0.5 < client.waits[0] <= 2
 
 
 # ---------------------------------------------------------------------------------------- ServiceNow
