@@ -442,3 +442,11 @@ def test_tracker_parameters_are_checked(tmp_path: Path) -> None:
     path.write_text("jira:\n  url: https://x.test\n  pagesize: 5\n")
     with pytest.raises(ConfigError, match=r"jira\.pagesize: Extra inputs"):
         load_settings(path, "jira")
+
+
+@pytest.mark.parametrize("system", ["jira", "github", "servicenow"])
+def test_the_shipped_tracker_parameters_load(system: str) -> None:
+    from tests.builders import ROOT
+
+    loaded = load_settings(ROOT / "params" / "trackers.yaml", system)
+    assert loaded.url.startswith("https://") and loaded.credentials is None  # credentials never in params
