@@ -25,7 +25,7 @@ from handoffkit.record.people import require_actor
 from handoffkit.record.store import Store
 from handoffkit.tickets import trackers
 from handoffkit.tickets.connection import Client, Settings, open_client
-from handoffkit.tickets.detect import TicketExport, parse_export
+from handoffkit.tickets.detect import TicketExport, parse_document
 from handoffkit.tickets.snapshots import CHUNK, TicketFileResult, import_export
 
 
@@ -119,8 +119,8 @@ def _fetch(client: Client, asked: dict[str, Any], policy: Any) -> tuple[list[tra
     export: TicketExport | None = None
     for page in trackers.pages(client, asked):
         pages.append(page)
-        part = parse_export(page.body, f"{client.system}: {page.request}", client.system,
-                            jira_names=trackers.jira_names(policy))  # fmt: skip
+        part = parse_document(page.doc, f"{client.system}: {page.request}", client.system,
+                              jira_names=trackers.jira_names(policy))  # fmt: skip
         tickets.update((t.key, t) for t in part.tickets)
         if export is None:
             export = part

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from handoffkit.errors import ConfigError, RemoteError
-from handoffkit.record.canonical import sha256_bytes
+from handoffkit.record.inputs import load_json
 from handoffkit.record.policy import Policy
 from handoffkit.tickets.connection import Client
 
@@ -38,14 +38,16 @@ SERVICENOW_FIELDS = (
 
 @dataclass(frozen=True)
 class Page:
-    """One response of a listing: the request that fetched it and the bytes it returned."""
+    """One response of a listing: the request that fetched it, and its body decoded once (by the
+    project's strict JSON reader, so a malformed body is refused as a malformed file is)."""
 
     request: str
-    body: bytes
+    doc: Any
 
-    @property
-    def sha256(self) -> str:
-        return sha256_bytes(self.body)
+
+def _decoded(client: Client, response: httpx.Response) -> Page:
+    request = f"GET {response.request.url}"
+    return Page(request, load_json(response.content, f"{client.system}: {request}"))
 
 
 def query(client: Client, policy: Policy, since: str | None = None) -> dict[str, Any]:
@@ -84,12 +86,8 @@ def pages(client: Client, asked: dict[str, Any]) -> Iterator[Page]:
 
 
 def _page(client: Client, url: str, params: Any = None) -> tuple[Page, Any]:
-    response = client.request("GET", url, params=params)
-    page = Page(f"GET {response.request.url}", response.content)
-    try:
-        return page, response.json()
-    except ValueError:
-        return page, None  # the parser names the malformed body and the request
+    page = _decoded(client, client.request("GET", url, params=params))
+    return page, page.doc
 
 
 def _jira_cloud(client: Client, asked: dict[str, Any]) -> Iterator[Page]:
@@ -128,7 +126,7 @@ def _github(client: Client, asked: dict[str, Any]) -> Iterator[Page]:
     home = httpx.URL(client.settings.url).host
     while True:
         response = client.request("GET", url, params=params)
-        yield Page(f"GET {response.request.url}", response.content)
+        yield _decoded(client, response)
         following = response.links.get("next", {}).get("url")
         if not following:
             return
