@@ -450,3 +450,23 @@ def test_the_shipped_tracker_parameters_load(system: str) -> None:
 
     loaded = load_settings(ROOT / "params" / "trackers.yaml", system)
     assert loaded.url.startswith("https://") and loaded.credentials is None  # credentials never in params
+
+
+def test_the_cli_syncs_servicenow_with_credentials_from_the_environment(
+    store: Store, routed: list[str], httpserver: HTTPServer, monkeypatch
+) -> None:
+    base = httpserver.url_for("").rstrip("/")
+    tracker = Tracker(
+        httpserver, "/api/now/table/incident", pages=[json_response({"result": [servicenow_record(1, routed[0])]})]
+    )
+    monkeypatch.setenv("HANDOFFKIT_SERVICENOW_USER", "svc.handoffkit")
+    monkeypatch.setenv("HANDOFFKIT_SERVICENOW_PASSWORD", CANARY)
+    result = CliRunner().invoke(
+        cli, ["--db", store.url, "--format", "json", "sync", "tickets", "--system", "servicenow", "-e", "ACME",
+              "--url", base, "--actor", ACTOR],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert (out["tickets"], out["linked"], out["requests"], out["format"]) == (1, 1, 1, "servicenow-json-sync")
+    assert tracker.seen[0].authorization.username == "svc.handoffkit"  # Basic auth, user and password
+    assert CANARY not in result.output
