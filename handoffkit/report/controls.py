@@ -111,8 +111,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         ("log_verified", "log_exported", "report_rendered", "digest_sent"),
         (_VULN, ("CC7.2",), (), ()),
-        "oversight of the programme: the log checked and exported, leadership's report rendered, "
-        "the digest sent",
+        "oversight of the programme: the log checked and exported, leadership's report rendered, the digest sent",
     ),
 )
 
