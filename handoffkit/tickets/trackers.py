@@ -174,7 +174,11 @@ def find(client: Client, policy: Policy, finding_id: str) -> list[Remote]:
     """Tickets already carrying ``finding_id`` (the label, or ServiceNow's finding-id field)."""
     s = client.settings
     if client.system == "jira":
-        jql = f'project = "{policy.ticket_payload.jira_project}" AND labels = "{finding_id}"'
+        carried = f'labels = "{finding_id}"'
+        field_id = policy.ticket_payload.jira_finding_field_id or ""
+        if field_id.startswith("customfield_"):  # a ticket made by hand may carry the id only in the field
+            carried = f'({carried} OR cf[{field_id.removeprefix("customfield_")}] ~ "{finding_id}")'
+        jql = f'project = "{policy.ticket_payload.jira_project}" AND {carried}'
         path = "rest/api/3/search/jql" if s.deployment == "cloud" else "rest/api/2/search"
         doc = _json(client, "GET", path, params={"jql": jql, "fields": "summary", "maxResults": 50})
         return [Remote(i["key"], str(i["id"])) for i in _items(doc, "issues", client)]
