@@ -84,3 +84,21 @@ def test_the_whole_authorization_header_is_scrubbed(monkeypatch) -> None:
     said = client.scrub(f"echo: Basic {encoded} and {CANARY}")
     assert CANARY not in said and encoded not in said
     client.close()
+
+
+def test_an_exhausted_rate_limit_holds_the_next_request_until_the_reset(httpserver: HTTPServer, monkeypatch) -> None:
+    monkeypatch.setenv("HANDOFFKIT_GITHUB_TOKEN", CANARY)
+    reset = str(int(time.time()) + 2)
+    answers = iter([json_response([], headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}),
+                    json_response([], headers={"X-RateLimit-Remaining": "4999"})])  # fmt: skip
+    seen: list[float] = []
+
+    def answer(request):
+        seen.append(time.time())
+        return next(answers)
+
+    httpserver.expect_request("/x").respond_with_handler(answer)
+    client = open_client("github", Settings(url=httpserver.url_for("").rstrip("/")))
+    client.request("GET", "x")
+    client.request("GET", "x")
+    assert len(client.waits) == 1 and seen[1] >= int(reset) - 0.05
