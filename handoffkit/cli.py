@@ -580,6 +580,61 @@ def ingest_tickets(
         sys.exit(3)
 
 
+@cli.group("sync")
+def sync_group() -> None:
+    """Read current state from a ticket system's API (one snapshot or nothing)."""
+
+
+def tracker_options(fn):
+    for option in reversed(
+        [
+            click.option(
+                "--params",
+                "params_file",
+                type=click.Path(dir_okay=False, exists=True),
+                help="Tracker parameters (YAML, one section per system: url, credentials, query …).",
+            ),
+            click.option("--url", help="The system's base URL (overrides the parameters)."),
+            click.option(
+                "--credentials",
+                type=click.Path(dir_okay=False),
+                help="A credentials file (token, user, password); default: HANDOFFKIT_<SYSTEM>_TOKEN etc.",
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+@sync_group.command("tickets")
+@click.option("--system", required=True, type=click.Choice(["jira", "github", "servicenow"]))
+@engagement_option
+@tracker_options
+@click.option("--since", help="GitHub: only issues updated since this ISO 8601 instant.")
+@actor_option
+@format_option
+@click.pass_obj
+def sync_tickets(
+    obj: Context,
+    system: str,
+    engagement: str,
+    params_file: str | None,
+    url: str | None,
+    credentials: str | None,
+    since: str | None,
+    actor: str,
+    fmt: str | None,
+) -> None:
+    """Pull the tickets' current state through the API and compare it with the last snapshot."""
+    from handoffkit.tickets import connection, sync
+
+    settings = connection.load_settings(params_file, system, url=url, credentials=credentials)
+    result = sync.sync_tickets(obj.store, engagement, system, settings, actor=require_actor(actor), since=since)
+    columns = ["file", "format", "requests", "pages", "tickets", "new_tickets", "linked", "orphans",
+               "closed_observed", "reopened", "renamed", "split", "severity_drift"]  # fmt: skip
+    say(emit(result if obj.out_format(fmt) == "json" else [result], obj.out_format(fmt), columns))
+
+
 @cli.group("kev")
 def kev_group() -> None:
     """The CISA Known Exploited Vulnerabilities catalog."""
@@ -814,6 +869,41 @@ def payload_cmd(
         say(result["text"])
 
 
+@cli.command("push")
+@engagement_option
+@click.option("--target", required=True, type=click.Choice(["jira", "github", "servicenow"]))
+@tracker_options
+@click.option("--apply", is_flag=True, help="Create and update the tickets (default: print the plan only).")
+@actor_option
+@format_option
+@click.pass_obj
+def push_cmd(
+    obj: Context,
+    engagement: str,
+    target: str,
+    params_file: str | None,
+    url: str | None,
+    credentials: str | None,
+    apply: bool,
+    actor: str,
+    fmt: str | None,
+) -> None:
+    """Create the tickets routed findings call for; update severity, due date and KEV on linked ones."""
+    from handoffkit.tickets import connection, push
+
+    settings = connection.load_settings(params_file, target, url=url, credentials=credentials)
+    result = push.push(obj.store, engagement, target, settings, actor=require_actor(actor), apply=apply)
+    out = obj.out_format(fmt)
+    if out == "json":
+        say(emit(result, "json"))
+        return
+    say(emit(result["steps"], out, ["finding_id", "action", "ticket_key", "changes", "done"]))
+    if out == "table":
+        verb = "done" if apply else "planned (dry run; --apply to write)"
+        counts = ", ".join(f"{n} {a}" for a, n in sorted(result["counts"].items())) or "nothing"
+        click.echo(f"{counts} {verb}; {result['requests']} request(s)", err=True)
+
+
 @cli.command("check")
 @engagement_option
 @click.option("--as-of", help="The instant to evaluate (ISO 8601 or YYYY-MM-DD = end of that day, UTC).")
@@ -971,6 +1061,49 @@ def reconcile_cmd(obj: Context, engagement: str, as_of: str | None, actor: str, 
 
 
 # ---------------------------------------------------------------------------------------- report
+
+
+@cli.command("notify")
+@engagement_option
+@click.option(
+    "--webhook",
+    envvar="HANDOFFKIT_WEBHOOK_URL",
+    show_envvar=True,
+    help="Post the digest to this Slack or Teams incoming webhook (the URL is a secret: prefer the variable).",
+)
+@click.option("--webhook-format", type=click.Choice(["slack", "teams"]), default="slack", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the digest as Markdown to this file instead.")
+@click.option("--days", type=click.IntRange(min=0), default=7, show_default=True,
+              help="Exceptions expiring, and KEV matches flagged, within this many days.")  # fmt: skip
+@actor_option
+@format_option
+@click.pass_obj
+def notify_cmd(
+    obj: Context,
+    engagement: str,
+    webhook: str | None,
+    webhook_format: str,
+    out: str | None,
+    days: int,
+    actor: str,
+    fmt: str | None,
+) -> None:
+    """Send the digest (SLA breaches and due-soon, overdue reconciliation, expiring exceptions, new KEV)."""
+    from handoffkit.reconcile import digest
+
+    if out:
+        webhook = None  # --out wins over a webhook set in the environment
+    if not webhook and not out:
+        raise click.UsageError("give --webhook (or HANDOFFKIT_WEBHOOK_URL) or --out")
+    result = digest.notify(
+        obj.store, engagement, actor=require_actor(actor), webhook=webhook, webhook_format=webhook_format,
+        out=out, days=days,
+    )  # fmt: skip
+    if obj.out_format(fmt) == "json":
+        say(emit({k: v for k, v in result.items() if k != "markdown"}, "json"))
+        return
+    state = "sent to" if result["sent"] else "unchanged since the last digest to"
+    click.echo(f"digest {result['sha256'][:12]} {state} {result['destination']}", err=True)
 
 
 @cli.command("report")

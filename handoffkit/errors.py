@@ -93,6 +93,12 @@ class IntegrityError(HandoffkitError):
 _PLACE = re.compile(r"(\d+(?::\d+)?(?: \(byte \d+\))?|byte \d+): ")
 
 
+class RemoteError(HandoffkitError):
+    """A ticket system's API failed or refused a request; the record holds no partial result."""
+
+    exit_code = 8
+
+
 def located(source: str, place: str | None, message: str) -> str:
     """Format ``source:place: message`` (the place is omitted when unknown)."""
     return f"{source}:{place}: {message}" if place else f"{source}: {message}"
