@@ -3,7 +3,8 @@
 Detection looks at the content, never the file name: the bytes are loaded once as JSON, XML or
 CSV (chosen by the first non-blank character: ``{``/``[`` → JSON, ``<`` → XML, anything else →
 CSV) with the safe readers of :mod:`handoffkit.record.inputs`, and each parser of that container is asked
-``sniff(doc)``; the first that recognises the document parses it.
+``sniff(doc)``, in the order of :data:`handoffkit.ingest.registry.PARSERS`; the first that recognises
+the document parses it.
 
 Hostile input is refused by those readers. Added here:
 
@@ -26,7 +27,6 @@ import gc
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import ModuleType
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError
 
@@ -34,16 +34,9 @@ import defusedxml.ElementTree as DefusedET
 from defusedxml import DefusedXmlException, DTDForbidden
 
 from handoffkit.errors import InputError, located
-from handoffkit.ingest import burp, defectdojo, generic, nessus, sarif, semgrep, tenable_csv, trivy, zap
+from handoffkit.ingest.registry import FORMATS, PARSERS, Parser
 from handoffkit.record.inputs import load_json, parse_xml, read_csv
 from handoffkit.record.model import ParseResult
-
-PARSERS: dict[str, ModuleType] = {
-    m.FORMAT: m for m in (sarif, nessus, tenable_csv, zap, trivy, semgrep, burp, generic, defectdojo)
-}
-"""Format name → parser module, in sniffing order (the most specific shapes first)."""
-
-FORMATS: tuple[str, ...] = tuple(PARSERS)
 
 _ALLOWED_DOCTYPES = {m.DOCTYPE for m in PARSERS.values() if hasattr(m, "DOCTYPE")}
 _JSON_CONSTANT = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)')
@@ -101,7 +94,7 @@ def parse_file(data: bytes, source: str, fmt: str = "auto", *, fallback_encoding
     )
 
 
-def _parse(parser: ModuleType, doc: Any, source: str) -> ParseResult:
+def _parse(parser: Parser, doc: Any, source: str) -> ParseResult:
     try:
         return parser.parse(doc, source)
     except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:

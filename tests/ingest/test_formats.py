@@ -9,7 +9,8 @@ import pytest
 
 from handoffkit.errors import InputError
 from handoffkit.ingest.common import MALFORMED_CVE
-from handoffkit.ingest.detect import FORMATS, parse_file
+from handoffkit.ingest.detect import parse_file
+from handoffkit.ingest.registry import FORMATS
 from handoffkit.record.model import ParseResult
 
 Parse = Callable[[str], ParseResult]

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from handoffkit.errors import InputError
-from handoffkit.ingest.detect import FORMATS, parse_file
+from handoffkit.ingest.detect import parse_file
+from handoffkit.ingest.registry import FORMATS
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [
