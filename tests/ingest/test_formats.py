@@ -230,3 +230,37 @@ def test_cp1252_csv_needs_the_explicit_fallback() -> None:
         parse_file(data, "legacy.csv")
     (record,) = parse_file(data, "legacy.csv", fallback_encoding="cp1252").records
     assert record.title == "Clé exposée"
+
+
+def test_tenable_vm_dotted_export(parse_scan: Parse) -> None:
+    result = parse_scan("tenable_vm.csv")
+    assert (result.format, result.tool) == ("tenable-csv", "Tenable VM")
+    log4shell, openssl, untrusted, info = result.records
+    assert (log4shell.asset_ref, log4shell.rule_ref) == ("web-01.corp.example:8080", "156032")
+    assert log4shell.severity == "critical"
+    assert (log4shell.cves, log4shell.cwes, log4shell.cvss_score) == (("CVE-2021-44228",), ("CWE-502",), 10.0)
+    assert log4shell.cvss_vector == "CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H"
+    assert log4shell.location == "8080/tcp" and "Affected versions" in log4shell.description
+    assert (openssl.cves, openssl.cwes) == (("CVE-2023-2650", "CVE-2023-1255"), ("CWE-400", "CWE-787"))
+    assert untrusted.asset_ref == "10.0.0.6:443"  # no FQDN nor host name: the displayed IPv4 address
+    assert (info.severity, info.asset_ref) == ("info", "10.0.0.6")
+    assert result.skipped["fixed finding (state FIXED)"] == 1
+    assert "web-01.corp.example" in result.scope_assets  # the fixed finding's host was scanned
+    assert result.scanned_at.isoformat() == "2024-05-01T08:12:00+00:00"
+
+
+def test_tenable_vm_matches_the_nessus_fingerprint(scan_bytes: Callable[[str], bytes]) -> None:
+    vm = scan_bytes("tenable_vm.csv").decode()
+    header = vm.split("\n", 1)[0]
+    classic = header.replace("definition.id", "Plugin ID").replace("asset.display_fqdn", "Host")
+    classic = classic.replace("asset.id", "Asset UUID")
+    as_classic = parse_file(vm.replace(header, classic, 1).encode(), "classic.csv")
+    as_vm = parse_file(vm.encode(), "vm.csv")
+    assert as_classic.tool == "Tenable.io"
+    assert [r.fingerprint for r in as_vm.records] == [r.fingerprint for r in as_classic.records]
+
+
+def test_tenable_vm_unknown_severity_names_the_line(scan_bytes: Callable[[str], bytes]) -> None:
+    vm = scan_bytes("tenable_vm.csv").decode().replace(";critical;ACTIVE;", ";severe;ACTIVE;", 1)
+    with pytest.raises(InputError, match=r"^vm\.csv:line 2: unknown severity 'severe'"):
+        parse_file(vm.encode(), "vm.csv")

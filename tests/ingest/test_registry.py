@@ -18,7 +18,7 @@ from tests.ingest.test_corpus import FOLDERS, counted
 SAMPLES: dict[str, tuple[str, ...]] = {
     "sarif": ("sarif_two_runs.sarif",),
     "nessus": ("nessus_small.xml",),
-    "tenable-csv": ("tenable_io.csv", "tenable_semicolon.csv"),
+    "tenable-csv": ("tenable_io.csv", "tenable_semicolon.csv", "tenable_vm.csv"),
     "zap": ("zap_legacy_1_4.xml", "zap_small.json"),
     "trivy": ("trivy_k8s_cluster.json",),
     "semgrep": ("semgrep_small.json",),
