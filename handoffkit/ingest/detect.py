@@ -12,9 +12,11 @@ Hostile input is refused by those readers. Added here:
   JSON nesting runs away, so every refusal names where in the file it is (computed only on the
   error path);
 - Burp's internal DTD: Burp writes ``<!DOCTYPE issues [ <!ELEMENT …> <!ATTLIST …> ]>`` into
-  every export. A DOCTYPE named by a parser's ``DOCTYPE`` with an internal subset only (no
-  system/public id) is re-parsed with the DTD allowed but entities and external references still
-  forbidden — so billion-laughs and XXE stay refused, and an external DTD is never accepted;
+  every export, Qualys ``<!DOCTYPE ASSET_DATA_REPORT SYSTEM "https://…qualys.com/asset_data_report.dtd">``.
+  A DOCTYPE named by a parser's ``DOCTYPE`` with an internal subset only, or with a system id its
+  ``DTD_SYSTEM_ID`` pattern matches (never fetched: expat does not read external DTDs), is re-parsed
+  with the DTD allowed but entities and external references still forbidden — so billion-laughs and
+  XXE stay refused, and any other external DTD is refused;
 - a field of an unexpected type deep inside an item becomes an ``InputError`` naming the file and
   format, never a traceback;
 - the cyclic garbage collector is paused while a document loads (see :func:`_gc_paused`).
@@ -38,7 +40,10 @@ from handoffkit.ingest.registry import FORMATS, PARSERS, Parser
 from handoffkit.record.inputs import load_json, parse_xml, read_csv
 from handoffkit.record.model import ParseResult
 
-_ALLOWED_DOCTYPES = {m.DOCTYPE for m in PARSERS.values() if hasattr(m, "DOCTYPE")}
+_ALLOWED_DOCTYPES: dict[str, re.Pattern[str] | None] = {
+    m.DOCTYPE: getattr(m, "DTD_SYSTEM_ID", None) for m in PARSERS.values() if hasattr(m, "DOCTYPE")
+}
+"""DOCTYPE name → the external DTD system ids a parser's exports name (None: an internal subset only)."""
 _JSON_CONSTANT = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)')
 _DEPTH_SHOWN = 500
 """Nesting depth reported as the place where a too-deep JSON document runs away."""
@@ -223,20 +228,24 @@ def _load_xml(data: bytes, source: str) -> Element:
         cause = exc.__cause__
         if not isinstance(cause, DefusedXmlException):
             raise
-        if not (
-            isinstance(cause, DTDForbidden)
-            and cause.name in _ALLOWED_DOCTYPES
-            and cause.sysid is None
-            and cause.pubid is None
-        ):
+        if not (isinstance(cause, DTDForbidden) and _doctype_allowed(cause)):
             raise _hostile(source, data, cause) from cause
-    try:  # an allowed internal DTD: declarations only, entities and external references still refused
+    try:  # an allowed DTD: declarations only, entities and external references still refused, nothing fetched
         return DefusedET.fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         raise _hostile(source, data, exc) from exc
     except ParseError as exc:
         line, col = exc.position
         raise InputError(located(source, f"{line}:{col + 1}", f"malformed XML: {str(exc).split(':')[0]}")) from exc
+
+
+def _doctype_allowed(doctype: DTDForbidden) -> bool:
+    """A DOCTYPE a parser names, with an internal subset only or the vendor's own DTD address. Expat never
+    reads an external DTD, so naming one fetches nothing; entities stay forbidden either way."""
+    if doctype.name not in _ALLOWED_DOCTYPES or doctype.pubid is not None:
+        return False
+    system_ids = _ALLOWED_DOCTYPES[doctype.name]
+    return doctype.sysid is None or (system_ids is not None and system_ids.fullmatch(doctype.sysid) is not None)
 
 
 _DECLARATION = {"DTDForbidden": b"<!DOCTYPE", "EntitiesForbidden": b"<!ENTITY", "ExternalReferenceForbidden": b"SYSTEM"}

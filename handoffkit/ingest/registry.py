@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-from handoffkit.ingest import burp, defectdojo, generic, nessus, sarif, semgrep, tenable_csv, trivy, zap
+from handoffkit.ingest import burp, defectdojo, generic, nessus, qualys, sarif, semgrep, tenable_csv, trivy, zap
 from handoffkit.record.model import ParseResult
 
 
@@ -23,7 +23,8 @@ class Parser(Protocol):
     ``FORMAT`` is the name users pass as ``--format``; ``CONTAINERS`` the loaded shapes it reads
     (``"json"``: the value ``json.loads`` gives, or a list of objects for JSON Lines; ``"xml"``: the
     root :class:`~xml.etree.ElementTree.Element`; ``"csv"``: a :class:`~handoffkit.record.inputs.CsvTable`).
-    A module may also name a ``DOCTYPE`` whose internal subset detection accepts (Burp's).
+    A module may also name a ``DOCTYPE`` whose internal subset detection accepts (Burp's), and a
+    ``DTD_SYSTEM_ID`` pattern of the vendor's external DTD addresses that DOCTYPE may name (Qualys's).
 
     ``sniff(doc)`` says from the content alone whether the document is this format; it never raises.
     ``parse(doc, source)`` returns every record of the document as a :class:`ParseResult` (one
@@ -40,7 +41,18 @@ class Parser(Protocol):
     def parse(self, doc: Any, source: str) -> ParseResult: ...
 
 
-_MODULES: tuple[Parser, ...] = (sarif, nessus, tenable_csv, zap, trivy, semgrep, burp, generic, defectdojo)
+_MODULES: tuple[Parser, ...] = (
+    sarif,
+    nessus,
+    tenable_csv,
+    qualys,
+    zap,
+    trivy,
+    semgrep,
+    burp,
+    generic,
+    defectdojo,
+)
 
 PARSERS: dict[str, Parser] = {m.FORMAT: m for m in _MODULES}
 """Format name → parser module, in sniffing order (the most specific shapes first)."""

@@ -25,6 +25,7 @@ FOLDERS = {
     "semgrep": "semgrep",
     "burp": "burp",
     "generic": "generic",
+    "qualys": "qualys",
 }
 """Corpus folder → the format its files are detected as. A scanner folder not listed is a format not read yet."""
 

@@ -16,8 +16,9 @@ from handoffkit.record.model import ParseResult
 Parse = Callable[[str], ParseResult]
 
 
-def test_formats_are_the_nine_documented() -> None:
-    assert FORMATS == ("sarif", "nessus", "tenable-csv", "zap", "trivy", "semgrep", "burp", "generic", "defectdojo")
+def test_the_broadest_shapes_are_sniffed_last() -> None:
+    # DefectDojo's generic "findings" array and paginated "results" would also match other formats' documents
+    assert FORMATS[-2:] == ("generic", "defectdojo") and len(set(FORMATS)) == len(FORMATS)
 
 
 def test_sarif_two_runs(parse_scan: Parse, scan_bytes: Callable[[str], bytes]) -> None:
@@ -264,3 +265,49 @@ def test_tenable_vm_unknown_severity_names_the_line(scan_bytes: Callable[[str], 
     vm = scan_bytes("tenable_vm.csv").decode().replace(";critical;ACTIVE;", ";severe;ACTIVE;", 1)
     with pytest.raises(InputError, match=r"^vm\.csv:line 2: unknown severity 'severe'"):
         parse_file(vm.encode(), "vm.csv")
+
+
+def test_qualys_xml_detections_take_their_details_from_the_glossary(parse_scan: Parse) -> None:
+    result = parse_scan("qualys_small.xml")
+    assert (result.format, result.tool) == ("qualys", "Qualys VM")
+    cert, dns = result.records
+    assert (cert.asset_ref, cert.rule_ref, cert.severity, cert.raw_severity) == (
+        "web-01.corp.example:443",
+        "38170",
+        "low",
+        "2 (Vuln)",
+    )
+    assert (cert.cvss_score, cert.cvss_vector) == (6.5, "AV:N/AC:L/PR:N/UI:N/S:U/C:L/I:L/A:N")
+    assert cert.location == "443/tcp (https) shop.corp.example" and "signed by itself" in cert.description
+    assert (dns.severity, dns.raw_severity, dns.asset_ref) == ("info", "1 (Ig)", "web-01.corp.example")
+    assert result.skipped["fixed detection (status Fixed)"] == 1
+    assert "10.0.0.9" in result.scope_assets  # a host without detections was scanned
+    assert result.scanned_at.isoformat() == "2024-05-01T08:30:00+00:00"
+
+
+def test_qualys_csv_rows(parse_scan: Parse) -> None:
+    result = parse_scan("qualys_small.csv")
+    update, cert = result.records
+    assert (update.asset_ref, update.severity, update.cves) == (
+        "web-01.corp.example",
+        "critical",
+        ("CVE-2021-31166", "CVE-2021-31188"),
+    )
+    assert update.cvss_score == 9.8  # the base score, not Qualys's temporal CVSS3 column
+    assert update.references == ("https://msrc.microsoft.com/update-guide",)
+    assert (cert.asset_ref, cert.source_ref) == ("DB01:443", "line 4")  # no DNS name: NetBIOS
+    assert "10.0.0.7" in result.scope_assets and result.skipped["fixed detection (status Fixed)"] == 1
+
+
+def test_qualys_dtd_elsewhere_is_refused(scan_bytes: Callable[[str], bytes]) -> None:
+    moved = scan_bytes("qualys_small.xml").replace(b"qualysguard.qg2.apps.qualys.eu", b"qualys.eu.attacker.example")
+    with pytest.raises(InputError, match=r"^q\.xml:2:1: refused hostile XML"):
+        parse_file(moved, "q.xml")
+
+
+def test_qualys_unknown_level_names_the_detection(scan_bytes: Callable[[str], bytes]) -> None:
+    odd = scan_bytes("qualys_small.xml").replace(b"<SEVERITY>2</SEVERITY>", b"<SEVERITY>7</SEVERITY>")
+    with pytest.raises(
+        InputError, match=r"^q\.xml:HOST_LIST/HOST\[1\]/VULN_INFO_LIST/VULN_INFO\[1\]: unknown severity '7'"
+    ):
+        parse_file(odd, "q.xml")

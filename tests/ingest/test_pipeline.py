@@ -14,10 +14,11 @@ from handoffkit import cli
 from handoffkit.demo import formats
 from handoffkit.errors import DataQualityError
 from handoffkit.ingest import pipeline, quality
+from handoffkit.ingest.detect import parse_file
 from handoffkit.record import log, schema
 from handoffkit.record.model import NormalisedFinding, ParseResult
 from handoffkit.workflow import triage, verification
-from tests.builders import ACTOR
+from tests.builders import ACTOR, corpus_scans
 
 
 def zap_scan(path: Path, alerts: list[tuple[int, str, int]], generated: str = "2026-03-01T00:00:00Z") -> Path:
@@ -263,3 +264,30 @@ def test_cli_json_shape_and_exit_code(store, engagement, tmp_path):
     )
     assert failed.exit_code != 0
     assert json.loads(failed.output)["files"][0]["status"] == "failed"
+
+
+def _one_corpus_file_per_format() -> list:
+    """For each registered format, its smallest corpus file with findings (SOURCES.md gives the count)."""
+    from handoffkit.ingest.registry import FORMATS
+    from tests.ingest.test_corpus import FOLDERS
+
+    scans = sorted((s for s in corpus_scans() if s.count and s.file.split("/", 1)[0] in FOLDERS), key=lambda s: s.size)
+    chosen = {}
+    for scan in scans:
+        chosen.setdefault(FOLDERS[scan.file.split("/", 1)[0]], scan)
+    return [pytest.param(chosen[f], id=f) for f in FORMATS if f in chosen] or [
+        pytest.param(None, marks=pytest.mark.skip(reason="corpus unavailable: no SOURCES.md"))
+    ]
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("scan", _one_corpus_file_per_format())
+def test_a_corpus_file_of_each_format_ingests(store, engagement, corpus, scan):
+    [result] = pipeline.ingest_scan(store, engagement, [corpus / scan.file], actor=ACTOR)
+    assert result.status == "ok", result.error
+    parsed = parse_file((corpus / scan.file).read_bytes(), scan.file)
+    assert result.parsed == len(parsed.records) and result.new == len({r.fingerprint for r in parsed.records})
+    with store.read() as conn:
+        stored = conn.execute(select(func.count()).select_from(schema.findings)).scalar_one()
+        tools = set(conn.execute(select(schema.findings.c.tool)).scalars())
+    assert stored == result.new and tools == {parsed.tool} | {r.tool for r in parsed.records}

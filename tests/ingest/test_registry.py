@@ -19,6 +19,7 @@ SAMPLES: dict[str, tuple[str, ...]] = {
     "sarif": ("sarif_two_runs.sarif",),
     "nessus": ("nessus_small.xml",),
     "tenable-csv": ("tenable_io.csv", "tenable_semicolon.csv", "tenable_vm.csv"),
+    "qualys": ("qualys_small.xml", "qualys_small.csv"),
     "zap": ("zap_legacy_1_4.xml", "zap_small.json"),
     "trivy": ("trivy_k8s_cluster.json",),
     "semgrep": ("semgrep_small.json",),
