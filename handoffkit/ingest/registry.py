@@ -12,7 +12,19 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-from handoffkit.ingest import burp, defectdojo, generic, nessus, qualys, sarif, semgrep, tenable_csv, trivy, zap
+from handoffkit.ingest import (
+    burp,
+    defectdojo,
+    generic,
+    nessus,
+    nexpose,
+    qualys,
+    sarif,
+    semgrep,
+    tenable_csv,
+    trivy,
+    zap,
+)
 from handoffkit.record.model import ParseResult
 
 
@@ -46,6 +58,7 @@ _MODULES: tuple[Parser, ...] = (
     nessus,
     tenable_csv,
     qualys,
+    nexpose,
     zap,
     trivy,
     semgrep,

@@ -26,6 +26,7 @@ FOLDERS = {
     "burp": "burp",
     "generic": "generic",
     "qualys": "qualys",
+    "nexpose": "nexpose",
 }
 """Corpus folder → the format its files are detected as. A scanner folder not listed is a format not read yet."""
 

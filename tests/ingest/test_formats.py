@@ -311,3 +311,27 @@ def test_qualys_unknown_level_names_the_detection(scan_bytes: Callable[[str], by
         InputError, match=r"^q\.xml:HOST_LIST/HOST\[1\]/VULN_INFO_LIST/VULN_INFO\[1\]: unknown severity '7'"
     ):
         parse_file(odd, "q.xml")
+
+
+def test_nexpose_vulnerable_tests_only(parse_scan: Parse) -> None:
+    result = parse_scan("nexpose_small.xml")
+    assert (result.format, result.tool, result.tool_version) == ("nexpose", "Rapid7 Nexpose", "2.0")
+    icmp, traversal = result.records
+    assert (icmp.asset_ref, icmp.severity, icmp.raw_severity, icmp.cves) == (
+        "web-01.corp.example",
+        "low",
+        "1 (Moderate)",
+        ("CVE-1999-0524",),
+    )
+    assert icmp.cvss_vector == "AV:L/AC:L/Au:N/C:N/I:N/A:N"  # v2 as written, parentheses removed
+    # the definition id differs in case from the test id
+    assert (traversal.asset_ref, traversal.severity, traversal.cves) == (
+        "web-01.corp.example:443",
+        "critical",
+        ("CVE-2021-41773",),
+    )
+    assert traversal.cvss_vector.startswith("CVSS:3.1/") and traversal.location == "443/tcp (HTTPS) /icons/"
+    assert traversal.references == ("https://httpd.apache.org/security/vulnerabilities_24.html",)
+    assert result.skipped == {"test not vulnerable (not-vulnerable)": 1}
+    assert "10.0.0.9" in result.scope_assets
+    assert result.scanned_at.isoformat() == "2024-05-01T07:15:12+00:00"

@@ -20,6 +20,7 @@ SAMPLES: dict[str, tuple[str, ...]] = {
     "nessus": ("nessus_small.xml",),
     "tenable-csv": ("tenable_io.csv", "tenable_semicolon.csv", "tenable_vm.csv"),
     "qualys": ("qualys_small.xml", "qualys_small.csv"),
+    "nexpose": ("nexpose_small.xml",),
     "zap": ("zap_legacy_1_4.xml", "zap_small.json"),
     "trivy": ("trivy_k8s_cluster.json",),
     "semgrep": ("semgrep_small.json",),
