@@ -27,6 +27,7 @@ FOLDERS = {
     "generic": "generic",
     "qualys": "qualys",
     "nexpose": "nexpose",
+    "openvas": "openvas",
 }
 """Corpus folder → the format its files are detected as. A scanner folder not listed is a format not read yet."""
 

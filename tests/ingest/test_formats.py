@@ -335,3 +335,35 @@ def test_nexpose_vulnerable_tests_only(parse_scan: Parse) -> None:
     assert result.skipped == {"test not vulnerable (not-vulnerable)": 1}
     assert "10.0.0.9" in result.scope_assets
     assert result.scanned_at.isoformat() == "2024-05-01T07:15:12+00:00"
+
+
+def test_openvas_gmp_report(parse_scan: Parse) -> None:
+    result = parse_scan("openvas_small.xml")
+    assert (result.format, result.tool) == ("openvas", "Greenbone OpenVAS")
+    traversal, timestamps, weak_mac = result.records
+    assert (traversal.asset_ref, traversal.severity, traversal.raw_severity) == (
+        "web-01.corp.example:443",
+        "high",
+        "High (7.5)",
+    )
+    assert traversal.title == "Apache HTTP Server 2.4.49 Path Traversal Vulnerability"
+    assert (traversal.cves, traversal.cwes, traversal.cvss_score) == (("CVE-2021-41773",), ("CWE-22",), 7.5)
+    assert traversal.cvss_vector == "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"
+    assert traversal.references == ("https://httpd.apache.org/security/vulnerabilities_24.html",)
+    assert (timestamps.asset_ref, timestamps.severity, timestamps.location) == (
+        "web-01.corp.example",
+        "info",
+        "general/tcp",
+    )
+    assert weak_mac.suppressed and weak_mac.severity == "info"
+    assert "10.0.0.9" in result.scope_assets
+    assert result.scanned_at.isoformat() == "2024-05-01T07:30:00+00:00"
+
+
+def test_openvas_csv_matches_the_xml_fingerprint(parse_scan: Parse) -> None:
+    csv_result, xml_result = parse_scan("openvas_small.csv"), parse_scan("openvas_small.xml")
+    traversal, timestamps = csv_result.records
+    assert traversal.fingerprint == xml_result.records[0].fingerprint
+    assert (traversal.severity, traversal.cves, traversal.source_ref) == ("high", ("CVE-2021-41773",), "line 2")
+    assert (timestamps.asset_ref, timestamps.severity, timestamps.location) == ("10.0.0.6", "low", None)
+    assert csv_result.scanned_at.isoformat() == "2024-05-01T07:20:00+00:00"

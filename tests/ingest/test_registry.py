@@ -21,6 +21,7 @@ SAMPLES: dict[str, tuple[str, ...]] = {
     "tenable-csv": ("tenable_io.csv", "tenable_semicolon.csv", "tenable_vm.csv"),
     "qualys": ("qualys_small.xml", "qualys_small.csv"),
     "nexpose": ("nexpose_small.xml",),
+    "openvas": ("openvas_small.xml", "openvas_small.csv"),
     "zap": ("zap_legacy_1_4.xml", "zap_small.json"),
     "trivy": ("trivy_k8s_cluster.json",),
     "semgrep": ("semgrep_small.json",),
