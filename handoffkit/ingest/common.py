@@ -254,6 +254,21 @@ def code_asset(path: str | None) -> str:
     return name.split("/", 1)[0] if "/" in name else "."
 
 
+def package_asset(artifact: str | None, name: str | None, version: str | None = None) -> str:
+    """A dependency inside what was scanned: ``<artifact> pkg:<name>@<version>`` (the owners map and rescan
+    scope resolve it to the artifact, see :func:`handoffkit.record.owners.parents`)."""
+    base = text(artifact) or UNKNOWN_ASSET
+    if not text(name):
+        return base
+    return f"{base} pkg:{text(name)}@{text(version)}" if text(version) else f"{base} pkg:{text(name)}"
+
+
+def versions_line(installed: Any, fixed: Any) -> str:
+    """``Installed: 1.0; fixed in: 1.1, 2.0`` (``no fix yet`` when none) for a dependency's description."""
+    fixes = ", ".join(values(fixed)) if isinstance(fixed, list | tuple) else text(fixed)
+    return f"Installed: {text(installed) or '?'}; fixed in: {fixes or 'no fix yet'}"
+
+
 def host_plugin_fingerprint(host: str, port: Any, protocol: str | None, plugin: str | None) -> str:
     """Nessus and Tenable CSV share this so the same plugin on the same host:port matches."""
     return fingerprint("nessus", host.lower(), text(port) or "0", (protocol or "").lower(), plugin)

@@ -28,6 +28,10 @@ FOLDERS = {
     "qualys": "qualys",
     "nexpose": "nexpose",
     "openvas": "openvas",
+    "anchore_grype": "grype",
+    "snyk": "snyk",
+    "gitlab_sast": "gitlab",
+    "gitlab_dep_scan": "gitlab",
 }
 """Corpus folder → the format its files are detected as. A scanner folder not listed is a format not read yet."""
 

@@ -367,3 +367,55 @@ def test_openvas_csv_matches_the_xml_fingerprint(parse_scan: Parse) -> None:
     assert (traversal.severity, traversal.cves, traversal.source_ref) == ("high", ("CVE-2021-41773",), "line 2")
     assert (timestamps.asset_ref, timestamps.severity, timestamps.location) == ("10.0.0.6", "low", None)
     assert csv_result.scanned_at.isoformat() == "2024-05-01T07:20:00+00:00"
+
+
+def test_grype_current_layout(parse_scan: Parse) -> None:
+    result = parse_scan("grype_small.json")
+    assert (result.format, result.tool, result.tool_version) == ("grype", "Anchore Grype", "0.74.0")
+    log4j, busybox = result.records
+    assert log4j.asset_ref == "registry.example/shop:1.4 pkg:log4j-core@2.14.1"
+    assert (log4j.rule_ref, log4j.cves, log4j.severity, log4j.cvss_score) == (
+        "GHSA-jfh8-c2jp-5v3q",
+        ("CVE-2021-44228",),  # the GHSA match names its CVE among the related vulnerabilities
+        "critical",
+        10.0,
+    )
+    assert "fixed in: 2.15.0" in log4j.description and log4j.location == "/app/lib/log4j-core-2.14.1.jar"
+    assert (busybox.severity, busybox.raw_severity, busybox.cvss_score) == ("high", "Unknown", 7.5)
+    assert result.scanned_at.isoformat().startswith("2024-05-01T08:00:00.123456")
+    assert "registry.example/shop:1.4" in result.scope_assets
+
+
+def test_grype_upgrade_that_keeps_the_vulnerability_is_the_same_finding(scan_bytes: Callable[[str], bytes]) -> None:
+    before = parse_file(scan_bytes("grype_small.json"), "a.json").records[0]
+    upgraded = scan_bytes("grype_small.json").replace(b'"version": "2.14.1"', b'"version": "2.14.2"')
+    after = parse_file(upgraded, "b.json").records[0]
+    assert after.asset_ref.endswith("@2.14.2") and after.fingerprint == before.fingerprint
+
+
+def test_snyk_all_projects_paths_and_licences(parse_scan: Parse) -> None:
+    result = parse_scan("snyk_small.json")
+    via_utils, direct, licence = result.records
+    assert via_utils.fingerprint != direct.fingerprint  # one advisory, two dependency paths
+    assert via_utils.asset_ref == "shop-api pkg:lodash@4.17.15"
+    assert via_utils.location == "package-lock.json shop-api@1.0.0 > express-utils@2.1.0 > lodash@4.17.15"
+    assert (via_utils.cves, via_utils.cwes, via_utils.cvss_score) == (("CVE-2020-8203",), ("CWE-1321",), 7.4)
+    assert (licence.kind, licence.severity) == ("finding", "low")
+    assert {"shop-api", "shop-web"} <= result.scope_assets  # a project without issues was tested too
+    assert [r.source_ref for r in result.records] == [f"[0].vulnerabilities[{i}]" for i in range(3)]
+
+
+def test_gitlab_sast_schema_15(parse_scan: Parse) -> None:
+    result = parse_scan("gitlab_small.json")
+    assert (result.format, result.tool, result.tool_version) == ("gitlab", "GitLab Semgrep", "1.70.0")
+    sqli, weak = result.records
+    assert (sqli.kind, sqli.asset_ref, sqli.location, sqli.cwes) == ("code", "api", "api/orders.py:48", ("CWE-89",))
+    assert (sqli.rule_ref, sqli.severity) == ("semgrep_id:bandit.B608", "high")
+    assert (weak.severity, weak.raw_severity, weak.asset_ref) == ("info", "Unknown", ".")
+    assert result.scanned_at.isoformat() == "2024-05-01T07:05:00+00:00"
+
+
+def test_gitlab_report_ids_are_not_identity(scan_bytes: Callable[[str], bytes]) -> None:
+    first = parse_file(scan_bytes("gitlab_small.json"), "a.json").records
+    rerun = parse_file(scan_bytes("gitlab_small.json").replace(b"5c8f2d9e", b"77777777"), "b.json").records
+    assert [r.fingerprint for r in first] == [r.fingerprint for r in rerun]
