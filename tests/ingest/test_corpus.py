@@ -32,6 +32,10 @@ FOLDERS = {
     "snyk": "snyk",
     "gitlab_sast": "gitlab",
     "gitlab_dep_scan": "gitlab",
+    "github_vulnerability": "github-dependabot",
+    "osv_scanner": "osv-scanner",
+    "npm_audit_7_plus": "npm-audit",
+    "pip_audit": "pip-audit",
 }
 """Corpus folder → the format its files are detected as. A scanner folder not listed is a format not read yet."""
 

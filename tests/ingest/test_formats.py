@@ -419,3 +419,59 @@ def test_gitlab_report_ids_are_not_identity(scan_bytes: Callable[[str], bytes]) 
     first = parse_file(scan_bytes("gitlab_small.json"), "a.json").records
     rerun = parse_file(scan_bytes("gitlab_small.json").replace(b"5c8f2d9e", b"77777777"), "b.json").records
     assert [r.fingerprint for r in first] == [r.fingerprint for r in rerun]
+
+
+def test_dependabot_rest_alerts(parse_scan: Parse) -> None:
+    result = parse_scan("github_dependabot_rest.json")
+    assert result.format == "github-dependabot"
+    lodash, pyyaml = result.records
+    assert (lodash.asset_ref, lodash.location, lodash.rule_ref) == (
+        "acme/shop pkg:lodash",
+        "web/package-lock.json",
+        "GHSA-p6mc-m468-83gw",
+    )
+    assert (lodash.cves, lodash.cwes, lodash.cvss_score, lodash.severity) == (
+        ("CVE-2020-8203",),
+        ("CWE-770",),
+        7.4,
+        "high",
+    )
+    assert pyyaml.suppressed and not lodash.suppressed  # dismissed in GitHub
+    assert result.skipped["alert no longer open (fixed)"] == 1
+
+
+def test_osv_scanner_severity_sources(parse_scan: Parse) -> None:
+    scored, worded, bare = parse_scan("osv_scanner_small.json").records
+    assert (scored.severity, scored.cvss_score, scored.cves, scored.cwes) == (
+        "medium",
+        5.3,
+        ("CVE-2020-28493",),
+        ("CWE-400",),
+    )
+    assert scored.asset_ref == "/src/shop/poetry.lock pkg:jinja2@2.11.2"
+    assert (worded.severity, worded.raw_severity) == ("high", "HIGH")
+    assert (bare.severity, bare.raw_severity) == ("medium", "")  # no score, no word: medium, to calibrate
+
+
+def test_npm_audit_packages_affected_through_others(parse_scan: Parse) -> None:
+    semver, make_dir = parse_scan("npm_audit_small.json").records
+    assert (semver.asset_ref, semver.severity, semver.cwes, semver.cvss_score) == (
+        "unknown pkg:semver",
+        "medium",
+        ("CWE-1333",),
+        5.3,
+    )
+    assert semver.rule_ref == "GHSA-c2qf-rxjj-qqgw" and semver.location == "node_modules/semver"
+    assert make_dir.title == "make-dir is vulnerable through semver" and make_dir.cvss_score is None
+
+
+def test_pip_audit_old_layout(parse_scan: Parse) -> None:
+    result = parse_scan("pip_audit_old.json")
+    (django,) = result.records
+    assert (django.asset_ref, django.cves, django.severity) == (
+        "unknown pkg:Django@3.2.0",
+        ("CVE-2021-33203",),
+        "medium",
+    )
+    assert "fixed in: 3.2.4" in django.description
+    assert result.skipped["dependency not audited (skip_reason)"] == 1
