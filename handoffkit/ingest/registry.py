@@ -13,12 +13,14 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 from handoffkit.ingest import (
+    asff,
     burp,
     defectdojo,
     generic,
     github_alerts,
     gitlab,
     grype,
+    inspector2,
     nessus,
     nexpose,
     npm_audit,
@@ -75,6 +77,8 @@ _MODULES: tuple[Parser, ...] = (
     osv_scanner,
     npm_audit,
     pip_audit,
+    asff,
+    inspector2,
     zap,
     trivy,
     semgrep,

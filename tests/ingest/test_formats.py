@@ -475,3 +475,40 @@ def test_pip_audit_old_layout(parse_scan: Parse) -> None:
     )
     assert "fixed in: 3.2.4" in django.description
     assert result.skipped["dependency not audited (skip_reason)"] == 1
+
+
+def test_asff_open_findings_only(parse_scan: Parse) -> None:
+    result = parse_scan("asff_small.json")
+    bucket, image = result.records
+    assert (bucket.asset_ref, bucket.rule_ref, bucket.severity, bucket.kind) == (
+        "arn:aws:s3:::shop-uploads",
+        "aws-foundational-security-best-practices/v/1.0.0/S3.8",
+        "high",
+        "misconfiguration",
+    )
+    assert bucket.references == ("https://docs.aws.amazon.com/console/securityhub/S3.8/remediation",)
+    assert image.asset_ref == "arn:aws:ecr:eu-west-1:111122223333:repository/shop/sha256:cc pkg:golang.org/x/net@v0.7.0"
+    assert (image.severity, image.raw_severity, image.cves, image.cvss_score) == (
+        "critical",
+        "Normalized 90",
+        ("CVE-2023-44487",),
+        7.5,
+    )
+    assert image.suppressed and image.location == "AwsEcrContainerImage app/go.mod"
+    assert result.skipped["resolved finding (Workflow.Status RESOLVED)"] == 1
+    assert "AWS::::Account:111122223333" in result.scope_assets  # the resolved finding's resource was checked
+    assert result.scanned_at.isoformat() == "2024-05-01T07:00:00+00:00"
+
+
+def test_inspector2_kinds_and_untriaged(parse_scan: Parse) -> None:
+    result = parse_scan("inspector2_small.json")
+    package, code = result.records
+    assert (package.asset_ref, package.severity, package.raw_severity) == (
+        "shop@sha256:cc pkg:golang.org/x/net@v0.7.0",
+        "high",
+        "UNTRIAGED",
+    )
+    assert package.cvss_vector == "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H" and package.location == "app/go.mod"
+    assert (code.kind, code.cwes, code.location, code.suppressed) == ("code", ("CWE-89",), "handler.py:14", True)
+    assert result.skipped["closed finding (status CLOSED)"] == 1 and "i-0abc" in result.scope_assets
+    assert result.scanned_at.isoformat() == "2024-05-01T06:00:00+00:00"

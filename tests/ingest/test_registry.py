@@ -29,6 +29,8 @@ SAMPLES: dict[str, tuple[str, ...]] = {
     "osv-scanner": ("osv_scanner_small.json",),
     "npm-audit": ("npm_audit_small.json",),
     "pip-audit": ("pip_audit_old.json",),
+    "asff": ("asff_small.json",),
+    "aws-inspector2": ("inspector2_small.json",),
     "zap": ("zap_legacy_1_4.xml", "zap_small.json"),
     "trivy": ("trivy_k8s_cluster.json",),
     "semgrep": ("semgrep_small.json",),
