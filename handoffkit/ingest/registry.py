@@ -33,6 +33,7 @@ from handoffkit.ingest import (
     snyk,
     tenable_csv,
     trivy,
+    wiz,
     zap,
 )
 from handoffkit.record.model import ParseResult
@@ -79,6 +80,7 @@ _MODULES: tuple[Parser, ...] = (
     pip_audit,
     asff,
     inspector2,
+    wiz,
     zap,
     trivy,
     semgrep,

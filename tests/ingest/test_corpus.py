@@ -38,6 +38,7 @@ FOLDERS = {
     "pip_audit": "pip-audit",
     "awssecurityhub": "asff",
     "aws_inspector2": "aws-inspector2",
+    "wiz": "wiz",
 }
 """Corpus folder → the format its files are detected as. A scanner folder not listed is a format not read yet."""
 
@@ -48,10 +49,12 @@ misconfigurations and secrets are listed apart)."""
 NO_LONGER_OPEN = {
     "awssecurityhub/config_many_findings.json": "passed control check",
     "aws_inspector2/aws_inspector2_many_vul.json": "closed finding",
+    "wiz/multiple_findings.csv": "resolved in Wiz",
 }
 """Files whose SOURCES.md count includes entries that are not open findings (ASFF control results that
-PASSED, an Inspector finding whose status is CLOSED): the parser skips them with this reason, so the
-records plus those skipped make the SOURCES.md count, and the records alone are fewer."""
+PASSED, an Inspector finding whose status is CLOSED, a Wiz issue RESOLVED): the parser skips them with
+this reason, so the records plus those skipped make the SOURCES.md count, and the records alone are
+fewer."""
 
 SCANS = corpus_scans()
 READ = [s for s in SCANS if s.file.split("/", 1)[0] in FOLDERS]

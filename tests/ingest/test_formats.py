@@ -512,3 +512,24 @@ def test_inspector2_kinds_and_untriaged(parse_scan: Parse) -> None:
     assert (code.kind, code.cwes, code.location, code.suppressed) == ("code", ("CWE-89",), "handler.py:14", True)
     assert result.skipped["closed finding (status CLOSED)"] == 1 and "i-0abc" in result.scope_assets
     assert result.scanned_at.isoformat() == "2024-05-01T06:00:00+00:00"
+
+
+def test_wiz_issues_export(parse_scan: Parse) -> None:
+    result = parse_scan("wiz_issues.csv")
+    exposed, blobs = result.records
+    assert exposed.asset_ref == "/subscriptions/s1/resourcegroups/rg/providers/microsoft.compute/virtualmachines/web-01"
+    assert (exposed.severity, exposed.rule_ref, exposed.kind) == ("critical", "wc-id-1", "misconfiguration")
+    assert exposed.references == ("https://app.wiz.io/issues#~(issue~'issue-0001')",)
+    assert blobs.suppressed and not exposed.suppressed  # IGNORED in Wiz
+    assert result.skipped["resolved in Wiz"] == 1
+    assert any(a.endswith("/old-01") for a in result.scope_assets)  # the resolved issue's resource was assessed
+
+
+def test_wiz_vulnerability_findings_export(parse_scan: Parse) -> None:
+    result = parse_scan("wiz_vulnerabilities.csv")
+    (net,) = result.records
+    assert net.asset_ref.endswith("/virtualmachines/web-01 pkg:golang.org/x/net@v0.7.0")
+    assert (net.cves, net.severity, net.raw_severity, net.cvss_score) == (("CVE-2023-44487",), "high", "HIGH", 7.5)
+    assert "fixed in: v0.17.0" in net.description and net.location == "/app/go.mod"
+    assert result.skipped["resolved in Wiz"] == 1
+    assert result.scanned_at.isoformat() == "2024-05-01T06:00:00+00:00"
