@@ -2,7 +2,8 @@
 
 Detection looks at the content, never the file name: the bytes are loaded once as JSON, XML or
 CSV (chosen by the first non-blank character: ``{``/``[`` → JSON, ``<`` → XML, anything else →
-CSV) with the safe readers of :mod:`handoffkit.record.inputs`, and each parser of that container is asked
+CSV; a file of one JSON object per line — JSON Lines — loads as the list of those objects) with
+the safe readers of :mod:`handoffkit.record.inputs`, and each parser of that container is asked
 ``sniff(doc)``, in the order of :data:`handoffkit.ingest.registry.PARSERS`; the first that recognises
 the document parses it.
 
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 import codecs
 import gc
+import itertools
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,7 +40,7 @@ from defusedxml import DefusedXmlException, DTDForbidden
 
 from handoffkit.errors import InputError, located
 from handoffkit.ingest.registry import FORMATS, PARSERS, Parser
-from handoffkit.record.inputs import load_json, parse_xml, read_csv
+from handoffkit.record.inputs import decode_text, load_json, parse_xml, read_csv
 from handoffkit.record.model import ParseResult
 
 _ALLOWED_DOCTYPES: dict[str, re.Pattern[str] | None] = {
@@ -174,6 +177,8 @@ def _load_json(data: bytes, source: str) -> Any:
         return load_json(data, source)
     except InputError as exc:
         cause = exc.__cause__
+        if isinstance(cause, json.JSONDecodeError) and cause.msg == "Extra data" and _starts_object_lines(data):
+            return _load_json_lines(data, source)
         if isinstance(cause, RecursionError):
             place, reason = _runaway_nesting(data), f"JSON nested deeper than {_DEPTH_SHOWN} levels here"
         elif isinstance(cause, ValueError) and "is not valid JSON" in str(cause):
@@ -183,6 +188,33 @@ def _load_json(data: bytes, source: str) -> Any:
         if place is None:
             raise
         raise InputError(located(source, place, f"{reason}; refused")) from cause
+
+
+def _starts_object_lines(data: bytes) -> bool:
+    """Does the file look like JSON Lines (one object per line) rather than broken JSON?"""
+    lines = (line.strip() for line in data.splitlines())
+    first_two = list(itertools.islice((line for line in lines if line), 2))
+    return len(first_two) == 2 and all(line.startswith(b"{") for line in first_two)
+
+
+def _load_json_lines(data: bytes, source: str) -> list[Any]:
+    """JSON Lines (Nuclei ``-jsonl``): every non-blank line one JSON object, read as strictly as a JSON
+    document; a bad line is refused with its line number."""
+    items: list[Any] = []
+    for number, line in enumerate(decode_text(data, source).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = load_json(line, source)
+        except InputError as exc:
+            cause = exc.__cause__
+            column = cause.colno if isinstance(cause, json.JSONDecodeError) else 1
+            reason = f"invalid JSON Lines: {cause.msg}" if isinstance(cause, json.JSONDecodeError) else str(exc)
+            raise InputError(located(source, f"{number}:{column}", reason)) from exc
+        if not isinstance(item, dict):
+            raise InputError(located(source, f"{number}:1", "invalid JSON Lines: expected one JSON object per line"))
+        items.append(item)
+    return items
 
 
 def _json_constant(data: bytes) -> str | None:

@@ -39,6 +39,7 @@ FOLDERS = {
     "awssecurityhub": "asff",
     "aws_inspector2": "aws-inspector2",
     "wiz": "wiz",
+    "nuclei": "nuclei",
 }
 """Corpus folder → the format its files are detected as. A scanner folder not listed is a format not read yet."""
 

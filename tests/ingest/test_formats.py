@@ -533,3 +533,38 @@ def test_wiz_vulnerability_findings_export(parse_scan: Parse) -> None:
     assert "fixed in: v0.17.0" in net.description and net.location == "/app/go.mod"
     assert result.skipped["resolved in Wiz"] == 1
     assert result.scanned_at.isoformat() == "2024-05-01T06:00:00+00:00"
+
+
+def test_nuclei_json_lines(parse_scan: Parse) -> None:
+    result = parse_scan("nuclei_small.jsonl")
+    traversal, tls10, tls12, nginx = result.records
+    assert (traversal.asset_ref, traversal.severity, traversal.cves, traversal.cwes) == (
+        "https://shop.test",
+        "critical",
+        ("CVE-2021-41773",),
+        ("CWE-22",),
+    )
+    assert (traversal.cvss_score, traversal.kind) == (9.8, "web")
+    assert (tls10.asset_ref, tls10.kind) == ("shop.test:443", "host")
+    assert tls10.fingerprint != tls12.fingerprint  # one template, one place, two results told apart
+    assert nginx.rule_ref == "tech-detect:nginx" and nginx.references == (
+        "https://github.com/projectdiscovery/nuclei-templates",
+    )
+    assert result.scanned_at.isoformat() == "2024-05-01T06:00:07+00:00"
+
+
+def test_nuclei_bad_line_is_named(scan_bytes: Callable[[str], bytes]) -> None:
+    lines = scan_bytes("nuclei_small.jsonl").split(b"\n")
+    lines[3] = lines[3][:40]
+    with pytest.raises(InputError, match=r"^n\.jsonl:4:\d+: invalid JSON Lines"):
+        parse_file(b"\n".join(lines), "n.jsonl")
+    lines[3] = b"[1, 2]"
+    with pytest.raises(InputError, match=r"^n\.jsonl:4:1: invalid JSON Lines: expected one JSON object per line"):
+        parse_file(b"\n".join(lines), "n.jsonl")
+
+
+def test_nuclei_one_result_and_the_array_export(scan_bytes: Callable[[str], bytes]) -> None:
+    lines = [line for line in scan_bytes("nuclei_small.jsonl").split(b"\n") if line.strip()]
+    assert len(parse_file(lines[0], "one.jsonl").records) == 1
+    array = parse_file(b"[" + b",\n".join(lines) + b"]", "all.json")
+    assert (array.format, len(array.records)) == ("nuclei", 4)
