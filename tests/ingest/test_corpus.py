@@ -40,6 +40,7 @@ FOLDERS = {
     "aws_inspector2": "aws-inspector2",
     "wiz": "wiz",
     "nuclei": "nuclei",
+    "sonarqube": "sonarqube",
 }
 """Corpus folder → the format its files are detected as. A scanner folder not listed is a format not read yet."""
 

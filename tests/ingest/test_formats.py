@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -568,3 +569,24 @@ def test_nuclei_one_result_and_the_array_export(scan_bytes: Callable[[str], byte
     assert len(parse_file(lines[0], "one.jsonl").records) == 1
     array = parse_file(b"[" + b",\n".join(lines) + b"]", "all.json")
     assert (array.format, len(array.records)) == ("nuclei", 4)
+
+
+def test_sonarqube_hotspots_page(parse_scan: Parse) -> None:
+    result = parse_scan("sonarqube_hotspots.json")
+    sqli, debug = result.records
+    assert (sqli.asset_ref, sqli.rule_ref, sqli.location, sqli.severity) == (
+        "shop-api",
+        "pythonsecurity:S2077",
+        "api/orders.py:48",
+        "high",
+    )
+    assert debug.suppressed and debug.severity == "low"  # reviewed as SAFE
+    assert result.skipped["fixed in SonarQube"] == 1
+    assert result.warnings == []  # the page holds all three
+
+
+def test_sonarqube_partial_page_warns(corpus_file: Callable[[str], Path]) -> None:
+    result = parse_file(corpus_file("sonarqube/findings_over_api.json").read_bytes(), "page.json")
+    assert result.warnings == ["a page of 5 of 42 issues: fetch the other pages to have them all"]
+    first = result.records[0]
+    assert (first.cves, first.cwes) == (("CVE-2024-2529",), ("CWE-937", "CWE-120"))

@@ -33,6 +33,7 @@ SAMPLES: dict[str, tuple[str, ...]] = {
     "aws-inspector2": ("inspector2_small.json",),
     "wiz": ("wiz_issues.csv", "wiz_vulnerabilities.csv"),
     "nuclei": ("nuclei_small.jsonl",),
+    "sonarqube": ("sonarqube_hotspots.json",),
     "zap": ("zap_legacy_1_4.xml", "zap_small.json"),
     "trivy": ("trivy_k8s_cluster.json",),
     "semgrep": ("semgrep_small.json",),
