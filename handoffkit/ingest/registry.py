@@ -35,6 +35,7 @@ from handoffkit.ingest import (
     sonarqube,
     tenable_csv,
     trivy,
+    veracode,
     wiz,
     zap,
 )
@@ -85,6 +86,7 @@ _MODULES: tuple[Parser, ...] = (
     wiz,
     nuclei,
     sonarqube,
+    veracode,
     zap,
     trivy,
     semgrep,

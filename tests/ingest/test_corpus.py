@@ -41,6 +41,7 @@ FOLDERS = {
     "wiz": "wiz",
     "nuclei": "nuclei",
     "sonarqube": "sonarqube",
+    "veracode": "veracode",
 }
 """Corpus folder → the format its files are detected as. A scanner folder not listed is a format not read yet."""
 

@@ -590,3 +590,25 @@ def test_sonarqube_partial_page_warns(corpus_file: Callable[[str], Path]) -> Non
     assert result.warnings == ["a page of 5 of 42 issues: fetch the other pages to have them all"]
     first = result.records[0]
     assert (first.cves, first.cwes) == (("CVE-2024-2529",), ("CWE-937", "CWE-120"))
+
+
+def test_veracode_static_dynamic_and_sca(parse_scan: Parse) -> None:
+    result = parse_scan("veracode_small.xml")
+    sqli, leak, log4j = result.records
+    assert (sqli.asset_ref, sqli.kind, sqli.severity, sqli.raw_severity, sqli.cwes) == (
+        "shop",
+        "code",
+        "high",
+        "4 (High)",
+        ("CWE-89",),
+    )
+    assert sqli.location == "shop.war com/shop/dao/OrderDao.java:48"
+    assert (leak.asset_ref, leak.kind, leak.suppressed) == ("https://shop.test:8443", "web", True)
+    assert (log4j.asset_ref, log4j.cves, log4j.severity, log4j.cvss_score) == (
+        "shop pkg:log4j-core@2.14.1",
+        ("CVE-2021-44228",),
+        "critical",
+        10.0,
+    )
+    assert result.skipped["fixed flaw (remediation_status Fixed)"] == 1
+    assert result.scanned_at.isoformat() == "2024-05-01T08:20:00+00:00"

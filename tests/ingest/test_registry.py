@@ -34,6 +34,7 @@ SAMPLES: dict[str, tuple[str, ...]] = {
     "wiz": ("wiz_issues.csv", "wiz_vulnerabilities.csv"),
     "nuclei": ("nuclei_small.jsonl",),
     "sonarqube": ("sonarqube_hotspots.json",),
+    "veracode": ("veracode_small.xml",),
     "zap": ("zap_legacy_1_4.xml", "zap_small.json"),
     "trivy": ("trivy_k8s_cluster.json",),
     "semgrep": ("semgrep_small.json",),
