@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 from handoffkit.ingest import (
     asff,
     burp,
+    checkmarx_one,
     defectdojo,
     generic,
     github_alerts,
@@ -87,6 +88,7 @@ _MODULES: tuple[Parser, ...] = (
     nuclei,
     sonarqube,
     veracode,
+    checkmarx_one,
     zap,
     trivy,
     semgrep,

@@ -42,6 +42,7 @@ FOLDERS = {
     "nuclei": "nuclei",
     "sonarqube": "sonarqube",
     "veracode": "veracode",
+    "checkmarx_one": "checkmarx-one",
 }
 """Corpus folder → the format its files are detected as. A scanner folder not listed is a format not read yet."""
 

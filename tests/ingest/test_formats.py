@@ -612,3 +612,47 @@ def test_veracode_static_dynamic_and_sca(parse_scan: Parse) -> None:
     )
     assert result.skipped["fixed flaw (remediation_status Fixed)"] == 1
     assert result.scanned_at.isoformat() == "2024-05-01T08:20:00+00:00"
+
+
+def test_checkmarx_one_api_results(parse_scan: Parse) -> None:
+    result = parse_scan("checkmarx_one_api.json")
+    sqli, root, log4j = result.records
+    assert (sqli.kind, sqli.asset_ref, sqli.location, sqli.cwes, sqli.severity) == (
+        "code",
+        "api",
+        "/api/src/main/java/shop/OrderDao.java:48",
+        ("CWE-89",),
+        "high",
+    )
+    assert (root.kind, root.suppressed, root.asset_ref) == ("misconfiguration", True, "deploy")
+    assert (log4j.kind, log4j.asset_ref, log4j.cves, log4j.cvss_score) == (
+        "vulnerability",
+        "unknown pkg:Maven-org.apache.logging.log4j:log4j-core-2.14.1",
+        ("CVE-2021-44228",),
+        10.0,
+    )
+    assert log4j.cvss_vector == "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H"
+    assert result.skipped["fixed in Checkmarx One"] == 1
+    assert result.scanned_at.isoformat() == "2024-05-01T08:10:00+00:00"
+
+
+def test_checkmarx_one_scan_report_sca_packages(corpus_file: Callable[[str], Path]) -> None:
+    doc = json.loads(corpus_file("checkmarx_one/vulnerabilities_from_scan_results.json").read_bytes())
+    doc["scaScanResults"]["packages"] = [
+        {
+            "packageName": "lodash",
+            "packageVersion": "4.17.15",
+            "vulnerabilities": [
+                {"cveName": "CVE-2020-8203", "severity": "High", "cvssScore": 7.4, "cweId": "CWE-1321"}
+            ],
+        }
+    ]
+    result = parse_file(json.dumps(doc).encode(), "report.json")
+    lodash = result.records[-1]
+    assert (lodash.asset_ref, lodash.cves, lodash.severity, lodash.kind) == (
+        "example-123/loiskjdye pkg:lodash@4.17.15",
+        ("CVE-2020-8203",),
+        "high",
+        "vulnerability",
+    )
+    assert len(result.records) == 147 and result.records[0].asset_ref == "example-123/loiskjdye"

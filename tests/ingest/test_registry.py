@@ -35,6 +35,7 @@ SAMPLES: dict[str, tuple[str, ...]] = {
     "nuclei": ("nuclei_small.jsonl",),
     "sonarqube": ("sonarqube_hotspots.json",),
     "veracode": ("veracode_small.xml",),
+    "checkmarx-one": ("checkmarx_one_api.json",),
     "zap": ("zap_legacy_1_4.xml", "zap_small.json"),
     "trivy": ("trivy_k8s_cluster.json",),
     "semgrep": ("semgrep_small.json",),
