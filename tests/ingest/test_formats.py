@@ -656,3 +656,19 @@ def test_checkmarx_one_scan_report_sca_packages(corpus_file: Callable[[str], Pat
         "vulnerability",
     )
     assert len(result.records) == 147 and result.records[0].asset_ref == "example-123/loiskjdye"
+
+
+def test_qualys_was_detections_and_information_gathered(parse_scan: Parse) -> None:
+    result = parse_scan("qualys_was_small.xml")
+    search, cart, dns = result.records
+    assert (search.asset_ref, search.location, search.severity, search.cwes, search.cvss_score) == (
+        "https://shop.test",
+        "https://shop.test/search?q=x [q]",
+        "critical",
+        ("CWE-79",),
+        6.1,
+    )
+    assert search.fingerprint != cart.fingerprint and cart.suppressed  # one QID at two URLs; IGNORED
+    assert (dns.severity, dns.asset_ref, dns.raw_severity) == ("info", "https://shop.test", "1 (Information Gathered)")
+    # "GMT+0200" is two hours ahead of UTC, not behind (dateutil alone reads it the POSIX way)
+    assert result.scanned_at.isoformat() == "2024-05-01T08:15:00+00:00"

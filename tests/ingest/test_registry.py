@@ -36,6 +36,7 @@ SAMPLES: dict[str, tuple[str, ...]] = {
     "sonarqube": ("sonarqube_hotspots.json",),
     "veracode": ("veracode_small.xml",),
     "checkmarx-one": ("checkmarx_one_api.json",),
+    "qualys-was": ("qualys_was_small.xml",),
     "zap": ("zap_legacy_1_4.xml", "zap_small.json"),
     "trivy": ("trivy_k8s_cluster.json",),
     "semgrep": ("semgrep_small.json",),
