@@ -18,7 +18,7 @@ from handoffkit.ingest.detect import parse_file
 from handoffkit.record import log, schema
 from handoffkit.record.model import NormalisedFinding, ParseResult
 from handoffkit.workflow import triage, verification
-from tests.builders import ACTOR, corpus_scans
+from tests.builders import ACTOR, DATA, corpus_scans
 
 
 def zap_scan(path: Path, alerts: list[tuple[int, str, int]], generated: str = "2026-03-01T00:00:00Z") -> Path:
@@ -267,11 +267,14 @@ def test_cli_json_shape_and_exit_code(store, engagement, tmp_path):
 
 
 def _one_corpus_file_per_format() -> list:
-    """For each registered format, its smallest corpus file with findings (SOURCES.md gives the count)."""
+    """For each registered format, its smallest corpus file whose SOURCES.md count is all open findings."""
     from handoffkit.ingest.registry import FORMATS
-    from tests.ingest.test_corpus import FOLDERS
+    from tests.ingest.test_corpus import FOLDERS, NO_LONGER_OPEN
 
-    scans = sorted((s for s in corpus_scans() if s.count and s.file.split("/", 1)[0] in FOLDERS), key=lambda s: s.size)
+    scans = sorted(
+        (s for s in corpus_scans() if s.count and s.file.split("/", 1)[0] in FOLDERS and s.file not in NO_LONGER_OPEN),
+        key=lambda s: s.size,
+    )
     chosen = {}
     for scan in scans:
         chosen.setdefault(FOLDERS[scan.file.split("/", 1)[0]], scan)
@@ -291,3 +294,26 @@ def test_a_corpus_file_of_each_format_ingests(store, engagement, corpus, scan):
         stored = conn.execute(select(func.count()).select_from(schema.findings)).scalar_one()
         tools = set(conn.execute(select(schema.findings.c.tool)).scalars())
     assert stored == result.new and tools == {parsed.tool}  # rescan scope is per tool: one name per file
+
+
+def test_a_finding_an_export_lists_as_fixed_is_absent_in_the_rescan(store, engagement, tmp_path):
+    later = (DATA / "scans" / "tenable_vm.csv").read_text(encoding="utf-8")
+    earlier = later.replace(";medium;FIXED;", ";medium;ACTIVE;").replace(
+        "2024-05-01T08:12:00.000Z", "2024-04-01T08:12:00.000Z"
+    )
+    (tmp_path / "april.csv").write_text(earlier, encoding="utf-8")
+    (tmp_path / "may.csv").write_text(later, encoding="utf-8")
+    [april] = pipeline.ingest_scan(store, engagement, [tmp_path / "april.csv"], actor=ACTOR)
+    [may] = pipeline.ingest_scan(store, engagement, [tmp_path / "may.csv"], actor=ACTOR)
+    assert (april.new, may.new, may.seen_again, may.absent_in_rescan) == (5, 0, 4, 1)
+    with store.read() as conn:
+        absent = (
+            conn.execute(
+                select(schema.findings.c.rule_ref)
+                .join(schema.evidence, schema.evidence.c.finding_id == schema.findings.c.finding_id)
+                .where(schema.evidence.c.kind == "absent_in_rescan")
+            )
+            .scalars()
+            .all()
+        )
+    assert absent == ["57582"]
