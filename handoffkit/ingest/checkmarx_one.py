@@ -135,96 +135,62 @@ def _api_items(doc: dict[str, Any], source: str) -> Iterator[_Item]:
 
 def _report_items(doc: dict[str, Any], project: str | None, source: str) -> Iterator[_Item]:
     asset = project or UNKNOWN_ASSET
-    sast = doc.get("scanResults") if isinstance(doc.get("scanResults"), dict) else {}
-    for q, query in enumerate(expect_list(sast.get("resultsList"), source, "scanResults.resultsList", "SAST queries")):
-        query = expect_dict(query, source, f"scanResults.resultsList[{q}]", "a SAST query")
-        for v, vuln in enumerate(
-            expect_list(
-                query.get("vulnerabilities"), source, f"scanResults.resultsList[{q}].vulnerabilities", "results"
-            )
-        ):
-            place = f"scanResults.resultsList[{q}].vulnerabilities[{v}]"
-            vuln = expect_dict(vuln, source, place, "a SAST result")
+    yield from _report_sast(_section(doc, "scanResults"), asset, source)
+    yield from _report_iac(_section(doc, "iacScanResults"), asset, source)
+    yield from _report_sca(_section(doc, "scaScanResults"), asset, source)
+
+
+def _section(doc: dict[str, Any], key: str) -> dict[str, Any]:
+    return doc[key] if isinstance(doc.get(key), dict) else {}
+
+
+def _entries(
+    parent: dict[str, Any], key: str, source: str, place: str, what: str
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(place, object) of each entry of ``parent[key]``, each checked to be an object."""
+    for n, entry in enumerate(expect_list(parent.get(key), source, f"{place}.{key}".lstrip("."), what)):
+        where = f"{place}.{key}[{n}]".lstrip(".")
+        yield where, expect_dict(entry, source, where, what)
+
+
+def _report_sast(sast: dict[str, Any], asset: str, source: str) -> Iterator[_Item]:
+    for query_place, query in _entries(sast, "resultsList", source, "scanResults", "a SAST query"):
+        for place, vuln in _entries(query, "vulnerabilities", source, query_place, "a SAST result"):
             file, line = text(vuln.get("sourceFileName")), vuln.get("sourceLine")
-            yield (
-                _report_fields(
-                    "sast",
-                    asset,
-                    query.get("queryName"),
-                    vuln,
-                    (
-                        text(vuln.get("similarityId")),
-                        file,
-                        text(vuln.get("destinationFileName")),
-                        text(vuln.get("destinationCode")),
-                    ),
-                    f"{file}:{line}" if file and line else file,
-                    [query.get("cweId")],
-                    [query.get("description")],
-                ),
-                vuln,
-                place,
+            # one similarity id covers the same source reaching two sinks: the destination tells them apart
+            identity = (
+                text(vuln.get("similarityId")),
+                file,
+                text(vuln.get("destinationFileName")),
+                text(vuln.get("destinationCode")),
             )
-    iac = doc.get("iacScanResults") if isinstance(doc.get("iacScanResults"), dict) else {}
-    for t, tech in enumerate(
-        expect_list(iac.get("technology"), source, "iacScanResults.technology", "IaC technologies")
-    ):
-        tech = expect_dict(tech, source, f"iacScanResults.technology[{t}]", "an IaC technology")
-        for q, query in enumerate(
-            expect_list(tech.get("queries"), source, f"iacScanResults.technology[{t}].queries", "IaC queries")
-        ):
-            query = expect_dict(query, source, f"iacScanResults.technology[{t}].queries[{q}]", "an IaC query")
-            for r, res in enumerate(
-                expect_list(
-                    query.get("resultsList"),
-                    source,
-                    f"iacScanResults.technology[{t}].queries[{q}].resultsList",
-                    "IaC results",
-                )
-            ):
-                place = f"iacScanResults.technology[{t}].queries[{q}].resultsList[{r}]"
-                res = expect_dict(res, source, place, "an IaC result")
+            where = f"{file}:{line}" if file and line else file
+            texts = [query.get("description")]
+            fields = _report_fields(
+                "sast", asset, query.get("queryName"), vuln, identity, where, [query.get("cweId")], texts
+            )
+            yield fields, vuln, place
+
+
+def _report_iac(iac: dict[str, Any], asset: str, source: str) -> Iterator[_Item]:
+    for tech_place, tech in _entries(iac, "technology", source, "iacScanResults", "an IaC technology"):
+        for query_place, query in _entries(tech, "queries", source, tech_place, "an IaC query"):
+            for place, res in _entries(query, "resultsList", source, query_place, "an IaC result"):
                 file = text(res.get("fileName"))
                 identity = (file, text(query.get("queryName")), text(res.get("actualValue")))
-                yield (
-                    _report_fields(
-                        "kics",
-                        asset,
-                        query.get("queryName"),
-                        res,
-                        identity,
-                        file,
-                        [],
-                        [query.get("description"), res.get("expectedValue"), res.get("actualValue")],
-                    ),
-                    res,
-                    place,
-                )
-    sca = doc.get("scaScanResults") if isinstance(doc.get("scaScanResults"), dict) else {}
-    for p, package in enumerate(expect_list(sca.get("packages"), source, "scaScanResults.packages", "SCA packages")):
-        package = expect_dict(package, source, f"scaScanResults.packages[{p}]", "an SCA package")
+                texts = [query.get("description"), res.get("expectedValue"), res.get("actualValue")]
+                yield _report_fields("kics", asset, query.get("queryName"), res, identity, file, [], texts), res, place
+
+
+def _report_sca(sca: dict[str, Any], asset: str, source: str) -> Iterator[_Item]:
+    for package_place, package in _entries(sca, "packages", source, "scaScanResults", "an SCA package"):
         name = text(package.get("packageName")) or text(package.get("name")) or text(package.get("packageId"))
         version = text(package.get("packageVersion")) or text(package.get("version"))
-        for v, vuln in enumerate(
-            expect_list(
-                package.get("vulnerabilities"),
-                source,
-                f"scaScanResults.packages[{p}].vulnerabilities",
-                "SCA vulnerabilities",
-            )
-        ):
-            place = f"scaScanResults.packages[{p}].vulnerabilities[{v}]"
-            vuln = expect_dict(vuln, source, place, "an SCA vulnerability")
+        for place, vuln in _entries(package, "vulnerabilities", source, package_place, "an SCA vulnerability"):
             cve = text(vuln.get("cveName")) or text(vuln.get("cve")) or text(vuln.get("id"))
+            owner = package_asset(asset, name, version)
             fields = _report_fields(
-                "sca",
-                package_asset(asset, name, version),
-                cve,
-                vuln,
-                (name, cve),
-                name,
-                [vuln.get("cweId")],
-                [vuln.get("description")],
+                "sca", owner, cve, vuln, (name, cve), name, [vuln.get("cweId")], [vuln.get("description")]
             )
             fields["cves"], fields["score"] = [cve], as_float(vuln.get("cvssScore"))
             yield fields, vuln, place
