@@ -20,10 +20,10 @@ from handoffkit.errors import HandoffkitError
 from handoffkit.ingest.registry import FORMATS
 from handoffkit.record.people import require_actor
 from handoffkit.record.store import Store
-from handoffkit.report.output import emit
+from handoffkit.report.output import Activity, emit
 from handoffkit.version import __version__
 
-OUTPUT_FORMATS = ("table", "json", "csv")
+OUTPUT_FORMATS = ("table", "json", "ndjson", "csv")
 
 
 @dataclass
@@ -35,6 +35,14 @@ class Context:
 
     @property
     def store(self) -> Store:
+        """The existing record: a command other than ``init``, ``demo`` or ``kev load`` never creates one."""
+        if self._store is None:
+            self._store = Store(self.db, create=False)
+        return self._store
+
+    @property
+    def new_store(self) -> Store:
+        """The record, created when the database holds none yet."""
         if self._store is None:
             self._store = Store(self.db)
         return self._store
@@ -46,12 +54,43 @@ class Context:
         return "table"
 
 
+class _UsageLine(click.ClickException):
+    """A usage error as one line with a hint, instead of click's usage block."""
+
+    exit_code = 2
+
+    def __init__(self, exc: click.UsageError) -> None:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        super().__init__(" ".join(exc.format_message().split()) + hint)
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"handoffkit: error: {self.message}", err=True)
+
+
+# A group run without a command shows its help (click 8.2+): that is what was asked for, not an error.
+_HELP_ASKED = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _usage_line(exc: click.UsageError) -> click.ClickException:
+    return exc if isinstance(exc, _HELP_ASKED) else _UsageLine(exc)
+
+
 class _Group(click.Group):
-    """Maps library errors to one line and an exit code, in one place."""
+    """Maps library errors, and click's usage errors, to one line and an exit code, in one place."""
+
+    group_class = type  # subgroups (log, ingest, kev, exception) are _Groups too
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            raise _usage_line(exc) from exc
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise _usage_line(exc) from exc
         except HandoffkitError as exc:
             obj = ctx.find_object(Context)
             if obj is not None and obj.verbose:
@@ -67,6 +106,14 @@ def actor_option(fn):
         default="",
         show_envvar=True,
         help="The one named person taking this action (recorded in the activity log).",
+    )(fn)
+
+
+def progress_option(fn):
+    return click.option(
+        "--progress/--no-progress",
+        default=None,
+        help="Progress on stderr: a bar on a terminal (the default there), lines elsewhere with --progress.",
     )(fn)
 
 
@@ -108,7 +155,16 @@ def say(text: str) -> None:
     click.echo(text)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+def failed_files(rows: list[dict[str, Any]]) -> None:
+    """Each failed file's whole error on stderr, one line each (the table or JSON on stdout has it too)."""
+    for row in rows:
+        if row.get("status") == "failed":
+            message = " ".join(str(row.get("error") or "failed").split())
+            named = message if message.startswith(str(row["file"])) else f"{row['file']}: {message}"
+            click.echo(f"handoffkit: error: {named}", err=True)
+
+
+@click.group("handoffkit", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--db",
     envvar="HANDOFFKIT_DB",
@@ -165,7 +221,7 @@ def init(
     from handoffkit.record import engagements
 
     result = engagements.init(
-        obj.store, engagement, policy_path, actor=require_actor(actor), name=name, owners_path=owners_path
+        obj.new_store, engagement, policy_path, actor=require_actor(actor), name=name, owners_path=owners_path
     )
     say(emit(result.as_dict(), obj.out_format(fmt)))
     if result.defaulted:
@@ -190,18 +246,97 @@ def engagements_cmd(obj: Context, fmt: str | None) -> None:
     )
 
 
+def list_options(fn):
+    """--limit, the shared filters and --fields, for every list command (see handoffkit.report.listing)."""
+    options = [
+        click.option("--limit", type=click.IntRange(min=0), help="At most this many rows."),
+        click.option("--state", "states", multiple=True, help="Only this state (repeatable: any of them)."),
+        click.option("--severity", "severities", multiple=True, help="Only this severity band (repeatable)."),
+        click.option("--tool", "tools", multiple=True, help="Only this tool / ticket system (repeatable)."),
+        click.option("--owner", "owners", multiple=True, help="Only this owner team, role or person (repeatable)."),
+        click.option("--since", help="Only rows from this instant on (date or ISO 8601)."),
+        click.option("--fields", help="Comma-separated columns to print, in this order."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def list_filters(
+    limit: int | None,
+    states: tuple[str, ...],
+    severities: tuple[str, ...],
+    tools: tuple[str, ...],
+    owners: tuple[str, ...],
+    since: str | None,
+    fields: str | None,
+) -> Any:
+    from handoffkit.report.listing import Filters
+
+    start = parse_instant(since, "--since")
+    if since is not None and len(since) == 10 and start is not None:  # a day means from its start
+        start = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    chosen = tuple(f.strip() for f in fields.split(",") if f.strip()) if fields else ()
+    return Filters(states, severities, tools, owners, start, chosen, limit)
+
+
+def say_list(df: Any, fmt: str) -> None:
+    from handoffkit.report.listing import as_rows
+
+    rows, columns = as_rows(df)
+    say(emit(rows, fmt, columns))
+
+
 @cli.command("findings")
 @engagement_option
 @click.option("--as-of", "as_of", help="Reconstruct the record from the activity log as of this instant.")
+@list_options
 @format_option
 @click.pass_obj
-def findings_cmd(obj: Context, engagement: str, as_of: str | None, fmt: str | None) -> None:
+def findings_cmd(obj: Context, engagement: str, as_of: str | None, fmt: str | None, **filters: Any) -> None:
     """List findings (current state, or rebuilt from the log as of a date)."""
-    from handoffkit.record import findings
+    from handoffkit.report import listing
 
-    when = parse_instant(as_of)
-    df = findings.as_of(obj.store, engagement, when) if when else findings.current(obj.store, engagement)
-    say(emit(df, obj.out_format(fmt), [*findings.PUBLIC, "ticket_keys"]))
+    when, chosen = parse_instant(as_of), list_filters(**filters)  # bad options fail before the store opens
+    say_list(listing.finding_list(obj.store, engagement, chosen, when), obj.out_format(fmt))
+
+
+@cli.command("tickets")
+@engagement_option
+@list_options
+@format_option
+@click.pass_obj
+def tickets_cmd(obj: Context, engagement: str, fmt: str | None, **filters: Any) -> None:
+    """List tickets as last observed (--state: status category; --severity: priority band; --tool: system)."""
+    from handoffkit.report import listing
+
+    chosen = list_filters(**filters)
+    say_list(listing.ticket_list(obj.store, engagement, chosen), obj.out_format(fmt))
+
+
+@cli.command("events")
+@engagement_option
+@click.option("--type", "types", multiple=True, help="Only this event type (repeatable).")
+@click.option("--finding", "finding_id", help="Only events of this finding.")
+@click.option("--as-of", "as_of", help="Only events at or before this instant.")
+@list_options
+@format_option
+@click.pass_obj
+def events_cmd(
+    obj: Context,
+    engagement: str,
+    types: tuple[str, ...],
+    finding_id: str | None,
+    as_of: str | None,
+    fmt: str | None,
+    **filters: Any,
+) -> None:
+    """List activity-log events, newest first (hashes and payloads are in `log export`)."""
+    from handoffkit.report import listing
+
+    when, chosen = parse_instant(as_of), list_filters(**filters)
+    df = listing.event_list(obj.store, engagement, chosen, types=types, finding_id=finding_id, as_of=when)
+    say_list(df, obj.out_format(fmt))
 
 
 # ------------------------------------------------------------------------------------- the log
@@ -247,6 +382,7 @@ def log_verify(obj: Context, anchor: str | None, actor: str, fmt: str | None) ->
 )
 @actor_option
 @format_option
+@progress_option
 @click.pass_obj
 def log_export(
     obj: Context,
@@ -258,6 +394,7 @@ def log_export(
     processes: int | None,
     actor: str,
     fmt: str | None,
+    progress: bool | None,
 ) -> None:
     """Write the activity log as CSV with ISO 27001 / SOC 2 / PCI DSS / NIST control-mapping columns."""
     from handoffkit.report import log_export
@@ -265,16 +402,18 @@ def log_export(
     first, last = parse_day(start), parse_day(end)
     if first and last and first > last:
         raise click.BadParameter(f"--from {first} is after --to {last}", param_hint="--from")
-    result = log_export.export_log(
-        obj.store,
-        engagement,
-        out,
-        start=first,
-        end=last,
-        as_of=parse_instant(as_of),
-        actor=require_actor(actor),
-        processes=processes or log_export.PROCESSES,
-    )
+    with Activity.choose(None, progress) as activity:
+        activity(f"exporting the activity log of {engagement} to {out}")
+        result = log_export.export_log(
+            obj.store,
+            engagement,
+            out,
+            start=first,
+            end=last,
+            as_of=parse_instant(as_of),
+            actor=require_actor(actor),
+            processes=processes or log_export.PROCESSES,
+        )
     say(
         emit(result.as_dict(), "json")
         if obj.out_format(fmt) == "json"
@@ -294,8 +433,15 @@ def ingest_group() -> None:
 SCAN_FORMATS = ("auto", *FORMATS)
 
 
-def _progress(enabled: bool):
-    return (lambda message: click.echo(message, err=True)) if enabled else None
+def each_file(files: tuple[str, ...], asked: bool | None, ingest: Any) -> list[Any]:
+    """``ingest([file], progress)`` for each file in turn (each is its own transaction anyway), with a
+    progress bar over the files on a terminal."""
+    results: list[Any] = []
+    with Activity.choose(len(files), asked) as activity:
+        for file in files:
+            results += ingest([file], activity)
+            activity.advance()
+    return results
 
 
 @ingest_group.command("scan")
@@ -303,12 +449,15 @@ def _progress(enabled: bool):
 @engagement_option
 @actor_option
 @click.option(
-    "--format",
-    "formats",
-    multiple=True,
-    type=click.Choice((*SCAN_FORMATS, *OUTPUT_FORMATS)),
-    help="Scanner format (default auto: detected from content) and/or output format (table|json|csv).",
+    "--scanner",
+    "--input-format",
+    "scanner",
+    type=click.Choice(SCAN_FORMATS),
+    default="auto",
+    show_default=True,
+    help="The scanner format of the files (auto: detected from their content, never from their names).",
 )
+@format_option
 @click.option("--scope", help="Asset glob the scan covered (default: the assets it reports).")
 @click.option(
     "--scanned-at",
@@ -318,14 +467,15 @@ def _progress(enabled: bool):
 @click.option(
     "--encoding-fallback", type=click.Choice(["cp1252"]), help="Read a non-UTF-8 CSV as Windows-1252 (logged)."
 )
-@click.option("--progress/--no-progress", default=None, help="Progress on stderr (default: when it is a terminal).")
+@progress_option
 @click.pass_obj
 def ingest_scan(
     obj: Context,
     files: tuple[str, ...],
     engagement: str,
     actor: str,
-    formats: tuple[str, ...],
+    scanner: str,
+    fmt: str | None,
     scope: str | None,
     scanned_at: str | None,
     encoding_fallback: str | None,
@@ -334,20 +484,22 @@ def ingest_scan(
     """Ingest scanner files (each file all-or-nothing); exit non-zero if any file failed."""
     from handoffkit.ingest import pipeline
 
-    scanner = [f for f in formats if f in SCAN_FORMATS]
-    if len(scanner) > 1:
-        raise click.UsageError(f"give one scanner format, not {', '.join(scanner)}")
-    out = obj.out_format(*formats)
-    results = pipeline.ingest_scan(
-        obj.store,
-        engagement,
+    out = obj.out_format(fmt)
+    actor, when = require_actor(actor), parse_instant(scanned_at, "--scanned-at")
+    results = each_file(
         files,
-        actor=require_actor(actor),
-        fmt=scanner[0] if scanner else "auto",
-        scope=scope,
-        fallback_encoding=encoding_fallback,
-        progress=_progress(sys.stderr.isatty() if progress is None else progress),
-        scanned_at=parse_instant(scanned_at, "--scanned-at"),
+        progress,
+        lambda batch, activity: pipeline.ingest_scan(
+            obj.store,
+            engagement,
+            batch,
+            actor=actor,
+            fmt=scanner,
+            scope=scope,
+            fallback_encoding=encoding_fallback,
+            progress=activity,
+            scanned_at=when,
+        ),
     )
     rows = [r.as_dict() for r in results]
     if out == "json":
@@ -360,6 +512,7 @@ def ingest_scan(
                 ["file", "format", "parsed", "new", "seen_again", "reopened", "absent_in_rescan", "status", "error"],
             )
         )
+    failed_files(rows)
     if pipeline.failed(results):
         sys.exit(3)
 
@@ -375,15 +528,27 @@ def ingest_scan(
 @engagement_option
 @actor_option
 @format_option
+@progress_option
 @click.pass_obj
 def ingest_tickets(
-    obj: Context, files: tuple[str, ...], system: str, engagement: str, actor: str, fmt: str | None
+    obj: Context,
+    files: tuple[str, ...],
+    system: str,
+    engagement: str,
+    actor: str,
+    fmt: str | None,
+    progress: bool | None,
 ) -> None:
     """Import ticket exports as snapshots (closure → awaiting verification, never further)."""
     from handoffkit.tickets import snapshots
 
-    results = snapshots.ingest_tickets(
-        obj.store, engagement, files, system=system, actor=require_actor(actor), progress=_progress(sys.stderr.isatty())
+    actor = require_actor(actor)
+    results = each_file(
+        files,
+        progress,
+        lambda batch, activity: snapshots.ingest_tickets(
+            obj.store, engagement, batch, system=system, actor=actor, progress=activity
+        ),
     )
     rows = [r.as_dict() for r in results]
     out = obj.out_format(fmt)
@@ -411,8 +576,64 @@ def ingest_tickets(
                 ],
             )
         )
+    failed_files(rows)
     if any(r.status == "failed" for r in results):
         sys.exit(3)
+
+
+@cli.group("sync")
+def sync_group() -> None:
+    """Read current state from a ticket system's API (one snapshot or nothing)."""
+
+
+def tracker_options(fn):
+    for option in reversed(
+        [
+            click.option(
+                "--params",
+                "params_file",
+                type=click.Path(dir_okay=False, exists=True),
+                help="Tracker parameters (YAML, one section per system: url, credentials, query …).",
+            ),
+            click.option("--url", help="The system's base URL (overrides the parameters)."),
+            click.option(
+                "--credentials",
+                type=click.Path(dir_okay=False),
+                help="A credentials file (token, user, password); default: HANDOFFKIT_<SYSTEM>_TOKEN etc.",
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+@sync_group.command("tickets")
+@click.option("--system", required=True, type=click.Choice(["jira", "github", "servicenow"]))
+@engagement_option
+@tracker_options
+@click.option("--since", help="GitHub: only issues updated since this ISO 8601 instant.")
+@actor_option
+@format_option
+@click.pass_obj
+def sync_tickets(
+    obj: Context,
+    system: str,
+    engagement: str,
+    params_file: str | None,
+    url: str | None,
+    credentials: str | None,
+    since: str | None,
+    actor: str,
+    fmt: str | None,
+) -> None:
+    """Pull the tickets' current state through the API and compare it with the last snapshot."""
+    from handoffkit.tickets import connection, sync
+
+    settings = connection.load_settings(params_file, system, url=url, credentials=credentials)
+    result = sync.sync_tickets(obj.store, engagement, system, settings, actor=require_actor(actor), since=since)
+    columns = ["file", "format", "requests", "pages", "tickets", "new_tickets", "linked", "orphans",
+               "closed_observed", "reopened", "renamed", "split", "severity_drift"]  # fmt: skip
+    say(emit(result if obj.out_format(fmt) == "json" else [result], obj.out_format(fmt), columns))
 
 
 @cli.group("kev")
@@ -437,7 +658,7 @@ def kev_load(obj: Context, file: str, schema_path: str | None, actor: str, fmt: 
 
     say(
         emit(
-            kev.load(obj.store, file, actor=require_actor(actor), schema_path=schema_path).as_dict(),
+            kev.load(obj.new_store, file, actor=require_actor(actor), schema_path=schema_path).as_dict(),
             obj.out_format(fmt),
         )
     )
@@ -611,20 +832,18 @@ def exception_revoke(obj: Context, finding_id: str, reason: str, actor: str, fmt
 
 @exception_group.command("list")
 @engagement_option
-@click.option("--status", type=click.Choice(["active", "revoked", "expired"]))
+@click.option("--status", type=click.Choice(["active", "revoked", "expired"]), help="Same as --state.")
+@list_options
 @format_option
 @click.pass_obj
-def exception_list(obj: Context, engagement: str, status: str | None, fmt: str | None) -> None:
-    """List the exception register."""
-    from handoffkit.workflow import exceptions
+def exception_list(obj: Context, engagement: str, status: str | None, fmt: str | None, **filters: Any) -> None:
+    """List the exception register (--owner matches the requester or the approver)."""
+    from handoffkit.report import listing
 
-    say(
-        emit(
-            exceptions.list_exceptions(obj.store, engagement, status),
-            obj.out_format(fmt),
-            ["exception_id", "finding_id", "status", "requester", "approver", "expires_on", "reason"],
-        )
-    )
+    if status:
+        filters["states"] = (*filters["states"], status)
+    chosen = list_filters(**filters)
+    say_list(listing.exception_list(obj.store, engagement, chosen), obj.out_format(fmt))
 
 
 @cli.command("payload")
@@ -649,6 +868,41 @@ def payload_cmd(
         click.echo(f"{result['count']} payload(s) written to {out}", err=True)
     else:
         say(result["text"])
+
+
+@cli.command("push")
+@engagement_option
+@click.option("--target", required=True, type=click.Choice(["jira", "github", "servicenow"]))
+@tracker_options
+@click.option("--apply", is_flag=True, help="Create and update the tickets (default: print the plan only).")
+@actor_option
+@format_option
+@click.pass_obj
+def push_cmd(
+    obj: Context,
+    engagement: str,
+    target: str,
+    params_file: str | None,
+    url: str | None,
+    credentials: str | None,
+    apply: bool,
+    actor: str,
+    fmt: str | None,
+) -> None:
+    """Create the tickets routed findings call for; update severity, due date and KEV on linked ones."""
+    from handoffkit.tickets import connection, push
+
+    settings = connection.load_settings(params_file, target, url=url, credentials=credentials)
+    result = push.push(obj.store, engagement, target, settings, actor=require_actor(actor), apply=apply)
+    out = obj.out_format(fmt)
+    if out == "json":
+        say(emit(result, "json"))
+        return
+    say(emit(result["steps"], out, ["finding_id", "action", "ticket_key", "changes", "done"]))
+    if out == "table":
+        verb = "done" if apply else "planned (dry run; --apply to write)"
+        counts = ", ".join(f"{n} {a}" for a, n in sorted(result["counts"].items())) or "nothing"
+        click.echo(f"{counts} {verb}; {result['requests']} request(s)", err=True)
 
 
 @cli.command("check")
@@ -715,7 +969,14 @@ def unlink_cmd(
 @cli.command("verify")
 @click.argument("finding_id", required=False)
 @click.option("--kind", required=True, type=click.Choice(["rescan", "retest", "commit", "attestation"]))
-@click.option("--evidence", help="Text, a file (retest), repo@sha or URL (commit).")
+@click.option("--evidence", help="Text, a file in the evidence directory (retest), repo@sha or URL (commit).")
+@click.option(
+    "--evidence-dir",
+    envvar="HANDOFFKIT_EVIDENCE_DIR",
+    show_envvar=True,
+    type=click.Path(file_okay=False),
+    help="The only directory a retest's evidence file is read from (regular files, size-capped).",
+)
 @click.option("--approver", help="Attestation: a named approver other than the owner.")
 @click.option(
     "--all-absent",
@@ -731,6 +992,7 @@ def verify_cmd(
     finding_id: str | None,
     kind: str,
     evidence: str | None,
+    evidence_dir: str | None,
     approver: str | None,
     all_absent: bool,
     engagement: str | None,
@@ -739,6 +1001,7 @@ def verify_cmd(
 ) -> None:
     """Close a finding on verification evidence (a ticket's closure never does)."""
     from handoffkit.workflow import verification
+    from handoffkit.workflow.evidence_files import EvidenceFiles
 
     if all_absent:
         if kind != "rescan" or not engagement or finding_id:
@@ -755,7 +1018,13 @@ def verify_cmd(
     say(
         emit(
             verification.verify(
-                obj.store, finding_id, kind=kind, evidence=evidence, actor=require_actor(actor), approver=approver
+                obj.store,
+                finding_id,
+                kind=kind,
+                evidence=evidence,
+                actor=require_actor(actor),
+                approver=approver,
+                evidence_files=EvidenceFiles.configured(evidence_dir),
             ),
             obj.out_format(fmt),
         )
@@ -772,7 +1041,9 @@ def reconcile_cmd(obj: Context, engagement: str, as_of: str | None, actor: str, 
     """Join the record and the ticket exports on the finding id; counts and the ids behind each gap."""
     from handoffkit import reconcile
 
-    result = reconcile.reconcile(obj.store, engagement, actor=require_actor(actor), as_of=parse_instant(as_of))
+    result = reconcile.reconcile(
+        obj.store, engagement, record=True, actor=require_actor(actor), as_of=parse_instant(as_of)
+    )
     out = obj.out_format(fmt)
     if out == "json":
         say(emit(result.as_dict(), "json"))
@@ -791,6 +1062,49 @@ def reconcile_cmd(obj: Context, engagement: str, as_of: str | None, actor: str, 
 
 
 # ---------------------------------------------------------------------------------------- report
+
+
+@cli.command("notify")
+@engagement_option
+@click.option(
+    "--webhook",
+    envvar="HANDOFFKIT_WEBHOOK_URL",
+    show_envvar=True,
+    help="Post the digest to this Slack or Teams incoming webhook (the URL is a secret: prefer the variable).",
+)
+@click.option("--webhook-format", type=click.Choice(["slack", "teams"]), default="slack", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the digest as Markdown to this file instead.")
+@click.option("--days", type=click.IntRange(min=0), default=7, show_default=True,
+              help="Exceptions expiring, and KEV matches flagged, within this many days.")  # fmt: skip
+@actor_option
+@format_option
+@click.pass_obj
+def notify_cmd(
+    obj: Context,
+    engagement: str,
+    webhook: str | None,
+    webhook_format: str,
+    out: str | None,
+    days: int,
+    actor: str,
+    fmt: str | None,
+) -> None:
+    """Send the digest (SLA breaches and due-soon, overdue reconciliation, expiring exceptions, new KEV)."""
+    from handoffkit.reconcile import digest
+
+    if out:
+        webhook = None  # --out wins over a webhook set in the environment
+    if not webhook and not out:
+        raise click.UsageError("give --webhook (or HANDOFFKIT_WEBHOOK_URL) or --out")
+    result = digest.notify(
+        obj.store, engagement, actor=require_actor(actor), webhook=webhook, webhook_format=webhook_format,
+        out=out, days=days,
+    )  # fmt: skip
+    if obj.out_format(fmt) == "json":
+        say(emit({k: v for k, v in result.items() if k != "markdown"}, "json"))
+        return
+    state = "sent to" if result["sent"] else "unchanged since the last digest to"
+    click.echo(f"digest {result['sha256'][:12]} {state} {result['destination']}", err=True)
 
 
 @cli.command("report")

@@ -315,7 +315,7 @@ class Programme:
             self._verify(month)
             if month not in (4, 9, MONTHS - 1):
                 self.at(month, 15)
-                reconcile.reconcile(self.store, self.engagement, actor=self.analyst())
+                reconcile.reconcile(self.store, self.engagement, record=True, actor=self.analyst())
         self.at(MONTHS - 1, 25)
         self._late_triage()
         return self._summary()

@@ -70,7 +70,10 @@ def parse_file(data: bytes, source: str, fmt: str = "auto", *, fallback_encoding
             the supported ones), or content that is not the forced ``fmt``.
     """
     if fmt != "auto" and fmt not in PARSERS:
-        raise InputError(located(source, None, f"unknown format {fmt!r}; expected auto or one of {', '.join(FORMATS)}"))
+        raise InputError(
+            located(source, None, f"unknown format {fmt!r}; expected auto or one of {', '.join(FORMATS)}"),
+            reason="unknown format requested",
+        )
     container = _container(data, source)
     if fmt == "auto":
         candidates = [p for p in PARSERS.values() if container in p.CONTAINERS]
@@ -83,7 +86,8 @@ def parse_file(data: bytes, source: str, fmt: str = "auto", *, fallback_encoding
                 None,
                 f"content looks like {container.upper()}, but format {fmt!r} "
                 f"reads {' or '.join(c.upper() for c in PARSERS[fmt].CONTAINERS)}",
-            )
+            ),
+            reason="not the format requested",
         )
     with _gc_paused():
         doc = _load(container, data, source, fallback_encoding)
@@ -95,10 +99,12 @@ def parse_file(data: bytes, source: str, fmt: str = "auto", *, fallback_encoding
             return result
     if fmt != "auto":
         raise InputError(
-            located(source, None, f"not a {fmt} file ({_describe(doc)}); check the format, or use auto to detect it")
+            located(source, None, f"not a {fmt} file ({_describe(doc)}); check the format, or use auto to detect it"),
+            reason="not the format requested",
         )
     raise InputError(
-        located(source, None, f"unknown scan format ({_describe(doc)}); supported formats: {', '.join(FORMATS)}")
+        located(source, None, f"unknown scan format ({_describe(doc)}); supported formats: {', '.join(FORMATS)}"),
+        reason="unknown scan format",
     )
 
 
@@ -114,7 +120,8 @@ def _parse(parser: Parser, doc: Any, source: str) -> ParseResult:
                 None,
                 f"malformed {parser.FORMAT} file: a field has an unexpected type or shape "
                 f"({type(exc).__name__}: {exc})",
-            )
+            ),
+            reason="a field has an unexpected type or shape",
         ) from exc
 
 
@@ -144,7 +151,9 @@ def _container(data: bytes, source: str) -> str:
     else:
         start = head.decode("utf-8", errors="ignore").lstrip()
     if not start:
-        raise InputError(located(source, None, f"empty file; expected a scanner output ({', '.join(FORMATS)})"))
+        raise InputError(
+            located(source, None, f"empty file; expected a scanner output ({', '.join(FORMATS)})"), reason="empty file"
+        )
     return {"{": "json", "[": "json", "<": "xml"}.get(start[0], "csv")
 
 
@@ -187,7 +196,7 @@ def _load_json(data: bytes, source: str) -> Any:
             raise
         if place is None:
             raise
-        raise InputError(located(source, place, f"{reason}; refused")) from cause
+        raise InputError(located(source, place, f"{reason}; refused"), reason=exc.reason) from cause
 
 
 def _starts_object_lines(data: bytes) -> bool:
@@ -268,7 +277,9 @@ def _load_xml(data: bytes, source: str) -> Element:
         raise _hostile(source, data, exc) from exc
     except ParseError as exc:
         line, col = exc.position
-        raise InputError(located(source, f"{line}:{col + 1}", f"malformed XML: {str(exc).split(':')[0]}")) from exc
+        raise InputError(
+            located(source, f"{line}:{col + 1}", f"malformed XML: {str(exc).split(':')[0]}"), reason="malformed XML"
+        ) from exc
 
 
 def _doctype_allowed(doctype: DTDForbidden) -> bool:
@@ -292,5 +303,6 @@ def _hostile(source: str, data: bytes, exc: DefusedXmlException) -> InputError:
             source,
             place,
             f"refused hostile XML: {exc} (DTDs, entity declarations and external references are not accepted)",
-        )
+        ),
+        reason="hostile XML (a DTD, entity or external reference)",
     )

@@ -82,21 +82,28 @@ def category_ids(conn: Any, engagement: str, category: str, as_of: datetime | No
     return found(conn, engagement, src, policy.ownership.shared_queues, (category,))[category]
 
 
-def reconcile(store: Store, engagement: str, *, actor: str, as_of: datetime | None = None) -> Reconciliation:
-    """Run every category, log the run with its counts (one event), and return counts and ids.
+def reconcile(
+    store: Store, engagement: str, *, as_of: datetime | None = None, record: bool = False, actor: str | None = None
+) -> Reconciliation:
+    """Run every category and return counts and ids; with ``record=True`` (and an ``actor``), also log
+    the run with its counts (one event) — a run of the cadence, which the checklist counts.
 
-    A run as of a past instant is logged as ``retrospective``: like any run it counts for the cadence
+    Without ``record`` nothing is written: an analyst exploring gaps does not add runs to the record.
+    A recorded run as of a past instant is ``retrospective``: like any run it counts for the cadence
     interval in which it was run, and the trend of runs leaves it out (it describes another instant).
     """
-    actor = require_actor(actor)
     now = store.now()
+    if record:
+        actor = require_actor(actor or "")
     with store.read() as conn:
         result = gaps(conn, engagement, as_of, now=now)
+    if not record:
+        return result
     log_event(
         store,
         Event(
             type="reconciliation_run",
-            actor=actor,
+            actor=actor or "",
             engagement=engagement,
             data={
                 "as_of": result.as_of,

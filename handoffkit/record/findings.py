@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, String, func, select, type_coerce, update
 
 from handoffkit.errors import ConcurrentEditError, NotFoundError
-from handoffkit.record import ids, schema
+from handoffkit.record import ids, replay, schema
 from handoffkit.record.canonical import canonical_value
+from handoffkit.record.frames import typed
 from handoffkit.record.log import Event, Source, append, event_data, iter_events
 from handoffkit.record.store import Store, bulk_insert, update_rows
 
@@ -286,7 +287,7 @@ def ticket_keys(conn: Connection, engagement: str) -> dict[str, list[str]]:
 
 
 def current(store: Store, engagement: str) -> pd.DataFrame:
-    """The stored current state, in the public shape."""
+    """The stored current state, in the public shape (typed: :func:`handoffkit.record.frames.typed`)."""
     from handoffkit.record import engagements
 
     with store.read() as conn:
@@ -294,7 +295,7 @@ def current(store: Store, engagement: str) -> pd.DataFrame:
         df = frame(conn, engagement, PUBLIC)
         keys = ticket_keys(conn, engagement)
     df["ticket_keys"] = df["finding_id"].map(lambda f: keys.get(f, []))
-    return df
+    return typed(df)
 
 
 def rebuild(store: Store, engagement: str, as_of: datetime | None = None) -> dict[str, dict[str, Any]]:
@@ -325,17 +326,21 @@ def canonical_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: canonical_value(v) for k, v in row.items()}
 
 
-def as_of(store: Store, engagement: str, when: datetime) -> pd.DataFrame:
-    """The findings as they stood at ``when``, rebuilt from the log, in the public shape."""
+def as_of(store: Store, engagement: str, when: datetime | date | str) -> pd.DataFrame:
+    """The findings as they stood at ``when``, rebuilt from the log, in the public shape (typed).
+
+    ``when`` is an aware datetime, a date or ``YYYY-MM-DD`` (the end of that day, UTC), or ISO 8601 text.
+    """
     from handoffkit.record import engagements
 
+    when = schema.parse_ts(replay.instant(when))
     with store.read() as conn:
         engagements.get(conn, engagement)
     rows = rebuild(store, engagement, when)
     links = _links_as_of(store, engagement, when)
     df = pd.DataFrame([{c: r.get(c) for c in PUBLIC} for r in rows.values()], columns=list(PUBLIC))
     df["ticket_keys"] = df["finding_id"].map(lambda f: links.get(f, []))
-    return df.iloc[ids.frame_order(df["finding_id"])].reset_index(drop=True) if len(df) else df
+    return typed(df.iloc[ids.frame_order(df["finding_id"])].reset_index(drop=True) if len(df) else df)
 
 
 def _links_as_of(store: Store, engagement: str, when: datetime) -> dict[str, list[str]]:

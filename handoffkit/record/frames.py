@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection
 
+from handoffkit.record.model import SEVERITIES, STATES, TRIAGE
 from handoffkit.record.store import driver_rows
 
 
@@ -36,3 +37,36 @@ def driver_frame(conn: Connection, stmt: Any, columns: list[str] | None = None) 
     if not rows:
         return frame([], names)
     return pd.DataFrame.from_records(rows, columns=names)
+
+
+SEVERITY_TYPE = pd.CategoricalDtype(list(reversed(SEVERITIES)), ordered=True)
+"""Severity as an ordered categorical: ``df[df.severity >= "high"]`` and sorting by severity work."""
+STATE_TYPE = pd.CategoricalDtype(list(STATES), ordered=True)
+"""Lifecycle states in lifecycle order."""
+TRIAGE_TYPE = pd.CategoricalDtype(list(TRIAGE), ordered=True)
+
+
+def typed(df: pd.DataFrame) -> pd.DataFrame:
+    """The analyst's frame of findings: instants as UTC datetimes, days as dates, severity / state /
+    triage as ordered categoricals, numbers and flags as numbers and booleans (never their text)."""
+    out = df.copy()
+    for column, dtype in (
+        ("severity", SEVERITY_TYPE),
+        ("scanner_severity", SEVERITY_TYPE),
+        ("state", STATE_TYPE),
+        ("triage", TRIAGE_TYPE),
+    ):
+        if column in out:
+            out[column] = out[column].astype(dtype)
+    for column in ("first_seen", "last_seen", "validated_at", "routed_at", "closed_at"):
+        if column in out:
+            out[column] = pd.to_datetime(out[column], utc=True, format="ISO8601")
+    for column in ("sla_due", "kev_due"):
+        if column in out:
+            days = pd.to_datetime(out[column], format="ISO8601")
+            out[column] = days.dt.date.astype(object).where(days.notna(), None)
+    if "kev" in out:
+        out["kev"] = out["kev"].astype(bool)
+    if "row_version" in out:
+        out["row_version"] = pd.to_numeric(out["row_version"]).astype("int64")
+    return out

@@ -16,16 +16,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Integer, Table, Text, create_engine, event, insert, select, update
+from sqlalchemy import Connection, Engine, Integer, Table, Text, create_engine, event, insert, inspect, select, update
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import GenericFunction
 
-from handoffkit.errors import ConcurrentEditError, ConfigError
+from handoffkit.errors import ConcurrentEditError, ConfigError, NoRecordError
 from handoffkit.record import schema
 
 DEFAULT_URL = "sqlite:///handoffkit.db"
@@ -74,6 +75,9 @@ def in_memory(url: str | URL) -> bool:
     return parsed.get_backend_name() == "sqlite" and sqlite_file(parsed) is None
 
 
+START_HINT = "start one with `handoffkit init -e ENGAGEMENT --policy POLICY.yaml --owners OWNERS.csv`"
+
+
 def resolve_url(url: str | None) -> str:
     """``--db`` wins, then ``HANDOFFKIT_DB``, then the embedded SQLite default."""
     return url or os.environ.get("HANDOFFKIT_DB") or DEFAULT_URL
@@ -92,6 +96,8 @@ class Store:
         self.dialect = parsed.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
             raise ConfigError(f"database URL {self.url!r}: expected sqlite:///FILE or postgresql+psycopg://…")
+        if not create and self.dialect == "sqlite" and parsed.database and not Path(parsed.database).exists():
+            raise NoRecordError(f"no handoffkit record at {parsed.database}; {START_HINT}")
         self.engine = _make_engine(self.url, self.dialect)
         if create:
             self.create_schema()
@@ -118,6 +124,8 @@ class Store:
     def check_schema(self) -> None:
         """Refuse a store of an unknown schema version; upgrade one of a known older version."""
         with self.engine.connect() as conn:
+            if not inspect(conn).has_table(schema.meta.name):
+                raise NoRecordError(f"no handoffkit record in the database {self.safe_url}; {START_HINT}")
             found = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).scalar()
         if found is not None and found.isdigit() and int(found) in schema.MIGRATIONS:
             self._migrate(int(found))

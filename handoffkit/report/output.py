@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import sys
@@ -75,27 +76,53 @@ def to_json(data: Any) -> str:
         return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
 
 
-def to_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, max_width: int = 48) -> str:
-    """A plain aligned text table (cells clipped to ``max_width``)."""
+def to_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, width: int | None = None) -> str:
+    """An aligned text table drawn by rich. On a terminal, long text folds within the terminal's width
+    (nothing is cut); piped, each row stays on one line at its natural width, for grep and cut."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
 
     def cell(v: Any) -> str:
         v = plain(v)
         text = ", ".join(map(str, v)) if isinstance(v, list) else "" if v is None else str(v)
-        text = text.replace("\n", " ")
-        return text if len(text) <= max_width else text[: max_width - 1] + "…"
+        return text.replace("\r", " ").replace("\n", " ")
 
     grid = [[cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max([len(c), *(len(g[i]) for g in grid)]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(g, widths, strict=True)).rstrip() for g in grid]
-    return "\n".join(lines)
+    natural = sum(max([len(c), *(len(g[i]) for g in grid)]) + 2 for i, c in enumerate(columns))
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold", highlight=False)
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    for g in grid:
+        table.add_row(*g)
+    terminal = sys.stdout.isatty()
+    console = Console(
+        file=io.StringIO(),
+        width=width or (None if terminal else 2 * natural + 80),
+        force_terminal=terminal,
+        color_system="auto" if terminal else None,
+        markup=False,
+        emoji=False,
+        highlight=False,
+    )
+    console.print(table, markup=False)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    return "\n".join(line.rstrip() for line in text.splitlines())
+
+
+def to_ndjson(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """One compact JSON object per line (for jq and line-oriented tools)."""
+    return "\n".join(orjson.dumps({c: plain(r.get(c)) for c in columns}).decode() for r in rows)
+
+
+def _csv_value(value: Any) -> Any:
+    return ("true" if value else "false") if isinstance(value, bool) else value
 
 
 def emit(
     data: pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any], fmt: str, columns: Sequence[str] | None = None
 ) -> str:
-    """Render rows (or one mapping) as ``table``, ``json`` or ``csv``."""
+    """Render rows (or one mapping) as ``table``, ``json``, ``ndjson`` or ``csv``."""
     if isinstance(data, Mapping):
         if fmt == "json":
             return to_json(data)
@@ -104,6 +131,70 @@ def emit(
     cols = list(columns or (data.columns if _is_frame(data) else (rows[0] if rows else [])))
     if fmt == "json":
         return to_json([{c: r.get(c) for c in cols} for r in rows])
-    if fmt == "csv":
-        return to_csv(rows, cols).rstrip("\n")
+    if fmt == "ndjson":
+        return to_ndjson(rows, cols)
+    if fmt == "csv":  # booleans as true/false, as spreadsheets and other CSV tools read them
+        return to_csv([{c: _csv_value(r.get(c)) for c in cols} for r in rows], cols).rstrip("\n")
     return to_table(rows, cols) if cols else "(nothing)"
+
+
+class Activity:
+    """Progress of long work on stderr: a bar with the count and an ETA on a terminal (rich), one line
+    per step when asked for outside one, nothing otherwise — so pipes and logs stay clean.
+
+    Call it with each step's message; :meth:`advance` after each unit of ``total`` (files, pages…).
+    """
+
+    def __init__(self, total: int | None, mode: str) -> None:
+        self.mode = mode
+        self._bar: Any = None
+        self._task: Any = None
+        if mode == "bar":
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._task = self._bar.add_task("", total=total)
+
+    @classmethod
+    def choose(cls, total: int | None, asked: bool | None) -> Activity:
+        """``asked`` None: a bar on a terminal, quiet elsewhere; True: a bar or lines; False: quiet."""
+        terminal = sys.stderr.isatty()
+        if asked is False or (asked is None and not terminal):
+            return cls(total, "quiet")
+        return cls(total, "bar" if terminal else "lines")
+
+    def __enter__(self) -> Activity:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def __call__(self, message: str) -> None:
+        if self.mode == "lines":
+            print(message, file=sys.stderr, flush=True)
+        elif self._bar is not None:
+            self._bar.update(self._task, description=message if len(message) <= 60 else "…" + message[-59:])
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task)

@@ -34,17 +34,60 @@ def test_db_comes_from_the_option_then_the_environment(acme: str, run, tmp_path:
     assert listed.exit_code == 0, listed.output
     assert json.loads(listed.stdout) == [{"key": "ACME", "name": "Acme Corp", "policy_version": 1, "findings": 0}]
 
-    empty = run("engagements", "--format", "json", env={"HANDOFFKIT_DB": other})
-    assert (empty.exit_code, json.loads(empty.stdout)) == (0, [])
+    missing = run("engagements", "--format", "json", env={"HANDOFFKIT_DB": other})
+    assert missing.exit_code == 2 and "no handoffkit record at" in missing.stderr
+    assert not (tmp_path / "other.db").exists()
     wins = run("--db", acme, "engagements", "--format", "json", env={"HANDOFFKIT_DB": other})
     assert [e["key"] for e in json.loads(wins.stdout)] == ["ACME"]
 
 
 def test_without_db_the_embedded_sqlite_default_is_used(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    result = run("engagements", "--format", "json")
-    assert (result.exit_code, json.loads(result.stdout)) == (0, [])
+    result = run("kev", "load", str(tmp_path / "absent.json"), "--actor", "Ana Silva")
+    assert result.exit_code != 0  # the catalog is missing, but kev load may create the record
     assert (tmp_path / "handoffkit.db").is_file()
+    listed = run("engagements", "--format", "json")
+    assert (listed.exit_code, json.loads(listed.stdout)) == (0, [])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("engagements",),
+        ("findings", "-e", "ACME"),
+        ("tickets", "-e", "ACME"),
+        ("events", "-e", "ACME"),
+        ("exception", "list", "-e", "ACME"),
+        ("check", "-e", "ACME"),
+        ("log", "verify", "--actor", "Ana Silva"),
+        ("reconcile", "-e", "ACME", "--actor", "Ana Silva"),
+        ("route", "-e", "ACME", "--actor", "Ana Silva"),
+    ],
+)
+def test_a_command_in_an_empty_folder_creates_no_database_and_says_how_to_start(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        "handoffkit: error: no handoffkit record at handoffkit.db; start one with "
+        "`handoffkit init -e ENGAGEMENT --policy POLICY.yaml --owners OWNERS.csv`"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.postgres
+def test_an_empty_postgres_schema_is_not_turned_into_a_record_by_a_read(run, pg_url: str) -> None:
+    from sqlalchemy import create_engine, inspect
+
+    result = run("--db", pg_url, "findings", "-e", "ACME")
+    assert result.exit_code == 2 and "no handoffkit record in the database" in result.stderr
+    engine = create_engine(pg_url)
+    try:
+        assert inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
 
 
 def test_format_json_and_csv_and_the_global_format_option(acme: str, run) -> None:
@@ -113,6 +156,32 @@ def test_a_library_error_is_one_line_on_stderr(acme: str, run) -> None:
 )
 def test_a_bad_database_url_is_one_line(run, url: str, says: str) -> None:
     one_line_error(run("--db", url, "engagements"), 2, says)
+
+
+USAGE_ERRORS = [
+    (["--bogus"], "No such option '--bogus'", "handoffkit --help"),
+    (["findings", "-e", "ACME", "--fromat", "json"], "Did you mean '--format'?", "handoffkit findings --help"),
+    (["findingz"], "No such command 'findingz'", "handoffkit --help"),
+    (["log", "verifyy"], "Did you mean 'verify'?", "handoffkit log --help"),
+    (["ingest", "scan", "-e", "ACME"], "Missing argument 'FILES...'", "handoffkit ingest scan --help"),
+    (["payload", "-e", "ACME"], "Missing option '--target'", "handoffkit payload --help"),
+    (["payload", "-e", "ACME", "--target", "trello"], "'trello' is not one of", "handoffkit payload --help"),
+    (["findings", "-e", "ACME", "--as-of", "yesterday"], "is not a date", "handoffkit findings --help"),
+    (["verify", "--kind", "retest"], "give a FINDING_ID", "handoffkit verify --help"),
+    (["log", "export", "-e", "ACME", "--out", "x.csv", "--processes", "0"], "--processes", "handoffkit log export"),
+]
+
+
+@pytest.mark.parametrize("args, says, hint", USAGE_ERRORS, ids=[" ".join(a) for a, _, _ in USAGE_ERRORS])
+def test_a_usage_error_is_one_line_with_a_hint_not_the_usage_block(run, tmp_path: Path, args, says, hint) -> None:
+    result = run("--db", f"sqlite:///{tmp_path / 'r.db'}", *args)
+    one_line_error(result, 2, says)
+    assert f"(see '{hint}" in result.stderr and "Usage:" not in result.stderr
+
+
+def test_a_group_without_a_command_still_shows_its_help(run) -> None:
+    result = run("log")
+    assert "Usage: handoffkit log [OPTIONS] COMMAND" in result.output and "verify" in result.output
 
 
 def test_verbose_shows_the_traceback_then_the_line(acme: str, run) -> None:

@@ -194,7 +194,12 @@ def test_quality_gate_refuses_a_bad_batch_and_keeps_the_result(store, engagement
     assert counts(store)["findings"] == before["findings"]
     with store.read() as conn:
         kept = conn.execute(select(schema.validations)).all()
-    assert kept and not kept[-1].success and "CVE-21-1" in kept[-1].result
+    # kept without the values it quotes: the refused batch's content never reaches the record
+    assert kept and not kept[-1].success and "CVE-21-1" not in kept[-1].result
+    failed = [r for r in json.loads(kept[-1].result)["results"] if not r["success"]]
+    assert [(r["expectation_config"]["kwargs"]["column"], r["result"]["unexpected_count"]) for r in failed] == [
+        ("cves", 1)
+    ]
 
 
 def test_gate_unit_checks():
@@ -258,12 +263,15 @@ def test_cli_json_shape_and_exit_code(store, engagement, tmp_path):
             ACTOR,
             "--format",
             "json",
-            "--format",
+            "--scanner",
             "zap",
         ],
     )
     assert failed.exit_code != 0
-    assert json.loads(failed.output)["files"][0]["status"] == "failed"
+    row = json.loads(failed.stdout)["files"][0]
+    assert row["status"] == "failed"
+    # the whole error, one line on stderr, whatever the output format
+    assert failed.stderr.splitlines() == [f"handoffkit: error: {' '.join(row['error'].split())}"]
 
 
 def _one_corpus_file_per_format() -> list:
@@ -298,9 +306,7 @@ def test_a_corpus_file_of_each_format_ingests(store, engagement, corpus, scan):
 
 def test_a_finding_an_export_lists_as_fixed_is_absent_in_the_rescan(store, engagement, tmp_path):
     later = (DATA / "scans" / "tenable_vm.csv").read_text(encoding="utf-8")
-    earlier = later.replace(";medium;FIXED;", ";medium;ACTIVE;").replace(
-        "2024-05-01T08:12:00.000Z", "2024-04-01T08:12:00.000Z"
-    )
+    earlier = later.replace(";medium;FIXED;", ";medium;ACTIVE;")  # the month before, 57582 was still open
     (tmp_path / "april.csv").write_text(earlier, encoding="utf-8")
     (tmp_path / "may.csv").write_text(later, encoding="utf-8")
     [april] = pipeline.ingest_scan(store, engagement, [tmp_path / "april.csv"], actor=ACTOR)

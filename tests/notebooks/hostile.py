@@ -107,6 +107,6 @@ def build(url: str, workdir: Path) -> str:
     )
     snapshots.ingest_tickets(store, ENGAGEMENT, [export], system="jira", actor=CANARY)
     _at(store, 15)
-    reconcile.reconcile(store, ENGAGEMENT, actor=CANARY)
+    reconcile.reconcile(store, ENGAGEMENT, record=True, actor=CANARY)
     store.dispose()
     return ENGAGEMENT

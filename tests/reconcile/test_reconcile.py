@@ -16,12 +16,13 @@ from sqlalchemy import select
 
 from handoffkit import reconcile
 from handoffkit.cli import cli
+from handoffkit.errors import HandoffkitError
 from handoffkit.reconcile import _side_by_side, passes
 from handoffkit.record import schema
 from handoffkit.record.store import Store
 from handoffkit.tickets import links
 from handoffkit.workflow import verification
-from tests.builders import ACTOR, DONE, SHOP, at, events, route, snapshot, ticket, validate
+from tests.builders import ACTOR, DONE, SHOP, at, chain_head, events, route, snapshot, ticket, validate
 
 DRIFT_PATTERNS = (
     "severity_drift",
@@ -241,7 +242,7 @@ def test_reconcile_logs_exactly_one_event_with_the_counts(store, programme):
     _at(store, 12)
     before = snapshot(store)
 
-    result = reconcile.reconcile(store, "ACME", actor=ACTOR)
+    result = reconcile.reconcile(store, "ACME", record=True, actor=ACTOR)
 
     after = snapshot(store)
     assert {k: v for k, v in after.items() if k not in ("events", "chain_head")} == {
@@ -255,7 +256,7 @@ def test_reconcile_logs_exactly_one_event_with_the_counts(store, programme):
     # weekly cadence: 10 days since the engagement began is overdue; the next day it is not
     assert result.ids["reconciliation_overdue"] == ["2026-03-02T09:30:00.000000Z"]
     _at(store, 13)
-    again = reconcile.reconcile(store, "ACME", actor=ACTOR)
+    again = reconcile.reconcile(store, "ACME", record=True, actor=ACTOR)
     assert again.last_reconciled == "2026-03-12T12:00:00.000000Z" and again.ids["reconciliation_overdue"] == []
     assert len(events(store, "reconciliation_run")) == 2
 
@@ -293,9 +294,9 @@ def test_a_retrospective_run_counts_when_it_ran_and_never_fills_a_past_interval(
     from handoffkit.report import checklist, metrics
 
     at(store, 21)
-    reconcile.reconcile(store, "ACME", actor=ACTOR)
+    reconcile.reconcile(store, "ACME", record=True, actor=ACTOR)
     at(store, 28)
-    past = reconcile.reconcile(store, "ACME", actor=ACTOR, as_of=datetime(2026, 3, 10, tzinfo=UTC))
+    past = reconcile.reconcile(store, "ACME", record=True, actor=ACTOR, as_of=datetime(2026, 3, 10, tzinfo=UTC))
     assert past.as_of == "2026-03-10T00:00:00.000000Z"
     assert [e["data"]["retrospective"] for e in events(store, "reconciliation_run")] == [False, True]
 
@@ -312,3 +313,14 @@ def test_a_retrospective_run_counts_when_it_ran_and_never_fills_a_past_interval(
     out = CliRunner().invoke(cli, args)
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)[9]["numbers"]["runs"] == 1
+
+
+def test_reconcile_from_the_api_reads_only_unless_asked_to_record(store: Store, engagement: str) -> None:
+    before = chain_head(store)
+    read = reconcile.reconcile(store, engagement)
+    assert chain_head(store) == before  # nothing logged, nothing to count for the cadence
+    recorded = reconcile.reconcile(store, engagement, record=True, actor=ACTOR)
+    assert chain_head(store)[0] == before[0] + 1
+    assert (read.counts, read.totals) == (recorded.counts, recorded.totals)
+    with pytest.raises(HandoffkitError):
+        reconcile.reconcile(store, engagement, record=True)  # a recorded run names its person

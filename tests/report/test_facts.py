@@ -124,7 +124,7 @@ def test_reconciliation_figures_match_the_record(pack) -> None:
     assert f.routing_misses == sum(fid not in links for fid in routed_to_ticket)
     closed = ("verified_closed", "false_positive", "duplicate")
     assert f.linked_open == sum(fid in links for fid, r in record.items() if r["state"] not in closed)
-    run = reconcile.reconcile(store, "DEMO", actor=ACTOR, as_of=schema.parse_ts(INSTANT))
+    run = reconcile.reconcile(store, "DEMO", record=True, actor=ACTOR, as_of=schema.parse_ts(INSTANT))
     assert (f.closure_misses, f.severity_drift, f.orphan_tickets) == (
         run.counts["closure_misses"],
         run.counts["severity_drift"],

@@ -61,9 +61,9 @@ def test_reopen_rate_without_closures_is_not_measurable(store: Store, engagement
 
 def test_reconciliation_trend_reads_each_run(programme: Store) -> None:
     at(programme, 21)
-    reconcile.reconcile(programme, "ACME", actor=ACTOR)
+    reconcile.reconcile(programme, "ACME", record=True, actor=ACTOR)
     at(programme, 28)
-    reconcile.reconcile(programme, "ACME", actor=ACTOR)
+    reconcile.reconcile(programme, "ACME", record=True, actor=ACTOR)
     with programme.read() as conn:
         trend = metrics.reconciliation_trend(conn, "ACME")
         windowed = metrics.reconciliation_trend(conn, "ACME", start="2026-03-25")
