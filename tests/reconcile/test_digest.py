@@ -37,7 +37,7 @@ def test_each_section_comes_from_the_record(store: Store, routed: list[str], tmp
     assert d.sections["sla_breached"] == []
     assert d.sections["reconciliation_overdue"][0]["last_run"] is None  # never reconciled
 
-    reconcile(store, "ACME", actor=ACTOR)
+    reconcile(store, "ACME", record=True, actor=ACTOR)
     exceptions.grant(store, routed[1], approver="Omar Haddad", reason="compensating WAF rule",
                      expires=date.fromordinal(store.now().date().toordinal() + 5), actor=ACTOR)  # fmt: skip
     [cve_finding] = add_findings(store, "ACME", cves="CVE-2024-1111")
