@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from handoffkit.errors import HandoffkitError
+from handoffkit.ingest.registry import FORMATS
 from handoffkit.record.people import require_actor
 from handoffkit.record.store import Store
 from handoffkit.report.output import Activity, emit
@@ -429,7 +430,7 @@ def ingest_group() -> None:
     """Read scanner outputs and ticket exports into the record."""
 
 
-SCAN_FORMATS = ("auto", "sarif", "nessus", "tenable-csv", "zap", "trivy", "semgrep", "burp", "generic", "defectdojo")
+SCAN_FORMATS = ("auto", *FORMATS)
 
 
 def each_file(files: tuple[str, ...], asked: bool | None, ingest: Any) -> list[Any]:
