@@ -49,7 +49,7 @@ from handoffkit.record.canonical import sha256_bytes, sha256_file
 from handoffkit.record.log import Event, Source, log_event
 from handoffkit.record.people import require_actor
 from handoffkit.record.store import DEFAULT_URL, sqlite_file
-from handoffkit.report import log_export, pages, views
+from handoffkit.report import contents, log_export, pages, views
 
 #: The report set, in reading order, with each page's title.
 TITLES = {
@@ -173,6 +173,7 @@ def render(
     out_dir: str | Path | None = None,
     actor: str,
     progress: Callable[[str], None] | None = None,
+    signed: bool = False,
 ) -> Rendered:
     """Execute, render and seal the report set (see the module docstring).
 
@@ -183,6 +184,8 @@ def render(
         out_dir: where the pack goes (default ``outputs/<engagement>-<as-of day>/``).
         actor: the named person rendering (recorded in the activity log).
         progress: called with one line per step (the CLI prints them).
+        signed: whether ``manifest.json.sig`` will be written beside the manifest (the index says
+            "signed" only then).
 
     Returns:
         A :class:`Rendered` listing what was written.
@@ -216,9 +219,22 @@ def render(
         "period_end": params.period_end.isoformat(),
         "as_of": params.as_of,
     }
-    pages, export, (quality_path, quality_run) = _pages_and_export(
+    written, export, (quality_path, quality_run) = _pages_and_export(
         path, doc, names, notebook_values, params, out, chain_head, actor, tell
     )
+    meta = _meta(notebook_values, chain_head)
+    fields = pages.header_fields(meta)
+    contents.quality_page(out, fields=fields, names=names, quality_json=quality_path)
+    title = doc.get("title") or TITLES[LEADERSHIP]
+    contents.index_page(
+        out,
+        title=title,
+        fields=fields,
+        pages_={name: _title(doc, name) for name in names},
+        signed=signed,
+        files=[(ACTIVITY_CSV, "the period's activity-log events, each mapped to the controls it evidences")],
+    )
+    tell(f"wrote {out / contents.INDEX}")
     rendering = {"versions": _versions(), "data_quality_run": quality_run}
     manifest = _manifest(
         out, doc, store.safe_url, notebook_values, chain_head, names, {Path(export.file): export.sha256}, rendering
@@ -246,7 +262,7 @@ def render(
         out,
         params.as_of,
         chain_head,
-        [pages[n] for n in names],
+        [written[n] for n in names],
         Path(export.file),
         quality_path,
         manifest,
@@ -285,13 +301,14 @@ def _pages_and_export(
         processes=WORKERS,
     )
     tell(f"wrote {export.file} ({export.rows:,} events)")
+    nav = contents.navigation(names)
     with _shared_memo(), ThreadPoolExecutor(max_workers=WORKERS) as pool:
         queued: dict[str, Any] = {}
         for name in LONGEST_FIRST:
             if name == QUALITY_JSON:
                 queued[name] = pool.submit(_quality, params.store, params.engagement, params.as_of, out / QUALITY_JSON)
             elif name in names:
-                queued[name] = pool.submit(_page, path, doc, name, values, out, chain_head, tell)
+                queued[name] = pool.submit(_page, path, doc, name, values, out, chain_head, tell, nav)
         quality_path, quality_run = queued.pop(QUALITY_JSON).result()
         pages = {name: queued[name].result() for name in names}
     tell(f"wrote {quality_path}")
@@ -322,6 +339,7 @@ def _page(
     out: Path,
     chain_head: dict[str, Any],
     tell: Callable[[str], None],
+    nav: list[tuple[str, str]],
 ) -> Path:
     """Execute one notebook and render its readers' page."""
     folder = (params_path.parent / (doc.get("notebooks_dir") or "../notebooks")).resolve()
@@ -329,17 +347,27 @@ def _page(
     # No cwd: papermill would chdir the whole process, and notebooks run in threads here. The kernels
     # need none: every path they get (the database URL included) is absolute.
     executed = pages.execute(notebook, out / "notebooks" / f"{name}.ipynb", values, progress=tell)
-    title = (doc.get("title") or TITLES[name]) if name == LEADERSHIP else TITLES[name]
-    meta = {
+    page = pages.to_html(
+        executed, out / f"{name}.html", title=_title(doc, name), meta=_meta(values, chain_head), nav=nav
+    )
+    tell(f"rendered {page}")
+    return page
+
+
+def _title(doc: dict[str, Any], name: str) -> str:
+    """A page's title: the parameter file's ``title`` names the leadership page (and so the pack)."""
+    return (doc.get("title") or TITLES[name]) if name == LEADERSHIP else TITLES[name]
+
+
+def _meta(values: dict[str, Any], chain_head: dict[str, Any]) -> dict[str, Any]:
+    """The header fields every page of the pack shows."""
+    return {
         "engagement": values["engagement"],
         "as_of": values["as_of"],
         "chain_head_seq": chain_head["seq"],
         "chain_head_hash": chain_head["row_hash"],
         "period": f"{values['period_start']} to {values['period_end']}",
     }
-    page = pages.to_html(executed, out / f"{name}.html", title=title, meta=meta)
-    tell(f"rendered {page}")
-    return page
 
 
 def _quality(store: Any, engagement: str, as_of: str, target: Path) -> tuple[Path, dict[str, Any]]:
