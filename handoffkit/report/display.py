@@ -151,6 +151,7 @@ LABELS = {
     "not_breached_pct": "Not in breach %",
     "routing_miss_rate_pct": "Routing miss rate %",
     "as_of": "As of",
+    "subject": "Finding / ticket",
     "base_vector": "Base vector",
     "iso27001": "ISO 27001",
     "soc2": "SOC 2",

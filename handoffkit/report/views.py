@@ -598,6 +598,35 @@ def control_coverage(activity_frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["framework", "control", "events"]).astype({"events": "int64"})
 
 
+#: How pages name the frameworks of :data:`controls.FRAMEWORKS`.
+FRAMEWORK_NAMES = {"iso27001": "ISO/IEC 27001", "soc2": "SOC 2", "pci_dss": "PCI DSS", "nist_800_53": "NIST SP 800-53"}
+OUTCOMES = ("success", "denied", "failure")
+
+
+def events_by_type(activity_frame: pd.DataFrame) -> pd.DataFrame:
+    """Events per type (frame of :func:`activity`), most frequent first: ``type``, ``events`` and one
+    column per outcome of :data:`OUTCOMES` (zero included)."""
+    counts = activity_frame.pivot_table(index="type", columns="outcome", values="count", aggfunc="sum", fill_value=0)
+    counts = counts.reindex(columns=list(OUTCOMES), fill_value=0).astype("int64")
+    counts.insert(0, "events", counts.sum(axis=1))
+    counts.columns.name = None
+    return counts.reset_index().sort_values(["events", "type"], ascending=[False, True]).reset_index(drop=True)
+
+
+def events_by_control(activity_frame: pd.DataFrame) -> pd.DataFrame:
+    """Events evidencing each control the mapping names, zero included, framework by framework:
+    ``framework`` (its name in words), ``control``, ``events``."""
+    coverage = control_coverage(activity_frame)
+    return coverage.assign(framework=coverage["framework"].map(FRAMEWORK_NAMES))
+
+
+def recent_summary(recent: pd.DataFrame) -> pd.DataFrame:
+    """The activity-log rows of :func:`recent_events` as a page shows them, without hashes or payloads:
+    ``seq``, ``occurred_at``, ``actor``, ``type``, ``subject`` (the finding and/or ticket), ``outcome``."""
+    subject = (recent["finding_id"].fillna("") + " " + recent["ticket_key"].fillna("")).str.strip().replace("", "—")
+    return recent[["seq", "occurred_at", "actor", "type"]].assign(subject=subject, outcome=recent["outcome"])
+
+
 def activity_by_period(
     store: Store,
     engagement: str,

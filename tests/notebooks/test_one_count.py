@@ -56,7 +56,7 @@ def test_every_page_shows_one_value_per_concept(shown) -> None:
     tiles = lead[lead.index("open findings") - 1 : lead.index("checklist items passing") + 1]
     tile = dict(zip(tiles[1::2], tiles[0::2], strict=True))
     mapping = pages["ticket_mapping"]
-    table = mapping[mapping.index("meaning") + 1 :][: 3 * 6]  # category, count, meaning per row
+    table = mapping[mapping.index("Meaning") + 1 :][: 3 * 6]  # category, count, meaning per row
     row = dict(zip(table[0::3], table[1::3], strict=True))
 
     assert numbers(everything, r"(\d[\d,]*) routing decisions") == {f.routing_decisions}

@@ -171,7 +171,8 @@ def test_each_page_is_offline_code_free_and_has_its_charts(demo_pack: Pack, name
     assert len(document.findall(f".//{SVG}svg")) >= CHARTS[name]
     assert "views.parameters" not in html and "display.chart" not in html  # code is hidden
     header = document.find(".//header[@class='hk-report-header']")
-    assert "2026-09-30T23:59:59.999999Z" in "".join(header.itertext())
+    assert "As of2026-09-30 23:59 UTC" in "".join(header.itertext())  # to the minute on pages
+    assert len(document.findall(".//h1")) == 1  # one title
 
 
 def test_the_narrative_is_on_the_leadership_page(demo_pack: Pack) -> None:
