@@ -308,6 +308,28 @@ def _figure(value: Any) -> str:
     return f"{value:,.1f}"
 
 
+def decisions(items: Iterable[Mapping[str, Any]], max_ids: int = 8) -> HTML:
+    """The "needs a decision" box: one line per item (``what`` and its ``ids``, the first ``max_ids``
+    shown with how many more), or a line saying nothing needs a decision. Everything is escaped."""
+    lines = []
+    for item in items:
+        ids = [str(i) for i in item.get("ids") or []]
+        more = f" … (+{len(ids) - max_ids:,})" if len(ids) > max_ids else ""
+        listed = f' <span class="hk-ids">{html.escape(", ".join(ids[:max_ids]) + more)}</span>' if ids else ""
+        count = f" ({len(ids):,})" if ids else ""
+        lines.append(
+            f"<li>{html.escape(str(item['what']))}{count}:{listed}</li>"
+            if ids
+            else f"<li>{html.escape(str(item['what']))}</li>"
+        )
+    if not lines:
+        return HTML(
+            '<div class="hk-decisions hk-none"><h2>Needs a decision</h2><p>Nothing: no overdue KEV finding, '
+            "expired exception, owner-less critical finding or failing checklist item.</p></div>"
+        )
+    return HTML(f'<div class="hk-decisions"><h2>Needs a decision</h2><ul>{"".join(lines)}</ul></div>')
+
+
 def narrative(paragraphs: list[str]) -> HTML:
     """Narrative paragraphs, each escaped as plain text.
 

@@ -49,7 +49,7 @@ from handoffkit.record.canonical import sha256_bytes, sha256_file
 from handoffkit.record.log import Event, Source, log_event
 from handoffkit.record.people import require_actor
 from handoffkit.record.store import DEFAULT_URL, sqlite_file
-from handoffkit.report import contents, log_export, pages, views
+from handoffkit.report import contents, facts, log_export, pages, views
 
 #: The report set, in reading order, with each page's title.
 TITLES = {
@@ -64,7 +64,7 @@ LEADERSHIP = "quarterly_leadership"
 #: Processes writing the activity log at once, then notebooks executed at once (each in its own kernel).
 WORKERS = log_export.PROCESSES
 NOTEBOOK_PARAMETERS = ("db", "engagement", "period_start", "period_end", "as_of")
-KEYS = (*NOTEBOOK_PARAMETERS, "notebooks", "notebooks_dir", "title")
+KEYS = (*NOTEBOOK_PARAMETERS, "notebooks", "notebooks_dir", "title", "thresholds")
 ACTIVITY_CSV = "activity_log.csv"
 QUALITY_JSON = "data_quality.json"
 #: The steps after the export, longest first as measured on a large record (bench/report.py; the per-view
@@ -154,6 +154,10 @@ def load_params(params_file: str | Path) -> dict[str, Any]:
         raise ConfigError(
             located(str(path), "notebooks", f"unknown notebook {unknown[0]!r}; expected names from {', '.join(TITLES)}")
         )
+    try:
+        facts.thresholds(doc.get("thresholds"))
+    except ConfigError as exc:
+        raise ConfigError(located(str(path), "thresholds", str(exc))) from exc
     return doc
 
 
@@ -346,7 +350,9 @@ def _page(
     notebook = folder / f"{name}.ipynb"
     # No cwd: papermill would chdir the whole process, and notebooks run in threads here. The kernels
     # need none: every path they get (the database URL included) is absolute.
-    executed = pages.execute(notebook, out / "notebooks" / f"{name}.ipynb", values, progress=tell)
+    # the leadership page judges its tiles against the file's thresholds (facts.THRESHOLDS by default)
+    given = {**values, "thresholds": doc.get("thresholds")} if name == LEADERSHIP else values
+    executed = pages.execute(notebook, out / "notebooks" / f"{name}.ipynb", given, progress=tell)
     page = pages.to_html(
         executed, out / f"{name}.html", title=_title(doc, name), meta=_meta(values, chain_head), nav=nav
     )
