@@ -204,24 +204,27 @@ THRESHOLDS = {
 }
 
 
-def thresholds(overrides: dict[str, Any] | None = None) -> dict[str, Threshold]:
-    """:data:`THRESHOLDS` with ``overrides`` (``{figure: {"target": …, "at_risk": …}}``) applied.
+def thresholds(overrides: dict[str, Any] | None = None, where: str = "thresholds") -> dict[str, Threshold]:
+    """:data:`THRESHOLDS` with ``overrides`` (``{figure: {"target": …, "at_risk": …}}``) applied; ``where``
+    starts an error message (the parameter file's name and key).
 
     Raises:
         ConfigError: an unknown figure or key, or a value that is not a number (the message names it).
     """
     merged = dict(THRESHOLDS)
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ConfigError(f"{where}: expected a mapping of figure to target and at_risk, got {overrides!r}")
     for figure, given in (overrides or {}).items():
         if figure not in THRESHOLDS:
             close = difflib.get_close_matches(str(figure), THRESHOLDS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else f"; expected one of {', '.join(THRESHOLDS)}"
-            raise ConfigError(f"thresholds: unknown figure {figure!r}{hint}")
+            raise ConfigError(f"{where}: unknown figure {figure!r}{hint}")
         if not isinstance(given, dict) or set(given) - {"target", "at_risk"}:
-            raise ConfigError(f"thresholds.{figure}: expected a mapping of target and at_risk, got {given!r}")
+            raise ConfigError(f"{where}.{figure}: expected a mapping of target and at_risk, got {given!r}")
         values = {**asdict(THRESHOLDS[figure]), **given}
         for key in ("target", "at_risk"):
             if isinstance(values[key], bool) or not isinstance(values[key], (int, float)):
-                raise ConfigError(f"thresholds.{figure}.{key}: expected a number, got {values[key]!r}")
+                raise ConfigError(f"{where}.{figure}.{key}: expected a number, got {values[key]!r}")
         merged[figure] = Threshold(**values)
     return merged
 

@@ -154,10 +154,7 @@ def load_params(params_file: str | Path) -> dict[str, Any]:
         raise ConfigError(
             located(str(path), "notebooks", f"unknown notebook {unknown[0]!r}; expected names from {', '.join(TITLES)}")
         )
-    try:
-        facts.thresholds(doc.get("thresholds"))
-    except ConfigError as exc:
-        raise ConfigError(located(str(path), "thresholds", str(exc))) from exc
+    facts.thresholds(doc.get("thresholds"), where=f"{path}: thresholds")
     return doc
 
 

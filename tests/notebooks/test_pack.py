@@ -140,7 +140,8 @@ def tiles(html: str) -> dict[str, str]:
         "".join(t.find("div[@class='hk-tile-label']").itertext()): "".join(
             t.find("div[@class='hk-tile-value']").itertext()
         )
-        for t in document.iterfind(".//div[@class='hk-tile']")
+        for t in document.iter("div")
+        if "hk-tile" in (t.get("class") or "").split()
     }
 
 
@@ -161,6 +162,7 @@ def test_the_headline_tiles_equal_the_csv_and_the_record(demo_pack: Pack) -> Non
     assert shown["KEV findings open"] == f"{sum(bool(r['kev']) for r in open_now):,}"
     assert re.fullmatch(r"\d+\.\d%", shown["SLA compliance"])
     assert re.fullmatch(r"\d+ of 14", shown["checklist items passing"])
+    assert shown["open critical findings"] == f"{sum(r['severity'] == 'critical' for r in open_now):,}"
 
 
 @pytest.mark.parametrize("name", list(pack.TITLES))
