@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from handoffkit.report.pack import TITLES
-from tests.browser import CHROMIUM, SCREENSHOTS, open_offline
+from tests.browser import CHROMIUM, SCREENSHOTS, open_offline, visit_pack, wrapped_cells
 
 from .test_pack import CHARTS
 
@@ -32,3 +32,36 @@ def test_the_demo_pages_draw_their_charts_and_ask_nothing(demo_pack, name: str) 
 def test_the_hostile_pages_run_no_script(hostile_pack, name: str) -> None:
     seen = open_offline(hostile_pack.out / f"{name}.html", SCREENSHOTS / f"hostile-{name}.png")
     assert (seen.requests_blocked, seen.dialogs, seen.page_errors, seen.console_errors) == ([], [], [], [])
+
+
+PACK_PAGES = ["index", *TITLES, "data_quality"]
+
+
+def test_every_page_of_the_pack_links_its_neighbours_and_wraps_no_id_date_or_number(demo_pack) -> None:
+    """The done-when of issue 21: every navigation link resolves, no id/date/number cell wraps, and the
+    screenshots of every page at 1280x800 are written under outputs/test-screenshots/pack/."""
+    screenshots = SCREENSHOTS / "pack"
+    seen = visit_pack(demo_pack.out, PACK_PAGES, screenshots)
+    assert seen.broken_links == {}
+    for page in seen.pages:
+        assert page.requests_blocked == [], page.name
+        assert page.wrapped == [], page.name
+        targets = [href.rsplit("/", 1)[-1] for href in page.nav]
+        assert targets == ["index.html", *(f"{n}.html" for n in TITLES), "data_quality.html", "manifest.json"]
+    for name in PACK_PAGES:
+        assert (screenshots / f"{name}.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    "style",
+    ["td { overflow-wrap: anywhere; }", "td { word-break: break-all; }", "td { white-space: normal; }"],
+)
+def test_the_wrap_check_sees_a_wrapped_cell(style: str) -> None:
+    """The check itself can fail: squeezed cells that do wrap are reported, whatever the cause."""
+    page = (
+        f"<style>table {{ width: 60px; }} {style}</style><table><tr>"
+        "<td>HK-123456789</td><td>2026-09-30 23:59 UTC</td><td>1,234,567,890</td></tr></table>"
+    )
+    assert "2026-09-30 23:59 UTC" in wrapped_cells(page)
+    unwrapped = page.replace(style, "td { white-space: nowrap; }")
+    assert wrapped_cells(unwrapped) == []
