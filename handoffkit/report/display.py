@@ -163,7 +163,7 @@ LABELS = {
 IDENTIFIERS = frozenset({"seq", "number", "#"})
 _ACRONYMS = {"id": "ID", "ids": "IDs", "sla": "SLA", "kev": "KEV", "mttr": "MTTR", "cvss": "CVSS", "pct": "%"}
 #: A cell that is one token (an id, a date, an instant, a number, a key): it must never wrap.
-_TOKEN = re.compile(r"^[^\s]{1,40}$")
+_TOKEN = re.compile(r"^[^\s]{1,24}$")
 #: An ISO 8601 instant as the record writes it (``2026-09-30T23:59:59.999999Z`` or with an offset).
 _INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$")
 

@@ -44,12 +44,12 @@ from sqlalchemy.engine import make_url
 
 from handoffkit.errors import ConfigError, located
 from handoffkit.ingest import quality
-from handoffkit.record import _memo, frames, replay, schema
+from handoffkit.record import _memo, csvsafe, frames, replay, schema
 from handoffkit.record.canonical import sha256_bytes, sha256_file
 from handoffkit.record.log import Event, Source, log_event
 from handoffkit.record.people import require_actor
 from handoffkit.record.store import DEFAULT_URL, sqlite_file
-from handoffkit.report import contents, facts, log_export, pages, views
+from handoffkit.report import contents, facts, log_export, pages, pdf, views
 
 #: The report set, in reading order, with each page's title.
 TITLES = {
@@ -67,6 +67,9 @@ NOTEBOOK_PARAMETERS = ("db", "engagement", "period_start", "period_end", "as_of"
 KEYS = (*NOTEBOOK_PARAMETERS, "notebooks", "notebooks_dir", "title", "thresholds")
 ACTIVITY_CSV = "activity_log.csv"
 QUALITY_JSON = "data_quality.json"
+#: The reconciliation categories whose full lists the pack writes as ``gaps/<category>.csv`` (the pages
+#: show the first rows and link the file).
+GAP_FILES = ("routing_misses", "closure_misses", "severity_drift", "orphan_tickets", "tickets_without_id")
 #: The steps after the export, longest first as measured on a large record (bench/report.py; the per-view
 #: pages read the reconciliation and frames the leadership page leaves in the shared memo): the workers
 #: then end close together instead of one waiting on a long last step.
@@ -106,6 +109,7 @@ class Rendered:
     manifest: Path
     manifest_sha256: str
     seconds: float
+    pdf: Path | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +121,7 @@ class Rendered:
             "quality_json": str(self.quality_json),
             "manifest": str(self.manifest),
             "manifest_sha256": self.manifest_sha256,
+            "pdf": None if self.pdf is None else str(self.pdf),
             "seconds": round(self.seconds, 1),
         }
 
@@ -175,6 +180,7 @@ def render(
     actor: str,
     progress: Callable[[str], None] | None = None,
     signed: bool = False,
+    to_pdf: bool = False,
 ) -> Rendered:
     """Execute, render and seal the report set (see the module docstring).
 
@@ -187,6 +193,8 @@ def render(
         progress: called with one line per step (the CLI prints them).
         signed: whether ``manifest.json.sig`` will be written beside the manifest (the index says
             "signed" only then).
+        to_pdf: also print the pack to one PDF (``evidence_pack.pdf``: the index, then the pages in reading
+            order) with headless Chromium; it is sealed in the manifest with the rest.
 
     Returns:
         A :class:`Rendered` listing what was written.
@@ -196,6 +204,8 @@ def render(
         HandoffkitError: a notebook failed (the message names the cell; the executed copy keeps the trace).
     """
     actor = require_actor(actor)
+    if to_pdf:
+        pdf.chromium()  # no Chromium: say so before rendering anything
     started = time.perf_counter()
     tell = progress or (lambda _message: None)
     path = Path(params_file)
@@ -223,19 +233,29 @@ def render(
     written, export, (quality_path, quality_run) = _pages_and_export(
         path, doc, names, notebook_values, params, out, chain_head, actor, tell
     )
+    gap_files = _gap_files(store, params.engagement, params.as_of, out)
     meta = _meta(notebook_values, chain_head)
     fields = pages.header_fields(meta)
     contents.quality_page(out, fields=fields, names=names, quality_json=quality_path)
     title = doc.get("title") or TITLES[LEADERSHIP]
     contents.index_page(
         out,
-        title=title,
+        title=f"Evidence pack: {title}",
         fields=fields,
         pages_={name: _title(doc, name) for name in names},
         signed=signed,
-        files=[(ACTIVITY_CSV, "the period's activity-log events, each mapped to the controls it evidences")],
+        files=[
+            (ACTIVITY_CSV, "the period's activity-log events, each mapped to the controls it evidences"),
+            *((f"gaps/{name}.csv", f"the full list: {views.MAPPING_CATEGORIES[name]}") for name in gap_files),
+        ],
     )
     tell(f"wrote {out / contents.INDEX}")
+    printed = None
+    if to_pdf:
+        order = [contents.INDEX, *(f"{name}.html" for name in names), contents.QUALITY]
+        header = f"{params.engagement} · as of {dict(fields)['As of']} · log head seq {head_seq}"
+        printed = pdf.write_pdf(out, order, running_header=header)
+        tell(f"wrote {printed}")
     rendering = {"versions": _versions(), "data_quality_run": quality_run}
     manifest = _manifest(
         out, doc, store.safe_url, notebook_values, chain_head, names, {Path(export.file): export.sha256}, rendering
@@ -269,6 +289,7 @@ def render(
         manifest,
         digest,
         time.perf_counter() - started,
+        printed,
     )
 
 
@@ -355,6 +376,18 @@ def _page(
     )
     tell(f"rendered {page}")
     return page
+
+
+def _gap_files(store: Any, engagement: str, as_of: str, out: Path) -> list[str]:
+    """Write every finding or ticket behind each of :data:`GAP_FILES` as ``gaps/<category>.csv``
+    (formula-safe, instants in full); returns the categories written."""
+    folder = out / "gaps"
+    folder.mkdir(exist_ok=True)
+    for category in GAP_FILES:
+        frame = views.mapping_gaps(store, engagement, category, as_of=as_of, limit=None)
+        text = csvsafe.to_csv(frame.astype(object).where(frame.notna(), None).to_dict("records"), list(frame.columns))
+        (folder / f"{category}.csv").write_text(text, encoding="utf-8")
+    return list(GAP_FILES)
 
 
 def _title(doc: dict[str, Any], name: str) -> str:

@@ -65,3 +65,37 @@ def test_the_wrap_check_sees_a_wrapped_cell(style: str) -> None:
     assert "2026-09-30 23:59 UTC" in wrapped_cells(page)
     unwrapped = page.replace(style, "td { white-space: nowrap; }")
     assert wrapped_cells(unwrapped) == []
+
+
+def test_the_pdf_has_a_section_per_page_each_on_new_sheets(demo_pack, tmp_path) -> None:
+    import pypdf
+
+    from handoffkit.report import pdf
+
+    order = [f"{name}.html" for name in PACK_PAGES]
+    printed = pdf.write_pdf(
+        demo_pack.out, order, running_header="DEMO · as of 2026-09-30 23:59 UTC", target=tmp_path / "p.pdf"
+    )
+    reader = pypdf.PdfReader(str(printed))
+    sections = [entry for entry in reader.outline if not isinstance(entry, list)]  # the pages' titles (h1)
+    titles = [section.title for section in sections]
+    assert titles[1:-1] == list(TITLES.values())
+    assert titles[0].startswith("Evidence pack: ") and titles[-1] == "Data quality of the record"
+    starts = [reader.get_destination_page_number(section) for section in sections]
+    assert starts == sorted(set(starts)) and starts[0] == 0  # one section per page of the pack, in order
+    first = reader.pages[0].extract_text()
+    assert "DEMO · as of 2026-09-30 23:59 UTC" in first and f"page 1 of {len(reader.pages)}" in first
+
+
+def test_report_pdf_through_the_cli(demo_pack, tmp_path) -> None:
+    import pypdf
+
+    from .packs import params_file, private_copy, render_args
+
+    params = params_file(tmp_path / "one.yaml", "DEMO", notebooks=["routing_decisions"])
+    output = render_args(private_copy(demo_pack, tmp_path), params, tmp_path / "pack", "--pdf")
+    printed = tmp_path / "pack" / "evidence_pack.pdf"
+    assert str(printed) in output
+    assert "evidence_pack.pdf" in (tmp_path / "pack" / "manifest.json").read_text(encoding="utf-8")
+    titles = [e.title for e in pypdf.PdfReader(str(printed)).outline if not isinstance(e, list)]
+    assert titles[1:] == ["Routing decisions over time", "Data quality of the record"]

@@ -18,7 +18,7 @@ from handoffkit.cli import cli
 from handoffkit.record import _memo, findings, replay, schema
 from handoffkit.record.csvsafe import unsafe_cell
 from handoffkit.record.store import Store
-from handoffkit.report import checklist, pack
+from handoffkit.report import checklist, metrics, pack
 from handoffkit.report.pages import check_offline
 from tests.builders import ACTOR
 
@@ -195,3 +195,25 @@ def test_a_relative_out_dir_while_notebooks_run_side_by_side(demo_pack: Pack, tm
     assert os.getcwd() == str(tmp_path)
     written = {p.name for p in (tmp_path / "relative" / "pack").iterdir()}
     assert {"routing_decisions.html", "activity_log.html", "activity_log.csv", "manifest.json"} <= written
+
+
+def test_the_full_gap_lists_are_csv_files_the_pages_link(demo_pack: Pack) -> None:
+    store = Store(demo_pack.url, create=False)
+    try:
+        with store.read() as conn:
+            metrics_counts = metrics.gaps(conn, "DEMO", "2026-09-30T23:59:59.999999Z").counts
+    finally:
+        store.dispose()
+    manifest = json.loads((demo_pack.out / "manifest.json").read_text(encoding="utf-8"))
+    for category in pack.GAP_FILES:
+        path = demo_pack.out / "gaps" / f"{category}.csv"
+        with path.open(encoding="utf-8", newline="") as fh:
+            counts = sum(1 for _ in csv.DictReader(fh))
+        assert counts == metrics_counts[category], category
+        assert f"gaps/{category}.csv" in manifest["files"]
+    mapping = page(demo_pack, "ticket_mapping")
+    for category in ("routing_misses", "closure_misses", "severity_drift", "orphan_tickets", "tickets_without_id"):
+        n = metrics_counts[category]
+        linked = f'href="gaps/{category}.csv"' in mapping  # only where the page leaves rows off
+        assert linked == (n > 15) and (f"showing 15 of {n:,} rows" in mapping) == (n > 15), category
+    # (the test record's lists are short; display's tests cover the link beside a clipped table)
