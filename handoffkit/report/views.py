@@ -41,6 +41,7 @@ PERIODS = ("week", "month", "quarter")
 DISPOSITION_SERIES = ("ticket", "sprint_backlog", "quarterly_cycle", "security_record_only")
 HELD = "held_back"
 ROUTING_SERIES = ("created", *DISPOSITION_SERIES, HELD)
+OUTCOMES = ("success", "denied", "failure")
 MAPPING_CATEGORIES = {
     "linked": "open findings with a linked ticket",
     "routing_misses": "policy says ticket, no ticket linked",
@@ -600,7 +601,6 @@ def control_coverage(activity_frame: pd.DataFrame) -> pd.DataFrame:
 
 #: How pages name the frameworks of :data:`controls.FRAMEWORKS`.
 FRAMEWORK_NAMES = {"iso27001": "ISO/IEC 27001", "soc2": "SOC 2", "pci_dss": "PCI DSS", "nist_800_53": "NIST SP 800-53"}
-OUTCOMES = ("success", "denied", "failure")
 
 
 def events_by_type(activity_frame: pd.DataFrame) -> pd.DataFrame:
@@ -647,7 +647,26 @@ def activity_by_period(
             .group_by(key, EV.c.outcome)
         )
         df = frames.frame(result, ["period", "series", "count"])
-    return _ordered(_period_frame(df, period), "series", ("success", "denied", "failure"))
+    rolled = _period_frame(df, period)
+    if start is not None and end is not None:
+        rolled = _every_period(rolled, period, start, end, OUTCOMES)
+    return _ordered(rolled, "series", OUTCOMES)
+
+
+def _every_period(df: pd.DataFrame, period: str, start: Any, end: Any, series: tuple[str, ...]) -> pd.DataFrame:
+    """Every period from ``start`` to ``end`` and every series, a pair with no events counted 0 (a quiet
+    week is a bar of zero, not a missing bar)."""
+    first, last = pd.Timestamp(str(start)), pd.Timestamp(str(end))
+    if period == "week":
+        days = pd.date_range(first - pd.Timedelta(days=first.day_of_week), last, freq="W-MON")
+        labels = days.strftime("%Y-%m-%d")
+    elif period == "month":
+        labels = pd.period_range(first, last, freq="M").strftime("%Y-%m")
+    else:
+        labels = [f"{p.year}-Q{p.quarter}" for p in pd.period_range(first, last, freq="Q")]
+    grid = pd.MultiIndex.from_product([list(labels), list(series)], names=["period", "series"])
+    full = df.set_index(["period", "series"])["count"].reindex(grid.union(df.set_index(["period", "series"]).index))
+    return full.fillna(0).astype("int64").reset_index()
 
 
 def sla_compliance(store: Store, engagement: str, as_of: datetime | date | str | None = None) -> pd.DataFrame:

@@ -163,7 +163,8 @@ def fact_strings(f: facts.Facts) -> set[str]:
 def test_every_printed_number_is_a_fact(pack) -> None:
     f, *_ = pack
     allowed = fact_strings(f)
-    text = " ".join(facts.narrative(f)) + " " + " ".join(map(str, facts.headline(f).values()))
+    shown = [getattr(tile, "value", tile) for tile in facts.headline(f).values()]  # targets are thresholds
+    text = " ".join(facts.narrative(f)) + " " + " ".join(map(str, shown))
     numbers = printed_numbers(text)
     assert len(numbers) > 30
     assert [n for n in numbers if n not in allowed] == []
@@ -175,7 +176,8 @@ def test_an_engagement_with_no_findings_yet_reads_as_zeros_and_not_measurable(st
     assert f.sla_compliance_pct is None and f.reopen_rate_pct is None and f.mttr_days["all"] is None
     text = " ".join(facts.narrative(f))
     assert "SLA compliance is not measurable" in text and "all bands no closures" in text
-    assert facts.headline(f)["SLA compliance"] == "not measurable"
+    sla_tile = facts.headline(f)["SLA compliance"]
+    assert (sla_tile.value, sla_tile.status) == ("not measurable", None)  # no status rather than a wrong one
     assert views.routing_decisions(store, engagement, as_of=AS_OF).empty
 
 

@@ -215,3 +215,12 @@ def test_compliance_on_the_demo_covers_every_finding(demo_store: Store) -> None:
     assert out.loc["all", "findings"] == out.loc[bands, "findings"].sum() > 0
     assert 0 < out.loc["kev", "findings"] < out.loc["all", "findings"]
     assert out.loc["info", "with_sla"] <= 2  # the policy gives info no SLA (only later re-calibrations keep one)
+
+
+def test_a_quiet_week_is_a_zero_not_a_missing_bar(demo_store: Store) -> None:
+    weekly = views.activity_by_period(demo_store, "DEMO", start=START, end=END, as_of=AS_OF, period="week")
+    weeks = sorted(weekly["period"].unique())
+    assert weeks[0] <= START and weeks[-1] >= str(pd.Timestamp(END) - pd.Timedelta(days=6))[:10]
+    gaps = pd.to_datetime(pd.Series(weeks)).diff().dropna()
+    assert (gaps == pd.Timedelta(days=7)).all()  # every week present
+    assert len(weekly) == len(weeks) * len(views.OUTCOMES)  # every outcome in every week, zero included
