@@ -13,8 +13,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# The notebooks declare the "handoffkit" kernel: registered inside the venv (--sys-prefix), so JupyterLab
+# and papermill run from it find the kernel without touching the user's own kernels.
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name handoffkit --display-name "Python (handoffkit)" > /dev/null
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
@@ -42,9 +45,8 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check handoffkit tests bench
 	$(BIN)/lint-imports
 
-## make lab: JupyterLab on notebooks/ with the project's kernel registered
+## make lab: JupyterLab on notebooks/; the notebooks open on the project's kernel, Python (handoffkit)
 lab: $(VENV)/.installed
-	$(BIN)/python -m ipykernel install --user --name handoffkit --display-name "Python (handoffkit)"
 	$(BIN)/jupyter lab notebooks/
 
 bench: $(VENV)/.installed-dev

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import nbformat
@@ -87,3 +88,12 @@ def test_bad_report_params_are_refused(tmp_path: Path, text: str, message: str) 
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         pack.load_params(path)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_each_notebook_opens_on_the_kernel_the_makefile_registers(path: Path) -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    registered = re.search(r"ipykernel install --sys-prefix --name (\S+) --display-name \"([^\"]+)\"", makefile)
+    assert registered is not None, "the Makefile no longer registers the project's kernel"
+    spec = nbformat.read(path, as_version=4).metadata["kernelspec"]
+    assert (spec["name"], spec["display_name"]) == registered.groups()
