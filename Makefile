@@ -14,10 +14,14 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # The notebooks declare the "handoffkit" kernel: registered inside the venv (--sys-prefix), so JupyterLab
-# and papermill run from it find the kernel without touching the user's own kernels.
+# and papermill run from it find the kernel without touching the user's own kernels. The report template
+# becomes the venv's nbconvert template "handoffkit_report" (a wheel install ships it as data files; an
+# editable one gets this link to the working tree).
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name handoffkit --display-name "Python (handoffkit)" > /dev/null
+	mkdir -p $(VENV)/share/jupyter/nbconvert/templates
+	ln -sfn $(CURDIR)/handoffkit/report/templates/handoffkit_report $(VENV)/share/jupyter/nbconvert/templates/handoffkit_report
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed

@@ -223,7 +223,9 @@ def table(df: pd.DataFrame, max_rows: int = 50, *, csv: str | None = None, capti
     if max_rows < 1:
         raise ValueError(f"table(max_rows={max_rows}): expected at least 1")
     shown = df.head(max_rows)
-    numeric = [pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype) for dtype in df.dtypes]
+    # from the values, not the dtype: the same numbers may arrive as int64 or object (a frame read back
+    # from the shared memo), and the page must not change with that
+    numeric = [_numbers_only(df.iloc[:, i]) for i in range(df.shape[1])]
     head = "".join(
         ('<th class="hk-num">' if num else "<th>") + f"{html.escape(label(column))}</th>"
         for column, num in zip(df.columns, numeric, strict=True)
@@ -235,6 +237,12 @@ def table(df: pd.DataFrame, max_rows: int = 50, *, csv: str | None = None, capti
     )
     markup = f'<table class="hk-table"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
     return HTML(f'<div class="hk-table-wrap">{markup}{_table_caption(len(shown), len(df), csv, caption)}</div>')
+
+
+def _numbers_only(column: pd.Series) -> bool:
+    """Every present value is a number (booleans are not)."""
+    present = column.dropna()
+    return not present.empty and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in present.tolist())
 
 
 def _cell(value: Any, numeric: bool, identifier: bool) -> str:

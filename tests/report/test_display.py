@@ -193,3 +193,10 @@ def test_a_tile_carries_its_status_target_and_change() -> None:
     assert '<div class="hk-tile-status">off target</div>' in markup and "target 90%" in markup
     with pytest.raises(ValueError, match="status 'red' is not one of on target, at risk, off target"):
         display.tiles({"x": display.Tile(1, "red")})
+
+
+def test_table_markup_depends_on_the_values_not_the_dtype() -> None:
+    """A frame read back from the shared memo may hold the same numbers as object: the page must not change."""
+    frame = pd.DataFrame({"count": [3, 1_200], "band": ["high", "low"]})
+    assert display.table(frame).data == display.table(frame.astype(object)).data
+    assert '<td class="hk-nowrap hk-num">1,200</td>' in display.table(frame.astype(object)).data
