@@ -1122,11 +1122,12 @@ def notify_cmd(
     type=click.Path(file_okay=False),
     help="Output directory (default outputs/<engagement>-<as-of day>/).",
 )
+@click.option("--pdf", "to_pdf", is_flag=True, help="Also print the pack to one PDF with headless Chromium.")
 @actor_option
 @format_option
 @click.pass_obj
 def report_cmd(
-    obj: Context, params_file: str, as_of: str | None, out_dir: str | None, actor: str, fmt: str | None
+    obj: Context, params_file: str, as_of: str | None, out_dir: str | None, to_pdf: bool, actor: str, fmt: str | None
 ) -> None:
     """Execute the report notebooks, render them to offline HTML and seal the evidence pack."""
     from handoffkit.report import pack
@@ -1138,12 +1139,15 @@ def report_cmd(
         out_dir=out_dir,
         actor=require_actor(actor),
         progress=lambda m: click.echo(m, err=True),
+        to_pdf=to_pdf,
     )
     if obj.out_format(fmt) == "json":
         say(emit(result.as_dict(), "json"))
         return
     for page in result.pages:
         say(str(page))
+    if result.pdf is not None:
+        say(str(result.pdf))
     say(str(result.activity_csv))
     say(str(result.quality_json))
     say(f"{result.manifest} (sha256 {result.manifest_sha256}; log head seq {result.chain_head['seq']})")

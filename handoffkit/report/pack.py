@@ -44,12 +44,12 @@ from sqlalchemy.engine import make_url
 
 from handoffkit.errors import ConfigError, located
 from handoffkit.ingest import quality
-from handoffkit.record import _memo, frames, replay, schema
+from handoffkit.record import _memo, csvsafe, frames, replay, schema
 from handoffkit.record.canonical import sha256_bytes, sha256_file
 from handoffkit.record.log import Event, Source, log_event
 from handoffkit.record.people import require_actor
 from handoffkit.record.store import DEFAULT_URL, sqlite_file
-from handoffkit.report import log_export, pages, views
+from handoffkit.report import contents, facts, log_export, pages, pdf, views
 
 #: The report set, in reading order, with each page's title.
 TITLES = {
@@ -64,9 +64,12 @@ LEADERSHIP = "quarterly_leadership"
 #: Processes writing the activity log at once, then notebooks executed at once (each in its own kernel).
 WORKERS = log_export.PROCESSES
 NOTEBOOK_PARAMETERS = ("db", "engagement", "period_start", "period_end", "as_of")
-KEYS = (*NOTEBOOK_PARAMETERS, "notebooks", "notebooks_dir", "title")
+KEYS = (*NOTEBOOK_PARAMETERS, "notebooks", "notebooks_dir", "title", "thresholds")
 ACTIVITY_CSV = "activity_log.csv"
 QUALITY_JSON = "data_quality.json"
+#: The reconciliation categories whose full lists the pack writes as ``gaps/<category>.csv`` (the pages
+#: show the first rows and link the file).
+GAP_FILES = ("routing_misses", "closure_misses", "severity_drift", "orphan_tickets", "tickets_without_id")
 #: The steps after the export, longest first as measured on a large record (bench/report.py; the per-view
 #: pages read the reconciliation and frames the leadership page leaves in the shared memo): the workers
 #: then end close together instead of one waiting on a long last step.
@@ -106,6 +109,7 @@ class Rendered:
     manifest: Path
     manifest_sha256: str
     seconds: float
+    pdf: Path | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +121,7 @@ class Rendered:
             "quality_json": str(self.quality_json),
             "manifest": str(self.manifest),
             "manifest_sha256": self.manifest_sha256,
+            "pdf": None if self.pdf is None else str(self.pdf),
             "seconds": round(self.seconds, 1),
         }
 
@@ -154,6 +159,7 @@ def load_params(params_file: str | Path) -> dict[str, Any]:
         raise ConfigError(
             located(str(path), "notebooks", f"unknown notebook {unknown[0]!r}; expected names from {', '.join(TITLES)}")
         )
+    facts.thresholds(doc.get("thresholds"), where=f"{path}: thresholds")
     return doc
 
 
@@ -173,6 +179,8 @@ def render(
     out_dir: str | Path | None = None,
     actor: str,
     progress: Callable[[str], None] | None = None,
+    signed: bool = False,
+    to_pdf: bool = False,
 ) -> Rendered:
     """Execute, render and seal the report set (see the module docstring).
 
@@ -183,6 +191,10 @@ def render(
         out_dir: where the pack goes (default ``outputs/<engagement>-<as-of day>/``).
         actor: the named person rendering (recorded in the activity log).
         progress: called with one line per step (the CLI prints them).
+        signed: whether ``manifest.json.sig`` will be written beside the manifest (the index says
+            "signed" only then).
+        to_pdf: also print the pack to one PDF (``evidence_pack.pdf``: the index, then the pages in reading
+            order) with headless Chromium; it is sealed in the manifest with the rest.
 
     Returns:
         A :class:`Rendered` listing what was written.
@@ -192,6 +204,8 @@ def render(
         HandoffkitError: a notebook failed (the message names the cell; the executed copy keeps the trace).
     """
     actor = require_actor(actor)
+    if to_pdf:
+        pdf.chromium()  # no Chromium: say so before rendering anything
     started = time.perf_counter()
     tell = progress or (lambda _message: None)
     path = Path(params_file)
@@ -216,9 +230,32 @@ def render(
         "period_end": params.period_end.isoformat(),
         "as_of": params.as_of,
     }
-    pages, export, (quality_path, quality_run) = _pages_and_export(
+    written, export, (quality_path, quality_run) = _pages_and_export(
         path, doc, names, notebook_values, params, out, chain_head, actor, tell
     )
+    gap_files = _gap_files(store, params.engagement, params.as_of, out)
+    meta = _meta(notebook_values, chain_head)
+    fields = pages.header_fields(meta)
+    contents.quality_page(out, fields=fields, names=names, quality_json=quality_path)
+    title = doc.get("title") or TITLES[LEADERSHIP]
+    contents.index_page(
+        out,
+        title=f"Evidence pack: {title}",
+        fields=fields,
+        pages_={name: _title(doc, name) for name in names},
+        signed=signed,
+        files=[
+            (ACTIVITY_CSV, "the period's activity-log events, each mapped to the controls it evidences"),
+            *((f"gaps/{name}.csv", f"the full list: {views.MAPPING_CATEGORIES[name]}") for name in gap_files),
+        ],
+    )
+    tell(f"wrote {out / contents.INDEX}")
+    printed = None
+    if to_pdf:
+        order = [contents.INDEX, *(f"{name}.html" for name in names), contents.QUALITY]
+        header = f"{params.engagement} · as of {dict(fields)['As of']} · log head seq {head_seq}"
+        printed = pdf.write_pdf(out, order, running_header=header)
+        tell(f"wrote {printed}")
     rendering = {"versions": _versions(), "data_quality_run": quality_run}
     manifest = _manifest(
         out, doc, store.safe_url, notebook_values, chain_head, names, {Path(export.file): export.sha256}, rendering
@@ -246,12 +283,13 @@ def render(
         out,
         params.as_of,
         chain_head,
-        [pages[n] for n in names],
+        [written[n] for n in names],
         Path(export.file),
         quality_path,
         manifest,
         digest,
         time.perf_counter() - started,
+        printed,
     )
 
 
@@ -285,13 +323,14 @@ def _pages_and_export(
         processes=WORKERS,
     )
     tell(f"wrote {export.file} ({export.rows:,} events)")
+    nav = contents.navigation(names)
     with _shared_memo(), ThreadPoolExecutor(max_workers=WORKERS) as pool:
         queued: dict[str, Any] = {}
         for name in LONGEST_FIRST:
             if name == QUALITY_JSON:
                 queued[name] = pool.submit(_quality, params.store, params.engagement, params.as_of, out / QUALITY_JSON)
             elif name in names:
-                queued[name] = pool.submit(_page, path, doc, name, values, out, chain_head, tell)
+                queued[name] = pool.submit(_page, path, doc, name, values, out, chain_head, tell, nav)
         quality_path, quality_run = queued.pop(QUALITY_JSON).result()
         pages = {name: queued[name].result() for name in names}
     tell(f"wrote {quality_path}")
@@ -322,24 +361,49 @@ def _page(
     out: Path,
     chain_head: dict[str, Any],
     tell: Callable[[str], None],
+    nav: list[tuple[str, str]],
 ) -> Path:
     """Execute one notebook and render its readers' page."""
     folder = (params_path.parent / (doc.get("notebooks_dir") or "../notebooks")).resolve()
     notebook = folder / f"{name}.ipynb"
     # No cwd: papermill would chdir the whole process, and notebooks run in threads here. The kernels
     # need none: every path they get (the database URL included) is absolute.
-    executed = pages.execute(notebook, out / "notebooks" / f"{name}.ipynb", values, progress=tell)
-    title = (doc.get("title") or TITLES[name]) if name == LEADERSHIP else TITLES[name]
-    meta = {
+    # the leadership page judges its tiles against the file's thresholds (facts.THRESHOLDS by default)
+    given = {**values, "thresholds": doc.get("thresholds")} if name == LEADERSHIP else values
+    executed = pages.execute(notebook, out / "notebooks" / f"{name}.ipynb", given, progress=tell)
+    page = pages.to_html(
+        executed, out / f"{name}.html", title=_title(doc, name), meta=_meta(values, chain_head), nav=nav
+    )
+    tell(f"rendered {page}")
+    return page
+
+
+def _gap_files(store: Any, engagement: str, as_of: str, out: Path) -> list[str]:
+    """Write every finding or ticket behind each of :data:`GAP_FILES` as ``gaps/<category>.csv``
+    (formula-safe, instants in full); returns the categories written."""
+    folder = out / "gaps"
+    folder.mkdir(exist_ok=True)
+    for category in GAP_FILES:
+        frame = views.mapping_gaps(store, engagement, category, as_of=as_of, limit=None)
+        text = csvsafe.to_csv(frame.astype(object).where(frame.notna(), None).to_dict("records"), list(frame.columns))
+        (folder / f"{category}.csv").write_text(text, encoding="utf-8")
+    return list(GAP_FILES)
+
+
+def _title(doc: dict[str, Any], name: str) -> str:
+    """A page's title: the parameter file's ``title`` names the leadership page (and so the pack)."""
+    return (doc.get("title") or TITLES[name]) if name == LEADERSHIP else TITLES[name]
+
+
+def _meta(values: dict[str, Any], chain_head: dict[str, Any]) -> dict[str, Any]:
+    """The header fields every page of the pack shows."""
+    return {
         "engagement": values["engagement"],
         "as_of": values["as_of"],
         "chain_head_seq": chain_head["seq"],
         "chain_head_hash": chain_head["row_hash"],
         "period": f"{values['period_start']} to {values['period_end']}",
     }
-    page = pages.to_html(executed, out / f"{name}.html", title=title, meta=meta)
-    tell(f"rendered {page}")
-    return page
 
 
 def _quality(store: Any, engagement: str, as_of: str, target: Path) -> tuple[Path, dict[str, Any]]:
