@@ -225,6 +225,7 @@ def verify(store: Store, anchor: dict[str, Any] | None = None) -> Verification:
         head_seq, head_hash = head(conn)
         expected, prev, checked = 1, schema.GENESIS_HASH, 0
         anchor_hash_at: str | None = None
+        hash_at_head: str | None = None
         result = conn.execution_options(yield_per=20_000).execute(select(schema.events).order_by(schema.events.c.seq))
         for row in result:
             problem = _row_problem(row, expected, prev)
@@ -233,20 +234,13 @@ def verify(store: Store, anchor: dict[str, Any] | None = None) -> Verification:
                 return Verification(False, checked, head_seq, head_hash, min(row.seq, expected), problem, anchor)
             if anchor and row.seq == anchor["seq"]:
                 anchor_hash_at = row.row_hash
+            if row.seq == head_seq:
+                hash_at_head = row.row_hash
             prev, expected, checked = row.row_hash, expected + 1, checked + 1
     last_seq = expected - 1
     if (last_seq, prev) != (head_seq, head_hash):
-        bad = last_seq + 1 if last_seq < head_seq else head_seq + (last_seq > head_seq)
-        return Verification(
-            False,
-            checked,
-            head_seq,
-            head_hash,
-            bad,
-            f"the log ends at seq {last_seq} but the chain head records seq {head_seq} "
-            "(rows were removed or added at the end, or the head was rewritten)",
-            anchor,
-        )
+        bad, reason = _head_problem(last_seq, prev, head_seq, head_hash, hash_at_head)
+        return Verification(False, checked, head_seq, head_hash, bad, reason, anchor)
     if anchor:
         if anchor["seq"] > last_seq:
             return Verification(
@@ -272,6 +266,39 @@ def verify(store: Store, anchor: dict[str, Any] | None = None) -> Verification:
     return Verification(True, checked, head_seq, head_hash, anchor=anchor)
 
 
+def _head_problem(
+    last_seq: int, last_hash: str, head_seq: int, head_hash: str, hash_at_head: str | None
+) -> tuple[int, str]:
+    """The first bad seq and what differs when the rows hold together but the ``chain_head`` row does not
+    match the last of them: naming the field, the value the rows give and the value the head records."""
+    if head_seq == last_seq:
+        return head_seq, (
+            f"chain head field row_hash differs: the log's last row (seq {last_seq}) has row_hash {last_hash}, "
+            f"the chain head records {head_hash} (the chain head was edited)"
+        )
+    if head_hash == last_hash:
+        return min(head_seq, last_seq) + 1, (
+            f"chain head field seq differs: the log ends at seq {last_seq}, whose row_hash the chain head "
+            f"records, but with seq {head_seq} (the chain head was edited)"
+        )
+    if head_seq < last_seq and hash_at_head == head_hash:
+        return head_seq + 1, (
+            f"rows {head_seq + 1}..{last_seq} follow the chain head (seq {head_seq}, row_hash {head_hash}): "
+            "rows were added at the end without moving the head"
+        )
+    if head_seq > last_seq:
+        return last_seq + 1, (
+            f"chain head fields seq and row_hash differ: the chain head records seq {head_seq} (row_hash "
+            f"{head_hash}) but the log ends at seq {last_seq} (row_hash {last_hash}): rows were removed from the "
+            "end, or the head was rewritten"
+        )
+    return head_seq + 1, (
+        f"chain head fields seq and row_hash differ: the chain head records seq {head_seq} with row_hash "
+        f"{head_hash}, but row {head_seq} has row_hash {hash_at_head} and the log ends at seq {last_seq} "
+        f"(row_hash {last_hash}): the head was rewritten"
+    )
+
+
 def load_anchor(path: str | Path) -> dict[str, Any]:
     """Read an anchor: ``{"seq", "row_hash"}`` at the top level or under ``chain_head`` (a manifest)."""
     from handoffkit.record.inputs import load_json, read_bytes
@@ -291,22 +318,21 @@ def load_anchor(path: str | Path) -> dict[str, Any]:
 
 
 def verify_logged(store: Store, actor: str, anchor_path: str | None = None) -> Verification:
-    """Verify, then log the verification itself (success or failure) as an event."""
+    """Verify, then log a verification that passed as a ``log_verified`` event.
+
+    A log that fails is left exactly as found: nothing is appended after a break (an appended event would
+    chain onto the damaged rows and the head, and could hide which rows the damage reached).
+
+    Raises:
+        IntegrityError: the chain, its head or the anchor does not verify (nothing was written).
+    """
+    actor = require_actor(actor)
     anchor = load_anchor(anchor_path) if anchor_path else None
     result = verify(store, anchor)
-    src = Source(str(anchor_path), sha256_bytes(Path(anchor_path).read_bytes())) if anchor_path else None
-    log_event(
-        store,
-        Event(
-            type="log_verified",
-            actor=actor,
-            outcome="success" if result.ok else "failure",
-            source=src,
-            data=result.as_dict(),
-        ),
-    )
     if not result.ok:
         raise IntegrityError(f"activity log fails verification at seq {result.first_bad_seq}: {result.reason}")
+    src = Source(str(anchor_path), sha256_bytes(Path(anchor_path).read_bytes())) if anchor_path else None
+    log_event(store, Event(type="log_verified", actor=actor, source=src, data=result.as_dict()))
     return result
 
 

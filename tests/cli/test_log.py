@@ -50,7 +50,7 @@ def test_verify_passes_and_is_itself_logged(acme: str, run) -> None:
     assert (doc["ok"], doc["checked"], doc["first_bad_seq"]) == (True, head["seq"] + 1, None)
 
 
-def test_a_tampered_row_fails_naming_its_seq_and_the_failure_is_logged(acme: str, run) -> None:
+def test_a_tampered_row_fails_naming_its_seq_and_nothing_is_appended(acme: str, run) -> None:
     store = Store(acme)
     drop_append_only(store)
     with store.engine.begin() as conn:
@@ -58,13 +58,29 @@ def test_a_tampered_row_fails_naming_its_seq_and_the_failure_is_logged(acme: str
             schema.events.update().where(schema.events.c.seq == 2).values(payload=schema.events.c.payload + " ")
         )
     store.dispose()
+    before = (last_events(acme, 1000), head_of(acme))
+    for _ in range(2):  # a second run finds the same break: the first appended nothing after it
+        result = run("--db", acme, "log", "verify", "--actor", "Chen Wei")
+        assert (result.exit_code, result.stdout) == (7, "")
+        assert result.stderr.startswith("handoffkit: error: activity log fails verification at seq 2: row_hash")
+        assert result.stderr.count("\n") == 1
+        assert (last_events(acme, 1000), head_of(acme)) == before
+
+
+def test_an_edited_chain_head_is_named_field_by_field_and_nothing_is_appended(acme: str, run) -> None:
+    head = head_of(acme)
+    store = Store(acme)
+    with store.engine.begin() as conn:
+        conn.execute(schema.chain_head.update().values(row_hash="b" * 64))
+    store.dispose()
     result = run("--db", acme, "log", "verify", "--actor", "Chen Wei")
     assert (result.exit_code, result.stdout) == (7, "")
-    assert result.stderr.startswith("handoffkit: error: activity log fails verification at seq 2: row_hash")
-    assert result.stderr.count("\n") == 1
-    [logged] = last_events(acme)
-    assert (logged["type"], logged["outcome"]) == ("log_verified", "failure")
-    assert json.loads(logged["payload"])["data"]["first_bad_seq"] == 2
+    assert result.stderr == (
+        f"handoffkit: error: activity log fails verification at seq {head['seq']}: chain head field row_hash "
+        f"differs: the log's last row (seq {head['seq']}) has row_hash {head['row_hash']}, the chain head records "
+        f"{'b' * 64} (the chain head was edited)\n"
+    )
+    assert head_of(acme) == {"seq": head["seq"], "row_hash": "b" * 64}
 
 
 def test_an_anchor_from_an_earlier_head_matches_after_appends(acme: str, run, tmp_path: Path) -> None:
