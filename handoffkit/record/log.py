@@ -317,22 +317,34 @@ def load_anchor(path: str | Path) -> dict[str, Any]:
     return {"seq": node["seq"], "row_hash": node["row_hash"]}
 
 
-def verify_logged(store: Store, actor: str, anchor_path: str | None = None) -> Verification:
+def verify_logged(
+    store: Store, actor: str, anchor_path: str | None = None, public_key: str | Path | None = None
+) -> Verification:
     """Verify, then log a verification that passed as a ``log_verified`` event.
 
-    A log that fails is left exactly as found: nothing is appended after a break (an appended event would
-    chain onto the damaged rows and the head, and could hide which rows the damage reached).
+    With ``public_key``, the anchor's detached signature (``<anchor>.sig``) is checked first: an anchor
+    is only as good as the file carrying it, and a rewritten log with a rewritten manifest agrees with
+    itself. A log that fails is left exactly as found: nothing is appended after a break (an appended
+    event would chain onto the damaged rows and the head, and could hide which rows the damage reached).
 
     Raises:
-        IntegrityError: the chain, its head or the anchor does not verify (nothing was written).
+        IntegrityError: the anchor's signature, the chain, its head or the anchor does not verify
+            (nothing was written).
+        ConfigError: the public key cannot be read.
     """
+    from handoffkit.record import signatures  # cryptography is imported only by the commands that sign
+
     actor = require_actor(actor)
+    if public_key is not None and not anchor_path:
+        raise InputError("a public key checks an anchor's signature: give the anchor (manifest.json) too")
+    signer = signatures.check(anchor_path, public_key) if public_key is not None else None
     anchor = load_anchor(anchor_path) if anchor_path else None
     result = verify(store, anchor)
     if not result.ok:
         raise IntegrityError(f"activity log fails verification at seq {result.first_bad_seq}: {result.reason}")
     src = Source(str(anchor_path), sha256_bytes(Path(anchor_path).read_bytes())) if anchor_path else None
-    log_event(store, Event(type="log_verified", actor=actor, source=src, data=result.as_dict()))
+    data = result.as_dict() | ({"anchor_signed_by": signer} if signer else {})
+    log_event(store, Event(type="log_verified", actor=actor, source=src, data=data))
     return result
 
 

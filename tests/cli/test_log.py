@@ -180,3 +180,23 @@ def test_calibrate_with_a_stale_version_fails_clearly(acme: str, run) -> None:
     )
     [failure] = last_events(acme)
     assert (failure["type"], failure["outcome"], failure["actor"]) == ("severity_calibrated", "failure", "Ben Okoro")
+
+
+def test_public_key_needs_an_anchor_and_checks_its_signature_first(acme: str, run, tmp_path: Path) -> None:
+    made = run("keys", "generate", "--private-key", str(tmp_path / "k"), "--public-key", str(tmp_path / "k.pub"))
+    assert made.exit_code == 0, made.output
+    alone = run("--db", acme, "log", "verify", "--public-key", str(tmp_path / "k.pub"), "--actor", "Chen Wei")
+    assert (alone.exit_code, alone.stdout) == (2, "")
+    assert "--public-key checks a signed anchor: give --anchor manifest.json too" in alone.stderr
+    anchor = tmp_path / "manifest.json"
+    anchor.write_text(json.dumps({"chain_head": head_of(acme)}), encoding="utf-8")
+    before = head_of(acme)
+    unsigned = run(
+        "--db", acme, "log", "verify", "--anchor", str(anchor), "--public-key", str(tmp_path / "k.pub"), "--actor", "C"
+    )
+    assert (unsigned.exit_code, unsigned.stdout) == (7, "")
+    assert unsigned.stderr == f"handoffkit: error: {anchor}.sig: signature file not found; {anchor} is unsigned\n"
+    assert head_of(acme) == before
+    again = run("keys", "generate", "--private-key", str(tmp_path / "k"))
+    assert (again.exit_code, again.stdout) == (2, "")
+    assert "already exists; refusing to overwrite a key" in again.stderr
