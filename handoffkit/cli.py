@@ -147,6 +147,12 @@ def cli(ctx: click.Context, db: str | None, fmt: str | None, verbose: bool) -> N
     type=click.Path(dir_okay=False),
     help="Owners map CSV (default: the policy's ownership.owners_file).",
 )
+@click.option(
+    "--people",
+    "people_path",
+    type=click.Path(dir_okay=False),
+    help="People directory CSV: id, name, email, aliases, may_approve (default: people.csv beside the policy, if any).",
+)
 @click.option("--name", help="Human-readable engagement name.")
 @actor_option
 @format_option
@@ -156,6 +162,7 @@ def init(
     engagement: str,
     policy_path: str,
     owners_path: str | None,
+    people_path: str | None,
     name: str | None,
     actor: str,
     fmt: str | None,
@@ -164,7 +171,13 @@ def init(
     from handoffkit.record import engagements
 
     result = engagements.init(
-        obj.store, engagement, policy_path, actor=require_actor(actor), name=name, owners_path=owners_path
+        obj.store,
+        engagement,
+        policy_path,
+        actor=require_actor(actor),
+        name=name,
+        owners_path=owners_path,
+        people_path=people_path,
     )
     say(emit(result.as_dict(), obj.out_format(fmt)))
     if result.defaulted:

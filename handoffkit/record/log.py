@@ -71,9 +71,12 @@ class Event:
     source: Source | None = None
 
 
-def origin(source: Source | None = None) -> dict[str, Any]:
-    """Where an event came from: host, handoffkit version, and the file read (with its SHA-256)."""
+def origin(source: Source | None = None, principal: dict[str, str] | None = None) -> dict[str, Any]:
+    """Where an event came from: host, handoffkit version, the principal the system knows (see
+    :meth:`Store.principal`), and the file read (with its SHA-256)."""
     out: dict[str, Any] = {"host": HOST, "version": __version__}
+    if principal is not None:
+        out["principal"] = principal
     if source is not None:
         out["file"] = source.file
         out["sha256"] = source.sha256
@@ -95,6 +98,7 @@ def append(conn: Connection, store: Store, new: Iterable[Event]) -> int:
         now = schema.parse_ts(last)
     when = schema.format_ts(now)
     origins: dict[int, tuple[str, dict[str, Any]]] = {}
+    principal = store.principal(conn)
     actors: dict[str, str] = {}
     rows = []
     for ev in new:
@@ -103,7 +107,8 @@ def append(conn: Connection, store: Store, new: Iterable[Event]) -> int:
         seq += 1
         org = origins.get(id(ev.source))
         if org is None:
-            org = origins[id(ev.source)] = (canonical_json(origin(ev.source)), origin(ev.source))
+            made = origin(ev.source, principal)
+            org = origins[id(ev.source)] = (canonical_json(made), made)
         actor = actors.get(ev.actor) or actors.setdefault(ev.actor, require_actor(ev.actor))
         row = {
             "seq": seq,
