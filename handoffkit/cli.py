@@ -235,21 +235,35 @@ def log_group() -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="Check the anchor's signature (ANCHOR.sig) with this Ed25519 public key before the anchor itself.",
 )
+@click.option(
+    "--replay",
+    is_flag=True,
+    help="Also rebuild findings, links and first ticket snapshots from the log and compare them with the tables.",
+)
 @actor_option
 @format_option
 @click.pass_obj
-def log_verify(obj: Context, anchor: str | None, public_key: str | None, actor: str, fmt: str | None) -> None:
+def log_verify(
+    obj: Context, anchor: str | None, public_key: str | None, replay: bool, actor: str, fmt: str | None
+) -> None:
     """Walk the hash chain; exit non-zero naming the first bad seq (a failing check writes nothing)."""
     from handoffkit.record import log
 
     if public_key and not anchor:
         raise click.UsageError("--public-key checks a signed anchor: give --anchor manifest.json too")
-    result = log.verify_logged(obj.store, require_actor(actor), anchor, public_key)
+    result = log.verify_logged(obj.store, require_actor(actor), anchor, public_key, replay=replay)
     say(
         emit(result.as_dict(), obj.out_format(fmt))
         if obj.out_format(fmt) == "json"
         else f"ok: {result.checked} events verified, head seq {result.head_seq} {result.head_hash}"
         + (f"; anchor seq {result.anchor['seq']} matches" if result.anchor else "")
+        + (
+            "; the tables equal the log replayed ("
+            + ", ".join(f"{n} {table}" for table, n in result.replayed.items())
+            + ")"
+            if result.replayed is not None
+            else ""
+        )
     )
 
 

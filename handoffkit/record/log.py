@@ -180,6 +180,7 @@ class Verification:
     first_bad_seq: int | None = None
     reason: str | None = None
     anchor: dict[str, Any] | None = None
+    replayed: dict[str, int] | None = None  # rows per table rebuilt from the log and found equal (``--replay``)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -190,6 +191,7 @@ class Verification:
             "first_bad_seq": self.first_bad_seq,
             "reason": self.reason,
             "anchor": self.anchor,
+            **({"replayed": self.replayed} if self.replayed is not None else {}),
         }
 
 
@@ -323,13 +325,20 @@ def load_anchor(path: str | Path) -> dict[str, Any]:
 
 
 def verify_logged(
-    store: Store, actor: str, anchor_path: str | None = None, public_key: str | Path | None = None
+    store: Store,
+    actor: str,
+    anchor_path: str | None = None,
+    public_key: str | Path | None = None,
+    *,
+    replay: bool = False,
 ) -> Verification:
     """Verify, then log a verification that passed as a ``log_verified`` event.
 
     With ``public_key``, the anchor's detached signature (``<anchor>.sig``) is checked first: an anchor
     is only as good as the file carrying it, and a rewritten log with a rewritten manifest agrees with
-    itself. A log that fails is left exactly as found: nothing is appended after a break (an appended
+    itself. With ``replay``, findings, links and first ticket snapshots are then rebuilt from the log and
+    compared with the tables (:mod:`handoffkit.record.replay_check`): a row edited without an event is a
+    failure too. A log that fails is left exactly as found: nothing is appended after a break (an appended
     event would chain onto the damaged rows and the head, and could hide which rows the damage reached).
 
     Raises:
@@ -347,6 +356,13 @@ def verify_logged(
     result = verify(store, anchor)
     if not result.ok:
         raise IntegrityError(f"activity log fails verification at seq {result.first_bad_seq}: {result.reason}")
+    if replay:
+        from handoffkit.record import replay_check  # it rebuilds findings, which log through this module
+
+        checked = replay_check.check(store)
+        if not checked.ok:
+            raise IntegrityError(f"the tables differ from the activity log: {checked.summary()}")
+        result.replayed = checked.rows
     src = Source(str(anchor_path), sha256_bytes(Path(anchor_path).read_bytes())) if anchor_path else None
     data = result.as_dict() | ({"anchor_signed_by": signer} if signer else {})
     log_event(store, Event(type="log_verified", actor=actor, source=src, data=data))

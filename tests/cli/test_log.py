@@ -200,3 +200,30 @@ def test_public_key_needs_an_anchor_and_checks_its_signature_first(acme: str, ru
     again = run("keys", "generate", "--private-key", str(tmp_path / "k"))
     assert (again.exit_code, again.stdout) == (2, "")
     assert "already exists; refusing to overwrite a key" in again.stderr
+
+
+def test_replay_names_a_finding_edited_without_an_event_and_appends_nothing(acme: str, run) -> None:
+    store = Store(acme)
+    [fid] = add_findings(store, "ACME")
+    store.dispose()
+    passed = run("--db", acme, "log", "verify", "--replay", "--actor", "Chen Wei")
+    assert passed.exit_code == 0, passed.output
+    assert passed.stdout.rstrip().endswith("; the tables equal the log replayed (1 findings, 0 links, 0 tickets)")
+    store = Store(acme)
+    with store.engine.begin() as conn:
+        conn.execute(
+            schema.findings.update().where(schema.findings.c.finding_id == fid).values(state="verified_closed")
+        )
+    store.dispose()
+    before = head_of(acme)
+    plain = run("--db", acme, "log", "verify", "--actor", "Chen Wei")
+    assert plain.exit_code == 0  # the chain holds: only the replay sees the edit
+    after_plain = head_of(acme)
+    assert after_plain["seq"] == before["seq"] + 1
+    result = run("--db", acme, "log", "verify", "--replay", "--actor", "Chen Wei")
+    assert (result.exit_code, result.stdout) == (7, "")
+    assert result.stderr == (
+        "handoffkit: error: the tables differ from the activity log: 1 difference(s): findings "
+        f"{fid} state: the log gives 'validated', the table holds 'verified_closed'\n"
+    )
+    assert head_of(acme) == after_plain
