@@ -12,7 +12,10 @@
    (``{"chain_head": {"seq", "row_hash"}}``, which ``handoffkit log verify --anchor`` accepts), the
    parameters, the as-of instant, and under ``rendering`` what belongs to this run (package versions,
    when Great Expectations ran);
-5. logs ``report_rendered`` with the views rendered and the manifest's SHA-256.
+5. when a signing key is configured (the file's ``signing_key``, else ``HANDOFFKIT_SIGNING_KEY``), signs the
+   manifest's bytes with Ed25519 into ``manifest.json.sig`` beside it (:mod:`handoffkit.record.signatures`;
+   :mod:`handoffkit.report.seal` checks a pack); the key's path is kept out of the pack and the record;
+6. logs ``report_rendered`` with the views rendered, the manifest's SHA-256 and whether it was signed.
 
 The as-of instant is pinned once (``--as-of``, else the file's ``as_of``, else now), and everything the
 pack shows is a function of the activity log up to it and the policy in force then. Rendered again as
@@ -64,7 +67,10 @@ LEADERSHIP = "quarterly_leadership"
 #: Processes writing the activity log at once, then notebooks executed at once (each in its own kernel).
 WORKERS = log_export.PROCESSES
 NOTEBOOK_PARAMETERS = ("db", "engagement", "period_start", "period_end", "as_of")
-KEYS = (*NOTEBOOK_PARAMETERS, "notebooks", "notebooks_dir", "title", "thresholds")
+#: The private key's path signs the manifest; like the database URL's secrets it never reaches the pack or
+#: the record (a path says where a key is kept, which an auditor need not know).
+SIGNING_KEY = "signing_key"
+KEYS = (*NOTEBOOK_PARAMETERS, "notebooks", "notebooks_dir", "title", "thresholds", SIGNING_KEY)
 ACTIVITY_CSV = "activity_log.csv"
 QUALITY_JSON = "data_quality.json"
 #: The reconciliation categories whose full lists the pack writes as ``gaps/<category>.csv`` (the pages
@@ -83,6 +89,7 @@ LONGEST_FIRST = (
     "routing_decisions",
 )
 MANIFEST = "manifest.json"
+SIGNATURE = f"{MANIFEST}.sig"
 VERSIONED = (
     "handoffkit",
     "pandas",
@@ -110,6 +117,7 @@ class Rendered:
     manifest_sha256: str
     seconds: float
     pdf: Path | None = None
+    signature: Path | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -122,6 +130,7 @@ class Rendered:
             "manifest": str(self.manifest),
             "manifest_sha256": self.manifest_sha256,
             "pdf": None if self.pdf is None else str(self.pdf),
+            "signature": str(self.signature) if self.signature else None,
             "seconds": round(self.seconds, 1),
         }
 
@@ -171,6 +180,21 @@ def absolute_db(url: str) -> str:
     return make_url(url).set(database=str(Path(file).resolve())).render_as_string(hide_password=False)
 
 
+def signing_key_path(doc: dict[str, Any]) -> Path | None:
+    """The private key that signs a pack rendered with these parameters: the file's ``signing_key``,
+    else ``HANDOFFKIT_SIGNING_KEY``, else none (the pack is sealed unsigned)."""
+    from handoffkit.record.signatures import KEY_ENV
+
+    configured = doc.get(SIGNING_KEY) or os.environ.get(KEY_ENV)
+    return Path(str(configured)).expanduser() if configured else None
+
+
+def signing_key_configured(doc: dict[str, Any]) -> bool:
+    """Whether a pack rendered with these parameters (a :func:`load_params` mapping) gets a signed manifest
+    (``manifest.json.sig``): a page can say so before the manifest exists."""
+    return signing_key_path(doc) is not None
+
+
 def render(
     params_file: str | Path,
     *,
@@ -179,7 +203,6 @@ def render(
     out_dir: str | Path | None = None,
     actor: str,
     progress: Callable[[str], None] | None = None,
-    signed: bool = False,
     to_pdf: bool = False,
 ) -> Rendered:
     """Execute, render and seal the report set (see the module docstring).
@@ -191,8 +214,6 @@ def render(
         out_dir: where the pack goes (default ``outputs/<engagement>-<as-of day>/``).
         actor: the named person rendering (recorded in the activity log).
         progress: called with one line per step (the CLI prints them).
-        signed: whether ``manifest.json.sig`` will be written beside the manifest (the index says
-            "signed" only then).
         to_pdf: also print the pack to one PDF (``evidence_pack.pdf``: the index, then the pages in reading
             order) with headless Chromium; it is sealed in the manifest with the rest.
 
@@ -210,6 +231,9 @@ def render(
     tell = progress or (lambda _message: None)
     path = Path(params_file)
     doc = load_params(path)
+    key_path = signing_key_path(doc)
+    if key_path is not None:
+        _signer(key_path)  # a key that cannot sign fails the report before any notebook runs
     url = absolute_db(db or os.environ.get("HANDOFFKIT_DB") or doc.get("db") or DEFAULT_URL)
     params = views.parameters(
         url, doc["engagement"], doc["period_start"], doc["period_end"], as_of if as_of is not None else doc.get("as_of")
@@ -243,7 +267,7 @@ def render(
         title=f"Evidence pack: {title}",
         fields=fields,
         pages_={name: _title(doc, name) for name in names},
-        signed=signed,
+        signed=key_path is not None,  # the index says "signed" only when manifest.json.sig will be written
         files=[
             (ACTIVITY_CSV, "the period's activity-log events, each mapped to the controls it evidences"),
             *((f"gaps/{name}.csv", f"the full list: {views.MAPPING_CATEGORIES[name]}") for name in gap_files),
@@ -258,9 +282,18 @@ def render(
         tell(f"wrote {printed}")
     rendering = {"versions": _versions(), "data_quality_run": quality_run}
     manifest = _manifest(
-        out, doc, store.safe_url, notebook_values, chain_head, names, {Path(export.file): export.sha256}, rendering
+        out,
+        doc,
+        store.safe_url,
+        notebook_values,
+        chain_head,
+        names,
+        {Path(export.file): export.sha256},
+        rendering,
+        _signer(key_path),
     )
     digest = sha256_bytes(manifest.read_bytes())
+    signature = _sign(manifest, key_path)
     log_event(
         store,
         Event(
@@ -273,6 +306,7 @@ def render(
                 "as_of": params.as_of,
                 "out": str(out),
                 "manifest_sha256": digest,
+                "signed": signature is not None,
                 "period": [notebook_values["period_start"], notebook_values["period_end"]],
                 "chain_head": chain_head,
             },
@@ -290,6 +324,7 @@ def render(
         digest,
         time.perf_counter() - started,
         printed,
+        signature,
     )
 
 
@@ -440,17 +475,21 @@ def _manifest(
     names: list[str],
     known: dict[Path, str],
     rendering: dict[str, Any],
+    signing: dict[str, Any] | None,
 ) -> Path:
-    """Write ``manifest.json``: every file's SHA-256, the chain head, parameters, as-of, versions.
+    """Write ``manifest.json``: every file's SHA-256, the chain head, parameters, as-of, versions, and
+    (when signed) which key signs it.
 
     ``known`` holds digests taken as a file was written (the activity log's: hashing its gigabytes again
-    would cost seconds).
+    would cost seconds). The signature file is not listed (the manifest records nothing that depends on
+    its own signature); one left by an earlier run in the same directory is removed first.
     """
-    target = out / MANIFEST
+    target, signature = out / MANIFEST, out / SIGNATURE
+    signature.unlink(missing_ok=True)
     files = {
         p.relative_to(out).as_posix(): {"sha256": known.get(p) or sha256_file(p), "bytes": p.stat().st_size}
         for p in sorted(out.rglob("*"))
-        if p.is_file() and p != target and not p.name.startswith(".")
+        if p.is_file() and p not in (target, signature) and not p.name.startswith(".")
     }
     manifest = {
         "engagement": values["engagement"],
@@ -458,12 +497,37 @@ def _manifest(
         "period": {"start": values["period_start"], "end": values["period_end"]},
         "chain_head": chain_head,
         "notebooks": names,
-        "parameters": {**{k: v for k, v in doc.items() if k != "db"}, **values, "db": safe_url},
+        "parameters": {**{k: v for k, v in doc.items() if k not in ("db", SIGNING_KEY)}, **values, "db": safe_url},
         "files": files,
         "rendering": rendering,
     }
+    if signing is not None:
+        manifest["signing"] = signing
     target.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     return target
+
+
+def _signer(key_path: Path | None) -> dict[str, Any] | None:
+    """What the manifest says of its signature: the algorithm, the file beside it, the public key's
+    fingerprint (the key to ask for); nothing of the signature itself."""
+    if key_path is None:
+        return None
+    from handoffkit.record import signatures
+
+    public = signatures.load_private(key_path).public_key()
+    return {
+        "algorithm": signatures.ALGORITHM,
+        "signature_file": SIGNATURE,
+        "public_key_sha256": signatures.fingerprint(public),
+    }
+
+
+def _sign(manifest: Path, key_path: Path | None) -> Path | None:
+    if key_path is None:
+        return None
+    from handoffkit.record import signatures
+
+    return signatures.sign(manifest, key_path)
 
 
 def _versions() -> dict[str, str]:
