@@ -71,6 +71,8 @@ def test_the_report_signs_the_manifest_and_records_no_secret(signed: dict) -> No
         "public_key_sha256": key_id,
     }
     assert "manifest.json.sig" not in manifest["files"]  # nothing in the manifest depends on its signature
+    index = (out / "index.html").read_text()
+    assert 'signature is <a href="manifest.json.sig">' in index and "not signed" not in index
     assert str(work / "hk.key") not in (out / "manifest.json").read_text()
     store = Store(signed["url"], create=False)
     try:
