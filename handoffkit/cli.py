@@ -1215,22 +1215,31 @@ def notify_cmd(
 @click.option("--pdf", "to_pdf", is_flag=True, help="Also print the pack to one PDF with headless Chromium.")
 @actor_option
 @format_option
+@progress_option
 @click.pass_obj
 def report_cmd(
-    obj: Context, params_file: str, as_of: str | None, out_dir: str | None, to_pdf: bool, actor: str, fmt: str | None
+    obj: Context,
+    params_file: str,
+    as_of: str | None,
+    out_dir: str | None,
+    to_pdf: bool,
+    actor: str,
+    fmt: str | None,
+    progress: bool | None,
 ) -> None:
     """Execute the report notebooks, render them to offline HTML and seal the evidence pack."""
     from handoffkit.report import pack
 
-    result = pack.render(
-        params_file,
-        db=obj.db,
-        as_of=parse_instant(as_of),
-        out_dir=out_dir,
-        actor=require_actor(actor),
-        progress=lambda m: click.echo(m, err=True),
-        to_pdf=to_pdf,
-    )
+    with Activity.choose(None, progress) as activity:
+        result = pack.render(
+            params_file,
+            db=obj.db,
+            as_of=parse_instant(as_of),
+            out_dir=out_dir,
+            actor=require_actor(actor),
+            progress=activity,
+            to_pdf=to_pdf,
+        )
     if obj.out_format(fmt) == "json":
         say(emit(result.as_dict(), "json"))
         return
