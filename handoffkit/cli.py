@@ -1243,6 +1243,7 @@ def report_cmd(
     if obj.out_format(fmt) == "json":
         say(emit(result.as_dict(), "json"))
         return
+    say(f"{result.index} (the pack's index: open this first)")
     for page in result.pages:
         say(str(page))
     if result.pdf is not None:

@@ -119,9 +119,15 @@ class Rendered:
     pdf: Path | None = None
     signature: Path | None = None
 
+    @property
+    def index(self) -> Path:
+        """The pack's first page: what it is, and a link to everything in it."""
+        return self.out_dir / contents.INDEX
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "out_dir": str(self.out_dir),
+            "index": str(self.index),
             "as_of": self.as_of,
             "chain_head": self.chain_head,
             "pages": [str(p) for p in self.pages],
