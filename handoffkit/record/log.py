@@ -33,7 +33,7 @@ from handoffkit.errors import (
     IntegrityError,
     RefusedError,
 )
-from handoffkit.record import schema
+from handoffkit.record import people, schema
 from handoffkit.record.canonical import canonical_json, chain_hash, sha256_bytes
 from handoffkit.record.people import require_actor
 from handoffkit.record.store import Store, bulk_insert
@@ -102,6 +102,8 @@ def append(conn: Connection, store: Store, new: Iterable[Event]) -> int:
     if last is not None and schema.format_ts(now) < last:
         now = schema.parse_ts(last)
     when = schema.format_ts(now)
+    new = list(new)
+    _check_directory(conn, new)
     origins: dict[int, tuple[str, dict[str, Any]]] = {}
     principal = store.principal(conn)
     actors: dict[str, str] = {}
@@ -138,6 +140,27 @@ def append(conn: Connection, store: Store, new: Iterable[Event]) -> int:
         bulk_insert(conn, schema.events, rows)
         conn.execute(update(schema.chain_head).where(schema.chain_head.c.id == 1).values(seq=seq, row_hash=prev))
     return seq
+
+
+def _check_directory(conn: Connection, new: list[Event]) -> None:
+    """Where an engagement has a people directory, whoever acts on it must be someone in it.
+
+    Only what takes effect is checked: a ``denied`` or ``failure`` event records who tried, known or not.
+
+    Raises:
+        RefusedError: naming the actor and the engagement (a mutation logs it as a ``denied`` event).
+    """
+    acting = {(ev.engagement, ev.actor) for ev in new if ev.outcome == "success" and ev.engagement}
+    found: dict[str, people.Directory | None] = {}
+    for engagement, actor in sorted(acting):
+        if engagement not in found:
+            found[engagement] = people.directory(conn, engagement)
+        known = found[engagement]
+        if known is not None and known.resolve(actor) is None:
+            raise RefusedError(
+                f"actor {actor!r} is not in the people directory of {engagement}; "
+                "add them (or this spelling as an alias) to its people.csv and load it with `init --people`"
+            )
 
 
 def log_event(store: Store, ev: Event) -> int:

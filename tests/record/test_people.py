@@ -157,3 +157,30 @@ def test_a_directory_that_cannot_tell_people_apart_is_a_config_error(tmp_path: P
     with pytest.raises(ConfigError) as caught:
         _directory(tmp_path, text)
     assert says in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_with_a_directory_every_actor_must_be_someone_in_it(store, engagement, tmp_path: Path) -> None:
+    from handoffkit.errors import RefusedError
+    from handoffkit.ingest import pipeline
+    from handoffkit.record import engagements
+    from handoffkit.workflow import triage
+    from tests.builders import DATA, add_findings, events, finding, zap_scan
+
+    directory = tmp_path / "people.csv"
+    directory.write_text("id,name,email,aliases,may_approve\nas,Ana Silva,asilva@acme.example,,no\n", encoding="utf-8")
+    engagements.init(store, engagement, DATA / "policy.yaml", actor="Ana Silva", people_path=directory)
+    [fid] = add_findings(store, engagement, triage="pending", state="new")
+    # A stranger — or a near-miss of a known name — cannot act; the attempt is logged as denied.
+    for stranger in ("Mallory Moriarty", "Ana Silvia"):
+        with pytest.raises(RefusedError, match="is not in the people directory of ACME"):
+            triage.triage(store, [fid], "validated", reason="r", actor=stranger)
+        assert events(store, "finding_triaged", outcome="denied")[-1]["actor"] == stranger
+    assert finding(store, fid)["triage"] == "pending"
+    triage.triage(store, [fid], "validated", reason="r", actor="asilva@acme.example")  # her e-mail is her
+    assert finding(store, fid)["triage"] == "validated"
+    before = len(events(store, "finding_created"))
+    [result] = pipeline.ingest_scan(
+        store, engagement, [zap_scan(tmp_path / "z.json", [7], "2026-03-01")], actor="Mallory Moriarty"
+    )
+    assert result.status == "failed" and "not in the people directory" in (result.error or "")
+    assert len(events(store, "finding_created")) == before
