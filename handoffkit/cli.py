@@ -696,6 +696,38 @@ def route_cmd(obj: Context, engagement: str, dry_run: bool, actor: str, fmt: str
         say(emit(result.changes[:200], out, ["finding_id", "from", "to", "owner_team", "sla_due", "rule"]))
 
 
+@cli.command("decide")
+@click.argument("finding_id")
+@click.option("--owner", help="TEAM/ROLE[/NAME] as the owners map names them: route the finding to this owner.")
+@click.option("--hold", is_flag=True, help="Keep the finding out of routing until --until.")
+@click.option("--until", "until", help="With --hold: the day (YYYY-MM-DD) the hold ends.")
+@click.option("--reason", required=True, help="Why (recorded in the activity log).")
+@actor_option
+@format_option
+@click.pass_obj
+def decide_cmd(
+    obj: Context,
+    finding_id: str,
+    owner: str | None,
+    hold: bool,
+    until: str | None,
+    reason: str,
+    actor: str,
+    fmt: str | None,
+) -> None:
+    """Record a routing decision on one finding: its owner, or a hold until a date."""
+    from handoffkit.workflow import decisions
+
+    if bool(owner) == hold:
+        raise click.UsageError("give either --owner TEAM/ROLE[/NAME] or --hold --until DATE")
+    if hold != bool(until):
+        raise click.UsageError("--hold needs --until DATE (and --until goes with --hold)")
+    result = decisions.decide(
+        obj.store, finding_id, reason=reason, actor=require_actor(actor), owner=owner, hold_until=parse_day(until)
+    )
+    say(emit(result, obj.out_format(fmt)))
+
+
 @cli.group("exception")
 def exception_group() -> None:
     """The exception register (accepted risk with a different approver and an expiry)."""

@@ -11,8 +11,8 @@ state,         the columns of the finding's last successful *state-changing* eve
 disposition,   (:data:`STATE_TYPES`, the events ``findings.change`` writes: they carry the finding's values
 severity       after the change; observation events such as ``link_added`` may be appended after a change
                in the same transaction with the values from before it, so they are not used)
-sla_due,       ``data.set.<column>`` of the last ``finding_created`` / ``finding_routed`` event that set it
-owner_team
+sla_due,       ``data.set.<column>`` of the last ``finding_created`` / ``finding_routed`` / ``routing_decided``
+owner_team     event that set it
 kev            ``data.set.kev`` of the last ``finding_created`` / ``kev_flagged`` event
 closed_at      when the last ``finding_verified_closed`` happened, if the finding is verified closed at T
 =============  ===========================================================================================
@@ -59,6 +59,7 @@ STATE_TYPES = (
     "finding_triaged",
     "severity_calibrated",
     "finding_routed",
+    "routing_decided",
     "exception_granted",
     "exception_revoked",
     "exception_expired",
@@ -67,6 +68,9 @@ STATE_TYPES = (
     "ticket_reopened",
     "finding_verified_closed",
 )
+
+#: The events that set a finding's owner and due date.
+_OWNING_TYPES = ("finding_created", "finding_routed", "routing_decided")
 
 #: The columns :func:`state_frame` returns.
 COLUMNS = ("finding_id", "severity", "state", "disposition", "kev", "sla_due", "closed_at", "owner_team")
@@ -191,14 +195,12 @@ def _replayed(conn: Connection, engagement: str, when: str) -> pd.DataFrame:
             select(e.c.finding_id, e.c.severity, e.c.state, e.c.disposition).join(state, state.c.seq == e.c.seq)
         )
     )
-    sla = _field(
-        conn, engagement, when, ("finding_created", "finding_routed"), "sla_due", EV.c.payload.like('%"sla_due":%')
-    )
+    sla = _field(conn, engagement, when, _OWNING_TYPES, "sla_due", EV.c.payload.like('%"sla_due":%'))
     owner = _field(
         conn,
         engagement,
         when,
-        ("finding_created", "finding_routed"),
+        _OWNING_TYPES,
         "owner_team",
         EV.c.payload.like('%"owner_team":%'),
     )

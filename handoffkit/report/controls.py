@@ -46,6 +46,8 @@ RULES: tuple[Rule, ...] = (
     Rule(
         (
             "finding_routed",
+            "routing_decided",
+            "finding_escalated",
             "routing_run",
             "payload_issued",
             "exception_granted",
