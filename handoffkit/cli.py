@@ -883,7 +883,9 @@ def unlink_cmd(
 @cli.command("verify")
 @click.argument("finding_id", required=False)
 @click.option("--kind", required=True, type=click.Choice(["rescan", "retest", "commit", "attestation"]))
-@click.option("--evidence", help="Text, a file (retest), repo@sha or URL (commit).")
+@click.option(
+    "--evidence", help="A file, sha256:<hex> or run:<id> + note (retest), repo@sha or URL (commit), text (attestation)."
+)
 @click.option("--approver", help="Attestation: a named approver other than the owner.")
 @click.option(
     "--all-absent",

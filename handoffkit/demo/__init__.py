@@ -918,7 +918,7 @@ class Programme:
             by_hand += 1
             evidence = {
                 "commit": f"example/service-{s.n % 9}@{(s.n * 2654435761) % 16**12:012x}",
-                "retest": f"Retested {row.finding_id} on {self.store.now():%Y-%m-%d}: not reproducible.",
+                "retest": f"run:retest-{s.n} {row.finding_id} retested {self.store.now():%Y-%m-%d}: not reproducible.",
                 "attestation": f"Patched and redeployed; change CHG-{4000 + s.n}",
             }[kind]
             actor = row.owner_name if kind == "attestation" else self.analyst()
