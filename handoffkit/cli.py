@@ -696,6 +696,32 @@ def route_cmd(obj: Context, engagement: str, dry_run: bool, actor: str, fmt: str
         say(emit(result.changes[:200], out, ["finding_id", "from", "to", "owner_team", "sla_due", "rule"]))
 
 
+@cli.command("escalate")
+@engagement_option
+@click.option("--dry-run", is_flag=True, help="Print what would be escalated; write nothing.")
+@actor_option
+@format_option
+@click.pass_obj
+def escalate_cmd(obj: Context, engagement: str, dry_run: bool, actor: str, fmt: str | None) -> None:
+    """Escalate findings past their SLA due date to their band's escalation owner (once per breach)."""
+    from handoffkit.workflow import escalation
+
+    result = escalation.escalate(obj.store, engagement, actor=require_actor(actor), dry_run=dry_run)
+    out = obj.out_format(fmt)
+    if out == "json":
+        say(emit(result.as_dict(), "json"))
+        return
+    say(
+        f"{'plan (dry run, nothing written)' if dry_run else 'escalated'}: {engagement}, {len(result.escalated)} "
+        f"finding(s) past due on {result.today}; {result.already_escalated} already escalated for that due date"
+    )
+    if result.unescalated:
+        say(emit([{"band": k, "no_escalation_owner": v} for k, v in result.unescalated.items()], out))
+    if result.escalated:
+        cols = ["finding_id", "band", "sla_due", "days_overdue", "escalated_to", "owner"]
+        say(emit(result.escalated[:200], out, cols))
+
+
 @cli.command("decide")
 @click.argument("finding_id")
 @click.option("--owner", help="TEAM/ROLE[/NAME] as the owners map names them: route the finding to this owner.")

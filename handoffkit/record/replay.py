@@ -48,6 +48,8 @@ NON_STATE_TYPES = (
     "ingest_duplicate",
     "routing_run",
     "payload_issued",
+    "finding_escalated",
+    "escalation_run",
 )
 
 #: The event types written by ``findings.create_many`` / ``change`` / ``change_many``: every change to a

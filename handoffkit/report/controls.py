@@ -48,6 +48,7 @@ RULES: tuple[Rule, ...] = (
             "finding_routed",
             "routing_decided",
             "finding_escalated",
+            "escalation_run",
             "routing_run",
             "payload_issued",
             "exception_granted",
