@@ -722,6 +722,23 @@ def escalate_cmd(obj: Context, engagement: str, dry_run: bool, actor: str, fmt: 
         say(emit(result.escalated[:200], out, cols))
 
 
+@cli.command("queue")
+@engagement_option
+@click.option("--as-of", "as_of", help="The queue as the log shows it at this instant (default: now).")
+@format_option
+@click.pass_obj
+def queue_cmd(obj: Context, engagement: str, as_of: str | None, fmt: str | None) -> None:
+    """The retest queue: findings awaiting verification, their owner, age, SLA and the evidence each accepts."""
+    from handoffkit.report import views
+
+    df = views.retest_queue(obj.store, engagement, parse_instant(as_of))
+    out = obj.out_format(fmt)
+    say_list(df, out)
+    if out == "table":
+        needs = [f"  {kind}: {what}" for kind, what in views.EVIDENCE_NEEDS.items()]
+        click.echo("\n".join([f"{len(df)} finding(s) awaiting verification; evidence each kind needs:", *needs]))
+
+
 @cli.command("decide")
 @click.argument("finding_id")
 @click.option("--owner", help="TEAM/ROLE[/NAME] as the owners map names them: route the finding to this owner.")
