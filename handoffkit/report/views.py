@@ -4,7 +4,8 @@ Each view is a function returning a DataFrame, as of any instant, aggregated in 
 period prefix of the text timestamps) before anything is charted, so a record of millions of events
 charts as a few hundred rows:
 
-1. :func:`routing_decisions` — findings created vs routing decisions per disposition, per period;
+1. :func:`routing_decisions` — findings created vs routing decisions per disposition, per period
+   (and :func:`routing_decisions_taken`, the decisions people took on single findings);
 2. :func:`ticket_mapping` — linked open findings, routing misses, closure-verification misses,
    orphan tickets, severity drift (and :func:`mapping_trend` over reconciliation runs);
 3. :func:`severity_calibration` — every calibration with who / when / from / to / why, and
@@ -210,6 +211,41 @@ def routing_summary(
     with store.read() as conn:
         engagements.get(conn, engagement)
         return routing_counts(conn, engagement, start, end, _when(store, as_of))
+
+
+DECISION_COLUMNS = (
+    "finding_id",
+    "decision",
+    "owner_team",
+    "owner_role",
+    "owner_name",
+    "until",
+    "in_force",
+    "reason",
+    "actor",
+    "decided_at",
+)
+
+
+def routing_decisions_taken(
+    store: Store, engagement: str, *, as_of: datetime | date | str | None = None
+) -> pd.DataFrame:
+    """Each finding's last routing decision taken by a person (``handoffkit decide``) as of an instant:
+    an owner or a hold, with its reason, who took it and when, and ``in_force`` (a hold whose day has
+    come no longer holds); oldest first.
+
+    Returns:
+        Columns :data:`DECISION_COLUMNS`.
+    """
+    from handoffkit.workflow import decisions
+
+    when = _when(store, as_of)
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        df = decisions.log(conn, engagement, when)
+    df = df.rename(columns={"occurred_at": "decided_at"}).sort_values("decided_at", kind="stable")
+    df["in_force"] = ~(df["decision"].eq("hold") & (df["until"].fillna("") <= when[:10]))
+    return df[list(DECISION_COLUMNS)].reset_index(drop=True)
 
 
 def _ordered(df: pd.DataFrame, column: str, order: tuple[str, ...]) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from handoffkit.errors import NotFoundError, RefusedError
 from handoffkit.record import findings, replay, schema
-from handoffkit.report import checklist
+from handoffkit.report import checklist, views
 from handoffkit.workflow import decisions, triage
 from tests.builders import ACTOR, SHOP, events, finding, route, validate
 
@@ -222,3 +222,14 @@ def test_the_decision_log_reads_the_latest_decision_per_finding_as_of(store, eng
     ]
     assert then[["decision", "until", "reason"]].values.tolist() == [["hold", "2026-06-01", "first"]]
     assert lapsed.empty
+
+
+def test_the_routing_view_lists_the_decisions_taken_as_of(store, engagement, paused):
+    decisions.decide(store, paused, hold_until=date(2026, 3, 20), reason="vendor fix due", actor=ACTOR)
+    view = views.routing_decisions_taken(store, engagement, as_of="2026-03-02")
+    assert view.columns.tolist() == list(views.DECISION_COLUMNS)
+    assert view[["finding_id", "decision", "until", "in_force", "actor"]].values.tolist() == [
+        [paused, "hold", "2026-03-20", True, ACTOR]
+    ]
+    assert not views.routing_decisions_taken(store, engagement, as_of="2026-03-20")["in_force"].any()
+    assert views.routing_decisions_taken(store, engagement, as_of="2026-03-01").empty  # before it was taken
