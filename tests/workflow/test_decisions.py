@@ -12,8 +12,8 @@ from sqlalchemy import select
 from handoffkit.errors import NotFoundError, RefusedError
 from handoffkit.record import findings, replay, schema
 from handoffkit.report import checklist, views
-from handoffkit.workflow import decisions, triage
-from tests.builders import ACTOR, SHOP, events, finding, route, validate
+from handoffkit.workflow import decisions, triage, verification
+from tests.builders import ACTOR, SHOP, events, finding, route, snapshot, validate
 
 UNMAPPED = "https://unmapped.test"
 DAY2 = datetime(2026, 3, 5, 10, tzinfo=UTC)
@@ -233,3 +233,25 @@ def test_the_routing_view_lists_the_decisions_taken_as_of(store, engagement, pau
     ]
     assert not views.routing_decisions_taken(store, engagement, as_of="2026-03-20")["in_force"].any()
     assert views.routing_decisions_taken(store, engagement, as_of="2026-03-01").empty  # before it was taken
+
+
+def test_a_decision_on_a_verified_closed_or_awaiting_finding_is_refused(store, routed):
+    closed, waiting = routed
+    verification.verify(store, closed, kind="commit", evidence="shop/checkout@9f2c4e1a", actor=ACTOR)
+    before = snapshot(store)
+    with pytest.raises(RefusedError, match="is verified_closed"):
+        decisions.decide(store, closed, owner="payments/service owner", reason="reassign", actor=ACTOR)
+    with pytest.raises(RefusedError, match="is verified_closed"):
+        decisions.decide(store, closed, hold_until=date(2026, 9, 1), reason="hold", actor=ACTOR)
+    after = snapshot(store)
+    assert after["events"] == before["events"] + 2 and after["findings_versions"] == before["findings_versions"]
+    # a routed finding may be re-assigned; its due date and disposition stay as the policy set them
+    decisions.decide(store, waiting, owner="infrastructure/system administrator/Amara Okafor", reason="x", actor=ACTOR)
+    route(store)
+    row = finding(store, waiting)
+    assert (row["state"], row["disposition"], row["owner_name"], row["sla_due"]) == (
+        "routed",
+        "ticket",
+        "Amara Okafor",
+        date(2026, 5, 1),
+    )
