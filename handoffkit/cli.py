@@ -53,12 +53,43 @@ class Context:
         return "table"
 
 
+class _UsageLine(click.ClickException):
+    """A usage error as one line with a hint, instead of click's usage block."""
+
+    exit_code = 2
+
+    def __init__(self, exc: click.UsageError) -> None:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        super().__init__(" ".join(exc.format_message().split()) + hint)
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"handoffkit: error: {self.message}", err=True)
+
+
+# A group run without a command shows its help (click 8.2+): that is what was asked for, not an error.
+_HELP_ASKED = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _usage_line(exc: click.UsageError) -> click.ClickException:
+    return exc if isinstance(exc, _HELP_ASKED) else _UsageLine(exc)
+
+
 class _Group(click.Group):
-    """Maps library errors to one line and an exit code, in one place."""
+    """Maps library errors, and click's usage errors, to one line and an exit code, in one place."""
+
+    group_class = type  # subgroups (log, ingest, kev, exception) are _Groups too
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            raise _usage_line(exc) from exc
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise _usage_line(exc) from exc
         except HandoffkitError as exc:
             obj = ctx.find_object(Context)
             if obj is not None and obj.verbose:
@@ -132,7 +163,7 @@ def failed_files(rows: list[dict[str, Any]]) -> None:
             click.echo(f"handoffkit: error: {named}", err=True)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("handoffkit", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--db",
     envvar="HANDOFFKIT_DB",
@@ -265,8 +296,8 @@ def findings_cmd(obj: Context, engagement: str, as_of: str | None, fmt: str | No
     """List findings (current state, or rebuilt from the log as of a date)."""
     from handoffkit.report import listing
 
-    df = listing.finding_list(obj.store, engagement, list_filters(**filters), parse_instant(as_of))
-    say_list(df, obj.out_format(fmt))
+    when, chosen = parse_instant(as_of), list_filters(**filters)  # bad options fail before the store opens
+    say_list(listing.finding_list(obj.store, engagement, chosen, when), obj.out_format(fmt))
 
 
 @cli.command("tickets")
@@ -278,7 +309,8 @@ def tickets_cmd(obj: Context, engagement: str, fmt: str | None, **filters: Any) 
     """List tickets as last observed (--state: status category; --severity: priority band; --tool: system)."""
     from handoffkit.report import listing
 
-    say_list(listing.ticket_list(obj.store, engagement, list_filters(**filters)), obj.out_format(fmt))
+    chosen = list_filters(**filters)
+    say_list(listing.ticket_list(obj.store, engagement, chosen), obj.out_format(fmt))
 
 
 @cli.command("events")
@@ -301,14 +333,8 @@ def events_cmd(
     """List activity-log events, newest first (hashes and payloads are in `log export`)."""
     from handoffkit.report import listing
 
-    df = listing.event_list(
-        obj.store,
-        engagement,
-        list_filters(**filters),
-        types=types,
-        finding_id=finding_id,
-        as_of=parse_instant(as_of),
-    )
+    when, chosen = parse_instant(as_of), list_filters(**filters)
+    df = listing.event_list(obj.store, engagement, chosen, types=types, finding_id=finding_id, as_of=when)
     say_list(df, obj.out_format(fmt))
 
 
@@ -552,6 +578,61 @@ def ingest_tickets(
     failed_files(rows)
     if any(r.status == "failed" for r in results):
         sys.exit(3)
+
+
+@cli.group("sync")
+def sync_group() -> None:
+    """Read current state from a ticket system's API (one snapshot or nothing)."""
+
+
+def tracker_options(fn):
+    for option in reversed(
+        [
+            click.option(
+                "--params",
+                "params_file",
+                type=click.Path(dir_okay=False, exists=True),
+                help="Tracker parameters (YAML, one section per system: url, credentials, query …).",
+            ),
+            click.option("--url", help="The system's base URL (overrides the parameters)."),
+            click.option(
+                "--credentials",
+                type=click.Path(dir_okay=False),
+                help="A credentials file (token, user, password); default: HANDOFFKIT_<SYSTEM>_TOKEN etc.",
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+@sync_group.command("tickets")
+@click.option("--system", required=True, type=click.Choice(["jira", "github", "servicenow"]))
+@engagement_option
+@tracker_options
+@click.option("--since", help="GitHub: only issues updated since this ISO 8601 instant.")
+@actor_option
+@format_option
+@click.pass_obj
+def sync_tickets(
+    obj: Context,
+    system: str,
+    engagement: str,
+    params_file: str | None,
+    url: str | None,
+    credentials: str | None,
+    since: str | None,
+    actor: str,
+    fmt: str | None,
+) -> None:
+    """Pull the tickets' current state through the API and compare it with the last snapshot."""
+    from handoffkit.tickets import connection, sync
+
+    settings = connection.load_settings(params_file, system, url=url, credentials=credentials)
+    result = sync.sync_tickets(obj.store, engagement, system, settings, actor=require_actor(actor), since=since)
+    columns = ["file", "format", "requests", "pages", "tickets", "new_tickets", "linked", "orphans",
+               "closed_observed", "reopened", "renamed", "split", "severity_drift"]  # fmt: skip
+    say(emit(result if obj.out_format(fmt) == "json" else [result], obj.out_format(fmt), columns))
 
 
 @cli.group("kev")
@@ -835,7 +916,8 @@ def exception_list(obj: Context, engagement: str, status: str | None, fmt: str |
 
     if status:
         filters["states"] = (*filters["states"], status)
-    say_list(listing.exception_list(obj.store, engagement, list_filters(**filters)), obj.out_format(fmt))
+    chosen = list_filters(**filters)
+    say_list(listing.exception_list(obj.store, engagement, chosen), obj.out_format(fmt))
 
 
 @cli.command("payload")
@@ -860,6 +942,41 @@ def payload_cmd(
         click.echo(f"{result['count']} payload(s) written to {out}", err=True)
     else:
         say(result["text"])
+
+
+@cli.command("push")
+@engagement_option
+@click.option("--target", required=True, type=click.Choice(["jira", "github", "servicenow"]))
+@tracker_options
+@click.option("--apply", is_flag=True, help="Create and update the tickets (default: print the plan only).")
+@actor_option
+@format_option
+@click.pass_obj
+def push_cmd(
+    obj: Context,
+    engagement: str,
+    target: str,
+    params_file: str | None,
+    url: str | None,
+    credentials: str | None,
+    apply: bool,
+    actor: str,
+    fmt: str | None,
+) -> None:
+    """Create the tickets routed findings call for; update severity, due date and KEV on linked ones."""
+    from handoffkit.tickets import connection, push
+
+    settings = connection.load_settings(params_file, target, url=url, credentials=credentials)
+    result = push.push(obj.store, engagement, target, settings, actor=require_actor(actor), apply=apply)
+    out = obj.out_format(fmt)
+    if out == "json":
+        say(emit(result, "json"))
+        return
+    say(emit(result["steps"], out, ["finding_id", "action", "ticket_key", "changes", "done"]))
+    if out == "table":
+        verb = "done" if apply else "planned (dry run; --apply to write)"
+        counts = ", ".join(f"{n} {a}" for a, n in sorted(result["counts"].items())) or "nothing"
+        click.echo(f"{counts} {verb}; {result['requests']} request(s)", err=True)
 
 
 @cli.command("check")
@@ -927,7 +1044,16 @@ def unlink_cmd(
 @click.argument("finding_id", required=False)
 @click.option("--kind", required=True, type=click.Choice(["rescan", "retest", "commit", "attestation"]))
 @click.option(
-    "--evidence", help="A file, sha256:<hex> or run:<id> + note (retest), repo@sha or URL (commit), text (attestation)."
+    "--evidence",
+    help="A file in the evidence directory, sha256:<hex> or run:<id> + note (retest), repo@sha or URL (commit), "
+    "text (attestation).",
+)
+@click.option(
+    "--evidence-dir",
+    envvar="HANDOFFKIT_EVIDENCE_DIR",
+    show_envvar=True,
+    type=click.Path(file_okay=False),
+    help="The only directory a retest's evidence file is read from (regular files, size-capped).",
 )
 @click.option("--approver", help="Attestation: a named approver other than the owner.")
 @click.option(
@@ -944,6 +1070,7 @@ def verify_cmd(
     finding_id: str | None,
     kind: str,
     evidence: str | None,
+    evidence_dir: str | None,
     approver: str | None,
     all_absent: bool,
     engagement: str | None,
@@ -952,6 +1079,7 @@ def verify_cmd(
 ) -> None:
     """Close a finding on verification evidence (a ticket's closure never does)."""
     from handoffkit.workflow import verification
+    from handoffkit.workflow.evidence_files import EvidenceFiles
 
     if all_absent:
         if kind != "rescan" or not engagement or finding_id:
@@ -968,7 +1096,13 @@ def verify_cmd(
     say(
         emit(
             verification.verify(
-                obj.store, finding_id, kind=kind, evidence=evidence, actor=require_actor(actor), approver=approver
+                obj.store,
+                finding_id,
+                kind=kind,
+                evidence=evidence,
+                actor=require_actor(actor),
+                approver=approver,
+                evidence_files=EvidenceFiles.configured(evidence_dir),
             ),
             obj.out_format(fmt),
         )
@@ -1006,6 +1140,49 @@ def reconcile_cmd(obj: Context, engagement: str, as_of: str | None, actor: str, 
 
 
 # ---------------------------------------------------------------------------------------- report
+
+
+@cli.command("notify")
+@engagement_option
+@click.option(
+    "--webhook",
+    envvar="HANDOFFKIT_WEBHOOK_URL",
+    show_envvar=True,
+    help="Post the digest to this Slack or Teams incoming webhook (the URL is a secret: prefer the variable).",
+)
+@click.option("--webhook-format", type=click.Choice(["slack", "teams"]), default="slack", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the digest as Markdown to this file instead.")
+@click.option("--days", type=click.IntRange(min=0), default=7, show_default=True,
+              help="Exceptions expiring, and KEV matches flagged, within this many days.")  # fmt: skip
+@actor_option
+@format_option
+@click.pass_obj
+def notify_cmd(
+    obj: Context,
+    engagement: str,
+    webhook: str | None,
+    webhook_format: str,
+    out: str | None,
+    days: int,
+    actor: str,
+    fmt: str | None,
+) -> None:
+    """Send the digest (SLA breaches and due-soon, overdue reconciliation, expiring exceptions, new KEV)."""
+    from handoffkit.reconcile import digest
+
+    if out:
+        webhook = None  # --out wins over a webhook set in the environment
+    if not webhook and not out:
+        raise click.UsageError("give --webhook (or HANDOFFKIT_WEBHOOK_URL) or --out")
+    result = digest.notify(
+        obj.store, engagement, actor=require_actor(actor), webhook=webhook, webhook_format=webhook_format,
+        out=out, days=days,
+    )  # fmt: skip
+    if obj.out_format(fmt) == "json":
+        say(emit({k: v for k, v in result.items() if k != "markdown"}, "json"))
+        return
+    state = "sent to" if result["sent"] else "unchanged since the last digest to"
+    click.echo(f"digest {result['sha256'][:12]} {state} {result['destination']}", err=True)
 
 
 @cli.command("report")

@@ -141,6 +141,12 @@ def programme(store: Store, engagement: str, tmp_path: Path) -> Store:
 
 
 @pytest.fixture(scope="session")
+def httpserver_listen_address() -> tuple[str, int]:
+    """pytest-httpserver's local ticket systems and webhooks listen on the loopback address only."""
+    return ("127.0.0.1", 0)
+
+
+@pytest.fixture(scope="session")
 def corpus() -> Path:
     """The shared corpus of real public samples (``HANDOFFKIT_CORPUS`` or ``<repo>/../shared/corpus``)."""
     if not CORPUS.is_dir():

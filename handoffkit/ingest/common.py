@@ -244,7 +244,8 @@ def band(raw: str | None, source: str, place: str, mapping: Mapping[str, str] | 
     except ValueError:
         expected = sorted(set(mapping or {}) | set(SEVERITIES))
         raise InputError(
-            located(source, place, f"unknown severity {raw!r}; expected one of {', '.join(expected)}")
+            located(source, place, f"unknown severity {raw!r}; expected one of {', '.join(expected)}"),
+            reason="unknown severity",
         ) from None
 
 
@@ -292,7 +293,10 @@ def first(fields: Mapping[str, list[str]], *tags: str) -> str | None:
 def expect_dict(value: Any, source: str, place: str, what: str) -> dict[str, Any]:
     """``value`` when it is a JSON object, else an InputError naming the place."""
     if not isinstance(value, dict):
-        raise InputError(located(source, place, f"expected {what} (a JSON object), found {type(value).__name__}"))
+        raise InputError(
+            located(source, place, f"expected {what} (a JSON object), found {type(value).__name__}"),
+            reason="unexpected JSON shape",
+        )
     return value
 
 
@@ -301,7 +305,10 @@ def expect_list(value: Any, source: str, place: str, what: str) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise InputError(located(source, place, f"expected {what} (a JSON array), found {type(value).__name__}"))
+        raise InputError(
+            located(source, place, f"expected {what} (a JSON array), found {type(value).__name__}"),
+            reason="unexpected JSON shape",
+        )
     return value
 
 

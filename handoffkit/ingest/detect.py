@@ -69,7 +69,10 @@ def parse_file(data: bytes, source: str, fmt: str = "auto", *, fallback_encoding
             the supported ones), or content that is not the forced ``fmt``.
     """
     if fmt != "auto" and fmt not in PARSERS:
-        raise InputError(located(source, None, f"unknown format {fmt!r}; expected auto or one of {', '.join(FORMATS)}"))
+        raise InputError(
+            located(source, None, f"unknown format {fmt!r}; expected auto or one of {', '.join(FORMATS)}"),
+            reason="unknown format requested",
+        )
     container = _container(data, source)
     if fmt == "auto":
         candidates = [p for p in PARSERS.values() if container in p.CONTAINERS]
@@ -82,7 +85,8 @@ def parse_file(data: bytes, source: str, fmt: str = "auto", *, fallback_encoding
                 None,
                 f"content looks like {container.upper()}, but format {fmt!r} "
                 f"reads {' or '.join(c.upper() for c in PARSERS[fmt].CONTAINERS)}",
-            )
+            ),
+            reason="not the format requested",
         )
     with _gc_paused():
         doc = _load(container, data, source, fallback_encoding)
@@ -94,10 +98,12 @@ def parse_file(data: bytes, source: str, fmt: str = "auto", *, fallback_encoding
             return result
     if fmt != "auto":
         raise InputError(
-            located(source, None, f"not a {fmt} file ({_describe(doc)}); check the format, or use auto to detect it")
+            located(source, None, f"not a {fmt} file ({_describe(doc)}); check the format, or use auto to detect it"),
+            reason="not the format requested",
         )
     raise InputError(
-        located(source, None, f"unknown scan format ({_describe(doc)}); supported formats: {', '.join(FORMATS)}")
+        located(source, None, f"unknown scan format ({_describe(doc)}); supported formats: {', '.join(FORMATS)}"),
+        reason="unknown scan format",
     )
 
 
@@ -113,7 +119,8 @@ def _parse(parser: ModuleType, doc: Any, source: str) -> ParseResult:
                 None,
                 f"malformed {parser.FORMAT} file: a field has an unexpected type or shape "
                 f"({type(exc).__name__}: {exc})",
-            )
+            ),
+            reason="a field has an unexpected type or shape",
         ) from exc
 
 
@@ -143,7 +150,9 @@ def _container(data: bytes, source: str) -> str:
     else:
         start = head.decode("utf-8", errors="ignore").lstrip()
     if not start:
-        raise InputError(located(source, None, f"empty file; expected a scanner output ({', '.join(FORMATS)})"))
+        raise InputError(
+            located(source, None, f"empty file; expected a scanner output ({', '.join(FORMATS)})"), reason="empty file"
+        )
     return {"{": "json", "[": "json", "<": "xml"}.get(start[0], "csv")
 
 
@@ -184,7 +193,7 @@ def _load_json(data: bytes, source: str) -> Any:
             raise
         if place is None:
             raise
-        raise InputError(located(source, place, f"{reason}; refused")) from cause
+        raise InputError(located(source, place, f"{reason}; refused"), reason=exc.reason) from cause
 
 
 def _json_constant(data: bytes) -> str | None:
@@ -243,7 +252,9 @@ def _load_xml(data: bytes, source: str) -> Element:
         raise _hostile(source, data, exc) from exc
     except ParseError as exc:
         line, col = exc.position
-        raise InputError(located(source, f"{line}:{col + 1}", f"malformed XML: {str(exc).split(':')[0]}")) from exc
+        raise InputError(
+            located(source, f"{line}:{col + 1}", f"malformed XML: {str(exc).split(':')[0]}"), reason="malformed XML"
+        ) from exc
 
 
 _DECLARATION = {"DTDForbidden": b"<!DOCTYPE", "EntitiesForbidden": b"<!ENTITY", "ExternalReferenceForbidden": b"SYSTEM"}
@@ -258,5 +269,6 @@ def _hostile(source: str, data: bytes, exc: DefusedXmlException) -> InputError:
             source,
             place,
             f"refused hostile XML: {exc} (DTDs, entity declarations and external references are not accepted)",
-        )
+        ),
+        reason="hostile XML (a DTD, entity or external reference)",
     )

@@ -42,6 +42,7 @@ from handoffkit.record.log import Event, Source, append, log_event
 from handoffkit.record.model import OPEN_STATES, NormalisedFinding, ParseResult
 from handoffkit.record.owners import parents
 from handoffkit.record.people import require_actor
+from handoffkit.record.refusals import as_refusal, refusal
 from handoffkit.record.store import Store, bulk_insert
 
 Progress = Callable[[str], None]
@@ -125,6 +126,7 @@ def _ingest_file(
 ) -> FileResult:
     result = FileResult(file=str(path))
     source: Source | None = None
+    data: bytes | None = None
     try:
         data = read_bytes(path)
         result.sha256 = sha256_bytes(data)
@@ -154,9 +156,10 @@ def _ingest_file(
             f"{path}: {result.new:,} new, {result.seen_again:,} seen again, {result.reopened:,} reopened, "
             f"{result.absent_in_rescan:,} absent in rescan"
         )
-    except HandoffkitError as exc:
-        result.status, result.error = "failed", str(exc)
-        _log_failure(store, engagement, actor, source, path, exc)
+    except (HandoffkitError, UnicodeError) as exc:
+        error = as_refusal(exc, str(path))
+        result.status, result.error = "failed", str(error)
+        _log_failure(store, engagement, actor, source, path, data, error)
     return result
 
 
@@ -184,8 +187,16 @@ def _duplicate(store: Store, engagement: str, actor: str, source: Source, scanne
 
 
 def _log_failure(
-    store: Store, engagement: str, actor: str, source: Source | None, path: Path, exc: HandoffkitError
+    store: Store,
+    engagement: str,
+    actor: str,
+    source: Source | None,
+    path: Path,
+    data: bytes | None,
+    exc: HandoffkitError,
 ) -> None:
+    """One ``scan_refused`` failure event: the file's name, hash, size, place and a fixed reason (never
+    its bytes, :mod:`~handoffkit.record.refusals`), and the gate's result without the values it quotes."""
     quality_result = getattr(exc, "result", None)
     with store.write() as conn:
         if quality_result is not None:
@@ -200,7 +211,7 @@ def _log_failure(
                     engagement=engagement,
                     outcome="failure",
                     source=source,
-                    data={"file": str(path), "reason": str(exc), "kind": type(exc).__name__},
+                    data=refusal(exc, path, data),
                 )
             ],
         )
@@ -215,7 +226,7 @@ def _keep_validation(
             subject=subject,
             sha256=source.sha256 if source else None,
             success=result.success,
-            result=json.dumps(result.result, sort_keys=True),
+            result=json.dumps(result.stored(), sort_keys=True),
             created_at=store.now(),
         )
     ).inserted_primary_key[0]

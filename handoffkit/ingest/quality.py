@@ -34,6 +34,19 @@ class QualityResult:
     result: dict[str, Any]
     """Great Expectations' validation result, as JSON."""
 
+    def stored(self) -> dict[str, Any]:
+        """The result as the record keeps it: GX's JSON with every value and row reference it quotes from
+        the batch left out (counts and percentages stay) — a refused file's content is never stored."""
+        results = [
+            {
+                **r,
+                "result": {k: v for k, v in (r.get("result") or {}).items() if isinstance(v, int | float | None)},
+                "exception_info": {"raised_exception": bool((r.get("exception_info") or {}).get("raised_exception"))},
+            }
+            for r in self.result.get("results", [])
+        ]
+        return {**self.result, "results": results}
+
     def summary(self) -> dict[str, Any]:
         stats = self.result.get("statistics", {})
         return {

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from handoffkit.errors import ConfigError
 from handoffkit.reconcile import sources
 from handoffkit.reconcile.categories import CATEGORIES, FINDING_CATEGORIES, HEADLINE, TICKET_CATEGORIES
 from handoffkit.reconcile.passes import TOTALS, found
@@ -93,6 +94,8 @@ def reconcile(
     interval in which it was run, and the trend of runs leaves it out (it describes another instant).
     """
     now = store.now()
+    if actor is not None and not record:  # the call of 0.1 that logged the run: never drop it silently
+        raise ConfigError("reconcile: an actor without record=True records nothing; pass record=True to log the run")
     if record:
         actor = require_actor(actor or "")
     with store.read() as conn:

@@ -3,13 +3,13 @@
 A spreadsheet runs a cell that starts with ``=``, ``+``, ``-``, ``@``, tab, CR or LF as a formula
 (OWASP "CSV injection"); record text is attacker-influenced (a scanner reports what a target says about
 itself), so every such cell gets a leading ``'``. Quotes already leading the text count too: ``'=1``
-becomes ``''=1``, so that :func:`unsafe_cell` gives the record's value back. Every cell is quoted.
+becomes ``''=1``, so that :func:`unsafe_cell` gives the record's value back. Every cell is quoted, the
+header's too. Every CSV handoffkit writes — command output, ticket payloads, the activity-log export —
+is written by this module; ``tests/cli/test_csv.py`` runs each with formula canaries in every field.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -41,8 +41,9 @@ def unsafe_cell(text: str) -> str:
 
 
 def header_line(columns: Sequence[str]) -> str:
-    """The header record (column names are ours, never record text)."""
-    return quoted_line(list(columns))
+    """The header record, formula-safe too: a column may be named by configuration (the policy's Jira
+    custom field), not only by handoffkit."""
+    return quoted_line(safe_cells(columns))
 
 
 def line(values: Iterable[Any]) -> str:
@@ -55,10 +56,6 @@ def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
     return header_line(columns) + "".join(quoted_line([safe_cell(row.get(c)) for c in columns]) for row in rows)
 
 
-def rows_to_csv(header: Sequence[str], rows: Iterable[Sequence[Any]], *, lineterminator: str = "\n") -> str:
+def rows_to_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A CSV from positional rows (a repeated column name, as Jira's importer wants, is allowed)."""
-    out = io.StringIO()
-    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator=lineterminator)
-    writer.writerow(list(header))
-    writer.writerows([safe_cell(v) for v in row] for row in rows)
-    return out.getvalue()
+    return header_line(header) + "".join(quoted_line([safe_cell(v) for v in row]) for row in rows)

@@ -16,6 +16,9 @@ from handoffkit.record.log import Event, Source, append
 from handoffkit.record.policy import Policy, load_policy, policy_from_document
 from handoffkit.record.store import Store
 
+KEY_LENGTH = schema.engagements.c.key.type.length
+"""The engagement key's column width: a longer key is refused before any backend truncates or rejects it."""
+
 
 @dataclass
 class InitResult:
@@ -47,6 +50,8 @@ def init(
     """
     if not key or not key.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"engagement key {key!r}: expected letters, digits, '-' or '_'")
+    if len(key) > KEY_LENGTH:
+        raise ConfigError(f"engagement key {key[:16]!r}… is {len(key)} characters; expected at most {KEY_LENGTH}")
     policy = load_policy(policy_path)
     defaulted = [name for name in Policy.model_fields if name not in policy.model_fields_set]
     policy_bytes = Path(policy_path).read_bytes()

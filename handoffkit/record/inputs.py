@@ -18,6 +18,8 @@ import csv
 import io
 import json
 import os
+import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,22 +35,32 @@ DEFAULT_MAX_BYTES = int(os.environ.get("HANDOFFKIT_MAX_INPUT_BYTES", str(2 * 102
 
 
 def read_bytes(path: str | Path, max_bytes: int | None = None) -> bytes:
-    """Read a whole input file, refusing one larger than the cap."""
+    """Read a whole input file: a regular file (not a device, pipe or directory) no larger than the cap."""
     cap = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
     p = Path(path)
     try:
-        size = p.stat().st_size
-        if size > cap:
+        info = p.stat()
+        if not stat.S_ISREG(info.st_mode):
             raise InputError(
-                located(
-                    str(p),
-                    None,
-                    f"file is {size} bytes, over the {cap}-byte cap (raise HANDOFFKIT_MAX_INPUT_BYTES to accept it)",
-                )
+                located(str(p), None, "not a regular file (a device, pipe or directory); expected a file"),
+                reason="not a regular file",
             )
-        return p.read_bytes()
+        if info.st_size > cap:
+            raise _over_cap(p, cap)
+        with p.open("rb") as fh:
+            data = fh.read(cap + 1)  # one byte past the cap: a file that grew since the check is refused too
     except OSError as exc:
-        raise InputError(located(str(p), None, f"cannot read: {exc.strerror or exc}")) from exc
+        raise InputError(located(str(p), None, f"cannot read: {exc.strerror or exc}"), reason="cannot be read") from exc
+    if len(data) > cap:
+        raise _over_cap(p, cap)
+    return data
+
+
+def _over_cap(p: Path, cap: int) -> InputError:
+    return InputError(
+        located(str(p), None, f"file is over the {cap}-byte cap (raise HANDOFFKIT_MAX_INPUT_BYTES to accept it)"),
+        reason="over the size cap",
+    )
 
 
 # --------------------------------------------------------------------------------------------- JSON
@@ -90,11 +102,35 @@ def decode_text(data: bytes, source: str) -> str:
     else:
         encoding = "utf-8"
     try:
-        return data.decode(encoding)
+        text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise InputError(
-            located(source, f"byte {exc.start}", f"not valid {encoding.upper()} text ({exc.reason})")
+            located(source, f"byte {exc.start}", f"not valid {encoding.upper()} text ({exc.reason})"),
+            reason="not valid text in its encoding",
         ) from exc
+    refuse_nul(text, source)
+    return text
+
+
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+r"""A ``\u0000`` escape that is not the tail of an escaped backslash (``\\u0000`` is the text ``\u0000``)."""
+
+
+def refuse_nul(text: str, source: str) -> None:
+    r"""Refuse text holding a NUL character, raw or as JSON's ``\u0000`` escape, naming where it is.
+
+    No export has a reason to carry one; SQLite would store it and PostgreSQL refuses it mid-transaction,
+    so it is refused here, before either backend sees it.
+    """
+    pos = text.find("\x00")
+    if pos < 0 and "\\u0000" in text:
+        match = _JSON_NUL.search(text)
+        pos = match.end() - len("\\u0000") if match else -1
+    if pos >= 0:
+        raise InputError(
+            located(source, _line_col(text, pos), "a NUL character; expected text without NUL (binary or corrupt?)"),
+            reason="holds a NUL character",
+        )
 
 
 def _line_col(text: str, pos: int) -> str:
@@ -109,7 +145,9 @@ def load_json(data: bytes | str, source: str) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_unique_pairs, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
-        raise InputError(located(source, f"{exc.lineno}:{exc.colno}", f"invalid JSON: {exc.msg}")) from exc
+        raise InputError(
+            located(source, f"{exc.lineno}:{exc.colno}", f"invalid JSON: {exc.msg}"), reason="invalid JSON"
+        ) from exc
     except _DuplicateKey as exc:
         raise InputError(
             located(
@@ -117,12 +155,16 @@ def load_json(data: bytes | str, source: str) -> Any:
                 _where_duplicate(text, exc.key),
                 f"duplicate key {exc.key!r} in one JSON object; "
                 "expected each key once (which value is meant is ambiguous)",
-            )
+            ),
+            reason="duplicate key in a JSON object",
         ) from exc
     except RecursionError as exc:
-        raise InputError(located(source, None, "JSON nested too deeply to be a real export; refused")) from exc
+        raise InputError(
+            located(source, None, "JSON nested too deeply to be a real export; refused"),
+            reason="JSON nested too deeply",
+        ) from exc
     except ValueError as exc:  # NaN / Infinity
-        raise InputError(located(source, None, f"invalid JSON: {exc}")) from exc
+        raise InputError(located(source, None, f"invalid JSON: {exc}"), reason="invalid JSON") from exc
 
 
 def _where_duplicate(text: str, key: str) -> str | None:
@@ -162,11 +204,14 @@ def parse_xml(data: bytes, source: str) -> Element:
                 source,
                 None,
                 f"refused hostile XML: {exc} (DTDs, entity declarations and external references are not accepted)",
-            )
+            ),
+            reason="hostile XML (a DTD, entity or external reference)",
         ) from exc
     except ParseError as exc:
         line, col = exc.position
-        raise InputError(located(source, f"{line}:{col + 1}", f"malformed XML: {_xml_reason(exc)}")) from exc
+        raise InputError(
+            located(source, f"{line}:{col + 1}", f"malformed XML: {_xml_reason(exc)}"), reason="malformed XML"
+        ) from exc
 
 
 def _xml_reason(exc: ParseError) -> str:
@@ -192,24 +237,30 @@ class CsvTable:
 
 
 def _decode_csv(data: bytes, source: str, fallback: str | None) -> tuple[str, str]:
+    """The text and the encoding read; any byte that does not decode fails the file, naming its line."""
     if data.startswith(codecs.BOM_UTF8):
-        return data[len(codecs.BOM_UTF8) :].decode("utf-8", errors="strict"), "utf-8-sig"
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16"), "utf-16"
+        body, codec, encoding = data[len(codecs.BOM_UTF8) :], "utf-8", "utf-8-sig"
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        body, codec, encoding = data, "utf-16", "utf-16"
+    else:
+        body, codec, encoding = data, "utf-8", "utf-8"
     try:
-        return data.decode("utf-8"), "utf-8"
+        text = body.decode(codec)
     except UnicodeDecodeError as exc:
-        if fallback:
-            return data.decode(fallback), fallback
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(
-            located(
-                source,
-                f"{line} (byte {exc.start})",
-                "not UTF-8 text; expected UTF-8, UTF-8 with BOM or UTF-16 with BOM "
-                "(for a Windows-1252 export pass the cp1252 fallback explicitly)",
-            )
-        ) from exc
+        if not (fallback and encoding == "utf-8"):
+            line = body[: exc.start].decode(codec, errors="ignore").count("\n") + 1
+            raise InputError(
+                located(
+                    source,
+                    f"{line} (byte {exc.start + len(data) - len(body)})",
+                    f"not {codec.upper()} text ({exc.reason}); expected UTF-8, UTF-8 with BOM or UTF-16 "
+                    "with BOM (for a Windows-1252 export pass the cp1252 fallback explicitly)",
+                ),
+                reason="not valid text in its encoding",
+            ) from exc
+        text, encoding = data.decode(fallback), fallback
+    refuse_nul(text, source)
+    return text, encoding
 
 
 def _sniff_delimiter(text: str) -> str:
@@ -233,9 +284,9 @@ def read_csv(data: bytes, source: str, *, fallback_encoding: str | None = None) 
     try:
         header = next(reader)
     except StopIteration:
-        raise InputError(located(source, "1", "empty file; expected a header row")) from None
+        raise InputError(located(source, "1", "empty file; expected a header row"), reason="empty file") from None
     except csv.Error as exc:
-        raise InputError(located(source, "1", f"malformed CSV header: {exc}")) from exc
+        raise InputError(located(source, "1", f"malformed CSV header: {exc}"), reason="malformed CSV") from exc
     headers: list[str] = []
     positions: dict[str, list[int]] = {}
     for i, name in enumerate(header):
@@ -253,9 +304,16 @@ def read_csv(data: bytes, source: str, *, fallback_encoding: str | None = None) 
             if not any(cell.strip() for cell in record):
                 empty += 1
             else:
-                if len(record) > len(header):
+                if len(record) != len(header):
+                    # A short row is what a file cut mid-row leaves behind: refused, never padded.
                     raise InputError(
-                        located(source, str(start), f"row has {len(record)} cells, the header {len(header)}")
+                        located(
+                            source,
+                            str(start),
+                            f"row has {len(record)} cells, the header {len(header)}"
+                            + (" (a truncated file?)" if len(record) < len(header) else ""),
+                        ),
+                        reason="a row's cell count differs from the header's",
                     )
                 row: dict[str, Any] = {}
                 for name in headers:
@@ -273,6 +331,7 @@ def read_csv(data: bytes, source: str, *, fallback_encoding: str | None = None) 
                 source,
                 str(start),
                 f"malformed CSV: {exc} (a quoted cell that never closes usually means a truncated file)",
-            )
+            ),
+            reason="malformed CSV",
         ) from exc
     return CsvTable(headers, rows, lines, encoding, delimiter, repeated, empty)

@@ -48,10 +48,14 @@ OUTCOMES = ("success", "denied", "failure")
 
 @dataclass(slots=True)
 class Source:
-    """The file an event's action read, for the event's origin."""
+    """The file (or API) an event's action read, for the event's origin.
+
+    ``detail`` adds what a read from an API needs to be traced: the query and each response's SHA-256.
+    """
 
     file: str
     sha256: str
+    detail: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -77,6 +81,7 @@ def origin(source: Source | None = None) -> dict[str, Any]:
     if source is not None:
         out["file"] = source.file
         out["sha256"] = source.sha256
+        out.update(source.detail or {})
     return out
 
 
@@ -155,7 +160,8 @@ def mutation(store: Store, template: Event) -> Iterator[Connection]:
                 ticket_key=template.ticket_key,
                 outcome=outcome,
                 source=template.source,
-                data={**template.data, "reason": str(exc)},
+                # A rule's or a concurrent edit's message is ours; bad input is stored without its bytes.
+                data={**template.data, **(exc.refusal() if isinstance(exc, InputError) else {"reason": str(exc)})},
             ),
         )
         raise

@@ -49,7 +49,7 @@ def load_owners(path: str | Path) -> tuple[list[dict[str, Any]], bytes]:
     try:
         table = read_csv(data, str(path))
     except InputError as exc:
-        raise ConfigError(str(exc)) from exc
+        raise ConfigError(str(exc), reason=exc.reason) from exc
     missing = [c for c in COLUMNS if c not in table.headers]
     if missing:
         raise ConfigError(f"{path}:1: missing column(s) {', '.join(missing)}; expected {', '.join(COLUMNS)}")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from handoffkit.errors import ConfigError
+from handoffkit.errors import ConfigError, InputError
 from handoffkit.record import ids
 from handoffkit.record.canonical import canonical_json
 from handoffkit.record.model import DISPOSITIONS, SEVERITIES, VERIFICATION_KINDS
@@ -80,9 +80,13 @@ class CanonicalRecord(_Strict):
     downstream: list[System] = Field(default_factory=lambda: ["jira"], min_length=1)
 
 
+MAX_SLA_DAYS = 3650
+"""Ten years: an SLA longer than that is a typo (days for hours, an extra digit), not a policy."""
+
+
 class BandRule(_Strict):
     disposition: Disposition
-    sla_days: int | None = Field(default=None, gt=0)
+    sla_days: int | None = Field(default=None, gt=0, le=MAX_SLA_DAYS)
     """Days from validation to the due date; ``null`` for no SLA (record-only findings)."""
     escalation: str | None = None
     """``TEAM/ROLE[/NAME]`` a finding of this band past its due date is escalated to (optional)."""
@@ -109,7 +113,7 @@ class KevOverride(_Strict):
     """A KEV-listed CVE routes to ``disposition`` with ``sla_days`` (or the catalog's earlier due date)."""
 
     disposition: Disposition = "ticket"
-    sla_days: int = Field(default=14, gt=0)
+    sla_days: int = Field(default=14, gt=0, le=MAX_SLA_DAYS)
     use_catalog_due_date: bool = True
 
 
@@ -267,12 +271,41 @@ assert set(DISPOSITIONS) == set(Disposition.__args__)  # type: ignore[attr-defin
 
 def load_policy(path: str | Path) -> Policy:
     """Read and validate a policy YAML file; errors are one line with file:line and the key path."""
+    from handoffkit.record.inputs import read_bytes
+
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read the policy: {exc.strerror or exc}") from exc
-    return parse_policy(text, str(p))
+        data = read_bytes(p, MAX_POLICY_BYTES)  # a regular file, capped: never a device or a pipe that never ends
+    except InputError as exc:
+        if isinstance(exc.__cause__, OSError):
+            why = exc.__cause__.strerror or exc.__cause__
+            raise ConfigError(f"{p}: cannot read the policy: {why}", reason=exc.reason) from exc
+        raise ConfigError(str(exc), reason=exc.reason) from exc
+    return parse_policy(_policy_text(data, str(p)), str(p))
+
+
+MAX_POLICY_BYTES = 1024**2
+"""A policy is a page of YAML; a megabyte is far more than any needs."""
+
+
+def _policy_text(data: bytes, source: str) -> str:
+    """The policy's text: UTF-8 (a BOM tolerated), with no NUL — a binary file is refused at its place."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{source}:{line} (byte {exc.start}): not UTF-8 text ({exc.reason}); expected a UTF-8 YAML policy",
+            reason="policy is not UTF-8 text",
+        ) from exc
+    nul = text.find("\x00")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise ConfigError(
+            f"{source}:{line}: a NUL character; expected a YAML text file, not a binary one",
+            reason="policy holds a NUL character",
+        )
+    return text
 
 
 def parse_policy(text: str, source: str) -> Policy:
@@ -284,7 +317,9 @@ def parse_policy(text: str, source: str) -> Policy:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{mark.line + 1}:{mark.column + 1}" if mark else "?"
-        raise ConfigError(f"{source}:{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise ConfigError(f"{source}:{where}: not valid YAML: {problem}", reason="not valid YAML") from exc
+    _refuse_duplicate_keys(root, source)
     if not isinstance(data, dict):
         raise ConfigError(f"{source}:1: expected a mapping with the keys {', '.join(Policy.model_fields)}")
     try:
@@ -306,6 +341,34 @@ def _check_escalations(policy: Policy, root: yaml.Node | None, source: str) -> N
                 f"{source}:{_line_of(root, loc)}: {'.'.join(loc)}: team {owner['owner_team']!r} is a shared queue "
                 "(ownership.shared_queues); escalate to a named team and role"
             )
+
+
+def _refuse_duplicate_keys(node: yaml.Node | None, source: str) -> None:
+    """YAML's loader keeps the last of two equal keys silently; in a policy that hides a decision."""
+    import yaml
+
+    stack = [node] if node is not None else []
+    visited: set[int] = set()  # an alias shares its node: each is walked once (no alias bomb)
+    while stack:
+        current = stack.pop()
+        if id(current) in visited:
+            continue
+        visited.add(id(current))
+        if isinstance(current, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in current.value:
+                name = str(key.value)
+                if name in seen:
+                    mark = key.start_mark
+                    raise ConfigError(
+                        f"{source}:{mark.line + 1}:{mark.column + 1}: key {name!r} appears twice in one mapping "
+                        f"(first on line {seen[name]}); expected each key once",
+                        reason="duplicate key",
+                    )
+                seen[name] = key.start_mark.line + 1
+                stack.append(value)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
 
 
 def policy_from_document(document: dict[str, Any]) -> Policy:

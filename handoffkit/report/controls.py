@@ -56,6 +56,10 @@ RULES: tuple[Rule, ...] = (
             "exception_expired",
             "ticket_import",
             "ticket_import_refused",
+            "ticket_import_duplicate",
+            "ticket_sync_refused",
+            "push_run",
+            "push_refused",
             "ticket_seen",
             "ticket_reopened",
             "orphan_ticket_seen",
@@ -66,9 +70,20 @@ RULES: tuple[Rule, ...] = (
         "deciding and following the response: routing, accepted risk, the tickets and their reconciliation",
     ),
     Rule(
-        ("link_added", "link_removed", "ticket_renamed", "ticket_split", "ticket_closed_observed"),
+        (
+            "link_added",
+            "link_removed",
+            "ticket_renamed",
+            "ticket_split",
+            "ticket_closed_observed",
+            "ticket_created",
+            "ticket_found",
+            "ticket_updated",
+            "ticket_adopted",
+        ),
         (_VULN, ("CC7.2", "CC8.1"), ("6.3.3",), ("SI-2", "CM-3")),
-        "the ticket is the change record: linking, renaming, splitting and closing it track the change",
+        "the ticket is the change record: creating, linking, updating, renaming, splitting and closing it "
+        "track the change",
     ),
     Rule(
         ("finding_verified_closed",),
@@ -98,9 +113,9 @@ RULES: tuple[Rule, ...] = (
         "the handoff policy and ownership are configuration, changed under control and versioned",
     ),
     Rule(
-        ("log_verified", "log_exported", "report_rendered"),
+        ("log_verified", "log_exported", "report_rendered", "digest_sent"),
         (_VULN, ("CC7.2",), (), ()),
-        "oversight of the programme: the log checked and exported, leadership's report rendered",
+        "oversight of the programme: the log checked and exported, leadership's report rendered, the digest sent",
     ),
 )
 

@@ -54,7 +54,18 @@ def parse_export(data: bytes, source: str, system: str, *, jira_names: Mapping[s
         close = difflib.get_close_matches(system, SYSTEMS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(f"unknown ticket system {system!r}{hint}; expected one of {', '.join(SYSTEMS)}")
-    doc = _read_document(data, source)
+    return parse_document(_read_document(data, source), source, system, jira_names=jira_names)
+
+
+def parse_document(doc: Any, source: str, system: str, *, jira_names: Mapping[str, str] | None = None) -> TicketExport:
+    """:func:`parse_export` of an already decoded document (a JSON value or a CSV table), e.g. an API page.
+
+    Raises:
+        ValueError: ``system`` is not one of :data:`SYSTEMS`.
+        InputError: not an export of ``system``.
+    """
+    if system not in SYSTEMS:
+        raise ValueError(f"unknown ticket system {system!r}; expected one of {', '.join(SYSTEMS)}")
     try:
         if system == "jira":
             layout, tickets, skipped = jira.parse_document(doc, source, jira_names)

@@ -248,9 +248,9 @@ def issue(
             raise RefusedError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
         engagements.get(conn, engagement)
         policy = engagements.policy(conn, engagement)
-        rows = _eligible(conn, engagement, finding_ids)
+        rows = eligible(conn, engagement, finding_ids)
         checker = validator_for(json_schema(policy, engagement))
-        evidence = _evidence_sha(conn, [r["finding_id"] for r in rows])
+        evidence = evidence_sha(conn, [r["finding_id"] for r in rows])
         neutrals = [neutral(r, policy, evidence.get(r["finding_id"])) for r in rows]
         for p in neutrals:
             validate(p, checker)
@@ -287,7 +287,8 @@ def _flat_csv(rendered: list[dict[str, Any]]) -> str:
     return to_csv(rendered, columns)
 
 
-def _eligible(conn, engagement: str, finding_ids: Sequence[str] | None) -> list[dict[str, Any]]:
+def eligible(conn, engagement: str, finding_ids: Sequence[str] | None) -> list[dict[str, Any]]:
+    """Findings routed to a ticket with a resolved owner (all of them, or exactly ``finding_ids``)."""
     f = schema.findings.c
     stmt = select(schema.findings).where(f.engagement == engagement).order_by(f.number)
     if finding_ids:
@@ -320,7 +321,8 @@ def _is_eligible(r: dict[str, Any]) -> bool:
     return r["state"] == ELIGIBLE_STATE and r["disposition"] == "ticket" and bool(r["owner_team"])
 
 
-def _evidence_sha(conn, ids: list[str]) -> dict[str, str]:
+def evidence_sha(conn, ids: list[str]) -> dict[str, str]:
+    """The SHA-256 of each finding's first scanner output (the payload names it, never copies it)."""
     e = schema.evidence.c
     out: dict[str, str] = {}
     for start in range(0, len(ids), 10_000):

@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -35,8 +35,12 @@ from handoffkit.record.inputs import read_bytes
 from handoffkit.record.log import Event, Source, append, log_event
 from handoffkit.record.model import TicketSnapshot
 from handoffkit.record.people import require_actor
+from handoffkit.record.refusals import as_refusal, refusal
 from handoffkit.record.store import Store, bulk_insert
 from handoffkit.tickets import evidence, links
+
+if TYPE_CHECKING:
+    from handoffkit.tickets.detect import TicketExport
 
 T = schema.tickets
 CHUNK = 10_000
@@ -85,19 +89,22 @@ def ingest_tickets(
     results = []
     for path in paths:
         result = TicketFileResult(file=str(path), system=system)
-        source = None
+        source, data = None, None
         try:
             data = read_bytes(path)
             result.sha256 = sha256_bytes(data)
             source = Source(str(path), result.sha256)
             if system == "defectdojo":
                 _import_dojo_links(store, engagement, data, source, actor, result)
+            elif _duplicate(store, engagement, system, source, actor, result):
+                pass
             else:
                 _import_export(store, engagement, policy, data, source, system, actor, result)
             if progress:
                 progress(f"{path}: {result.tickets} tickets, {result.linked} links, {result.orphans} orphans")
         except (HandoffkitError, ValueError) as exc:
-            result.status, result.error = "failed", str(exc)
+            error = as_refusal(exc, str(path))
+            result.status, result.error = "failed", str(error)
             log_event(
                 store,
                 Event(
@@ -106,11 +113,39 @@ def ingest_tickets(
                     engagement=engagement,
                     outcome="failure",
                     source=source,
-                    data={"file": str(path), "system": system, "reason": str(exc)},
+                    data={**refusal(error, path, data), "system": system},
                 ),
             )
         results.append(result)
     return results
+
+
+def _duplicate(
+    store: Store, engagement: str, system: str, source: Source, actor: str, result: TicketFileResult
+) -> bool:
+    """Was this very export (same bytes) of ``system`` imported into the engagement already? Then it adds
+    no snapshot — it observes nothing new — and logs one ``ticket_import_duplicate`` event."""
+    i = schema.ticket_imports.c
+    with store.read() as conn:
+        found = conn.execute(
+            select(i.import_id, i.format, i.count)
+            .where(i.engagement == engagement, i.system == system, i.sha256 == source.sha256)
+            .order_by(i.import_id)
+        ).first()
+    if found is None:
+        return False
+    result.status, result.format, result.tickets = "duplicate", found.format, found.count
+    log_event(
+        store,
+        Event(
+            type="ticket_import_duplicate",
+            actor=actor,
+            engagement=engagement,
+            source=source,
+            data={"system": system, "sha256": source.sha256, "import_id": found.import_id},
+        ),
+    )
+    return True
 
 
 def _import_export(
@@ -124,9 +159,32 @@ def _import_export(
     result: TicketFileResult,
 ) -> None:
     from handoffkit.tickets.detect import parse_export
-    from handoffkit.tickets.finding_ids import extract_finding_ids
 
     export = parse_export(data, source.file, system)
+    import_export(store, engagement, policy, export, source, actor, result, name=Path(source.file).name)
+
+
+def import_export(
+    store: Store,
+    engagement: str,
+    policy: Any,
+    export: TicketExport,
+    source: Source,
+    actor: str,
+    result: TicketFileResult,
+    *,
+    name: str,
+    history: dict[str, list[dict[str, Any]]] | None = None,
+) -> None:
+    """Write one parsed export as a snapshot and its events, in one transaction (a file's or a sync's).
+
+    ``name`` is what the import is listed under (the file name, or the API's base URL). ``history``
+    (ticket key → its tracker's change history of title and priority, from a sync) is added to that
+    ticket's ``ticket_renamed`` and ``severity_drift_observed`` events as ``changelog``: who edited, when.
+    """
+    from handoffkit.tickets.finding_ids import extract_finding_ids
+
+    system = export.system
     result.format, result.tickets = export.format, len(export.tickets)
     result.skipped = [{"reason": r, "count": c} for r, c in sorted(export.skipped.items())]
     permalink = re.compile(policy.ticket_payload.permalink_pattern(engagement))
@@ -141,7 +199,7 @@ def _import_export(
                 engagement=engagement,
                 system=system,
                 sha256=source.sha256,
-                file_name=Path(source.file).name,
+                file_name=name,
                 format=export.format,
                 observed_at=now,
                 actor=actor,
@@ -161,6 +219,7 @@ def _import_export(
             result,
             _findings(conn, engagement, all_ids),
             links.link_states(conn, all_ids),
+            history=history or {},
         )
         rows = []
         for ticket in export.tickets:
@@ -307,6 +366,7 @@ class _Batch:
     result: TicketFileResult
     known: dict[str, dict[str, Any]]
     link_state: dict[str, dict[tuple[str, str], bool]]
+    history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     changes: list[findings.Change] = field(default_factory=list)
     new_links: list[dict[str, Any]] = field(default_factory=list)
@@ -335,7 +395,8 @@ class _Batch:
             newly_linked = finding["finding_id"] in ids and self._link(finding, ticket.key)
             if before is not None and before.title != ticket.title:
                 self.result.renamed += 1
-                self._event(ticket.key, "ticket_renamed", {"from": before.title, "to": ticket.title}, finding)
+                renamed = {"from": before.title, "to": ticket.title} | self._changes(ticket.key, "title")
+                self._event(ticket.key, "ticket_renamed", renamed, finding)
             self._status(ticket, before, finding, newly_linked)
             priority_edited = before is None or (before.priority or "") != (ticket.priority or "")
             if priority_edited and band is not None and band != finding["severity"]:
@@ -348,9 +409,15 @@ class _Batch:
                         "ticket_band": band,
                         "record_severity": finding["severity"],
                         "previous_priority": before.priority if before is not None else None,
-                    },
+                    }
+                    | self._changes(ticket.key, "priority"),
                     finding,
                 )
+
+    def _changes(self, key: str, field_name: str) -> dict[str, Any]:
+        """The tracker's own record of the edits of one field (a sync's changelog), when it has one."""
+        edits = [h for h in self.history.get(key, []) if h["field"] == field_name]
+        return {"changelog": edits} if edits else {}
 
     def _event(self, key: str, type_: str, data: dict[str, Any], finding: dict[str, Any] | None = None) -> None:
         self.events.append(
@@ -492,4 +559,4 @@ def _import_dojo_links(
         append(conn, store, new_events)
 
 
-__all__ = ["TicketFileResult", "ingest_tickets"]
+__all__ = ["TicketFileResult", "import_export", "ingest_tickets"]

@@ -4,10 +4,11 @@ Accepted kinds (only those the policy's ``closure_verification.accepted`` lists)
 
 - ``rescan``      — an ``absent_in_rescan`` record from a scan ingested after the ticket was closed
                     (or, with no closure observed, after the finding was routed);
-- ``retest``      — a manual retest that references an artefact: an evidence file (stored with its
-                    SHA-256), or a text opening with ``sha256:<64 hex digits>`` (the retest report's
-                    hash) or ``run:<id>`` (the tool run that retested it), a note allowed after it;
-                    free text alone is refused — only an attestation may rest on someone's word;
+- ``retest``      — a manual retest that references an artefact: an evidence file from the evidence
+                    directory (stored by its SHA-256 and name, :mod:`~handoffkit.workflow.evidence_files`),
+                    or a text opening with ``sha256:<64 hex digits>`` (the retest report's hash) or
+                    ``run:<id>`` (the tool run that retested it), a note allowed after it; free text
+                    alone is refused — only an attestation may rest on someone's word;
 - ``commit``      — a remediation commit reference: ``repo@<7-40 hex sha>`` or an http(s) URL;
 - ``attestation`` — the finding's named owner attests, and a **different** named approver approves
                     (identities compared case- and whitespace-insensitively).
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, desc, func, insert, select
@@ -31,6 +31,7 @@ from handoffkit.record.log import Event, mutation
 from handoffkit.record.model import VERIFICATION_KINDS
 from handoffkit.record.people import require_actor, same_person
 from handoffkit.record.store import bulk_insert
+from handoffkit.workflow.evidence_files import EvidenceFiles
 
 _COMMIT = re.compile(r"^[\w.\-/:]+@[0-9a-fA-F]{7,40}$")
 _URL = re.compile(r"^https?://\S+$")
@@ -47,10 +48,22 @@ VERIFIABLE = (
 
 
 def verify(
-    store: Any, finding_id: str, *, kind: str, evidence: str | None, actor: str, approver: str | None = None
+    store: Any,
+    finding_id: str,
+    *,
+    kind: str,
+    evidence: str | None,
+    actor: str,
+    approver: str | None = None,
+    evidence_files: EvidenceFiles | None = None,
 ) -> dict[str, Any]:
-    """Close ``finding_id`` on evidence of ``kind`` (see the module docstring) or refuse."""
+    """Close ``finding_id`` on evidence of ``kind`` (see the module docstring) or refuse.
+
+    ``evidence_files``: where a retest's evidence file may be read from (default: ``--evidence-dir``'s
+    environment variable, else nowhere).
+    """
     actor = require_actor(actor)
+    files = evidence_files or EvidenceFiles.configured()
     template = Event(
         type="finding_verified_closed", actor=actor, finding_id=finding_id, data={"kind": kind, "approver": approver}
     )
@@ -67,7 +80,7 @@ def verify(
             )
         if row["state"] not in VERIFIABLE:
             raise RefusedError(f"{finding_id} is {row['state']}; only an open finding can be verified closed")
-        content, location, detail = _EVIDENCE[kind](conn, row, evidence, actor, approver)
+        content, location, detail = _EVIDENCE[kind](conn, row, evidence, actor, approver, files)
         now = store.now()
         sha = hashlib.sha256(content).hexdigest()
         evidence_id = conn.execute(
@@ -224,7 +237,7 @@ def _closure_reference(conn: Connection, row: Any) -> Any:
     return closed or (schema.format_ts(row["routed_at"]) if row["routed_at"] else None)
 
 
-def _rescan(conn: Connection, row: Any, evidence: str | None, actor: str, approver: str | None):
+def _rescan(conn: Connection, row: Any, evidence: str | None, actor: str, approver: str | None, files: Any):
     since = _closure_reference(conn, row)
     if since is None:
         raise RefusedError(
@@ -250,12 +263,12 @@ def _rescan(conn: Connection, row: Any, evidence: str | None, actor: str, approv
     )
 
 
-def _retest(conn: Connection, row: Any, evidence: str | None, actor: str, approver: str | None):
+def _retest(conn: Connection, row: Any, evidence: str | None, actor: str, approver: str | None, files: EvidenceFiles):
     if not evidence or not evidence.strip():
         raise RefusedError(f"a retest needs --evidence: {_ARTEFACT}")
-    path = Path(evidence)
-    if path.is_file():
-        return path.read_bytes(), str(path), {"media_type": "application/octet-stream"}
+    found = files.read(evidence)
+    if found is not None:
+        return found.content, found.name, {"media_type": found.media_type, "file": found.name}
     text = " ".join(evidence.split())
     ref = artefact(text.split(" ", 1)[0])
     return text.encode(), ref, {"artefact": ref}
@@ -275,16 +288,16 @@ def artefact(token: str) -> str:
     if sha:
         digits = sha.group(1)
         if len(digits) != 64:
-            raise RefusedError(f"--evidence {token!r}: a sha256 has 64 hex digits, this one {len(digits)}")
+            raise RefusedError(f"--evidence: a sha256 has 64 hex digits, this one {len(digits)}")
         return f"sha256:{digits.lower()}"
     if token.lower().startswith("sha256:"):
-        raise RefusedError(f"--evidence {token[:80]!r}: a sha256 is 64 hex digits (0-9, a-f)")
+        raise RefusedError("--evidence: a sha256 is 64 hex digits (0-9, a-f)")
     if _RUN.match(token):
         return token
     raise RefusedError(f"--evidence does not reference an artefact; a retest needs {_ARTEFACT}")
 
 
-def _commit(conn: Connection, row: Any, evidence: str | None, actor: str, approver: str | None):
+def _commit(conn: Connection, row: Any, evidence: str | None, actor: str, approver: str | None, files: Any):
     ref = (evidence or "").strip()
     if not (_COMMIT.match(ref) or _URL.match(ref)):
         raise RefusedError(
@@ -294,7 +307,7 @@ def _commit(conn: Connection, row: Any, evidence: str | None, actor: str, approv
     return ref.encode(), ref, {}
 
 
-def _attestation(conn: Connection, row: Any, evidence: str | None, actor: str, approver: str | None):
+def _attestation(conn: Connection, row: Any, evidence: str | None, actor: str, approver: str | None, files: Any):
     owner = row["owner_name"]
     if not owner:
         raise RefusedError(f"{row['finding_id']} has no named owner; an attestation needs one")

@@ -158,6 +158,32 @@ def test_a_bad_database_url_is_one_line(run, url: str, says: str) -> None:
     one_line_error(run("--db", url, "engagements"), 2, says)
 
 
+USAGE_ERRORS = [
+    (["--bogus"], "No such option '--bogus'", "handoffkit --help"),
+    (["findings", "-e", "ACME", "--fromat", "json"], "Did you mean '--format'?", "handoffkit findings --help"),
+    (["findingz"], "No such command 'findingz'", "handoffkit --help"),
+    (["log", "verifyy"], "Did you mean 'verify'?", "handoffkit log --help"),
+    (["ingest", "scan", "-e", "ACME"], "Missing argument 'FILES...'", "handoffkit ingest scan --help"),
+    (["payload", "-e", "ACME"], "Missing option '--target'", "handoffkit payload --help"),
+    (["payload", "-e", "ACME", "--target", "trello"], "'trello' is not one of", "handoffkit payload --help"),
+    (["findings", "-e", "ACME", "--as-of", "yesterday"], "is not a date", "handoffkit findings --help"),
+    (["verify", "--kind", "retest"], "give a FINDING_ID", "handoffkit verify --help"),
+    (["log", "export", "-e", "ACME", "--out", "x.csv", "--processes", "0"], "--processes", "handoffkit log export"),
+]
+
+
+@pytest.mark.parametrize("args, says, hint", USAGE_ERRORS, ids=[" ".join(a) for a, _, _ in USAGE_ERRORS])
+def test_a_usage_error_is_one_line_with_a_hint_not_the_usage_block(run, tmp_path: Path, args, says, hint) -> None:
+    result = run("--db", f"sqlite:///{tmp_path / 'r.db'}", *args)
+    one_line_error(result, 2, says)
+    assert f"(see '{hint}" in result.stderr and "Usage:" not in result.stderr
+
+
+def test_a_group_without_a_command_still_shows_its_help(run) -> None:
+    result = run("log")
+    assert "Usage: handoffkit log [OPTIONS] COMMAND" in result.output and "verify" in result.output
+
+
 def test_verbose_shows_the_traceback_then_the_line(acme: str, run) -> None:
     result = run("--db", acme, "--verbose", "findings", "-e", "NOPE")
     assert result.exit_code == 4

@@ -193,7 +193,12 @@ def test_quality_gate_refuses_a_bad_batch_and_keeps_the_result(store, engagement
     assert counts(store)["findings"] == before["findings"]
     with store.read() as conn:
         kept = conn.execute(select(schema.validations)).all()
-    assert kept and not kept[-1].success and "CVE-21-1" in kept[-1].result
+    # kept without the values it quotes: the refused batch's content never reaches the record
+    assert kept and not kept[-1].success and "CVE-21-1" not in kept[-1].result
+    failed = [r for r in json.loads(kept[-1].result)["results"] if not r["success"]]
+    assert [(r["expectation_config"]["kwargs"]["column"], r["result"]["unexpected_count"]) for r in failed] == [
+        ("cves", 1)
+    ]
 
 
 def test_gate_unit_checks():

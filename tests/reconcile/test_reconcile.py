@@ -324,3 +324,6 @@ def test_reconcile_from_the_api_reads_only_unless_asked_to_record(store: Store, 
     assert (read.counts, read.totals) == (recorded.counts, recorded.totals)
     with pytest.raises(HandoffkitError):
         reconcile.reconcile(store, engagement, record=True)  # a recorded run names its person
+    with pytest.raises(HandoffkitError, match="pass record=True"):
+        reconcile.reconcile(store, engagement, actor=ACTOR)  # 0.1's call: refused rather than silently unlogged
+    assert chain_head(store)[0] == before[0] + 1

@@ -16,6 +16,7 @@ from handoffkit.cli import cli
 from handoffkit.errors import RefusedError
 from handoffkit.record import engagements, schema
 from handoffkit.workflow import triage, verification
+from handoffkit.workflow.evidence_files import EvidenceFiles
 from tests.builders import ACTOR, DATA, DONE, QUEUE, SHOP, Record, events, finding, route, snapshot, ticket, validate
 
 OWNER, APPROVER = "Priya Raman", "Dana Whitfield"
@@ -175,12 +176,18 @@ def test_free_text_still_closes_as_an_attestation_with_a_different_approver(stor
     assert out["state"] == "verified_closed"
 
 
-def test_retest_file_is_stored_with_its_sha256(store, closed, tmp_path):
-    report = tmp_path / "retest-report.pdf"
+def test_retest_file_is_stored_with_its_sha256_and_name(store, closed, tmp_path):
+    (tmp_path / "q3").mkdir()
+    report = tmp_path / "q3" / "retest-report.pdf"
     report.write_bytes(b"%PDF-1.7 retest evidence \x00\x01\x02")
-    out = verification.verify(store, closed, kind="retest", evidence=str(report), actor=ACTOR)
+    files = EvidenceFiles(tmp_path)
+    out = verification.verify(store, closed, kind="retest", evidence=str(report), actor=ACTOR, evidence_files=files)
     proof = evidence_rows(store, closed)[-1]
-    assert (proof["content"], proof["location"]) == (report.read_bytes(), str(report))
+    assert (proof["content"], proof["location"], proof["media_type"]) == (
+        report.read_bytes(),
+        "q3/retest-report.pdf",
+        "application/pdf",
+    )
     assert proof["sha256"] == out["evidence_sha256"] == hashlib.sha256(report.read_bytes()).hexdigest()
 
 
@@ -349,6 +356,8 @@ def test_verify_cli(store, closed, tmp_path):
             "retest",
             "--evidence",
             str(evidence),
+            "--evidence-dir",
+            str(tmp_path),
             "--actor",
             ACTOR,
         ],
