@@ -13,8 +13,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# The notebooks declare the "handoffkit" kernel: registered inside the venv (--sys-prefix), so JupyterLab
+# and papermill run from it find the kernel without touching the user's own kernels. The report template
+# becomes the venv's nbconvert template "handoffkit_report" (a wheel install ships it as data files; an
+# editable one gets this link to the working tree).
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name handoffkit --display-name "Python (handoffkit)" > /dev/null
+	mkdir -p $(VENV)/share/jupyter/nbconvert/templates
+	ln -sfn $(CURDIR)/handoffkit/report/templates/handoffkit_report $(VENV)/share/jupyter/nbconvert/templates/handoffkit_report
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
@@ -42,9 +49,8 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check handoffkit tests bench
 	$(BIN)/lint-imports
 
-## make lab: JupyterLab on notebooks/ with the project's kernel registered
+## make lab: JupyterLab on notebooks/; the notebooks open on the project's kernel, Python (handoffkit)
 lab: $(VENV)/.installed
-	$(BIN)/python -m ipykernel install --user --name handoffkit --display-name "Python (handoffkit)"
 	$(BIN)/jupyter lab notebooks/
 
 bench: $(VENV)/.installed-dev

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from handoffkit.errors import HandoffkitError
+from handoffkit.ingest.registry import FORMATS
 from handoffkit.record.people import require_actor
 from handoffkit.record.store import Store
 from handoffkit.report.output import Activity, emit
@@ -203,6 +204,12 @@ def cli(ctx: click.Context, db: str | None, fmt: str | None, verbose: bool) -> N
     type=click.Path(dir_okay=False),
     help="Owners map CSV (default: the policy's ownership.owners_file).",
 )
+@click.option(
+    "--people",
+    "people_path",
+    type=click.Path(dir_okay=False),
+    help="People directory CSV: id, name, email, aliases, may_approve (default: people.csv beside the policy, if any).",
+)
 @click.option("--name", help="Human-readable engagement name.")
 @actor_option
 @format_option
@@ -212,6 +219,7 @@ def init(
     engagement: str,
     policy_path: str,
     owners_path: str | None,
+    people_path: str | None,
     name: str | None,
     actor: str,
     fmt: str | None,
@@ -220,7 +228,13 @@ def init(
     from handoffkit.record import engagements
 
     result = engagements.init(
-        obj.new_store, engagement, policy_path, actor=require_actor(actor), name=name, owners_path=owners_path
+        obj.new_store,
+        engagement,
+        policy_path,
+        actor=require_actor(actor),
+        name=name,
+        owners_path=owners_path,
+        people_path=people_path,
     )
     say(emit(result.as_dict(), obj.out_format(fmt)))
     if result.defaulted:
@@ -352,19 +366,40 @@ def log_group() -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="JSON holding an earlier head seq + row_hash (e.g. an evidence pack's manifest.json).",
 )
+@click.option(
+    "--public-key",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Check the anchor's signature (ANCHOR.sig) with this Ed25519 public key before the anchor itself.",
+)
+@click.option(
+    "--replay",
+    is_flag=True,
+    help="Also rebuild findings, links and first ticket snapshots from the log and compare them with the tables.",
+)
 @actor_option
 @format_option
 @click.pass_obj
-def log_verify(obj: Context, anchor: str | None, actor: str, fmt: str | None) -> None:
-    """Walk the hash chain; exit non-zero naming the first bad seq."""
+def log_verify(
+    obj: Context, anchor: str | None, public_key: str | None, replay: bool, actor: str, fmt: str | None
+) -> None:
+    """Walk the hash chain; exit non-zero naming the first bad seq (a failing check writes nothing)."""
     from handoffkit.record import log
 
-    result = log.verify_logged(obj.store, require_actor(actor), anchor)
+    if public_key and not anchor:
+        raise click.UsageError("--public-key checks a signed anchor: give --anchor manifest.json too")
+    result = log.verify_logged(obj.store, require_actor(actor), anchor, public_key, replay=replay)
     say(
         emit(result.as_dict(), obj.out_format(fmt))
         if obj.out_format(fmt) == "json"
         else f"ok: {result.checked} events verified, head seq {result.head_seq} {result.head_hash}"
         + (f"; anchor seq {result.anchor['seq']} matches" if result.anchor else "")
+        + (
+            "; the tables equal the log replayed ("
+            + ", ".join(f"{n} {table}" for table, n in result.replayed.items())
+            + ")"
+            if result.replayed is not None
+            else ""
+        )
     )
 
 
@@ -421,6 +456,62 @@ def log_export(
     )
 
 
+# ------------------------------------------------------------------------------- keys and packs
+
+
+@cli.group("keys")
+def keys_group() -> None:
+    """Ed25519 key pairs that sign evidence packs."""
+
+
+@keys_group.command("generate")
+@click.option(
+    "--private-key",
+    "private_key",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write the private key (PEM, mode 0600; keep it off the record's machine if you can).",
+)
+@click.option(
+    "--public-key",
+    "public_key",
+    type=click.Path(dir_okay=False),
+    help="Where to write the public key for auditors (default: the private key's path + .pub).",
+)
+def keys_generate(private_key: str, public_key: str | None) -> None:
+    """Write a new signing key pair; neither file may exist."""
+    from handoffkit.record import signatures
+
+    public = public_key or f"{private_key}.pub"
+    key_id = signatures.generate(private_key, public)
+    say(f"wrote {private_key} (private, mode 0600) and {public} (public, sha256 {key_id})")
+
+
+@cli.group("pack")
+def pack_group() -> None:
+    """Evidence packs written by `handoffkit report`."""
+
+
+@pack_group.command("verify")
+@click.argument("pack_dir", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--public-key", required=True, type=click.Path(exists=True, dir_okay=False), help="The signer's public key."
+)
+@format_option
+@click.pass_obj
+def pack_verify(obj: Context, pack_dir: str, public_key: str, fmt: str | None) -> None:
+    """Check a pack's manifest signature and every file it lists (no database needed)."""
+    from handoffkit.report import seal
+
+    result = seal.verify_pack(pack_dir, public_key)
+    say(
+        emit(result.as_dict(), "json")
+        if obj.out_format(fmt) == "json"
+        else f"ok: {pack_dir}: manifest signed by key sha256 {result.signed_by}, {result.files} files match; "
+        f"log head seq {result.chain_head.get('seq')} (check the record with log verify --anchor)"
+    )
+
+
 # ---------------------------------------------------------------------------------------- ingest
 
 
@@ -429,7 +520,7 @@ def ingest_group() -> None:
     """Read scanner outputs and ticket exports into the record."""
 
 
-SCAN_FORMATS = ("auto", "sarif", "nessus", "tenable-csv", "zap", "trivy", "semgrep", "burp", "generic", "defectdojo")
+SCAN_FORMATS = ("auto", *FORMATS)
 
 
 def each_file(files: tuple[str, ...], asked: bool | None, ingest: Any) -> list[Any]:
@@ -1200,31 +1291,46 @@ def notify_cmd(
     type=click.Path(file_okay=False),
     help="Output directory (default outputs/<engagement>-<as-of day>/).",
 )
+@click.option("--pdf", "to_pdf", is_flag=True, help="Also print the pack to one PDF with headless Chromium.")
 @actor_option
 @format_option
+@progress_option
 @click.pass_obj
 def report_cmd(
-    obj: Context, params_file: str, as_of: str | None, out_dir: str | None, actor: str, fmt: str | None
+    obj: Context,
+    params_file: str,
+    as_of: str | None,
+    out_dir: str | None,
+    to_pdf: bool,
+    actor: str,
+    fmt: str | None,
+    progress: bool | None,
 ) -> None:
     """Execute the report notebooks, render them to offline HTML and seal the evidence pack."""
     from handoffkit.report import pack
 
-    result = pack.render(
-        params_file,
-        db=obj.db,
-        as_of=parse_instant(as_of),
-        out_dir=out_dir,
-        actor=require_actor(actor),
-        progress=lambda m: click.echo(m, err=True),
-    )
+    with Activity.choose(None, progress) as activity:
+        result = pack.render(
+            params_file,
+            db=obj.db,
+            as_of=parse_instant(as_of),
+            out_dir=out_dir,
+            actor=require_actor(actor),
+            progress=activity,
+            to_pdf=to_pdf,
+        )
     if obj.out_format(fmt) == "json":
         say(emit(result.as_dict(), "json"))
         return
     for page in result.pages:
         say(str(page))
+    if result.pdf is not None:
+        say(str(result.pdf))
     say(str(result.activity_csv))
     say(str(result.quality_json))
     say(f"{result.manifest} (sha256 {result.manifest_sha256}; log head seq {result.chain_head['seq']})")
+    if result.signature:
+        say(f"{result.signature} (Ed25519 signature of the manifest)")
 
 
 # ------------------------------------------------------------------------------------------ demo

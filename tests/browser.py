@@ -90,3 +90,101 @@ def open_offline(html_path: Path, screenshot_path: Path) -> BrowserReport:
         finally:
             browser.close()
     return BrowserReport(blocked, console_errors, page_errors, dialogs, svg_count)
+
+
+#: Table cells whose text is one id, date, instant or number (or that the page marks as never wrapping)
+#: and whose text is laid out on more than one line: a text node split over lines has several boxes.
+_WRAPPED_CELLS = r"""
+() => {
+  const token = /^(?:[A-Za-z][A-Za-z0-9]*-\d+|\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2} UTC)?|[+-]?[\d,]+(?:\.\d+)?%?)$/;
+  const split = (cell) => {
+    const walk = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+      if (!node.textContent.trim()) continue;
+      const range = document.createRange();
+      range.selectNodeContents(node);
+      if ([...range.getClientRects()].filter((box) => box.width > 0).length > 1) return true;
+    }
+    return false;
+  };
+  return [...document.querySelectorAll("td")]
+    .filter((cell) => token.test(cell.textContent.trim()) || cell.classList.contains("hk-nowrap"))
+    .filter(split)
+    .map((cell) => cell.textContent.trim());
+}
+"""
+
+
+@dataclass(frozen=True)
+class PackPage:
+    """One page of a pack as the browser showed it."""
+
+    name: str
+    nav: list[str]  # the navigation's links, as absolute URLs
+    wrapped: list[str]  # id, date and number cells laid out on more than one line
+    requests_blocked: list[str]  # anything outside the pack the page asked for
+
+
+@dataclass(frozen=True)
+class PackVisit:
+    pages: list[PackPage]
+    broken_links: dict[str, str]  # link → why it did not open
+
+
+def visit_pack(out: Path, names: list[str], screenshots: Path) -> PackVisit:
+    """Open each page ``<name>.html`` of the pack in ``out`` at 1280×800 with the network off (only files
+    of the pack may load), screenshot it (``<name>.png``, the first screen; ``<name>-full.png``, the
+    whole page), read its navigation and wrapped cells, then follow every navigation link."""
+    root = out.resolve().as_uri() + "/"
+    visited: list[PackPage] = []
+    broken: dict[str, str] = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 800})
+            context.set_offline(True)
+            blocked: list[str] = []
+
+            def route(route: Route) -> None:
+                if route.request.url.startswith(root):
+                    route.continue_()
+                else:
+                    blocked.append(route.request.url)
+                    route.abort()
+
+            context.route("**/*", route)
+            page = context.new_page()
+            screenshots.mkdir(parents=True, exist_ok=True)
+            for name in names:
+                blocked.clear()
+                page.goto(root + f"{name}.html", wait_until="load")
+                page.screenshot(path=str(screenshots / f"{name}.png"))
+                page.screenshot(path=str(screenshots / f"{name}-full.png"), full_page=True)
+                nav = page.eval_on_selector_all("nav.hk-nav a", "(links) => links.map((a) => a.href)")
+                visited.append(PackPage(name, nav, page.evaluate(_WRAPPED_CELLS), list(blocked)))
+            for link in sorted({href for seen in visited for href in seen.nav}):
+                if not link.startswith(root):
+                    broken[link] = "outside the pack"
+                    continue
+                try:
+                    response = page.goto(link, wait_until="load")
+                except Exception as exc:  # any failure to open is the finding
+                    broken[link] = str(exc).splitlines()[0]
+                    continue
+                if response is not None and not response.ok:
+                    broken[link] = f"status {response.status}"
+        finally:
+            browser.close()
+    return PackVisit(visited, broken)
+
+
+def wrapped_cells(html_text: str, width: int = 1280) -> list[str]:
+    """The wrapped id/date/number cells of a page given as text (for testing the check itself)."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": width, "height": 800}).new_page()
+            page.set_content(html_text)
+            return page.evaluate(_WRAPPED_CELLS)
+        finally:
+            browser.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import sqlite3
 import zlib
 from collections.abc import Iterable
@@ -65,6 +66,34 @@ def corpus_path(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"corpus unavailable: {path} (set HANDOFFKIT_CORPUS)")
     return path
+
+
+#: Corpus folders that hold no scanner output (ticket exports, the KEV catalog, JSON schemas).
+NOT_SCANS = frozenset({"jira", "github_issues", "cisa_kev", "schemas"})
+_SOURCES_ROW = re.compile(r"^\| `(?P<file>[^`]+)` \| (?P<bytes>\d+) \| \*\*(?P<count>\d+|n/a)\*\* \|")
+
+
+@dataclass(frozen=True)
+class CorpusScan:
+    """One scanner file SOURCES.md lists: its path in the corpus, its size and its expected count."""
+
+    file: str
+    size: int
+    count: int
+
+
+def corpus_scans() -> list[CorpusScan]:
+    """Every scanner file of the corpus with the count SOURCES.md gives it (read from SOURCES.md itself,
+    so the expectation is written once); empty when the corpus is absent."""
+    sources = CORPUS / "SOURCES.md"
+    if not sources.is_file():
+        return []
+    rows = (_SOURCES_ROW.match(line) for line in sources.read_text(encoding="utf-8").splitlines())
+    return [
+        CorpusScan(m["file"], int(m["bytes"]), int(m["count"]))
+        for m in rows
+        if m and m["count"] != "n/a" and m["file"].split("/", 1)[0] not in NOT_SCANS
+    ]
 
 
 # ---------------------------------------------------------------------------- findings without a scanner

@@ -16,6 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 from xml.etree.ElementTree import Element, tostring
 
+from cvss import CVSS2, CVSS3, CVSS4
+from cvss.exceptions import CVSSError
 from dateutil import parser as dateparser
 
 from handoffkit.errors import InputError, located
@@ -82,6 +84,34 @@ def as_float(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+def cvss_base(vector: str | None) -> float | None:
+    """The base score of a CVSS 4.0, 3.x or 2 vector, computed by the ``cvss`` package (for formats that
+    carry a vector without its score); None when there is no vector or it does not parse."""
+    raw = text(vector)
+    if raw is None:
+        return None
+    try:
+        if raw.startswith("CVSS:4.0/"):
+            return float(CVSS4(raw).base_score)
+        if raw.startswith("CVSS:3."):
+            return float(CVSS3(raw).base_score)
+        return float(CVSS2(raw.removeprefix("CVSS2#").removeprefix("(").removesuffix(")")).base_score)
+    except (CVSSError, ValueError, KeyError, IndexError):
+        return None
+
+
+_SCORED_VECTOR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:\(([^)]*)\))?\s*$")
+
+
+def score_and_vector(value: Any) -> tuple[float | None, str | None]:
+    """``"8.1 (AV:N/AC:H/…)"`` (Qualys) → ``(8.1, "AV:N/AC:H/…")``; a bare score → ``(score, None)``."""
+    raw = text(value)
+    match = _SCORED_VECTOR.match(raw) if raw else None
+    if not match:
+        return None, None
+    return float(match.group(1)), text(match.group(2))
 
 
 def values(*items: Any) -> list[str]:
@@ -222,6 +252,21 @@ def code_asset(path: str | None) -> str:
         return parent or "/"
     name = name.removeprefix("./")
     return name.split("/", 1)[0] if "/" in name else "."
+
+
+def package_asset(artifact: str | None, name: str | None, version: str | None = None) -> str:
+    """A dependency inside what was scanned: ``<artifact> pkg:<name>@<version>`` (the owners map and rescan
+    scope resolve it to the artifact, see :func:`handoffkit.record.owners.parents`)."""
+    base = text(artifact) or UNKNOWN_ASSET
+    if not text(name):
+        return base
+    return f"{base} pkg:{text(name)}@{text(version)}" if text(version) else f"{base} pkg:{text(name)}"
+
+
+def versions_line(installed: Any, fixed: Any) -> str:
+    """``Installed: 1.0; fixed in: 1.1, 2.0`` (``no fix yet`` when none) for a dependency's description."""
+    fixes = ", ".join(values(fixed)) if isinstance(fixed, list | tuple) else text(fixed)
+    return f"Installed: {text(installed) or '?'}; fixed in: {fixes or 'no fix yet'}"
 
 
 def host_plugin_fingerprint(host: str, port: Any, protocol: str | None, plugin: str | None) -> str:

@@ -2,8 +2,10 @@
 
 Detection looks at the content, never the file name: the bytes are loaded once as JSON, XML or
 CSV (chosen by the first non-blank character: ``{``/``[`` → JSON, ``<`` → XML, anything else →
-CSV) with the safe readers of :mod:`handoffkit.record.inputs`, and each parser of that container is asked
-``sniff(doc)``; the first that recognises the document parses it.
+CSV; a file of one JSON object per line — JSON Lines — loads as the list of those objects) with
+the safe readers of :mod:`handoffkit.record.inputs`, and each parser of that container is asked
+``sniff(doc)``, in the order of :data:`handoffkit.ingest.registry.PARSERS`; the first that recognises
+the document parses it.
 
 Hostile input is refused by those readers. Added here:
 
@@ -11,9 +13,11 @@ Hostile input is refused by those readers. Added here:
   JSON nesting runs away, so every refusal names where in the file it is (computed only on the
   error path);
 - Burp's internal DTD: Burp writes ``<!DOCTYPE issues [ <!ELEMENT …> <!ATTLIST …> ]>`` into
-  every export. A DOCTYPE named by a parser's ``DOCTYPE`` with an internal subset only (no
-  system/public id) is re-parsed with the DTD allowed but entities and external references still
-  forbidden — so billion-laughs and XXE stay refused, and an external DTD is never accepted;
+  every export, Qualys ``<!DOCTYPE ASSET_DATA_REPORT SYSTEM "https://…qualys.com/asset_data_report.dtd">``.
+  A DOCTYPE named by a parser's ``DOCTYPE`` with an internal subset only, or with a system id its
+  ``DTD_SYSTEM_ID`` pattern matches (never fetched: expat does not read external DTDs), is re-parsed
+  with the DTD allowed but entities and external references still forbidden — so billion-laughs and
+  XXE stay refused, and any other external DTD is refused;
 - a field of an unexpected type deep inside an item becomes an ``InputError`` naming the file and
   format, never a traceback;
 - the cyclic garbage collector is paused while a document loads (see :func:`_gc_paused`).
@@ -23,10 +27,11 @@ from __future__ import annotations
 
 import codecs
 import gc
+import itertools
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import ModuleType
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError
 
@@ -34,18 +39,14 @@ import defusedxml.ElementTree as DefusedET
 from defusedxml import DefusedXmlException, DTDForbidden
 
 from handoffkit.errors import InputError, located
-from handoffkit.ingest import burp, defectdojo, generic, nessus, sarif, semgrep, tenable_csv, trivy, zap
-from handoffkit.record.inputs import load_json, parse_xml, read_csv
+from handoffkit.ingest.registry import FORMATS, PARSERS, Parser
+from handoffkit.record.inputs import decode_text, load_json, parse_xml, read_csv
 from handoffkit.record.model import ParseResult
 
-PARSERS: dict[str, ModuleType] = {
-    m.FORMAT: m for m in (sarif, nessus, tenable_csv, zap, trivy, semgrep, burp, generic, defectdojo)
+_ALLOWED_DOCTYPES: dict[str, re.Pattern[str] | None] = {
+    m.DOCTYPE: getattr(m, "DTD_SYSTEM_ID", None) for m in PARSERS.values() if hasattr(m, "DOCTYPE")
 }
-"""Format name → parser module, in sniffing order (the most specific shapes first)."""
-
-FORMATS: tuple[str, ...] = tuple(PARSERS)
-
-_ALLOWED_DOCTYPES = {m.DOCTYPE for m in PARSERS.values() if hasattr(m, "DOCTYPE")}
+"""DOCTYPE name → the external DTD system ids a parser's exports name (None: an internal subset only)."""
 _JSON_CONSTANT = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)')
 _DEPTH_SHOWN = 500
 """Nesting depth reported as the place where a too-deep JSON document runs away."""
@@ -107,7 +108,7 @@ def parse_file(data: bytes, source: str, fmt: str = "auto", *, fallback_encoding
     )
 
 
-def _parse(parser: ModuleType, doc: Any, source: str) -> ParseResult:
+def _parse(parser: Parser, doc: Any, source: str) -> ParseResult:
     try:
         return parser.parse(doc, source)
     except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
@@ -185,6 +186,8 @@ def _load_json(data: bytes, source: str) -> Any:
         return load_json(data, source)
     except InputError as exc:
         cause = exc.__cause__
+        if isinstance(cause, json.JSONDecodeError) and cause.msg == "Extra data" and _starts_object_lines(data):
+            return _load_json_lines(data, source)
         if isinstance(cause, RecursionError):
             place, reason = _runaway_nesting(data), f"JSON nested deeper than {_DEPTH_SHOWN} levels here"
         elif isinstance(cause, ValueError) and "is not valid JSON" in str(cause):
@@ -194,6 +197,33 @@ def _load_json(data: bytes, source: str) -> Any:
         if place is None:
             raise
         raise InputError(located(source, place, f"{reason}; refused"), reason=exc.reason) from cause
+
+
+def _starts_object_lines(data: bytes) -> bool:
+    """Does the file look like JSON Lines (one object per line) rather than broken JSON?"""
+    lines = (line.strip() for line in data.splitlines())
+    first_two = list(itertools.islice((line for line in lines if line), 2))
+    return len(first_two) == 2 and all(line.startswith(b"{") for line in first_two)
+
+
+def _load_json_lines(data: bytes, source: str) -> list[Any]:
+    """JSON Lines (Nuclei ``-jsonl``): every non-blank line one JSON object, read as strictly as a JSON
+    document; a bad line is refused with its line number."""
+    items: list[Any] = []
+    for number, line in enumerate(decode_text(data, source).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = load_json(line, source)
+        except InputError as exc:
+            cause = exc.__cause__
+            column = cause.colno if isinstance(cause, json.JSONDecodeError) else 1
+            reason = f"invalid JSON Lines: {cause.msg}" if isinstance(cause, json.JSONDecodeError) else str(exc)
+            raise InputError(located(source, f"{number}:{column}", reason)) from exc
+        if not isinstance(item, dict):
+            raise InputError(located(source, f"{number}:1", "invalid JSON Lines: expected one JSON object per line"))
+        items.append(item)
+    return items
 
 
 def _json_constant(data: bytes) -> str | None:
@@ -239,14 +269,9 @@ def _load_xml(data: bytes, source: str) -> Element:
         cause = exc.__cause__
         if not isinstance(cause, DefusedXmlException):
             raise
-        if not (
-            isinstance(cause, DTDForbidden)
-            and cause.name in _ALLOWED_DOCTYPES
-            and cause.sysid is None
-            and cause.pubid is None
-        ):
+        if not (isinstance(cause, DTDForbidden) and _doctype_allowed(cause)):
             raise _hostile(source, data, cause) from cause
-    try:  # an allowed internal DTD: declarations only, entities and external references still refused
+    try:  # an allowed DTD: declarations only, entities and external references still refused, nothing fetched
         return DefusedET.fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         raise _hostile(source, data, exc) from exc
@@ -255,6 +280,15 @@ def _load_xml(data: bytes, source: str) -> Element:
         raise InputError(
             located(source, f"{line}:{col + 1}", f"malformed XML: {str(exc).split(':')[0]}"), reason="malformed XML"
         ) from exc
+
+
+def _doctype_allowed(doctype: DTDForbidden) -> bool:
+    """A DOCTYPE a parser names, with an internal subset only or the vendor's own DTD address. Expat never
+    reads an external DTD, so naming one fetches nothing; entities stay forbidden either way."""
+    if doctype.name not in _ALLOWED_DOCTYPES or doctype.pubid is not None:
+        return False
+    system_ids = _ALLOWED_DOCTYPES[doctype.name]
+    return doctype.sysid is None or (system_ids is not None and system_ids.fullmatch(doctype.sysid) is not None)
 
 
 _DECLARATION = {"DTDForbidden": b"<!DOCTYPE", "EntitiesForbidden": b"<!ENTITY", "ExternalReferenceForbidden": b"SYSTEM"}

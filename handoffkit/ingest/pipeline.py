@@ -12,8 +12,9 @@ Per file, in this order:
    the ones seen again, reopens verified-closed ones that came back, records ``absent_in_rescan``
    evidence for open findings in the scan's scope that it no longer reports, and logs every change.
 
-A file that fails at any step leaves the record unchanged, logs one ``failure`` event naming it, and
-the other files of the same command still load.
+A file that fails at any step — a decode error included — leaves the record unchanged, logs one
+``failure`` event naming it without quoting it (:mod:`~handoffkit.record.refusals`), and the other
+files of the same command still load.
 """
 
 from __future__ import annotations

@@ -1,9 +1,14 @@
 """Tenable CSV exports: Nessus (``Plugin ID,CVE,CVSS,Risk,Host,…``), Tenable.sc (``Plugin,Plugin
-Name,Family,Severity,IP Address,…``) and Tenable.io / Vulnerability Management (``Asset UUID``,
-``IPv4``, ``Plugin ID``, ``Severity``, …), comma or semicolon delimited.
+Name,Family,Severity,IP Address,…``), Tenable.io (``Asset UUID``, ``IPv4``, ``Plugin ID``, ``Severity``,
+…) and the Tenable Vulnerability Management findings export, whose columns are the dotted keys of
+Tenable's export-field mapping (``asset.id``, ``asset.display_fqdn``, ``definition.id``,
+``definition.cve``, ``definition.cvss3.base_score``, ``definition.cwe``, ``port``, ``severity``,
+``state``, ``last_seen`` …); comma or semicolon delimited.
 
-One record per non-empty data row. Columns are found by name (case-insensitive, first alias
-present wins; see ``COLUMNS``), so column order and extra columns do not matter.
+One record per non-empty data row, except rows whose ``state`` is ``FIXED`` (Tenable VM exports
+fixed findings too): those are counted in ``skipped`` and, not being reported, let a rescan mark
+the finding absent. Columns are found by name (case-insensitive, first alias present wins; see
+``COLUMNS``), so column order and extra columns do not matter.
 
 Nessus writes one row per CVE of a plugin (the same plugin, host and port repeated with a
 different ``CVE`` cell). Each row stays a record (``parsed`` counts rows, as the export does), the
@@ -14,7 +19,8 @@ Severity: the ``Risk`` / ``Severity`` / ``Risk Factor`` word (Critical, High, Me
 Info/None) or a 0-4 number (0 info … 4 critical).
 
 Asset: the host (``Host``, else FQDN / DNS name, else IP address, else NetBIOS name, else the
-Tenable.io asset UUID) plus ``:port`` when the port is not 0. CVSS: the v3 vector and score when
+asset name or UUID) plus ``:port`` when the port is not 0. Scan instant: the latest ``last_seen`` /
+``Last Seen`` of the rows. CVSS: the v3 vector and score when
 present, else v2; vectors are kept exactly as exported (Tenable.sc omits the ``CVSS:3.x/`` prefix).
 
 Fingerprint: ``nessus``, host, port, protocol, plugin id — the Nessus XML recipe, so an XML and a
@@ -36,6 +42,7 @@ from handoffkit.ingest.common import (
     host_plugin_fingerprint,
     join_nonempty,
     json_raw,
+    latest,
     take_cves,
     text,
     urls_in,
@@ -47,11 +54,18 @@ FORMAT = "tenable-csv"
 CONTAINERS = ("csv",)
 
 COLUMNS: dict[str, tuple[str, ...]] = {
-    "plugin": ("Plugin ID", "Plugin", "PluginID"),
-    "name": ("Name", "Plugin Name"),
-    "severity": ("Risk", "Severity", "Risk Factor"),
+    "plugin": ("Plugin ID", "Plugin", "PluginID", "definition.id"),
+    "name": ("Name", "Plugin Name", "definition.name"),
+    "severity": ("Risk", "Severity", "Risk Factor", "definition.severity"),
     "host": (
         "Host",
+        "asset.display_fqdn",
+        "asset.host_name",
+        "asset.display_ipv4_address",
+        "asset.display_ipv6_address",
+        "asset.netbios_name",
+        "asset.name",
+        "asset.id",
         "FQDN",
         "DNS Name",
         "IP Address",
@@ -66,9 +80,16 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "port": ("Port",),
     "protocol": ("Protocol",),
-    "cve": ("CVE",),
-    "v3_vector": ("CVSS3 Vector", "CVSS V3 Vector", "CVSSv3 Vector", "CVSS v3.0 Vector"),
+    "cve": ("CVE", "definition.cve"),
+    "v3_vector": (
+        "CVSS3 Vector",
+        "CVSS V3 Vector",
+        "CVSSv3 Vector",
+        "CVSS v3.0 Vector",
+        "definition.cvss3.base_vector",
+    ),
     "v3_score": (
+        "definition.cvss3.base_score",
         "CVSS3 Base Score",
         "CVSS V3 Base Score",
         "CVSSv3 Base Score",
@@ -76,15 +97,31 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "CVSSv3",
         "CVSS3",
     ),
-    "v2_vector": ("CVSS Vector", "CVSS V2 Vector", "CVSSv2 Vector", "CVSS v2.0 Vector"),
-    "v2_score": ("CVSS Base Score", "CVSS V2 Base Score", "CVSSv2 Base Score", "CVSS v2.0 Base Score", "CVSS"),
-    "synopsis": ("Synopsis",),
-    "description": ("Description",),
-    "solution": ("Solution",),
-    "see_also": ("See Also",),
-    "xrefs": ("Cross References", "CWE"),
+    "v2_vector": ("CVSS Vector", "CVSS V2 Vector", "CVSSv2 Vector", "CVSS v2.0 Vector", "definition.cvss2.base_vector"),
+    "v2_score": (
+        "CVSS Base Score",
+        "CVSS V2 Base Score",
+        "CVSSv2 Base Score",
+        "CVSS v2.0 Base Score",
+        "CVSS",
+        "definition.cvss2.base_score",
+    ),
+    "synopsis": ("Synopsis", "definition.synopsis"),
+    "description": ("Description", "definition.description"),
+    "solution": ("Solution", "definition.solution"),
+    "see_also": ("See Also", "definition.see_also"),
+    "xrefs": ("Cross References", "CWE", "definition.cwe"),
+    "state": ("state", "Vulnerability State"),
+    "last_seen": ("last_seen", "Last Seen"),
 }
-"""Logical field → the header names the three Tenable exports use for it, in order of preference."""
+"""Logical field → the header names the four Tenable exports use for it, in order of preference.
+
+The Tenable VM finding's own ``severity`` column (after recast rules) is preferred to
+``definition.severity`` (the plugin's) by coming first under ``Severity``; header names are matched
+case-insensitively."""
+
+FIXED_STATES = frozenset({"fixed"})
+"""``state`` values of findings Tenable no longer observes (not records; see the module docstring)."""
 
 SEVERITY = {"none": "info", "0": "info", "1": "low", "2": "medium", "3": "high", "4": "critical"}
 
@@ -110,6 +147,8 @@ def _columns(headers: list[str]) -> dict[str, list[str]]:
 
 def _tool(headers: list[str]) -> str:
     lower = {h.lower() for h in headers}
+    if "asset.id" in lower or "definition.id" in lower:
+        return "Tenable VM"
     if "asset uuid" in lower:
         return "Tenable.io"
     if "plugin" in lower and "plugin id" not in lower:
@@ -124,11 +163,19 @@ def parse(table: CsvTable, source: str) -> ParseResult:
     result = ParseResult(format=FORMAT, tool=tool)
     if table.empty_rows:
         result.skipped["empty CSV row"] += table.empty_rows
+    seen: list[str | None] = []
     for row, line in zip(table.rows, table.lines, strict=True):
+        host = _get(row, columns, "host")
+        result.scope_assets.add(host_asset(host))  # a fixed finding's host was scanned too
+        seen.append(_get(row, columns, "last_seen"))
+        if (_get(row, columns, "state") or "").lower() in FIXED_STATES:
+            result.skipped["fixed finding (state FIXED)"] += 1
+            continue
         record = _record(row, columns, tool, source, f"line {line}", result)
         result.records.append(record)
-        result.scope_assets.update((record.asset_ref, _get(row, columns, "host") or record.asset_ref))
+        result.scope_assets.add(record.asset_ref)
     _share_cves(result.records)
+    result.scanned_at = latest(seen)
     return result
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from handoffkit.errors import ConfigError, NotFoundError
-from handoffkit.record import owners, schema
+from handoffkit.record import owners, people, schema
 from handoffkit.record.canonical import canonical_json, sha256_bytes
 from handoffkit.record.log import Event, Source, append
 from handoffkit.record.policy import Policy, load_policy, policy_from_document
@@ -18,6 +18,8 @@ from handoffkit.record.store import Store
 
 KEY_LENGTH = schema.engagements.c.key.type.length
 """The engagement key's column width: a longer key is refused before any backend truncates or rejects it."""
+#: The people directory read from the policy's folder when ``--people`` is not given (optional).
+PEOPLE_FILE = "people.csv"
 
 
 @dataclass
@@ -42,9 +44,11 @@ def init(
     actor: str,
     name: str | None = None,
     owners_path: str | Path | None = None,
+    people_path: str | Path | None = None,
 ) -> InitResult:
-    """Create the engagement (or update it): store the policy as a new version when it changed, and
-    load the owners map (the ``--owners`` file, else the policy's ``ownership.owners_file``).
+    """Create the engagement (or update it): store the policy as a new version when it changed, load
+    the owners map (the ``--owners`` file, else the policy's ``ownership.owners_file``) and the people
+    directory (the ``--people`` file, else :data:`PEOPLE_FILE` beside the policy, when there is one).
 
     Every change is logged; running it again with the same files changes nothing.
     """
@@ -59,6 +63,9 @@ def init(
         candidate = Path(policy_path).parent / policy.ownership.owners_file
         owners_path = candidate if candidate.exists() else None
     owner_rows, owner_bytes = owners.load_owners(owners_path) if owners_path else (None, b"")
+    if people_path is None and (Path(policy_path).parent / PEOPLE_FILE).exists():
+        people_path = Path(policy_path).parent / PEOPLE_FILE
+    directory, people_bytes = people.load_people(people_path) if people_path else (None, b"")
     policy_source = Source(str(policy_path), sha256_bytes(policy_bytes))
     with store.write() as conn:
         now = store.now()
@@ -116,6 +123,17 @@ def init(
                     engagement=key,
                     source=Source(str(owners_path), sha256_bytes(owner_bytes)),
                     data={"rows": owner_rows},
+                )
+            )
+        current = people.directory(conn, key)
+        if directory is not None and (current is None or current.rows() != directory.rows()):
+            new_events.append(
+                Event(
+                    type=people.PEOPLE_LOADED,
+                    actor=actor,
+                    engagement=key,
+                    source=Source(str(people_path), sha256_bytes(people_bytes)),
+                    data={"rows": directory.rows()},
                 )
             )
         append(conn, store, new_events)

@@ -309,15 +309,23 @@ def rebuild(store: Store, engagement: str, as_of: datetime | None = None) -> dic
     )
     if as_of is not None:
         stmt = stmt.where(ev.occurred_at <= schema.format_ts(as_of))
-    state: dict[str, dict[str, Any]] = {}
     with store.read() as conn:
-        for fid, payload in iter_events(conn, stmt):
-            changes = event_data(payload).get("set")
-            if not changes:
-                continue
-            row = state.setdefault(fid, {**dict.fromkeys(FIELDS), "finding_id": fid, "row_version": 0})
-            row.update(changes)
-            row["row_version"] += 1
+        return replay_rows(iter_events(conn, stmt))
+
+
+def replay_rows(logged: Iterable[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """Finding rows rebuilt from ``(finding_id, payload)`` pairs in ``seq`` order: each event's ``data.set``
+    applied in turn, the row version counting the events that changed something."""
+    state: dict[str, dict[str, Any]] = {}
+    for fid, payload in logged:
+        changes = event_data(payload).get("set")
+        if not changes:
+            continue
+        row = state.get(fid)
+        if row is None:
+            row = state[fid] = {**dict.fromkeys(FIELDS), "finding_id": fid, "row_version": 0}
+        row.update(changes)
+        row["row_version"] += 1
     return state
 
 

@@ -75,9 +75,12 @@ class Event:
     source: Source | None = None
 
 
-def origin(source: Source | None = None) -> dict[str, Any]:
-    """Where an event came from: host, handoffkit version, and the file read (with its SHA-256)."""
+def origin(source: Source | None = None, principal: dict[str, str] | None = None) -> dict[str, Any]:
+    """Where an event came from: host, handoffkit version, the principal the system knows (see
+    :meth:`Store.principal`), and the file read (with its SHA-256)."""
     out: dict[str, Any] = {"host": HOST, "version": __version__}
+    if principal is not None:
+        out["principal"] = principal
     if source is not None:
         out["file"] = source.file
         out["sha256"] = source.sha256
@@ -100,6 +103,7 @@ def append(conn: Connection, store: Store, new: Iterable[Event]) -> int:
         now = schema.parse_ts(last)
     when = schema.format_ts(now)
     origins: dict[int, tuple[str, dict[str, Any]]] = {}
+    principal = store.principal(conn)
     actors: dict[str, str] = {}
     rows = []
     for ev in new:
@@ -108,7 +112,8 @@ def append(conn: Connection, store: Store, new: Iterable[Event]) -> int:
         seq += 1
         org = origins.get(id(ev.source))
         if org is None:
-            org = origins[id(ev.source)] = (canonical_json(origin(ev.source)), origin(ev.source))
+            made = origin(ev.source, principal)
+            org = origins[id(ev.source)] = (canonical_json(made), made)
         actor = actors.get(ev.actor) or actors.setdefault(ev.actor, require_actor(ev.actor))
         row = {
             "seq": seq,
@@ -181,6 +186,7 @@ class Verification:
     first_bad_seq: int | None = None
     reason: str | None = None
     anchor: dict[str, Any] | None = None
+    replayed: dict[str, int] | None = None  # rows per table rebuilt from the log and found equal (``--replay``)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -191,6 +197,7 @@ class Verification:
             "first_bad_seq": self.first_bad_seq,
             "reason": self.reason,
             "anchor": self.anchor,
+            **({"replayed": self.replayed} if self.replayed is not None else {}),
         }
 
 
@@ -231,6 +238,7 @@ def verify(store: Store, anchor: dict[str, Any] | None = None) -> Verification:
         head_seq, head_hash = head(conn)
         expected, prev, checked = 1, schema.GENESIS_HASH, 0
         anchor_hash_at: str | None = None
+        hash_at_head: str | None = None
         result = conn.execution_options(yield_per=20_000).execute(select(schema.events).order_by(schema.events.c.seq))
         for row in result:
             problem = _row_problem(row, expected, prev)
@@ -239,20 +247,13 @@ def verify(store: Store, anchor: dict[str, Any] | None = None) -> Verification:
                 return Verification(False, checked, head_seq, head_hash, min(row.seq, expected), problem, anchor)
             if anchor and row.seq == anchor["seq"]:
                 anchor_hash_at = row.row_hash
+            if row.seq == head_seq:
+                hash_at_head = row.row_hash
             prev, expected, checked = row.row_hash, expected + 1, checked + 1
     last_seq = expected - 1
     if (last_seq, prev) != (head_seq, head_hash):
-        bad = last_seq + 1 if last_seq < head_seq else head_seq + (last_seq > head_seq)
-        return Verification(
-            False,
-            checked,
-            head_seq,
-            head_hash,
-            bad,
-            f"the log ends at seq {last_seq} but the chain head records seq {head_seq} "
-            "(rows were removed or added at the end, or the head was rewritten)",
-            anchor,
-        )
+        bad, reason = _head_problem(last_seq, prev, head_seq, head_hash, hash_at_head)
+        return Verification(False, checked, head_seq, head_hash, bad, reason, anchor)
     if anchor:
         if anchor["seq"] > last_seq:
             return Verification(
@@ -278,6 +279,39 @@ def verify(store: Store, anchor: dict[str, Any] | None = None) -> Verification:
     return Verification(True, checked, head_seq, head_hash, anchor=anchor)
 
 
+def _head_problem(
+    last_seq: int, last_hash: str, head_seq: int, head_hash: str, hash_at_head: str | None
+) -> tuple[int, str]:
+    """The first bad seq and what differs when the rows hold together but the ``chain_head`` row does not
+    match the last of them: naming the field, the value the rows give and the value the head records."""
+    if head_seq == last_seq:
+        return head_seq, (
+            f"chain head field row_hash differs: the log's last row (seq {last_seq}) has row_hash {last_hash}, "
+            f"the chain head records {head_hash} (the chain head was edited)"
+        )
+    if head_hash == last_hash:
+        return min(head_seq, last_seq) + 1, (
+            f"chain head field seq differs: the log ends at seq {last_seq}, whose row_hash the chain head "
+            f"records, but with seq {head_seq} (the chain head was edited)"
+        )
+    if head_seq < last_seq and hash_at_head == head_hash:
+        return head_seq + 1, (
+            f"rows {head_seq + 1}..{last_seq} follow the chain head (seq {head_seq}, row_hash {head_hash}): "
+            "rows were added at the end without moving the head"
+        )
+    if head_seq > last_seq:
+        return last_seq + 1, (
+            f"chain head fields seq and row_hash differ: the chain head records seq {head_seq} (row_hash "
+            f"{head_hash}) but the log ends at seq {last_seq} (row_hash {last_hash}): rows were removed from the "
+            "end, or the head was rewritten"
+        )
+    return head_seq + 1, (
+        f"chain head fields seq and row_hash differ: the chain head records seq {head_seq} with row_hash "
+        f"{head_hash}, but row {head_seq} has row_hash {hash_at_head} and the log ends at seq {last_seq} "
+        f"(row_hash {last_hash}): the head was rewritten"
+    )
+
+
 def load_anchor(path: str | Path) -> dict[str, Any]:
     """Read an anchor: ``{"seq", "row_hash"}`` at the top level or under ``chain_head`` (a manifest)."""
     from handoffkit.record.inputs import load_json, read_bytes
@@ -296,23 +330,48 @@ def load_anchor(path: str | Path) -> dict[str, Any]:
     return {"seq": node["seq"], "row_hash": node["row_hash"]}
 
 
-def verify_logged(store: Store, actor: str, anchor_path: str | None = None) -> Verification:
-    """Verify, then log the verification itself (success or failure) as an event."""
+def verify_logged(
+    store: Store,
+    actor: str,
+    anchor_path: str | None = None,
+    public_key: str | Path | None = None,
+    *,
+    replay: bool = False,
+) -> Verification:
+    """Verify, then log a verification that passed as a ``log_verified`` event.
+
+    With ``public_key``, the anchor's detached signature (``<anchor>.sig``) is checked first: an anchor
+    is only as good as the file carrying it, and a rewritten log with a rewritten manifest agrees with
+    itself. With ``replay``, findings, links and first ticket snapshots are then rebuilt from the log and
+    compared with the tables (:mod:`handoffkit.record.replay_check`): a row edited without an event is a
+    failure too. A log that fails is left exactly as found: nothing is appended after a break (an appended
+    event would chain onto the damaged rows and the head, and could hide which rows the damage reached).
+
+    Raises:
+        IntegrityError: the anchor's signature, the chain, its head or the anchor does not verify
+            (nothing was written).
+        ConfigError: the public key cannot be read.
+    """
+    from handoffkit.record import signatures  # cryptography is imported only by the commands that sign
+
+    actor = require_actor(actor)
+    if public_key is not None and not anchor_path:
+        raise InputError("a public key checks an anchor's signature: give the anchor (manifest.json) too")
+    signer = signatures.check(anchor_path, public_key) if public_key is not None else None
     anchor = load_anchor(anchor_path) if anchor_path else None
     result = verify(store, anchor)
-    src = Source(str(anchor_path), sha256_bytes(Path(anchor_path).read_bytes())) if anchor_path else None
-    log_event(
-        store,
-        Event(
-            type="log_verified",
-            actor=actor,
-            outcome="success" if result.ok else "failure",
-            source=src,
-            data=result.as_dict(),
-        ),
-    )
     if not result.ok:
         raise IntegrityError(f"activity log fails verification at seq {result.first_bad_seq}: {result.reason}")
+    if replay:
+        from handoffkit.record import replay_check  # it rebuilds findings, which log through this module
+
+        checked = replay_check.check(store)
+        if not checked.ok:
+            raise IntegrityError(f"the tables differ from the activity log: {checked.summary()}")
+        result.replayed = checked.rows
+    src = Source(str(anchor_path), sha256_bytes(Path(anchor_path).read_bytes())) if anchor_path else None
+    data = result.as_dict() | ({"anchor_signed_by": signer} if signer else {})
+    log_event(store, Event(type="log_verified", actor=actor, source=src, data=data))
     return result
 
 

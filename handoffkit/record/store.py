@@ -9,6 +9,7 @@ write transaction, which is also what keeps the activity log's hash chain a sing
 
 from __future__ import annotations
 
+import getpass
 import operator
 import os
 import random
@@ -60,6 +61,14 @@ class Clock:
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+def _os_user() -> str:
+    """The login name of the process's user; its numeric id where the system has no name for it."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
 def sqlite_file(url: str | URL) -> str | None:
     """The database file an SQLite URL names, or None: another backend, or a database in memory (which
     no other connection or process can open)."""
@@ -99,6 +108,7 @@ class Store:
         if not create and self.dialect == "sqlite" and parsed.database and not Path(parsed.database).exists():
             raise NoRecordError(f"no handoffkit record at {parsed.database}; {START_HINT}")
         self.engine = _make_engine(self.url, self.dialect)
+        self._principal: dict[str, str] | None = None
         if create:
             self.create_schema()
         else:
@@ -185,6 +195,21 @@ class Store:
 
     def now(self) -> datetime:
         return self.clock.now()
+
+    def principal(self, conn: Connection) -> dict[str, str]:
+        """Who the system itself knows is writing — PostgreSQL's ``session_user`` (the role that logged
+        in, which ``SET ROLE`` does not change), or on SQLite the operating-system user running handoffkit.
+        ``--actor`` is what a person typed; this is what they could not choose. Asked once per store."""
+        if self._principal is None:
+            if self.dialect == "postgresql":
+                found = {
+                    "source": "postgresql session_user",
+                    "name": conn.exec_driver_sql("SELECT session_user").scalar(),
+                }
+            else:
+                found = {"source": "os user", "name": _os_user()}
+            self._principal = found
+        return self._principal
 
     def dispose(self) -> None:
         self.engine.dispose()

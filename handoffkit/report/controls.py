@@ -108,7 +108,7 @@ RULES: tuple[Rule, ...] = (
         "a later scan finds a verified-closed finding again: detection, and a remediation that did not hold",
     ),
     Rule(
-        ("policy_versioned", "owners_loaded", "engagement_created", "engagement_renamed"),
+        ("policy_versioned", "owners_loaded", "people_loaded", "engagement_created", "engagement_renamed"),
         (_VULN, ("CC8.1",), ("6.3.3",), ("CM-3",)),
         "the handoff policy and ownership are configuration, changed under control and versioned",
     ),

@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import Connection, and_, func, select
 
 from handoffkit.errors import ConfigError
-from handoffkit.record import engagements, frames, replay, schema
+from handoffkit.record import engagements, frames, ids, replay, schema
 from handoffkit.record.model import CLOSED_STATES, SEVERITIES
 from handoffkit.record.store import Store
 from handoffkit.report import checklist, log_export, metrics, views
@@ -176,19 +176,182 @@ def _number(value: Any) -> float | None:
 # --------------------------------------------------------------------------------- headline, narrative
 
 
-def headline(f: Facts) -> dict[str, Any]:
-    """The headline tiles (label → value), every value taken from the facts."""
+@dataclass(frozen=True)
+class Threshold:
+    """Where a headline figure stands: ``target`` or better is on target, up to ``at_risk`` at risk, beyond
+    that off target. ``higher_is_better`` flips the comparison (a compliance percentage)."""
+
+    target: float
+    at_risk: float
+    higher_is_better: bool = False
+
+    def status(self, value: float | None) -> str | None:
+        if value is None:
+            return None
+        if self.higher_is_better:
+            return "on target" if value >= self.target else "at risk" if value >= self.at_risk else "off target"
+        return "on target" if value <= self.target else "at risk" if value <= self.at_risk else "off target"
+
+
+#: Default thresholds of the headline tiles (docs/operations.md); a report's ``thresholds`` parameter
+#: overrides any of them, e.g. ``{"sla_compliance_pct": {"target": 95, "at_risk": 85}}``.
+THRESHOLDS = {
+    "sla_compliance_pct": Threshold(90.0, 80.0, higher_is_better=True),
+    "open_critical": Threshold(0, 5),
+    "kev_overdue": Threshold(0, 0),
+    "closure_misses": Threshold(0, 10),
+    "checklist_failing": Threshold(0, 2),
+}
+
+
+def thresholds(overrides: dict[str, Any] | None = None, where: str = "thresholds") -> dict[str, Threshold]:
+    """:data:`THRESHOLDS` with ``overrides`` (``{figure: {"target": …, "at_risk": …}}``) applied; ``where``
+    starts an error message (the parameter file's name and key).
+
+    Raises:
+        ConfigError: an unknown figure or key, or a value that is not a number (the message names it).
+    """
+    merged = dict(THRESHOLDS)
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ConfigError(f"{where}: expected a mapping of figure to target and at_risk, got {overrides!r}")
+    for figure, given in (overrides or {}).items():
+        if figure not in THRESHOLDS:
+            close = difflib.get_close_matches(str(figure), THRESHOLDS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; expected one of {', '.join(THRESHOLDS)}"
+            raise ConfigError(f"{where}: unknown figure {figure!r}{hint}")
+        if not isinstance(given, dict) or set(given) - {"target", "at_risk"}:
+            raise ConfigError(f"{where}.{figure}: expected a mapping of target and at_risk, got {given!r}")
+        values = {**asdict(THRESHOLDS[figure]), **given}
+        for key in ("target", "at_risk"):
+            if isinstance(values[key], bool) or not isinstance(values[key], (int, float)):
+                raise ConfigError(f"{where}.{figure}.{key}: expected a number, got {values[key]!r}")
+        merged[figure] = Threshold(**values)
+    return merged
+
+
+def previous_period(period_start: date | str, period_end: date | str) -> tuple[str, str]:
+    """The period before ``period_start .. period_end``: the previous calendar quarter when the period is
+    one, else the same number of days ending the day before."""
+    start, end = pd.Timestamp(str(period_start)), pd.Timestamp(str(period_end))
+    quarter = pd.Period(start, "Q")
+    if start == quarter.start_time.normalize() and end == quarter.end_time.normalize():
+        before = quarter - 1
+        return before.start_time.date().isoformat(), before.end_time.date().isoformat()
+    prior_end = start - pd.Timedelta(days=1)
+    return (prior_end - (end - start)).date().isoformat(), prior_end.date().isoformat()
+
+
+def _period_name(start: str, end: str) -> str:
+    """``Q2 2026`` for a calendar quarter, else the period's last day."""
+    quarter = pd.Period(pd.Timestamp(start), "Q")
+    if pd.Timestamp(start) == quarter.start_time.normalize() and pd.Timestamp(end) == quarter.end_time.normalize():
+        return f"Q{quarter.quarter} {quarter.year}"
+    return str(end)
+
+
+def _standing(f: Facts) -> dict[str, float | None]:
+    """The figures the thresholds judge, from the facts."""
+    return {
+        "sla_compliance_pct": f.sla_compliance_pct,
+        "open_critical": f.open_by_severity.get("critical", 0),
+        "kev_overdue": f.kev_breached,
+        "closure_misses": f.closure_misses,
+        "checklist_failing": f.checklist_counts["fail"],
+    }
+
+
+def headline(f: Facts, previous: Facts | None = None, limits: dict[str, Threshold] | None = None) -> dict[str, Any]:
+    """The headline tiles (label → value or :class:`~handoffkit.report.display.Tile`), every value taken
+    from the facts: the judged figures first, each with its status against ``limits`` (default
+    :data:`THRESHOLDS`), its target and its change since ``previous`` (the facts of the period before,
+    as of that period's end)."""
+    from handoffkit.report.display import Tile  # the tile is display's; facts stay importable without it
+
+    limits = limits or THRESHOLDS
+    now, then = _standing(f), _standing(previous) if previous else {}
+    since = f"since {_period_name(previous.period_start, previous.period_end)}" if previous else ""
+
+    def tile(figure: str, shown: Any, words: str) -> Tile:
+        limit, value = limits[figure], now[figure]
+        return Tile(shown, limit.status(value), _target(limit, words), _change(value, then.get(figure), since, figure))
+
     counts = f.checklist_counts
     return {
-        "open findings": f.open_findings,
+        "SLA compliance": tile("sla_compliance_pct", _pct(f.sla_compliance_pct), "%"),
+        "open critical findings": tile("open_critical", now["open_critical"], ""),
+        "KEV findings past due": tile("kev_overdue", f.kev_breached, ""),
+        "administrative closures (unverified)": tile("closure_misses", f.closure_misses, ""),
+        "checklist items passing": tile("checklist_failing", f"{counts['pass']} of {len(f.checklist)}", " failing"),
+        "open findings": Tile(
+            f.open_findings, change=_change(f.open_findings, previous and previous.open_findings, since, "")
+        ),
+        "KEV findings open": f.kev_open,
         "created in period": f.created,
         "verified closures in period": f.verified_total,
-        "administrative closures (unverified)": f.closure_misses,
-        "SLA compliance": _pct(f.sla_compliance_pct),
-        "KEV findings open": f.kev_open,
         "routing misses": f.routing_misses,
-        "checklist items passing": f"{counts['pass']} of {len(f.checklist)}",
     }
+
+
+def _target(limit: Threshold, unit: str) -> str:
+    def number(value: float) -> str:
+        return f"{value:g}"
+
+    if limit.higher_is_better:
+        return f"target ≥ {number(limit.target)}{unit}"
+    return f"target {number(limit.target)}{unit}" if limit.target == 0 else f"target ≤ {number(limit.target)}{unit}"
+
+
+def _change(now: Any, then: Any, since: str, figure: str) -> str | None:
+    if not since or now is None or then is None:
+        return None
+    delta = float(now) - float(then)
+    if figure == "sla_compliance_pct":
+        return f"{delta:+.1f} pts {since}" if delta else f"unchanged {since}"
+    return f"{int(delta):+,} {since}" if delta else f"unchanged {since}"
+
+
+def decisions(store: Store, f: Facts) -> list[dict[str, Any]]:
+    """What leadership must act on as of the facts' instant, each with its ids: KEV findings past their
+    due date, exceptions past their expiry still holding a finding, open critical findings without a
+    resolved owner, and failing checklist items. An empty list when nothing needs a decision."""
+    when = f.as_of
+    x = schema.exceptions.c
+    with store.read() as conn:
+        frame = replay.state_frame(conn, f.engagement, when)
+        status = sla.status(frame, when)
+        expired = frames.frame(
+            conn.execute(
+                select(x.finding_id, x.expires_on)
+                .where(
+                    x.engagement == f.engagement,
+                    x.granted_at <= when,
+                    x.expires_on < when[:10],
+                    (x.closed_at.is_(None)) | (x.closed_at > when),
+                )
+                .order_by(x.expires_on, x.finding_id)
+            ),
+            ["finding_id", "expires_on"],
+        )
+    is_open = ~frame["state"].isin(CLOSED_STATES)
+    overdue_kev = frame.loc[is_open & frame["kev"] & status.eq("breached"), "finding_id"]
+    ownerless = frame.loc[
+        is_open
+        & frame["severity"].eq("critical")
+        & (frame["state"].eq("paused_no_owner") | frame["owner_team"].isna()),
+        "finding_id",
+    ]
+    found = [
+        ("KEV findings past their due date: remediate or accept the risk", ids.ordered(overdue_kev)),
+        ("Exceptions past their expiry: renew or end them", ids.ordered(expired["finding_id"])),
+        ("Open critical findings with no resolved owner: name one", ids.ordered(ownerless)),
+    ]
+    items = [{"what": what, "ids": ids} for what, ids in found if ids]
+    items += [
+        {"what": f"Checklist item {item['number']} fails: {item['item']}", "ids": list(item.get("ids") or [])}
+        for item in f.checklist
+        if item["status"] == "fail"
+    ]
+    return items
 
 
 def _pct(value: float | None) -> str:

@@ -12,7 +12,10 @@
    (``{"chain_head": {"seq", "row_hash"}}``, which ``handoffkit log verify --anchor`` accepts), the
    parameters, the as-of instant, and under ``rendering`` what belongs to this run (package versions,
    when Great Expectations ran);
-5. logs ``report_rendered`` with the views rendered and the manifest's SHA-256.
+5. when a signing key is configured (the file's ``signing_key``, else ``HANDOFFKIT_SIGNING_KEY``), signs the
+   manifest's bytes with Ed25519 into ``manifest.json.sig`` beside it (:mod:`handoffkit.record.signatures`;
+   :mod:`handoffkit.report.seal` checks a pack); the key's path is kept out of the pack and the record;
+6. logs ``report_rendered`` with the views rendered, the manifest's SHA-256 and whether it was signed.
 
 The as-of instant is pinned once (``--as-of``, else the file's ``as_of``, else now), and everything the
 pack shows is a function of the activity log up to it and the policy in force then. Rendered again as
@@ -44,12 +47,12 @@ from sqlalchemy.engine import make_url
 
 from handoffkit.errors import ConfigError, located
 from handoffkit.ingest import quality
-from handoffkit.record import _memo, frames, replay, schema
+from handoffkit.record import _memo, csvsafe, frames, replay, schema
 from handoffkit.record.canonical import sha256_bytes, sha256_file
 from handoffkit.record.log import Event, Source, log_event
 from handoffkit.record.people import require_actor
 from handoffkit.record.store import DEFAULT_URL, sqlite_file
-from handoffkit.report import log_export, pages, views
+from handoffkit.report import contents, facts, log_export, pages, pdf, views
 
 #: The report set, in reading order, with each page's title.
 TITLES = {
@@ -64,9 +67,15 @@ LEADERSHIP = "quarterly_leadership"
 #: Processes writing the activity log at once, then notebooks executed at once (each in its own kernel).
 WORKERS = log_export.PROCESSES
 NOTEBOOK_PARAMETERS = ("db", "engagement", "period_start", "period_end", "as_of")
-KEYS = (*NOTEBOOK_PARAMETERS, "notebooks", "notebooks_dir", "title")
+#: The private key's path signs the manifest; like the database URL's secrets it never reaches the pack or
+#: the record (a path says where a key is kept, which an auditor need not know).
+SIGNING_KEY = "signing_key"
+KEYS = (*NOTEBOOK_PARAMETERS, "notebooks", "notebooks_dir", "title", "thresholds", SIGNING_KEY)
 ACTIVITY_CSV = "activity_log.csv"
 QUALITY_JSON = "data_quality.json"
+#: The reconciliation categories whose full lists the pack writes as ``gaps/<category>.csv`` (the pages
+#: show the first rows and link the file).
+GAP_FILES = ("routing_misses", "closure_misses", "severity_drift", "orphan_tickets", "tickets_without_id")
 #: The steps after the export, longest first as measured on a large record (bench/report.py; the per-view
 #: pages read the reconciliation and frames the leadership page leaves in the shared memo): the workers
 #: then end close together instead of one waiting on a long last step.
@@ -80,6 +89,7 @@ LONGEST_FIRST = (
     "routing_decisions",
 )
 MANIFEST = "manifest.json"
+SIGNATURE = f"{MANIFEST}.sig"
 VERSIONED = (
     "handoffkit",
     "pandas",
@@ -106,6 +116,8 @@ class Rendered:
     manifest: Path
     manifest_sha256: str
     seconds: float
+    pdf: Path | None = None
+    signature: Path | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +129,8 @@ class Rendered:
             "quality_json": str(self.quality_json),
             "manifest": str(self.manifest),
             "manifest_sha256": self.manifest_sha256,
+            "pdf": None if self.pdf is None else str(self.pdf),
+            "signature": str(self.signature) if self.signature else None,
             "seconds": round(self.seconds, 1),
         }
 
@@ -154,6 +168,7 @@ def load_params(params_file: str | Path) -> dict[str, Any]:
         raise ConfigError(
             located(str(path), "notebooks", f"unknown notebook {unknown[0]!r}; expected names from {', '.join(TITLES)}")
         )
+    facts.thresholds(doc.get("thresholds"), where=f"{path}: thresholds")
     return doc
 
 
@@ -165,6 +180,21 @@ def absolute_db(url: str) -> str:
     return make_url(url).set(database=str(Path(file).resolve())).render_as_string(hide_password=False)
 
 
+def signing_key_path(doc: dict[str, Any]) -> Path | None:
+    """The private key that signs a pack rendered with these parameters: the file's ``signing_key``,
+    else ``HANDOFFKIT_SIGNING_KEY``, else none (the pack is sealed unsigned)."""
+    from handoffkit.record.signatures import KEY_ENV
+
+    configured = doc.get(SIGNING_KEY) or os.environ.get(KEY_ENV)
+    return Path(str(configured)).expanduser() if configured else None
+
+
+def signing_key_configured(doc: dict[str, Any]) -> bool:
+    """Whether a pack rendered with these parameters (a :func:`load_params` mapping) gets a signed manifest
+    (``manifest.json.sig``): a page can say so before the manifest exists."""
+    return signing_key_path(doc) is not None
+
+
 def render(
     params_file: str | Path,
     *,
@@ -173,6 +203,7 @@ def render(
     out_dir: str | Path | None = None,
     actor: str,
     progress: Callable[[str], None] | None = None,
+    to_pdf: bool = False,
 ) -> Rendered:
     """Execute, render and seal the report set (see the module docstring).
 
@@ -183,6 +214,8 @@ def render(
         out_dir: where the pack goes (default ``outputs/<engagement>-<as-of day>/``).
         actor: the named person rendering (recorded in the activity log).
         progress: called with one line per step (the CLI prints them).
+        to_pdf: also print the pack to one PDF (``evidence_pack.pdf``: the index, then the pages in reading
+            order) with headless Chromium; it is sealed in the manifest with the rest.
 
     Returns:
         A :class:`Rendered` listing what was written.
@@ -192,10 +225,15 @@ def render(
         HandoffkitError: a notebook failed (the message names the cell; the executed copy keeps the trace).
     """
     actor = require_actor(actor)
+    if to_pdf:
+        pdf.chromium()  # no Chromium: say so before rendering anything
     started = time.perf_counter()
     tell = progress or (lambda _message: None)
     path = Path(params_file)
     doc = load_params(path)
+    key_path = signing_key_path(doc)
+    if key_path is not None:
+        _signer(key_path)  # a key that cannot sign fails the report before any notebook runs
     url = absolute_db(db or os.environ.get("HANDOFFKIT_DB") or doc.get("db") or DEFAULT_URL)
     params = views.parameters(
         url, doc["engagement"], doc["period_start"], doc["period_end"], as_of if as_of is not None else doc.get("as_of")
@@ -216,14 +254,46 @@ def render(
         "period_end": params.period_end.isoformat(),
         "as_of": params.as_of,
     }
-    pages, export, (quality_path, quality_run) = _pages_and_export(
+    written, export, (quality_path, quality_run) = _pages_and_export(
         path, doc, names, notebook_values, params, out, chain_head, actor, tell
     )
+    gap_files = _gap_files(store, params.engagement, params.as_of, out)
+    meta = _meta(notebook_values, chain_head)
+    fields = pages.header_fields(meta)
+    contents.quality_page(out, fields=fields, names=names, quality_json=quality_path)
+    title = doc.get("title") or TITLES[LEADERSHIP]
+    contents.index_page(
+        out,
+        title=f"Evidence pack: {title}",
+        fields=fields,
+        pages_={name: _title(doc, name) for name in names},
+        signed=key_path is not None,  # the index says "signed" only when manifest.json.sig will be written
+        files=[
+            (ACTIVITY_CSV, "the period's activity-log events, each mapped to the controls it evidences"),
+            *((f"gaps/{name}.csv", f"the full list: {views.MAPPING_CATEGORIES[name]}") for name in gap_files),
+        ],
+    )
+    tell(f"wrote {out / contents.INDEX}")
+    printed = None
+    if to_pdf:
+        order = [contents.INDEX, *(f"{name}.html" for name in names), contents.QUALITY]
+        header = f"{params.engagement} · as of {dict(fields)['As of']} · log head seq {head_seq}"
+        printed = pdf.write_pdf(out, order, running_header=header)
+        tell(f"wrote {printed}")
     rendering = {"versions": _versions(), "data_quality_run": quality_run}
     manifest = _manifest(
-        out, doc, store.safe_url, notebook_values, chain_head, names, {Path(export.file): export.sha256}, rendering
+        out,
+        doc,
+        store.safe_url,
+        notebook_values,
+        chain_head,
+        names,
+        {Path(export.file): export.sha256},
+        rendering,
+        _signer(key_path),
     )
     digest = sha256_bytes(manifest.read_bytes())
+    signature = _sign(manifest, key_path)
     log_event(
         store,
         Event(
@@ -236,6 +306,7 @@ def render(
                 "as_of": params.as_of,
                 "out": str(out),
                 "manifest_sha256": digest,
+                "signed": signature is not None,
                 "period": [notebook_values["period_start"], notebook_values["period_end"]],
                 "chain_head": chain_head,
             },
@@ -246,12 +317,14 @@ def render(
         out,
         params.as_of,
         chain_head,
-        [pages[n] for n in names],
+        [written[n] for n in names],
         Path(export.file),
         quality_path,
         manifest,
         digest,
         time.perf_counter() - started,
+        printed,
+        signature,
     )
 
 
@@ -285,13 +358,14 @@ def _pages_and_export(
         processes=WORKERS,
     )
     tell(f"wrote {export.file} ({export.rows:,} events)")
+    nav = contents.navigation(names)
     with _shared_memo(), ThreadPoolExecutor(max_workers=WORKERS) as pool:
         queued: dict[str, Any] = {}
         for name in LONGEST_FIRST:
             if name == QUALITY_JSON:
                 queued[name] = pool.submit(_quality, params.store, params.engagement, params.as_of, out / QUALITY_JSON)
             elif name in names:
-                queued[name] = pool.submit(_page, path, doc, name, values, out, chain_head, tell)
+                queued[name] = pool.submit(_page, path, doc, name, values, out, chain_head, tell, nav)
         quality_path, quality_run = queued.pop(QUALITY_JSON).result()
         pages = {name: queued[name].result() for name in names}
     tell(f"wrote {quality_path}")
@@ -322,24 +396,49 @@ def _page(
     out: Path,
     chain_head: dict[str, Any],
     tell: Callable[[str], None],
+    nav: list[tuple[str, str]],
 ) -> Path:
     """Execute one notebook and render its readers' page."""
     folder = (params_path.parent / (doc.get("notebooks_dir") or "../notebooks")).resolve()
     notebook = folder / f"{name}.ipynb"
     # No cwd: papermill would chdir the whole process, and notebooks run in threads here. The kernels
     # need none: every path they get (the database URL included) is absolute.
-    executed = pages.execute(notebook, out / "notebooks" / f"{name}.ipynb", values, progress=tell)
-    title = (doc.get("title") or TITLES[name]) if name == LEADERSHIP else TITLES[name]
-    meta = {
+    # the leadership page judges its tiles against the file's thresholds (facts.THRESHOLDS by default)
+    given = {**values, "thresholds": doc.get("thresholds")} if name == LEADERSHIP else values
+    executed = pages.execute(notebook, out / "notebooks" / f"{name}.ipynb", given, progress=tell)
+    page = pages.to_html(
+        executed, out / f"{name}.html", title=_title(doc, name), meta=_meta(values, chain_head), nav=nav
+    )
+    tell(f"rendered {page}")
+    return page
+
+
+def _gap_files(store: Any, engagement: str, as_of: str, out: Path) -> list[str]:
+    """Write every finding or ticket behind each of :data:`GAP_FILES` as ``gaps/<category>.csv``
+    (formula-safe, instants in full); returns the categories written."""
+    folder = out / "gaps"
+    folder.mkdir(exist_ok=True)
+    for category in GAP_FILES:
+        frame = views.mapping_gaps(store, engagement, category, as_of=as_of, limit=None)
+        text = csvsafe.to_csv(frame.astype(object).where(frame.notna(), None).to_dict("records"), list(frame.columns))
+        (folder / f"{category}.csv").write_text(text, encoding="utf-8")
+    return list(GAP_FILES)
+
+
+def _title(doc: dict[str, Any], name: str) -> str:
+    """A page's title: the parameter file's ``title`` names the leadership page (and so the pack)."""
+    return (doc.get("title") or TITLES[name]) if name == LEADERSHIP else TITLES[name]
+
+
+def _meta(values: dict[str, Any], chain_head: dict[str, Any]) -> dict[str, Any]:
+    """The header fields every page of the pack shows."""
+    return {
         "engagement": values["engagement"],
         "as_of": values["as_of"],
         "chain_head_seq": chain_head["seq"],
         "chain_head_hash": chain_head["row_hash"],
         "period": f"{values['period_start']} to {values['period_end']}",
     }
-    page = pages.to_html(executed, out / f"{name}.html", title=title, meta=meta)
-    tell(f"rendered {page}")
-    return page
 
 
 def _quality(store: Any, engagement: str, as_of: str, target: Path) -> tuple[Path, dict[str, Any]]:
@@ -376,17 +475,21 @@ def _manifest(
     names: list[str],
     known: dict[Path, str],
     rendering: dict[str, Any],
+    signing: dict[str, Any] | None,
 ) -> Path:
-    """Write ``manifest.json``: every file's SHA-256, the chain head, parameters, as-of, versions.
+    """Write ``manifest.json``: every file's SHA-256, the chain head, parameters, as-of, versions, and
+    (when signed) which key signs it.
 
     ``known`` holds digests taken as a file was written (the activity log's: hashing its gigabytes again
-    would cost seconds).
+    would cost seconds). The signature file is not listed (the manifest records nothing that depends on
+    its own signature); one left by an earlier run in the same directory is removed first.
     """
-    target = out / MANIFEST
+    target, signature = out / MANIFEST, out / SIGNATURE
+    signature.unlink(missing_ok=True)
     files = {
         p.relative_to(out).as_posix(): {"sha256": known.get(p) or sha256_file(p), "bytes": p.stat().st_size}
         for p in sorted(out.rglob("*"))
-        if p.is_file() and p != target and not p.name.startswith(".")
+        if p.is_file() and p not in (target, signature) and not p.name.startswith(".")
     }
     manifest = {
         "engagement": values["engagement"],
@@ -394,12 +497,37 @@ def _manifest(
         "period": {"start": values["period_start"], "end": values["period_end"]},
         "chain_head": chain_head,
         "notebooks": names,
-        "parameters": {**{k: v for k, v in doc.items() if k != "db"}, **values, "db": safe_url},
+        "parameters": {**{k: v for k, v in doc.items() if k not in ("db", SIGNING_KEY)}, **values, "db": safe_url},
         "files": files,
         "rendering": rendering,
     }
+    if signing is not None:
+        manifest["signing"] = signing
     target.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     return target
+
+
+def _signer(key_path: Path | None) -> dict[str, Any] | None:
+    """What the manifest says of its signature: the algorithm, the file beside it, the public key's
+    fingerprint (the key to ask for); nothing of the signature itself."""
+    if key_path is None:
+        return None
+    from handoffkit.record import signatures
+
+    public = signatures.load_private(key_path).public_key()
+    return {
+        "algorithm": signatures.ALGORITHM,
+        "signature_file": SIGNATURE,
+        "public_key_sha256": signatures.fingerprint(public),
+    }
+
+
+def _sign(manifest: Path, key_path: Path | None) -> Path | None:
+    if key_path is None:
+        return None
+    from handoffkit.record import signatures
+
+    return signatures.sign(manifest, key_path)
 
 
 def _versions() -> dict[str, str]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import difflib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from html.parser import HTMLParser
 from importlib.resources import files
 from pathlib import Path
@@ -36,6 +36,7 @@ from nbconvert import HTMLExporter
 from traitlets.config import Config
 
 from handoffkit.errors import ConfigError, HandoffkitError, InputError, located
+from handoffkit.report.display import minute
 from handoffkit.report.output import plain
 
 TEMPLATE_NAME = "handoffkit_report"
@@ -160,6 +161,7 @@ def to_html(
     *,
     title: str,
     meta: Mapping[str, Any],
+    nav: Sequence[tuple[str, str]] = (),
 ) -> Path:
     """Render an executed notebook as the readers' report: one UTF-8 HTML file, code hidden, offline.
 
@@ -169,6 +171,7 @@ def to_html(
         title: the report title (page header and ``<title>``).
         meta: header fields; must hold ``engagement``, ``as_of``, ``chain_head_seq`` and
             ``chain_head_hash``; further keys are shown after them, labelled from the key.
+        nav: the pack's navigation, ``[(href, label)]`` (the pages beside this one); none by default.
 
     Returns:
         The path of the written page.
@@ -179,13 +182,13 @@ def to_html(
         ConfigError: a required ``meta`` key is missing, or the template is not installed.
     """
     source, output = Path(executed_ipynb), Path(output_html)
-    fields = _header_fields(meta, source)
+    fields = header_fields(meta, source)
     notebook = _read_notebook(source)
     _strip_for_readers(notebook)
     notebook.metadata["title"] = title  # the lab template's <title>
     resources = {
         "metadata": {"name": title, "path": str(source.parent)},
-        "handoffkit": {"title": title, "fields": fields},
+        "handoffkit": {"title": title, "fields": fields, "nav": list(nav), "current": output.name},
     }
     page, _ = _exporter().from_notebook_node(notebook, resources=resources)
     problems = check_offline(page)
@@ -219,8 +222,12 @@ def _exporter() -> HTMLExporter:
     )
 
 
-def _header_fields(meta: Mapping[str, Any], source: Path) -> list[tuple[str, str]]:
-    """``[(label, text)]`` for the header: the required fields first, then any extra ones."""
+def header_fields(meta: Mapping[str, Any], source: Path | str = "report") -> list[tuple[str, str]]:
+    """``[(label, text)]`` for the header: the required fields first, then any extra ones.
+
+    Raises:
+        ConfigError: a required key of :data:`REQUIRED_META` is missing (``source`` names the page).
+    """
     missing = [key for key in REQUIRED_META if key not in meta]
     if missing:
         extra = [key for key in meta if key not in REQUIRED_META]
@@ -238,9 +245,10 @@ def _with_hint(key: str, given: list[str]) -> str:
 
 
 def _text(value: Any) -> str:
-    """Header text for a value: instants in canonical UTC form, missing values as a dash."""
+    """Header text for a value: instants to the minute in UTC (the manifest keeps them whole), missing
+    values as a dash."""
     value = plain(value)
-    return "—" if value is None else str(value)
+    return "—" if value is None else minute(str(value))
 
 
 def _read_notebook(source: Path) -> nbformat.NotebookNode:
@@ -253,7 +261,8 @@ def _read_notebook(source: Path) -> nbformat.NotebookNode:
 
 
 def _strip_for_readers(notebook: nbformat.NotebookNode) -> None:
-    """Drop what only the notebook's author needs: parameter cells, error traces and stderr.
+    """Drop what only the notebook's author needs: parameter cells, error traces and stderr; and the
+    notebook's own top-level heading, since the page header carries the title (one title per page).
 
     A failed run never gets here through :func:`execute` (it raises); stderr is dropped because it
     carries warnings and log lines addressed to the analyst, not to the report's readers.
@@ -264,6 +273,8 @@ def _strip_for_readers(notebook: nbformat.NotebookNode) -> None:
     for cell in notebook.cells:
         if cell.cell_type == "code":
             cell.outputs = [output for output in cell.outputs if not _is_trace(output)]
+        elif cell.cell_type == "markdown":
+            cell.source = "\n".join(line for line in cell.source.splitlines() if not line.startswith("# ")).strip()
 
 
 def _is_trace(output: nbformat.NotebookNode) -> bool:

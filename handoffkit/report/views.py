@@ -42,6 +42,7 @@ PERIODS = ("week", "month", "quarter")
 DISPOSITION_SERIES = ("ticket", "sprint_backlog", "quarterly_cycle", "security_record_only")
 HELD = "held_back"
 ROUTING_SERIES = ("created", *DISPOSITION_SERIES, HELD)
+OUTCOMES = ("success", "denied", "failure")
 MAPPING_CATEGORIES = {
     "linked": "open findings with a linked ticket",
     "routing_misses": "policy says ticket, no ticket linked",
@@ -634,6 +635,34 @@ def control_coverage(activity_frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["framework", "control", "events"]).astype({"events": "int64"})
 
 
+#: How pages name the frameworks of :data:`controls.FRAMEWORKS`.
+FRAMEWORK_NAMES = {"iso27001": "ISO/IEC 27001", "soc2": "SOC 2", "pci_dss": "PCI DSS", "nist_800_53": "NIST SP 800-53"}
+
+
+def events_by_type(activity_frame: pd.DataFrame) -> pd.DataFrame:
+    """Events per type (frame of :func:`activity`), most frequent first: ``type``, ``events`` and one
+    column per outcome of :data:`OUTCOMES` (zero included)."""
+    counts = activity_frame.pivot_table(index="type", columns="outcome", values="count", aggfunc="sum", fill_value=0)
+    counts = counts.reindex(columns=list(OUTCOMES), fill_value=0).astype("int64")
+    counts.insert(0, "events", counts.sum(axis=1))
+    counts.columns.name = None
+    return counts.reset_index().sort_values(["events", "type"], ascending=[False, True]).reset_index(drop=True)
+
+
+def events_by_control(activity_frame: pd.DataFrame) -> pd.DataFrame:
+    """Events evidencing each control the mapping names, zero included, framework by framework:
+    ``framework`` (its name in words), ``control``, ``events``."""
+    coverage = control_coverage(activity_frame)
+    return coverage.assign(framework=coverage["framework"].map(FRAMEWORK_NAMES))
+
+
+def recent_summary(recent: pd.DataFrame) -> pd.DataFrame:
+    """The activity-log rows of :func:`recent_events` as a page shows them, without hashes or payloads:
+    ``seq``, ``occurred_at``, ``actor``, ``type``, ``subject`` (the finding and/or ticket), ``outcome``."""
+    subject = (recent["finding_id"].fillna("") + " " + recent["ticket_key"].fillna("")).str.strip().replace("", "—")
+    return recent[["seq", "occurred_at", "actor", "type"]].assign(subject=subject, outcome=recent["outcome"])
+
+
 def activity_by_period(
     store: Store,
     engagement: str,
@@ -654,7 +683,26 @@ def activity_by_period(
             .group_by(key, EV.c.outcome)
         )
         df = frames.frame(result, ["period", "series", "count"])
-    return _ordered(_period_frame(df, period), "series", ("success", "denied", "failure"))
+    rolled = _period_frame(df, period)
+    if start is not None and end is not None:
+        rolled = _every_period(rolled, period, start, end, OUTCOMES)
+    return _ordered(rolled, "series", OUTCOMES)
+
+
+def _every_period(df: pd.DataFrame, period: str, start: Any, end: Any, series: tuple[str, ...]) -> pd.DataFrame:
+    """Every period from ``start`` to ``end`` and every series, a pair with no events counted 0 (a quiet
+    week is a bar of zero, not a missing bar)."""
+    first, last = pd.Timestamp(str(start)), pd.Timestamp(str(end))
+    if period == "week":
+        days = pd.date_range(first - pd.Timedelta(days=first.day_of_week), last, freq="W-MON")
+        labels = days.strftime("%Y-%m-%d")
+    elif period == "month":
+        labels = pd.period_range(first, last, freq="M").strftime("%Y-%m")
+    else:
+        labels = [f"{p.year}-Q{p.quarter}" for p in pd.period_range(first, last, freq="Q")]
+    grid = pd.MultiIndex.from_product([list(labels), list(series)], names=["period", "series"])
+    full = df.set_index(["period", "series"])["count"].reindex(grid.union(df.set_index(["period", "series"]).index))
+    return full.fillna(0).astype("int64").reset_index()
 
 
 def sla_compliance(store: Store, engagement: str, as_of: datetime | date | str | None = None) -> pd.DataFrame:

@@ -13,7 +13,9 @@ same ticket, it produces events:
   calibrated severity (on first sight or when the priority is edited); the record is untouched;
 - ``orphan_ticket_seen`` — a ticket carrying no, or only unknown, finding ids.
 
-Each file is one transaction: a malformed export leaves the record unchanged and logs a ``failure``.
+Each file is one transaction: a malformed export leaves the record unchanged and logs a ``failure``
+that names the file without quoting it (:mod:`~handoffkit.record.refusals`); the same export imported
+again adds no snapshot and logs one ``ticket_import_duplicate``.
 The finding ids are read where the policy says (label, custom field, ``[HK-123]`` token).
 """
 
@@ -96,9 +98,7 @@ def ingest_tickets(
             source = Source(str(path), result.sha256)
             if system == "defectdojo":
                 _import_dojo_links(store, engagement, data, source, actor, result)
-            elif _duplicate(store, engagement, system, source, actor, result):
-                pass
-            else:
+            elif not _duplicate(store, engagement, system, source, actor, result):
                 _import_export(store, engagement, policy, data, source, system, actor, result)
             if progress:
                 progress(f"{path}: {result.tickets} tickets, {result.linked} links, {result.orphans} orphans")

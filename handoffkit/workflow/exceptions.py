@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from handoffkit.errors import RefusedError
-from handoffkit.record import engagements, findings, schema
+from handoffkit.record import engagements, findings, people, schema
 from handoffkit.record.log import Event, mutation
 from handoffkit.record.model import CLOSED_STATES
-from handoffkit.record.people import require_actor, same_person
+from handoffkit.record.people import require_actor
 from handoffkit.record.store import Store
 
 X = schema.exceptions
@@ -34,13 +34,7 @@ def grant(store: Store, finding_id: str, *, approver: str, reason: str, expires:
     with mutation(store, template) as conn:
         row = findings.get(conn, finding_id)._mapping
         template.engagement = row["engagement"]
-        if not approver or not approver.strip():
-            raise RefusedError("an exception needs a named --approver")
-        if same_person(actor, approver):
-            raise RefusedError(
-                f"requester {actor!r} and approver {approver!r} are the same person; "
-                "an exception needs a different approver"
-            )
+        people.check_approval(actor, approver, people.directory(conn, row["engagement"]), acting_as="requester")
         if not reason or not reason.strip():
             raise RefusedError("an exception needs a --reason")
         today = store.now().date()

@@ -26,10 +26,10 @@ from typing import Any
 from sqlalchemy import Connection, desc, func, insert, select
 
 from handoffkit.errors import RefusedError
-from handoffkit.record import engagements, findings, schema
+from handoffkit.record import engagements, findings, people, schema
 from handoffkit.record.log import Event, mutation
 from handoffkit.record.model import VERIFICATION_KINDS
-from handoffkit.record.people import require_actor, same_person
+from handoffkit.record.people import require_actor
 from handoffkit.record.store import bulk_insert
 from handoffkit.workflow.evidence_files import EvidenceFiles
 
@@ -311,12 +311,10 @@ def _attestation(conn: Connection, row: Any, evidence: str | None, actor: str, a
     owner = row["owner_name"]
     if not owner:
         raise RefusedError(f"{row['finding_id']} has no named owner; an attestation needs one")
-    if not same_person(actor, owner):
+    directory = people.directory(conn, row["engagement"])
+    if not people.same_person(actor, owner, directory):
         raise RefusedError(f"an attestation must come from the named owner {owner!r}, not {actor!r}")
-    if not approver or not approver.strip():
-        raise RefusedError("an attestation needs --approver, a named person other than the owner")
-    if same_person(approver, actor):
-        raise RefusedError(f"approver {approver!r} is the attesting owner; a different approver is required")
+    people.check_approval(actor, approver, directory, acting_as="attesting owner")
     if not evidence or not evidence.strip():
         raise RefusedError("an attestation needs --evidence: what the owner attests was done")
     return evidence.strip().encode(), "attestation", {"owner": owner}

@@ -50,7 +50,7 @@ def test_verify_passes_and_is_itself_logged(acme: str, run) -> None:
     assert (doc["ok"], doc["checked"], doc["first_bad_seq"]) == (True, head["seq"] + 1, None)
 
 
-def test_a_tampered_row_fails_naming_its_seq_and_the_failure_is_logged(acme: str, run) -> None:
+def test_a_tampered_row_fails_naming_its_seq_and_nothing_is_appended(acme: str, run) -> None:
     store = Store(acme)
     drop_append_only(store)
     with store.engine.begin() as conn:
@@ -58,13 +58,29 @@ def test_a_tampered_row_fails_naming_its_seq_and_the_failure_is_logged(acme: str
             schema.events.update().where(schema.events.c.seq == 2).values(payload=schema.events.c.payload + " ")
         )
     store.dispose()
+    before = (last_events(acme, 1000), head_of(acme))
+    for _ in range(2):  # a second run finds the same break: the first appended nothing after it
+        result = run("--db", acme, "log", "verify", "--actor", "Chen Wei")
+        assert (result.exit_code, result.stdout) == (7, "")
+        assert result.stderr.startswith("handoffkit: error: activity log fails verification at seq 2: row_hash")
+        assert result.stderr.count("\n") == 1
+        assert (last_events(acme, 1000), head_of(acme)) == before
+
+
+def test_an_edited_chain_head_is_named_field_by_field_and_nothing_is_appended(acme: str, run) -> None:
+    head = head_of(acme)
+    store = Store(acme)
+    with store.engine.begin() as conn:
+        conn.execute(schema.chain_head.update().values(row_hash="b" * 64))
+    store.dispose()
     result = run("--db", acme, "log", "verify", "--actor", "Chen Wei")
     assert (result.exit_code, result.stdout) == (7, "")
-    assert result.stderr.startswith("handoffkit: error: activity log fails verification at seq 2: row_hash")
-    assert result.stderr.count("\n") == 1
-    [logged] = last_events(acme)
-    assert (logged["type"], logged["outcome"]) == ("log_verified", "failure")
-    assert json.loads(logged["payload"])["data"]["first_bad_seq"] == 2
+    assert result.stderr == (
+        f"handoffkit: error: activity log fails verification at seq {head['seq']}: chain head field row_hash "
+        f"differs: the log's last row (seq {head['seq']}) has row_hash {head['row_hash']}, the chain head records "
+        f"{'b' * 64} (the chain head was edited)\n"
+    )
+    assert head_of(acme) == {"seq": head["seq"], "row_hash": "b" * 64}
 
 
 def test_an_anchor_from_an_earlier_head_matches_after_appends(acme: str, run, tmp_path: Path) -> None:
@@ -164,3 +180,50 @@ def test_calibrate_with_a_stale_version_fails_clearly(acme: str, run) -> None:
     )
     [failure] = last_events(acme)
     assert (failure["type"], failure["outcome"], failure["actor"]) == ("severity_calibrated", "failure", "Ben Okoro")
+
+
+def test_public_key_needs_an_anchor_and_checks_its_signature_first(acme: str, run, tmp_path: Path) -> None:
+    made = run("keys", "generate", "--private-key", str(tmp_path / "k"), "--public-key", str(tmp_path / "k.pub"))
+    assert made.exit_code == 0, made.output
+    alone = run("--db", acme, "log", "verify", "--public-key", str(tmp_path / "k.pub"), "--actor", "Chen Wei")
+    assert (alone.exit_code, alone.stdout) == (2, "")
+    assert "--public-key checks a signed anchor: give --anchor manifest.json too" in alone.stderr
+    anchor = tmp_path / "manifest.json"
+    anchor.write_text(json.dumps({"chain_head": head_of(acme)}), encoding="utf-8")
+    before = head_of(acme)
+    unsigned = run(
+        "--db", acme, "log", "verify", "--anchor", str(anchor), "--public-key", str(tmp_path / "k.pub"), "--actor", "C"
+    )
+    assert (unsigned.exit_code, unsigned.stdout) == (7, "")
+    assert unsigned.stderr == f"handoffkit: error: {anchor}.sig: signature file not found; {anchor} is unsigned\n"
+    assert head_of(acme) == before
+    again = run("keys", "generate", "--private-key", str(tmp_path / "k"))
+    assert (again.exit_code, again.stdout) == (2, "")
+    assert "already exists; refusing to overwrite a key" in again.stderr
+
+
+def test_replay_names_a_finding_edited_without_an_event_and_appends_nothing(acme: str, run) -> None:
+    store = Store(acme)
+    [fid] = add_findings(store, "ACME")
+    store.dispose()
+    passed = run("--db", acme, "log", "verify", "--replay", "--actor", "Chen Wei")
+    assert passed.exit_code == 0, passed.output
+    assert passed.stdout.rstrip().endswith("; the tables equal the log replayed (1 findings, 0 links, 0 tickets)")
+    store = Store(acme)
+    with store.engine.begin() as conn:
+        conn.execute(
+            schema.findings.update().where(schema.findings.c.finding_id == fid).values(state="verified_closed")
+        )
+    store.dispose()
+    before = head_of(acme)
+    plain = run("--db", acme, "log", "verify", "--actor", "Chen Wei")
+    assert plain.exit_code == 0  # the chain holds: only the replay sees the edit
+    after_plain = head_of(acme)
+    assert after_plain["seq"] == before["seq"] + 1
+    result = run("--db", acme, "log", "verify", "--replay", "--actor", "Chen Wei")
+    assert (result.exit_code, result.stdout) == (7, "")
+    assert result.stderr == (
+        "handoffkit: error: the tables differ from the activity log: 1 difference(s): findings "
+        f"{fid} state: the log gives 'validated', the table holds 'verified_closed'\n"
+    )
+    assert head_of(acme) == after_plain

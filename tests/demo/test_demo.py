@@ -29,8 +29,11 @@ DRIFT_PATTERNS = (
 
 def normalised(payload: str, workdir: str) -> dict[str, Any]:
     """A payload with the build's workdir replaced; a rescan closure's evidence is a text naming the
-    rescan file by its path (under the workdir), so its SHA-256 differs between workdirs: masked too."""
+    rescan file by its path (under the workdir), so its SHA-256 differs between workdirs: masked too. The
+    principal in the origin is the backend's own (PostgreSQL's session_user, the OS user on SQLite): masked
+    once its source is checked to be the backend's."""
     doc = json.loads(payload.replace(workdir, "<work>"))
+    assert doc["origin"].pop("principal")["source"] in ("postgresql session_user", "os user")
     if doc["type"] == "finding_verified_closed" and doc["data"].get("kind") == "rescan":
         doc["data"]["evidence_sha256"] = "<sha256 of a text naming the workdir>"
     return doc

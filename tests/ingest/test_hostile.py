@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from handoffkit.errors import InputError
-from handoffkit.ingest.detect import FORMATS, parse_file
+from handoffkit.ingest.detect import parse_file
+from handoffkit.ingest.registry import FORMATS
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [
@@ -152,6 +153,21 @@ SHAPES = [
     lambda x: {"findings": [x]},
     lambda x: {"@version": "2.12.0", "site": x},
     lambda x: {"count": 1, "next": None, "results": [{"id": 1, "title": "t", "severity": "Low", "hash_code": x}]},
+    # the wave-2 formats: their sniffed shape with an odd value where an item or a field goes
+    lambda x: {"matches": [x], "descriptor": {"name": "grype"}, "source": {"target": x}},
+    lambda x: {"matches": [{"vulnerability": x, "artifact": {"name": "a"}}], "descriptor": {"name": "grype"}},
+    lambda x: {"projectName": "p", "packageManager": "npm", "vulnerabilities": [x]},
+    lambda x: {"version": "15.0.0", "vulnerabilities": [x], "scan": x},
+    lambda x: {"data": {"repository": {"name": "r", "vulnerabilityAlerts": {"nodes": [x]}}}},
+    lambda x: {"results": [{"source": {"path": "p"}, "packages": [x]}]},
+    lambda x: {"auditReportVersion": 2, "vulnerabilities": {"a": x}},
+    lambda x: {"dependencies": [{"name": "a", "version": "1", "vulns": [x]}]},
+    lambda x: {"Findings": [{"SchemaVersion": "2018-10-08", "Severity": x, "Resources": x, "Vulnerabilities": x}]},
+    lambda x: {"findings": [{"findingArn": "a", "packageVulnerabilityDetails": x, "resources": x}]},
+    lambda x: [{"template-id": "t", "info": {"severity": "low", "classification": x}, "matched-at": x}],
+    lambda x: {"issues": [{"rule": "r", "impacts": x, "textRange": x}], "paging": x},
+    lambda x: {"results": [{"type": "sast", "similarityId": "1", "data": x, "vulnerabilityDetails": x}], "scanID": 1},
+    lambda x: {"reportHeader": {"projectName": "p"}, "scanResults": {"resultsList": [x]}},
 ]
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=8),

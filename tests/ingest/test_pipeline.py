@@ -14,10 +14,11 @@ from handoffkit import cli
 from handoffkit.demo import formats
 from handoffkit.errors import DataQualityError
 from handoffkit.ingest import pipeline, quality
+from handoffkit.ingest.detect import parse_file
 from handoffkit.record import log, schema
 from handoffkit.record.model import NormalisedFinding, ParseResult
 from handoffkit.workflow import triage, verification
-from tests.builders import ACTOR
+from tests.builders import ACTOR, DATA, corpus_scans
 
 
 def zap_scan(path: Path, alerts: list[tuple[int, str, int]], generated: str = "2026-03-01T00:00:00Z") -> Path:
@@ -271,3 +272,54 @@ def test_cli_json_shape_and_exit_code(store, engagement, tmp_path):
     assert row["status"] == "failed"
     # the whole error, one line on stderr, whatever the output format
     assert failed.stderr.splitlines() == [f"handoffkit: error: {' '.join(row['error'].split())}"]
+
+
+def _one_corpus_file_per_format() -> list:
+    """For each registered format, its smallest corpus file whose SOURCES.md count is all open findings."""
+    from handoffkit.ingest.registry import FORMATS
+    from tests.ingest.test_corpus import FOLDERS, NO_LONGER_OPEN
+
+    scans = sorted(
+        (s for s in corpus_scans() if s.count and s.file.split("/", 1)[0] in FOLDERS and s.file not in NO_LONGER_OPEN),
+        key=lambda s: s.size,
+    )
+    chosen = {}
+    for scan in scans:
+        chosen.setdefault(FOLDERS[scan.file.split("/", 1)[0]], scan)
+    return [pytest.param(chosen[f], id=f) for f in FORMATS if f in chosen] or [
+        pytest.param(None, marks=pytest.mark.skip(reason="corpus unavailable: no SOURCES.md"))
+    ]
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("scan", _one_corpus_file_per_format())
+def test_a_corpus_file_of_each_format_ingests(store, engagement, corpus, scan):
+    [result] = pipeline.ingest_scan(store, engagement, [corpus / scan.file], actor=ACTOR)
+    assert result.status == "ok", result.error
+    parsed = parse_file((corpus / scan.file).read_bytes(), scan.file)
+    assert result.parsed == len(parsed.records) and result.new == len({r.fingerprint for r in parsed.records})
+    with store.read() as conn:
+        stored = conn.execute(select(func.count()).select_from(schema.findings)).scalar_one()
+        tools = set(conn.execute(select(schema.findings.c.tool)).scalars())
+    assert stored == result.new and tools == {parsed.tool}  # rescan scope is per tool: one name per file
+
+
+def test_a_finding_an_export_lists_as_fixed_is_absent_in_the_rescan(store, engagement, tmp_path):
+    later = (DATA / "scans" / "tenable_vm.csv").read_text(encoding="utf-8")
+    earlier = later.replace(";medium;FIXED;", ";medium;ACTIVE;")  # the month before, 57582 was still open
+    (tmp_path / "april.csv").write_text(earlier, encoding="utf-8")
+    (tmp_path / "may.csv").write_text(later, encoding="utf-8")
+    [april] = pipeline.ingest_scan(store, engagement, [tmp_path / "april.csv"], actor=ACTOR)
+    [may] = pipeline.ingest_scan(store, engagement, [tmp_path / "may.csv"], actor=ACTOR)
+    assert (april.new, may.new, may.seen_again, may.absent_in_rescan) == (5, 0, 4, 1)
+    with store.read() as conn:
+        absent = (
+            conn.execute(
+                select(schema.findings.c.rule_ref)
+                .join(schema.evidence, schema.evidence.c.finding_id == schema.findings.c.finding_id)
+                .where(schema.evidence.c.kind == "absent_in_rescan")
+            )
+            .scalars()
+            .all()
+        )
+    assert absent == ["57582"]

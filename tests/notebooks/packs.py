@@ -39,8 +39,13 @@ def params_file(path: Path, engagement: str, notebooks: list[str] | None = None)
 
 
 def render(url: str, params: Path, out: Path) -> str:
+    return render_args(url, params, out)
+
+
+def render_args(url: str, params: Path, out: Path, *extra: str) -> str:
+    """``handoffkit report`` with further options (``--pdf``); returns what it printed."""
     result = CliRunner().invoke(
-        cli, ["--db", url, "report", "--params", str(params), "--out", str(out), "--actor", ACTOR]
+        cli, ["--db", url, "report", "--params", str(params), "--out", str(out), "--actor", ACTOR, *extra]
     )
     assert result.exit_code == 0, result.output + repr(result.exception)
     return result.output

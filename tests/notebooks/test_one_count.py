@@ -31,6 +31,18 @@ PAGES = (
 )
 
 
+def tiles(pack: Pack) -> dict[str, str]:
+    """The leadership tiles, label → value as shown."""
+    document = html5lib.parse((pack.out / "quarterly_leadership.html").read_bytes(), namespaceHTMLElements=False)
+    return {
+        "".join(t.find("div[@class='hk-tile-label']").itertext()): "".join(
+            t.find("div[@class='hk-tile-value']").itertext()
+        )
+        for t in document.iter("div")
+        if (t.get("class") or "").startswith("hk-tile ") or t.get("class") == "hk-tile"
+    }
+
+
 def lines(pack: Pack, name: str) -> list[str]:
     body = html5lib.parse((pack.out / f"{name}.html").read_bytes(), namespaceHTMLElements=False).find("body")
     return [t.strip() for t in body.itertext() if t.strip()]
@@ -41,22 +53,23 @@ def numbers(text: str, pattern: str) -> set[int]:
 
 
 @pytest.fixture(scope="module")
-def shown(demo_pack: Pack) -> tuple[dict[str, list[str]], facts.Facts]:
+def shown(demo_pack: Pack) -> tuple[dict[str, list[str]], facts.Facts, dict[str, str]]:
     store = Store(demo_pack.url, create=False)
     try:
-        return {n: lines(demo_pack, n) for n in PAGES}, facts.compute(store, "DEMO", START, END, AS_OF)
+        return (
+            {n: lines(demo_pack, n) for n in PAGES},
+            facts.compute(store, "DEMO", START, END, AS_OF),
+            tiles(demo_pack),
+        )
     finally:
         store.dispose()
 
 
 def test_every_page_shows_one_value_per_concept(shown) -> None:
-    pages, f = shown
+    pages, f, tile = shown
     everything = "\n".join(t for page in pages.values() for t in page)
-    lead = pages["quarterly_leadership"]
-    tiles = lead[lead.index("open findings") - 1 : lead.index("checklist items passing") + 1]
-    tile = dict(zip(tiles[1::2], tiles[0::2], strict=True))
     mapping = pages["ticket_mapping"]
-    table = mapping[mapping.index("meaning") + 1 :][: 3 * 6]  # category, count, meaning per row
+    table = mapping[mapping.index("Meaning") + 1 :][: 3 * 6]  # category, count, meaning per row
     row = dict(zip(table[0::3], table[1::3], strict=True))
 
     assert numbers(everything, r"(\d[\d,]*) routing decisions") == {f.routing_decisions}
@@ -76,7 +89,7 @@ def test_every_page_shows_one_value_per_concept(shown) -> None:
 
 
 def test_the_narrative_names_every_reconciliation_gap_with_a_count(shown) -> None:
-    pages, f = shown
+    pages, f, _ = shown
     story = "\n".join(pages["quarterly_leadership"])
     found = {k: n for k, n in f.reconciliation.items() if n and k != "reconciliation_overdue"}
     assert {"shared_queue_tickets", "evidence_copied", "tickets_without_id"} <= set(found)

@@ -18,7 +18,7 @@ from handoffkit.cli import cli
 from handoffkit.record import _memo, findings, replay, schema
 from handoffkit.record.csvsafe import unsafe_cell
 from handoffkit.record.store import Store
-from handoffkit.report import checklist, pack
+from handoffkit.report import checklist, metrics, pack
 from handoffkit.report.pages import check_offline
 from tests.builders import ACTOR
 
@@ -140,7 +140,8 @@ def tiles(html: str) -> dict[str, str]:
         "".join(t.find("div[@class='hk-tile-label']").itertext()): "".join(
             t.find("div[@class='hk-tile-value']").itertext()
         )
-        for t in document.iterfind(".//div[@class='hk-tile']")
+        for t in document.iter("div")
+        if "hk-tile" in (t.get("class") or "").split()
     }
 
 
@@ -161,6 +162,7 @@ def test_the_headline_tiles_equal_the_csv_and_the_record(demo_pack: Pack) -> Non
     assert shown["KEV findings open"] == f"{sum(bool(r['kev']) for r in open_now):,}"
     assert re.fullmatch(r"\d+\.\d%", shown["SLA compliance"])
     assert re.fullmatch(r"\d+ of 14", shown["checklist items passing"])
+    assert shown["open critical findings"] == f"{sum(r['severity'] == 'critical' for r in open_now):,}"
 
 
 @pytest.mark.parametrize("name", list(pack.TITLES))
@@ -171,7 +173,8 @@ def test_each_page_is_offline_code_free_and_has_its_charts(demo_pack: Pack, name
     assert len(document.findall(f".//{SVG}svg")) >= CHARTS[name]
     assert "views.parameters" not in html and "display.chart" not in html  # code is hidden
     header = document.find(".//header[@class='hk-report-header']")
-    assert "2026-09-30T23:59:59.999999Z" in "".join(header.itertext())
+    assert "As of2026-09-30 23:59 UTC" in "".join(header.itertext())  # to the minute on pages
+    assert len(document.findall(".//h1")) == 1  # one title
 
 
 def test_the_narrative_is_on_the_leadership_page(demo_pack: Pack) -> None:
@@ -192,3 +195,25 @@ def test_a_relative_out_dir_while_notebooks_run_side_by_side(demo_pack: Pack, tm
     assert os.getcwd() == str(tmp_path)
     written = {p.name for p in (tmp_path / "relative" / "pack").iterdir()}
     assert {"routing_decisions.html", "activity_log.html", "activity_log.csv", "manifest.json"} <= written
+
+
+def test_the_full_gap_lists_are_csv_files_the_pages_link(demo_pack: Pack) -> None:
+    store = Store(demo_pack.url, create=False)
+    try:
+        with store.read() as conn:
+            metrics_counts = metrics.gaps(conn, "DEMO", "2026-09-30T23:59:59.999999Z").counts
+    finally:
+        store.dispose()
+    manifest = json.loads((demo_pack.out / "manifest.json").read_text(encoding="utf-8"))
+    for category in pack.GAP_FILES:
+        path = demo_pack.out / "gaps" / f"{category}.csv"
+        with path.open(encoding="utf-8", newline="") as fh:
+            counts = sum(1 for _ in csv.DictReader(fh))
+        assert counts == metrics_counts[category], category
+        assert f"gaps/{category}.csv" in manifest["files"]
+    mapping = page(demo_pack, "ticket_mapping")
+    for category in ("routing_misses", "closure_misses", "severity_drift", "orphan_tickets", "tickets_without_id"):
+        n = metrics_counts[category]
+        linked = f'href="gaps/{category}.csv"' in mapping  # only where the page leaves rows off
+        assert linked == (n > 15) and (f"showing 15 of {n:,} rows" in mapping) == (n > 15), category
+    # (the test record's lists are short; display's tests cover the link beside a clipped table)

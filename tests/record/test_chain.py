@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, exc, text, update
 
+from handoffkit.errors import IntegrityError
 from handoffkit.record import canonical, log, schema
 from handoffkit.record.store import Store
 from tests.builders import CHAIN_LENGTH, chain_head, drop_append_only, event_rows, set_events, write_log
@@ -316,3 +317,54 @@ def test_time_in_the_log_never_goes_back(store: Store) -> None:
     stamps = [r["occurred_at"] for r in event_rows(store)]
     assert stamps == ["2026-03-10T09:00:00.000000Z", "2026-03-10T09:00:00.000000Z", "2026-03-12T09:00:00.000000Z"]
     assert log.verify(store).ok
+
+
+HEAD_EDITS = {
+    # name: (the head as edited from the rows' (seq, hashes), first bad seq, what the message names)
+    "hash only": (lambda rows: (CHAIN_LENGTH, "f" * 64), CHAIN_LENGTH, "chain head field row_hash differs"),
+    "seq lowered": (lambda rows: (CHAIN_LENGTH - 3, rows[-1]["row_hash"]), CHAIN_LENGTH - 2, "field seq differs"),
+    "seq raised": (lambda rows: (CHAIN_LENGTH + 4, rows[-1]["row_hash"]), CHAIN_LENGTH + 1, "field seq differs"),
+    "moved back": (lambda rows: (10, rows[9]["row_hash"]), 11, "rows 11..30 follow the chain head"),
+    "both rewritten": (lambda rows: (12, "e" * 64), 13, "fields seq and row_hash differ"),
+}
+
+
+@pytest.mark.parametrize("case", HEAD_EDITS)
+def test_an_edited_chain_head_says_which_field_differs_and_both_values(
+    chain: Store, pristine: Pristine, case: str
+) -> None:
+    """Only the one-row ``chain_head`` is edited; the rows hold. The reason names the field and gives the
+    value the rows imply and the value the head records, never 'ends at seq N but the head records seq N'."""
+    forge, bad, says = HEAD_EDITS[case]
+    rows = pristine[0]
+    edited = forge(rows)
+    try:
+        set_events(chain, rows, edited)
+        result = log.verify(chain)
+        assert (result.ok, result.first_bad_seq) == (False, bad), result.reason
+        assert says in result.reason, result.reason
+        assert f"ends at seq {CHAIN_LENGTH} but the chain head records seq {CHAIN_LENGTH}" not in result.reason
+        if case == "hash only":
+            assert rows[-1]["row_hash"] in result.reason and "f" * 64 in result.reason
+    finally:
+        restore(chain, pristine)
+
+
+@pytest.mark.parametrize("damage", ["row", "head", "truncated"])
+def test_verify_logged_on_a_break_raises_and_appends_nothing(chain: Store, pristine: Pristine, damage: str) -> None:
+    rows = [dict(r) for r in pristine[0]]
+    head = pristine[1]
+    if damage == "row":
+        rows[4]["payload"] += " "
+    elif damage == "head":
+        head = (head[0], "0" * 64)
+    else:
+        rows = rows[:-2]
+    try:
+        set_events(chain, rows, head)
+        before_rows, before_head = event_rows(chain), chain_head(chain)
+        with pytest.raises(IntegrityError, match="activity log fails verification at seq"):
+            log.verify_logged(chain, "Chen Wei")
+        assert (event_rows(chain), chain_head(chain)) == (before_rows, before_head)
+    finally:
+        restore(chain, pristine)

@@ -134,3 +134,69 @@ def test_checklist_refuses_malformed_items(entry: dict, message: str) -> None:
     good = {"item": "ok", "status": "pass", "evidence": "e"}
     with pytest.raises(ValueError, match=message):
         display.checklist([good, entry])
+
+
+def test_table_reads_like_a_table_a_person_reads() -> None:
+    frame = pd.DataFrame(
+        {
+            "seq": [18571],
+            "occurred_at": ["2026-09-30T23:59:59.999999Z"],
+            "finding_id": ["HK-1042"],
+            "sla_breached": [12345],
+            "title": ["SQL injection in the login form"],
+        }
+    )
+    markup = display.table(frame).data
+    assert "<th>Time</th><th>Finding</th>" in markup and '<th class="hk-num">SLA breached</th>' in markup
+    assert '<td class="hk-nowrap hk-num">18571</td>' in markup  # an id: no thousands separator
+    assert '<td class="hk-nowrap">2026-09-30 23:59 UTC</td>' in markup  # to the minute, never wrapped
+    assert '<td class="hk-nowrap">HK-1042</td>' in markup
+    assert '<td class="hk-nowrap hk-num">12,345</td>' in markup
+    assert "<td>SQL injection in the login form</td>" in markup  # prose may wrap, between words
+
+
+def test_table_links_the_full_csv_when_rows_are_left_off() -> None:
+    frame = pd.DataFrame({"n": range(30)})
+    assert (
+        'showing 10 of 30 rows; every row: <a class="hk-csv-link" href="all.csv">'
+        in display.table(frame, max_rows=10, csv="all.csv").data
+    )
+    assert "all.csv" not in display.table(frame, max_rows=30, csv="all.csv").data
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("2026-09-30T23:59:59.999999Z", "2026-09-30 23:59 UTC"),
+        ("2026-10-01T01:59:00+02:00", "2026-09-30 23:59 UTC"),
+        (pd.Timestamp("2026-09-30 23:59:59", tz="UTC"), "2026-09-30 23:59 UTC"),
+        ("2026-09-30", "2026-09-30"),  # a day stays a day
+        ("HK-2026-09-30T", "HK-2026-09-30T"),  # not an instant: unchanged
+        (None, "—"),
+    ],
+)
+def test_minute(value, shown: str) -> None:
+    assert display.minute(value) == shown
+
+
+@pytest.mark.parametrize(
+    ("column", "heading"),
+    [("finding_id", "Finding"), ("kev_compliance_pct", "KEV compliance %"), ("sla_due", "SLA due"), ("band", "Band")],
+)
+def test_label(column: str, heading: str) -> None:
+    assert display.label(column) == heading
+
+
+def test_a_tile_carries_its_status_target_and_change() -> None:
+    markup = display.tiles({"SLA compliance": display.Tile("43.7%", "off target", "target 90%", "-2.1 pts")}).data
+    assert 'class="hk-tile hk-off-target"' in markup
+    assert '<div class="hk-tile-status">off target</div>' in markup and "target 90%" in markup
+    with pytest.raises(ValueError, match="status 'red' is not one of on target, at risk, off target"):
+        display.tiles({"x": display.Tile(1, "red")})
+
+
+def test_table_markup_depends_on_the_values_not_the_dtype() -> None:
+    """A frame read back from the shared memo may hold the same numbers as object: the page must not change."""
+    frame = pd.DataFrame({"count": [3, 1_200], "band": ["high", "low"]})
+    assert display.table(frame).data == display.table(frame.astype(object)).data
+    assert '<td class="hk-nowrap hk-num">1,200</td>' in display.table(frame.astype(object)).data

@@ -14,6 +14,7 @@ from statistics import mean
 import pytest
 
 from handoffkit import reconcile
+from handoffkit.errors import ConfigError
 from handoffkit.record import findings, schema
 from handoffkit.record.csvsafe import unsafe_cell
 from handoffkit.record.model import HOLDS, SEVERITIES
@@ -162,7 +163,8 @@ def fact_strings(f: facts.Facts) -> set[str]:
 def test_every_printed_number_is_a_fact(pack) -> None:
     f, *_ = pack
     allowed = fact_strings(f)
-    text = " ".join(facts.narrative(f)) + " " + " ".join(map(str, facts.headline(f).values()))
+    shown = [getattr(tile, "value", tile) for tile in facts.headline(f).values()]  # targets are thresholds
+    text = " ".join(facts.narrative(f)) + " " + " ".join(map(str, shown))
     numbers = printed_numbers(text)
     assert len(numbers) > 30
     assert [n for n in numbers if n not in allowed] == []
@@ -174,5 +176,76 @@ def test_an_engagement_with_no_findings_yet_reads_as_zeros_and_not_measurable(st
     assert f.sla_compliance_pct is None and f.reopen_rate_pct is None and f.mttr_days["all"] is None
     text = " ".join(facts.narrative(f))
     assert "SLA compliance is not measurable" in text and "all bands no closures" in text
-    assert facts.headline(f)["SLA compliance"] == "not measurable"
+    sla_tile = facts.headline(f)["SLA compliance"]
+    assert (sla_tile.value, sla_tile.status) == ("not measurable", None)  # no status rather than a wrong one
     assert views.routing_decisions(store, engagement, as_of=AS_OF).empty
+
+
+@pytest.mark.parametrize(
+    ("figure", "value", "status"),
+    [
+        ("sla_compliance_pct", 90.0, "on target"),
+        ("sla_compliance_pct", 89.9, "at risk"),
+        ("sla_compliance_pct", 80.0, "at risk"),
+        ("sla_compliance_pct", 79.9, "off target"),
+        ("sla_compliance_pct", None, None),  # not measurable: no status rather than a wrong one
+        ("open_critical", 0, "on target"),
+        ("open_critical", 5, "at risk"),
+        ("open_critical", 6, "off target"),
+        ("kev_overdue", 1, "off target"),  # any KEV finding past due is off target
+    ],
+)
+def test_threshold_status(figure: str, value, status) -> None:
+    assert facts.THRESHOLDS[figure].status(value) == status
+
+
+def test_thresholds_take_overrides_and_refuse_nonsense() -> None:
+    assert facts.thresholds({"sla_compliance_pct": {"target": 95}})["sla_compliance_pct"].status(92) == "at risk"
+    with pytest.raises(ConfigError, match="unknown figure 'sla_compliance' \\(did you mean 'sla_compliance_pct'"):
+        facts.thresholds({"sla_compliance": {"target": 95}})
+    with pytest.raises(ConfigError, match=r"thresholds\.open_critical\.at_risk: expected a number, got 'five'"):
+        facts.thresholds({"open_critical": {"at_risk": "five"}})
+    with pytest.raises(ConfigError, match=r"thresholds\.open_critical: expected a mapping of target and at_risk"):
+        facts.thresholds({"open_critical": {"limit": 3}})
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "before"),
+    [
+        ("2026-07-01", "2026-09-30", ("2026-04-01", "2026-06-30")),
+        ("2026-01-01", "2026-03-31", ("2025-10-01", "2025-12-31")),
+        ("2026-07-10", "2026-07-19", ("2026-06-30", "2026-07-09")),  # not a quarter: as many days before
+    ],
+)
+def test_previous_period(start: str, end: str, before: tuple[str, str]) -> None:
+    assert facts.previous_period(start, end) == before
+
+
+def test_the_headline_judges_and_compares_with_the_previous_quarter_as_of_its_end(demo_store: Store) -> None:
+    now = facts.compute(demo_store, "DEMO", START, END, AS_OF)
+    prior = facts.previous_period(START, END)
+    before = facts.compute(demo_store, "DEMO", *prior, prior[1])
+    assert before.as_of.startswith("2026-06-30T23:59:59")
+    tiles = facts.headline(now, before)
+    critical = tiles["open critical findings"]
+    delta = now.open_by_severity["critical"] - before.open_by_severity["critical"]
+    assert critical.value == now.open_by_severity["critical"]
+    assert critical.change == (f"{delta:+,} since Q2 2026" if delta else "unchanged since Q2 2026")
+    assert critical.status == facts.THRESHOLDS["open_critical"].status(now.open_by_severity["critical"])
+    assert tiles["KEV findings past due"].value == now.kev_breached
+    assert facts.headline(now)["SLA compliance"].change is None  # no previous facts, no change claimed
+
+
+def test_decisions_name_the_ids_behind_each_item(demo_store: Store) -> None:
+    f = facts.compute(demo_store, "DEMO", START, END, AS_OF)
+    items = {item["what"].split(":")[0]: item["ids"] for item in facts.decisions(demo_store, f)}
+    kev = facts.behind(demo_store, "DEMO", "kev_open", as_of=AS_OF)
+    assert set(items["KEV findings past their due date"]) == set(kev.loc[kev["sla_status"] == "breached", "finding_id"])
+    assert len(items["KEV findings past their due date"]) == f.kev_breached
+    listed = facts.behind(demo_store, "DEMO", "open_findings", as_of=AS_OF).set_index("finding_id")
+    for finding in items["Open critical findings with no resolved owner"]:
+        assert listed.loc[finding, "severity"] == "critical"
+    failing = [i for i in f.checklist if i["status"] == "fail"]
+    assert [k for k in items if k.startswith("Checklist item")] == [
+        f"Checklist item {i['number']} fails" for i in failing
+    ]

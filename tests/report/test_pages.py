@@ -107,11 +107,15 @@ def test_to_html_refuses_a_page_that_would_load_a_cdn(tmp_path: Path) -> None:
     assert not target.exists()
 
 
-def test_to_html_shows_instants_in_canonical_utc(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "as_of",
+    [datetime(2026, 9, 30, 23, 59, 59, tzinfo=UTC), "2026-09-30T23:59:59.999999Z", "2026-10-01T01:59:00+02:00"],
+)
+def test_to_html_shows_instants_to_the_minute_in_utc(tmp_path: Path, as_of) -> None:
     source = executed_notebook(tmp_path / "run.ipynb", code("pass"))
-    meta = {**META, "as_of": datetime(2026, 9, 30, 23, 59, 59, tzinfo=UTC), "scope": "internet-facing"}
+    meta = {**META, "as_of": as_of, "scope": "internet-facing"}
     page = pages.to_html(source, tmp_path / "run.html", title="Q3", meta=meta).read_text("utf-8")
-    assert "<dt>As of</dt><dd>2026-09-30T23:59:59.000000Z</dd>" in page
+    assert "<dt>As of</dt><dd>2026-09-30 23:59 UTC</dd>" in page
     assert "<dt>Scope</dt><dd>internet-facing</dd>" in page  # extra keys follow, labelled from the key
 
 

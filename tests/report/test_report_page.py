@@ -71,7 +71,7 @@ def test_readers_see_no_code_parameters_or_stderr(rendered: Rendered) -> None:
 def test_the_header_carries_the_chain_head(rendered: Rendered) -> None:
     header = parse(rendered).find(".//header[@class='hk-report-header']")
     shown = {dt.text: dd.text for dt, dd in zip(header.iterfind(".//dt"), header.iterfind(".//dd"), strict=True)}
-    assert shown["As of"] == META["as_of"]
+    assert shown["As of"] == "2026-09-30 23:59 UTC" and META["as_of"].startswith("2026-09-30T23:59:")
     assert shown["Activity log head (seq)"] == "4242"
     assert shown["Activity log head (SHA-256)"] == META["chain_head_hash"]
 
@@ -117,3 +117,26 @@ def test_the_browser_check_catches_an_unsafe_page(tmp_path) -> None:
     assert page.with_name("x").as_uri() in report.requests_blocked
     assert report.page_errors
     assert report.svg_count == 0
+
+
+def test_a_plain_nbconvert_with_the_installed_template_is_offline_and_styled(rendered: Rendered, tmp_path) -> None:
+    """`jupyter nbconvert --to html --no-input --template handoffkit_report` (the template the install puts in
+    the environment's nbconvert templates) renders an executed notebook without the network, styled as the pack."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    jupyter = Path(sys.executable).with_name("jupyter")
+    target = tmp_path / "plain.html"
+    done = subprocess.run(
+        [str(jupyter), "nbconvert", "--to", "html", "--no-input", "--template", "handoffkit_report",
+         str(rendered.executed), "--output", str(target)],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    page = target.read_text(encoding="utf-8")
+    assert check_offline(page) == []
+    assert 'class="hk-report"' in page and "--hk-accent" in page  # the pack's stylesheet
+    assert (
+        '<header class="hk-report-header">' not in page
+    )  # no pack header without a pack: the notebook's heading is the title

@@ -3,13 +3,14 @@ compliance on the small programme and on the demo."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
 from handoffkit.errors import ConfigError
 from handoffkit.record import replay, schema
 from handoffkit.record.store import Store
-from handoffkit.report import display, facts, views
+from handoffkit.report import controls, display, facts, views
 from tests.builders import AS_OF, END, START
 
 
@@ -113,6 +114,38 @@ def test_activity_and_control_coverage(demo_store: Store) -> None:
     assert coverage[("iso27001", "A.8.8")] == expected
     assert coverage[("nist_800_53", "RA-5")] >= df.loc[df["type"] == "finding_created", "count"].sum()
 
+    by_type = views.events_by_type(df)
+    assert by_type["events"].sum() == expected
+    assert (by_type["events"] == by_type[list(views.OUTCOMES)].sum(axis=1)).all()
+    assert by_type["events"].is_monotonic_decreasing
+
+
+def test_events_by_control_names_every_control_zero_included() -> None:
+    only_scans = pd.DataFrame(
+        [("scan_ingested", "", "success", 3, "A.8.8", "CC7.1", "11.3", "RA-5"),
+         ("scan_refused", "", "denied", 1, "A.8.8", "CC7.1", "11.3", "RA-5")],
+        columns=["type", "detail", "outcome", "count", *controls.FRAMEWORKS],
+    )  # fmt: skip
+    by_control = views.events_by_control(only_scans).set_index(["framework", "control"])["events"]
+    assert len(by_control) == sum(len(named) for named in controls.ALL)
+    assert by_control[("SOC 2", "CC7.1")] == 4 and by_control[("SOC 2", "CC8.1")] == 0
+    assert by_control[("NIST SP 800-53", "CM-3")] == 0
+    by_type = views.events_by_type(only_scans)
+    assert by_type.to_dict("records")[1] == {
+        "type": "scan_refused",
+        "events": 1,
+        "success": 0,
+        "denied": 1,
+        "failure": 0,
+    }
+
+
+def test_recent_summary_shows_no_hash_and_one_subject(demo_store: Store) -> None:
+    recent = views.recent_events(demo_store, "DEMO", start=START, end=END, as_of=AS_OF, limit=5)
+    shown = views.recent_summary(recent)
+    assert list(shown.columns) == ["seq", "occurred_at", "actor", "type", "subject", "outcome"]
+    assert len(shown) == 5 and not shown.map(lambda v: len(str(v)) == 64).any().any()
+
 
 @pytest.mark.parametrize(
     "build",
@@ -182,3 +215,12 @@ def test_compliance_on_the_demo_covers_every_finding(demo_store: Store) -> None:
     assert out.loc["all", "findings"] == out.loc[bands, "findings"].sum() > 0
     assert 0 < out.loc["kev", "findings"] < out.loc["all", "findings"]
     assert out.loc["info", "with_sla"] <= 2  # the policy gives info no SLA (only later re-calibrations keep one)
+
+
+def test_a_quiet_week_is_a_zero_not_a_missing_bar(demo_store: Store) -> None:
+    weekly = views.activity_by_period(demo_store, "DEMO", start=START, end=END, as_of=AS_OF, period="week")
+    weeks = sorted(weekly["period"].unique())
+    assert weeks[0] <= START and weeks[-1] >= str(pd.Timestamp(END) - pd.Timedelta(days=6))[:10]
+    gaps = pd.to_datetime(pd.Series(weeks)).diff().dropna()
+    assert (gaps == pd.Timedelta(days=7)).all()  # every week present
+    assert len(weekly) == len(weeks) * len(views.OUTCOMES)  # every outcome in every week, zero included

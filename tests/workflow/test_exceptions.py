@@ -4,6 +4,7 @@ excepted finding (issue 4, "Exception register")."""
 from __future__ import annotations
 
 import json
+import unicodedata
 from datetime import UTC, date, datetime
 
 import pytest
@@ -13,7 +14,7 @@ from handoffkit.cli import cli
 from handoffkit.errors import RefusedError
 from handoffkit.tickets import payload
 from handoffkit.workflow import exceptions
-from tests.builders import ACTOR, SHOP, events, finding, route, snapshot, validate
+from tests.builders import ACTOR, DATA, SHOP, add_findings, events, finding, route, snapshot, validate
 
 APPROVER = "Dana Whitfield"
 
@@ -214,3 +215,95 @@ def test_exception_cli_grant_list_revoke(store, rec):
     listed = runner.invoke(cli, [*base, "--format", "json", "exception", "list", "-e", "ACME", "--status", "active"])
     assert json.loads(listed.output) == []
     assert [r["status"] for r in exceptions.list_exceptions(store, "ACME")] == ["revoked"]
+
+
+# ------------------------------------------------------------------ separation of duties by spelling
+
+
+def test_every_spelling_of_the_requester_as_approver_is_refused_with_a_denied_event(store, engagement):
+    """At least 20 spellings of Dana Whitfield, each refused as her own approver; each leaves one denied event."""
+    from tests.record.test_people import DANA, SPELLINGS
+
+    [fid] = add_findings(store, engagement)
+    refused = 0
+    for how, spelling in SPELLINGS.items():
+        before = snapshot(store)
+        with pytest.raises(RefusedError, match=r"same person|mixes scripts") as caught:
+            exceptions.grant(store, fid, approver=spelling, reason="accept", expires=date(2099, 1, 1), actor=DANA)
+        after = snapshot(store)
+        assert (after["exceptions"], after["findings_versions"]) == (before["exceptions"], before["findings_versions"])
+        assert after["events"] == before["events"] + 1, how
+        denied = events(store, "exception_granted", outcome="denied")[-1]
+        nfc = unicodedata.normalize  # the log stores NFC text
+        assert (denied["actor"], denied["data"]["approver"], denied["data"]["reason"]) == (
+            DANA,
+            nfc("NFC", spelling),
+            nfc("NFC", str(caught.value)),
+        ), how
+        refused += 1
+    assert refused == len(SPELLINGS) >= 20
+    assert events(store, "exception_granted", outcome="success") == []
+
+
+def test_different_people_with_similar_names_may_approve_each_other(store, engagement):
+    from tests.record.test_people import DIFFERENT
+
+    fids = add_findings(store, engagement, count=len(DIFFERENT))
+    for fid, (requester, approver) in zip(fids, DIFFERENT, strict=True):
+        granted = exceptions.grant(
+            store, fid, approver=approver, reason="accept", expires=date(2099, 1, 1), actor=requester
+        )
+        assert granted["status"] == "active", (requester, approver)
+    assert len(events(store, "exception_granted", outcome="success")) == len(DIFFERENT)
+
+
+def test_with_a_people_directory_both_must_resolve_and_the_approver_may_approve(store, engagement, tmp_path):
+    from handoffkit.record import engagements
+
+    directory = tmp_path / "people.csv"
+    directory.write_text(
+        "id,name,email,aliases,may_approve\n"
+        "dw,Dana Whitfield,dwhitfield@acme.example,DW,yes\n"
+        "as,Ana Silva,asilva@acme.example,,no\n"
+        "bo,Ben Okoro,bokoro@acme.example,,yes\n",
+        encoding="utf-8",
+    )
+    result = engagements.init(store, engagement, DATA / "policy.yaml", actor=ACTOR, people_path=directory)
+    assert not result.created
+    [loaded] = events(store, "people_loaded")
+    assert [r["id"] for r in loaded["data"]["rows"]] == ["dw", "as", "bo"]
+    engagements.init(store, engagement, DATA / "policy.yaml", actor=ACTOR, people_path=directory)
+    assert len(events(store, "people_loaded")) == 1  # unchanged: not loaded again
+
+    fids = add_findings(store, engagement, count=5)
+    cases = [
+        ("Dana Whitfield", "DW", "same person"),  # an alias of the requester
+        ("dwhitfield@acme.example", "Whitfield, Dana", "same person"),
+        ("Dana Whitfield", "Ana Silva", "not allowed to approve"),
+        ("Dana Whitfield", "Mallory Moriarty", "approver 'Mallory Moriarty' is not in the engagement's people"),
+        ("Mallory Moriarty", "Ben Okoro", "requester 'Mallory Moriarty' is not in the engagement's people"),
+    ]
+    for fid, (requester, approver, why) in zip(fids, cases, strict=True):
+        with pytest.raises(RefusedError, match=why):
+            exceptions.grant(store, fid, approver=approver, reason="r", expires=date(2099, 1, 1), actor=requester)
+        assert events(store, "exception_granted", outcome="denied")[-1]["finding_id"] == fid
+    ok = exceptions.grant(
+        store, fids[0], approver="bokoro@acme.example", reason="r", expires=date(2099, 1, 1), actor="DW"
+    )
+    assert ok["status"] == "active"
+
+
+def test_every_event_records_the_principal_the_system_knows(store, engagement):
+    import getpass
+
+    from sqlalchemy import text
+
+    [fid] = add_findings(store, engagement)
+    exceptions.grant(store, fid, approver=APPROVER, reason="r", expires=date(2099, 1, 1), actor="Ben Okoro")
+    origins = {json.dumps(e["origin"]["principal"], sort_keys=True) for e in events(store)}
+    if store.dialect == "postgresql":
+        with store.engine.connect() as conn:
+            expected = {"source": "postgresql session_user", "name": conn.execute(text("SELECT session_user")).scalar()}
+    else:
+        expected = {"source": "os user", "name": getpass.getuser()}
+    assert origins == {json.dumps(expected, sort_keys=True)}
