@@ -868,6 +868,81 @@ def route_cmd(obj: Context, engagement: str, dry_run: bool, actor: str, fmt: str
         say(emit(result.changes[:200], out, ["finding_id", "from", "to", "owner_team", "sla_due", "rule"]))
 
 
+@cli.command("escalate")
+@engagement_option
+@click.option("--dry-run", is_flag=True, help="Print what would be escalated; write nothing.")
+@actor_option
+@format_option
+@click.pass_obj
+def escalate_cmd(obj: Context, engagement: str, dry_run: bool, actor: str, fmt: str | None) -> None:
+    """Escalate findings past their SLA due date to their band's escalation owner (once per breach)."""
+    from handoffkit.workflow import escalation
+
+    result = escalation.escalate(obj.store, engagement, actor=require_actor(actor), dry_run=dry_run)
+    out = obj.out_format(fmt)
+    if out == "json":
+        say(emit(result.as_dict(), "json"))
+        return
+    say(
+        f"{'plan (dry run, nothing written)' if dry_run else 'escalated'}: {engagement}, {len(result.escalated)} "
+        f"finding(s) past due on {result.today}; {result.already_escalated} already escalated for that due date"
+    )
+    if result.unescalated:
+        say(emit([{"band": k, "no_escalation_owner": v} for k, v in result.unescalated.items()], out))
+    if result.escalated:
+        cols = ["finding_id", "band", "sla_due", "days_overdue", "escalated_to", "owner"]
+        say(emit(result.escalated[:200], out, cols))
+
+
+@cli.command("queue")
+@engagement_option
+@click.option("--as-of", "as_of", help="The queue as the log shows it at this instant (default: now).")
+@format_option
+@click.pass_obj
+def queue_cmd(obj: Context, engagement: str, as_of: str | None, fmt: str | None) -> None:
+    """The retest queue: findings awaiting verification, their owner, age, SLA and the evidence each accepts."""
+    from handoffkit.report import views
+
+    df = views.retest_queue(obj.store, engagement, parse_instant(as_of))
+    out = obj.out_format(fmt)
+    say_list(df, out)
+    if out == "table":
+        needs = [f"  {kind}: {what}" for kind, what in views.EVIDENCE_NEEDS.items()]
+        click.echo("\n".join([f"{len(df)} finding(s) awaiting verification; evidence each kind needs:", *needs]))
+
+
+@cli.command("decide")
+@click.argument("finding_id")
+@click.option("--owner", help="TEAM/ROLE[/NAME] as the owners map names them: route the finding to this owner.")
+@click.option("--hold", is_flag=True, help="Keep the finding out of routing until --until.")
+@click.option("--until", "until", help="With --hold: the day (YYYY-MM-DD) the hold ends.")
+@click.option("--reason", required=True, help="Why (recorded in the activity log).")
+@actor_option
+@format_option
+@click.pass_obj
+def decide_cmd(
+    obj: Context,
+    finding_id: str,
+    owner: str | None,
+    hold: bool,
+    until: str | None,
+    reason: str,
+    actor: str,
+    fmt: str | None,
+) -> None:
+    """Record a routing decision on one finding: its owner, or a hold until a date."""
+    from handoffkit.workflow import decisions
+
+    if bool(owner) == hold:
+        raise click.UsageError("give either --owner TEAM/ROLE[/NAME] or --hold --until DATE")
+    if hold != bool(until):
+        raise click.UsageError("--hold needs --until DATE (and --until goes with --hold)")
+    result = decisions.decide(
+        obj.store, finding_id, reason=reason, actor=require_actor(actor), owner=owner, hold_until=parse_day(until)
+    )
+    say(emit(result, obj.out_format(fmt)))
+
+
 @cli.group("exception")
 def exception_group() -> None:
     """The exception register (accepted risk with a different approver and an expiry)."""
@@ -1059,7 +1134,11 @@ def unlink_cmd(
 @cli.command("verify")
 @click.argument("finding_id", required=False)
 @click.option("--kind", required=True, type=click.Choice(["rescan", "retest", "commit", "attestation"]))
-@click.option("--evidence", help="Text, a file in the evidence directory (retest), repo@sha or URL (commit).")
+@click.option(
+    "--evidence",
+    help="A file in the evidence directory, sha256:<hex> or run:<id> + note (retest), repo@sha or URL (commit), "
+    "text (attestation).",
+)
 @click.option(
     "--evidence-dir",
     envvar="HANDOFFKIT_EVIDENCE_DIR",

@@ -436,7 +436,7 @@ def small_programme(store: Store, engagement: str, workdir: Path) -> None:
     at(store, 3)
     routing.route(store, engagement, actor=ACTOR)
     at(store, 10)
-    verification.verify(store, "HK-1", kind="retest", evidence="retested: fixed", actor=ACTOR)
+    verification.verify(store, "HK-1", kind="retest", evidence="run:retest-1 fixed", actor=ACTOR)
     at(store, 12)
     verification.verify(store, "HK-2", kind="commit", evidence="shop/web@0123abcd", actor=ACTOR)
     at(store, 20)

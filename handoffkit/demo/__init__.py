@@ -14,6 +14,11 @@ product itself wrote. The programme exhibits the six drift patterns the product 
 6. tickets and findings that do not reference each other — ``tickets_without_id``,
    ``findings_not_referenced``, ``orphan_tickets`` and ``routing_misses``.
 
+After the last month the operator's routine runs as well: a routing decision names the owner of one
+paused finding and holds another (``handoffkit decide``), and findings past their SLA due date are
+escalated to the owners the policy names for the critical and high bands (``handoffkit escalate``);
+the retest queue (``handoffkit queue``) then lists what awaits verification.
+
 ``build(size=…)`` scales the programme (the benchmarks scale it up). Which findings
 carry which planted pattern is returned in the summary (``planted``), so tests can check that
 reconciliation finds exactly them.
@@ -41,7 +46,7 @@ from handoffkit.ingest import kev, pipeline
 from handoffkit.record import engagements, findings, ids, policy, schema
 from handoffkit.record.store import Clock, Store
 from handoffkit.tickets import links, payload, snapshots
-from handoffkit.workflow import calibration, exceptions, routing, triage, verification
+from handoffkit.workflow import calibration, decisions, escalation, exceptions, routing, triage, verification
 
 START = date(2025, 10, 1)
 MONTHS = 12
@@ -57,6 +62,11 @@ TEAMS = [
     ("mobile", "Sofia Rossi"),
     ("infrastructure", "Amara Okafor"),
 ]
+#: Who the policy escalates a finding past its due date to, per band (the other bands name nobody).
+ESCALATION = {
+    "critical": ", escalation: engineering/vp engineering/Noor Haddad",
+    "high": ", escalation: engineering/head of remediation/Ibrahim Diallo",
+}
 KIND_TOOL = {"web": "zap", "host": "nessus", "repo": "semgrep", "image": "trivy"}
 KIND_SYSTEM = {"web": "jira", "image": "jira", "repo": "github", "host": "servicenow"}
 CWE_BY_KIND = {
@@ -318,6 +328,8 @@ class Programme:
                 reconcile.reconcile(self.store, self.engagement, record=True, actor=self.analyst())
         self.at(MONTHS - 1, 25)
         self._late_triage()
+        self.at(MONTHS - 1, 26)
+        self._operator_day()
         return self._summary()
 
     def _setup(self) -> None:
@@ -918,7 +930,7 @@ class Programme:
             by_hand += 1
             evidence = {
                 "commit": f"example/service-{s.n % 9}@{(s.n * 2654435761) % 16**12:012x}",
-                "retest": f"Retested {row.finding_id} on {self.store.now():%Y-%m-%d}: not reproducible.",
+                "retest": f"run:retest-{s.n} {row.finding_id} retested {self.store.now():%Y-%m-%d}: not reproducible.",
                 "attestation": f"Patched and redeployed; change CHG-{4000 + s.n}",
             }[kind]
             actor = row.owner_name if kind == "attestation" else self.analyst()
@@ -957,6 +969,38 @@ class Programme:
         pending = self._new_ids("new")[:3]
         if pending:
             triage.triage(self.store, pending, "validated", reason="confirmed", actor=self.analyst())
+
+    def _operator_day(self) -> None:
+        """The operator's routine after the last routing run: a routing decision names the owner of one
+        paused finding (released, without editing the owners map) and holds another until after the
+        period; then the daily escalation of every finding past its SLA due date."""
+        f, lk = schema.findings.c, schema.links.c
+        with self.store.read() as conn:
+            linked = select(lk.finding_id).where(lk.engagement == self.engagement)
+            paused = list(
+                conn.execute(
+                    select(f.finding_id)
+                    .where(f.engagement == self.engagement, f.state == "paused_no_owner", f.finding_id.not_in(linked))
+                    .order_by(f.number)
+                ).scalars()
+            )
+        owner = next(a for a in self.assets if a.mapped and a.team != "security" and a.lifecycle == "active")
+        if len(paused) >= 3:  # at least one stays paused: the record shows every state
+            decisions.decide(
+                self.store,
+                paused[0],
+                owner=f"{owner.team}/{owner.role}/{owner.owner}",
+                reason="the asset moved to this team; owners map update pending",
+                actor=APPROVER,
+            )
+            decisions.decide(
+                self.store,
+                paused[1],
+                hold_until=self.at(MONTHS - 1, 28).date() + timedelta(days=30),
+                reason="asset inventory under review",
+                actor=APPROVER,
+            )
+        escalation.escalate(self.store, self.engagement, actor=APPROVER)
 
     # ---------------------------------------------------------------------------------------- summary
 
@@ -1014,7 +1058,7 @@ def _policy(ticket_bands: tuple[str, ...]) -> str:
     for band in ticket_bands:
         if band != "info":
             rules[band] = "ticket, sla_days: " + rules[band].split("sla_days: ")[1]
-    bands = "\n".join(f"    {band}: {{disposition: {rule}}}" for band, rule in rules.items())
+    bands = "\n".join(f"    {band}: {{disposition: {rule}{ESCALATION.get(band, '')}}}" for band, rule in rules.items())
     return f"""\
 canonical_record: {{system: handoffkit, downstream: [jira, servicenow, github]}}
 routing:

@@ -19,7 +19,7 @@ SEVERITY_RANK = {name: rank for rank, name in enumerate(reversed(SEVERITIES))}
 DISPOSITIONS = ("ticket", "sprint_backlog", "quarterly_cycle", "security_record_only")
 """Where the policy may route a validated, owned, non-excepted finding."""
 
-HOLDS = ("paused_no_owner", "held_exception", "held_decommissioning", "held_not_validated")
+HOLDS = ("paused_no_owner", "held_exception", "held_decommissioning", "held_decision", "held_not_validated")
 """Routing outcomes that keep a finding out of every queue, and why."""
 
 TRIAGE = ("pending", "validated", "false_positive", "duplicate")

@@ -88,6 +88,25 @@ class BandRule(_Strict):
     disposition: Disposition
     sla_days: int | None = Field(default=None, gt=0, le=MAX_SLA_DAYS)
     """Days from validation to the due date; ``null`` for no SLA (record-only findings)."""
+    escalation: str | None = None
+    """``TEAM/ROLE[/NAME]`` a finding of this band past its due date is escalated to (optional)."""
+
+    @field_validator("escalation")
+    @classmethod
+    def _owner_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = [" ".join(p.split()) for p in value.split("/", 2)]
+        if len(parts) < 2 or not all(parts):
+            raise ValueError(f"{value!r}: expected TEAM/ROLE or TEAM/ROLE/NAME (e.g. payments/head of engineering)")
+        return "/".join(parts)
+
+    def escalation_owner(self) -> dict[str, str | None] | None:
+        """The escalation owner as ``owner_team``, ``owner_role``, ``owner_name`` (None: none named)."""
+        if self.escalation is None:
+            return None
+        team, role, *name = self.escalation.split("/", 2)
+        return {"owner_team": team, "owner_role": role, "owner_name": name[0] if name else None}
 
 
 class KevOverride(_Strict):
@@ -208,7 +227,13 @@ class Policy(_Strict):
         return _PRIORITY_WORDS.get(wanted.split(" - ")[-1].removeprefix("severity:").removeprefix("p"))
 
     def document(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        doc = self.model_dump(mode="json")
+        # A band naming no escalation owner stores as it did before the field existed: same bytes, same
+        # SHA-256, so re-loading an unchanged policy file does not make a new policy version.
+        for rule in doc["routing"]["bands"].values():
+            if rule.get("escalation") is None:
+                rule.pop("escalation", None)
+        return doc
 
     def sha256(self) -> str:
         return hashlib.sha256(canonical_json(self.document()).encode()).hexdigest()
@@ -298,9 +323,24 @@ def parse_policy(text: str, source: str) -> Policy:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}:1: expected a mapping with the keys {', '.join(Policy.model_fields)}")
     try:
-        return Policy.model_validate(data)
+        policy = Policy.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, root, source)) from exc
+    _check_escalations(policy, root, source)
+    return policy
+
+
+def _check_escalations(policy: Policy, root: yaml.Node | None, source: str) -> None:
+    """An escalation owner is a person's team, never one of the shared queues the policy names."""
+    queues = {q.casefold() for q in policy.ownership.shared_queues}
+    for band, rule in policy.routing.bands.items():
+        owner = rule.escalation_owner()
+        if owner and owner["owner_team"].casefold() in queues:  # type: ignore[union-attr]
+            loc = ["routing", "bands", band, "escalation"]
+            raise ConfigError(
+                f"{source}:{_line_of(root, loc)}: {'.'.join(loc)}: team {owner['owner_team']!r} is a shared queue "
+                "(ownership.shared_queues); escalate to a named team and role"
+            )
 
 
 def _refuse_duplicate_keys(node: yaml.Node | None, source: str) -> None:

@@ -11,8 +11,8 @@ state,         the columns of the finding's last successful *state-changing* eve
 disposition,   (:data:`STATE_TYPES`, the events ``findings.change`` writes: they carry the finding's values
 severity       after the change; observation events such as ``link_added`` may be appended after a change
                in the same transaction with the values from before it, so they are not used)
-sla_due,       ``data.set.<column>`` of the last ``finding_created`` / ``finding_routed`` event that set it
-owner_team
+sla_due,       ``data.set.<column>`` of the last ``finding_created`` / ``finding_routed`` / ``routing_decided``
+owner_team     event that set it
 kev            ``data.set.kev`` of the last ``finding_created`` / ``kev_flagged`` event
 closed_at      when the last ``finding_verified_closed`` happened, if the finding is verified closed at T
 =============  ===========================================================================================
@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import JSON, Connection, String, and_, cast, func, literal, select, type_coerce
+from sqlalchemy import JSON, Connection, String, and_, cast, func, literal, or_, select, type_coerce
 
 from handoffkit.record import ids, schema
 from handoffkit.record._memo import memo
@@ -48,6 +48,8 @@ NON_STATE_TYPES = (
     "ingest_duplicate",
     "routing_run",
     "payload_issued",
+    "finding_escalated",
+    "escalation_run",
 )
 
 #: The event types written by ``findings.create_many`` / ``change`` / ``change_many``: every change to a
@@ -59,6 +61,7 @@ STATE_TYPES = (
     "finding_triaged",
     "severity_calibrated",
     "finding_routed",
+    "routing_decided",
     "exception_granted",
     "exception_revoked",
     "exception_expired",
@@ -67,6 +70,9 @@ STATE_TYPES = (
     "ticket_reopened",
     "finding_verified_closed",
 )
+
+#: The events that set a finding's owner and due date.
+_OWNING_TYPES = ("finding_created", "finding_routed", "routing_decided")
 
 #: The columns :func:`state_frame` returns.
 COLUMNS = ("finding_id", "severity", "state", "disposition", "kev", "sla_due", "closed_at", "owner_team")
@@ -191,14 +197,12 @@ def _replayed(conn: Connection, engagement: str, when: str) -> pd.DataFrame:
             select(e.c.finding_id, e.c.severity, e.c.state, e.c.disposition).join(state, state.c.seq == e.c.seq)
         )
     )
-    sla = _field(
-        conn, engagement, when, ("finding_created", "finding_routed"), "sla_due", EV.c.payload.like('%"sla_due":%')
-    )
+    sla = _field(conn, engagement, when, _OWNING_TYPES, "sla_due", EV.c.payload.like('%"sla_due":%'))
     owner = _field(
         conn,
         engagement,
         when,
-        ("finding_created", "finding_routed"),
+        _OWNING_TYPES,
         "owner_team",
         EV.c.payload.like('%"owner_team":%'),
     )
@@ -216,6 +220,41 @@ def _replayed(conn: Connection, engagement: str, when: str) -> pd.DataFrame:
     out["closed_at"] = out["closed_at"].where(out["state"].eq("verified_closed"), None)
     out["kev"] = out["kev"].isin(["1", "true"])
     return out.iloc[ids.frame_order(out["finding_id"])].reset_index(drop=True)[list(COLUMNS)]
+
+
+OWNER_COLUMNS = ("owner_team", "owner_role", "owner_name")
+
+
+def owners(conn: Connection, engagement: str, as_of: datetime | str | None = None) -> pd.DataFrame:
+    """Each finding's owner (``finding_id`` and :data:`OWNER_COLUMNS`) as of ``as_of``: the values the
+    last owner-setting event (:data:`_OWNING_TYPES`) at or before it set, or the current row when settled."""
+    when = instant(as_of)
+    if settled(conn, engagement, when):
+        stmt = select(F.c.finding_id, *[F.c[c] for c in OWNER_COLUMNS]).where(F.c.engagement == engagement)
+        return frame(conn.execute(stmt), ["finding_id", *OWNER_COLUMNS])
+    last = last_events(engagement, when, EV.c.type.in_(_OWNING_TYPES), EV.c.payload.like('%"owner_team":%'))
+    e = EV.alias("owner_e")
+    stmt = select(
+        e.c.finding_id, *[json_text(conn, e.c.payload, "data", "set", c).label(c) for c in OWNER_COLUMNS]
+    ).join(last, last.c.seq == e.c.seq)
+    return frame(conn.execute(stmt), ["finding_id", *OWNER_COLUMNS])
+
+
+def entered(conn: Connection, engagement: str, state: str, as_of: datetime | str | None = None) -> pd.DataFrame:
+    """When each finding in ``state`` as of ``as_of`` last entered it: ``finding_id``, ``since`` (text
+    instant) — the first event leaving it in ``state`` after its last state-changing event in another."""
+    when = instant(as_of)
+    other = last_events(engagement, when, EV.c.type.in_(STATE_TYPES), EV.c.state != state, name="left")
+    stmt = (
+        select(EV.c.finding_id, func.min(EV.c.occurred_at).label("since"))
+        .outerjoin(other, other.c.finding_id == EV.c.finding_id)
+        .where(
+            *finding_events(engagement, when, EV.c.type.in_(STATE_TYPES), EV.c.state == state),
+            or_(other.c.seq.is_(None), EV.c.seq > other.c.seq),
+        )
+        .group_by(EV.c.finding_id)
+    )
+    return frame(conn.execute(stmt), ["finding_id", "since"])
 
 
 def _field(

@@ -209,14 +209,21 @@ def _ids_both_ways(gaps: reconcile.Reconciliation) -> Item:
 
 
 def _routing_logged(at: _AsOf) -> Item:
-    """Every finding holding a routing decision at ``T`` has a ``finding_routed`` event (its time and
-    named actor are the event's; the log refuses an event without them)."""
+    """Every finding holding a routing decision at ``T`` has a ``finding_routed`` or a person's
+    ``routing_decided`` event (its time and named actor are the event's; the log refuses an event without
+    them). A finding a person decided on counts among them even before the next routing run."""
     f = at.frame
-    decided = f["disposition"].notna() & f["disposition"].ne("held_exception")
-    logged = set(at.first_seq(("finding_routed",)))
+    by_person = set(at.first_seq(("routing_decided",)))
+    decided = (f["disposition"].notna() & f["disposition"].ne("held_exception")) | f["finding_id"].isin(by_person)
+    logged = set(at.first_seq(("finding_routed",))) | by_person
     bad = at.ids(decided & ~f["finding_id"].isin(logged))
     return _verdict(
-        6, "routing decisions logged with time and user", bad, int(decided.sum()), "findings with a routing decision"
+        6,
+        "routing decisions logged with time and user",
+        bad,
+        int(decided.sum()),
+        "findings with a routing decision",
+        decided_by_person=int(f["finding_id"].isin(by_person).sum()),
     )
 
 

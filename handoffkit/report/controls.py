@@ -46,6 +46,9 @@ RULES: tuple[Rule, ...] = (
     Rule(
         (
             "finding_routed",
+            "routing_decided",
+            "finding_escalated",
+            "escalation_run",
             "routing_run",
             "payload_issued",
             "exception_granted",

@@ -4,7 +4,8 @@ Each view is a function returning a DataFrame, as of any instant, aggregated in 
 period prefix of the text timestamps) before anything is charted, so a record of millions of events
 charts as a few hundred rows:
 
-1. :func:`routing_decisions` — findings created vs routing decisions per disposition, per period;
+1. :func:`routing_decisions` — findings created vs routing decisions per disposition, per period
+   (and :func:`routing_decisions_taken`, the decisions people took on single findings);
 2. :func:`ticket_mapping` — linked open findings, routing misses, closure-verification misses,
    orphan tickets, severity drift (and :func:`mapping_trend` over reconciliation runs);
 3. :func:`severity_calibration` — every calibration with who / when / from / to / why, and
@@ -30,7 +31,7 @@ from sqlalchemy import Connection, exists, func, select
 
 from handoffkit import reconcile
 from handoffkit.errors import ConfigError
-from handoffkit.record import _memo, engagements, frames, replay, schema
+from handoffkit.record import _memo, engagements, frames, ids, replay, schema
 from handoffkit.record.model import CLOSED_STATES, HOLDS
 from handoffkit.record.store import Store, sqlite_file
 from handoffkit.report import controls, log_export, metrics
@@ -211,6 +212,41 @@ def routing_summary(
     with store.read() as conn:
         engagements.get(conn, engagement)
         return routing_counts(conn, engagement, start, end, _when(store, as_of))
+
+
+DECISION_COLUMNS = (
+    "finding_id",
+    "decision",
+    "owner_team",
+    "owner_role",
+    "owner_name",
+    "until",
+    "in_force",
+    "reason",
+    "actor",
+    "decided_at",
+)
+
+
+def routing_decisions_taken(
+    store: Store, engagement: str, *, as_of: datetime | date | str | None = None
+) -> pd.DataFrame:
+    """Each finding's last routing decision taken by a person (``handoffkit decide``) as of an instant:
+    an owner or a hold, with its reason, who took it and when, and ``in_force`` (a hold whose day has
+    come no longer holds); oldest first.
+
+    Returns:
+        Columns :data:`DECISION_COLUMNS`.
+    """
+    from handoffkit.workflow import decisions
+
+    when = _when(store, as_of)
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        df = decisions.log(conn, engagement, when)
+    df = df.rename(columns={"occurred_at": "decided_at"}).sort_values("decided_at", kind="stable")
+    df["in_force"] = ~(df["decision"].eq("hold") & (df["until"].fillna("") <= when[:10]))
+    return df[list(DECISION_COLUMNS)].reset_index(drop=True)
 
 
 def _ordered(df: pd.DataFrame, column: str, order: tuple[str, ...]) -> pd.DataFrame:
@@ -697,7 +733,10 @@ def recent_events(
 
 def finding_list(store: Store, engagement: str, as_of: datetime | date | str | None = None) -> pd.DataFrame:
     """Every finding as of an instant (state, disposition, severity, owner team, KEV, SLA due and status,
-    all as the log rebuilds them), with its title and asset."""
+    all as the log rebuilds them), with its title and asset, and ``escalated_to``: the escalation owner
+    when the finding's current breach of its due date was escalated by then."""
+    from handoffkit.workflow import escalation
+
     when = _when(store, as_of)
     with store.read() as conn:
         engagements.get(conn, engagement)
@@ -705,8 +744,83 @@ def finding_list(store: Store, engagement: str, as_of: datetime | date | str | N
         details = frames.frame(
             conn.execute(select(F.c.finding_id, F.c.title, F.c.asset_ref).where(F.c.engagement == engagement))
         )
+        escalated = escalation.latest(conn, engagement, when)
     frame["sla_status"] = sla.status(frame, when)
+    due = frame["sla_due"].dt.strftime("%Y-%m-%d")
+    current = escalated.set_index(escalated["finding_id"] + "|" + escalated["sla_due"].astype(str))["escalated_to"]
+    frame["escalated_to"] = (frame["finding_id"] + "|" + due.fillna("")).map(current)
     return frame.merge(details, on="finding_id", how="left")
+
+
+# ------------------------------------------------------------------------------ the retest queue
+
+QUEUE_COLUMNS = (
+    "finding_id",
+    "title",
+    "asset_ref",
+    "severity",
+    "owner_team",
+    "owner_role",
+    "owner_name",
+    "awaiting_since",
+    "age_days",
+    "sla_due",
+    "sla_status",
+    "escalated_to",
+    "accepts",
+)
+#: What each evidence kind needs, as the queue's legend says (handoffkit.workflow.verification).
+EVIDENCE_NEEDS = {
+    "rescan": "a scan of the asset after the ticket closed that no longer reports it",
+    "retest": "an evidence file, sha256:<64 hex> of the retest report or run:<tool run id>",
+    "commit": "repo@<commit sha> or the URL of the commit or merge request",
+    "attestation": "the named owner attests, a different named person approves",
+}
+
+
+def retest_queue(store: Store, engagement: str, as_of: datetime | date | str | None = None) -> pd.DataFrame:
+    """Findings awaiting verification as of an instant (their ticket closed, no verification evidence
+    yet), oldest due date first: owner, since when and how many days they have waited, SLA due date and
+    status, the escalation owner if the current breach was escalated, and the evidence kinds that can
+    close each (``accepts``: the policy's kinds; an attestation only where the finding names an owner).
+
+    Returns:
+        Columns :data:`QUEUE_COLUMNS`.
+    """
+    from handoffkit.workflow import escalation
+
+    when = _when(store, as_of)
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        policy = engagements.policy_at(conn, engagement, when)
+        frame = replay.state_frame(conn, engagement, when)
+        frame = frame[frame["state"].eq("awaiting_verification")]
+        frame = frame.assign(sla_status=sla.status(frame, when)).drop(columns="owner_team")
+        frame = frame.merge(replay.owners(conn, engagement, when), on="finding_id", how="left")
+        frame = frame.merge(
+            replay.entered(conn, engagement, "awaiting_verification", when), on="finding_id", how="left"
+        )
+        escalated = escalation.latest(conn, engagement, when)[["finding_id", "sla_due", "escalated_to"]]
+        details = frames.frame(
+            conn.execute(select(F.c.finding_id, F.c.title, F.c.asset_ref).where(F.c.engagement == engagement))
+        )
+    frame = frame.merge(details, on="finding_id", how="left")
+    frame["sla_due"] = frame["sla_due"].dt.strftime("%Y-%m-%d").where(frame["sla_due"].notna(), None)
+    frame = frame.merge(escalated, on=["finding_id", "sla_due"], how="left")
+    since = pd.to_datetime(frame["since"], format="ISO8601", utc=True)
+    frame["awaiting_since"] = since
+    frame["age_days"] = (pd.Timestamp(replay.instant(when)) - since).dt.days.astype("Int64")
+    kinds = list(policy.closure_verification.accepted)
+    plain = ", ".join(k for k in kinds if k != "attestation")
+    frame["accepts"] = plain
+    if "attestation" in kinds:
+        named = frame["owner_name"].notna()
+        frame.loc[named, "accepts"] = ", ".join(kinds)
+    by_id = frame.iloc[ids.frame_order(frame["finding_id"])] if len(frame) else frame
+    out = by_id.sort_values(["sla_due", "awaiting_since"], na_position="last", kind="stable")[list(QUEUE_COLUMNS)]
+    texts = ["owner_team", "owner_role", "owner_name", "sla_due", "escalated_to"]
+    out[texts] = out[texts].astype(object).where(out[texts].notna(), None)
+    return out.reset_index(drop=True)
 
 
 def routing_counts(conn: Connection, engagement: str, start: Any, end: Any, as_of: str) -> dict[str, int]:

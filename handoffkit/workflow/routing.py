@@ -5,9 +5,11 @@ Decision order (first match wins), computed set-based over the whole engagement:
 1. not validated by triage (pending, false positive, duplicate, reopened awaiting re-triage) → never routed;
 2. an active exception                → ``held_exception`` (state ``excepted``);
 3. the asset is being decommissioned  → ``held_decommissioning`` (state ``held_back``);
-4. no resolved owner (see owners.py)  → ``paused_no_owner`` — never a shared queue;
-5. a KEV-listed CVE                   → the KEV override (``ticket`` with the KEV due date, below);
-6. otherwise the severity band's rule → ``ticket`` / ``sprint_backlog`` / ``quarterly_cycle`` /
+4. a routing decision's hold in force → ``held_decision`` (state ``held_back``; see decisions.py);
+5. no resolved owner (a routing decision's owner first, then the owners map, see owners.py)
+                                      → ``paused_no_owner`` — never a shared queue;
+6. a KEV-listed CVE                   → the KEV override (``ticket`` with the KEV due date, below);
+7. otherwise the severity band's rule → ``ticket`` / ``sprint_backlog`` / ``quarterly_cycle`` /
    ``security_record_only``, with the band's SLA days.
 
 SLA due dates count from validation (``validated_at``). The KEV clock, per listed CVE, starts at the
@@ -34,7 +36,7 @@ from handoffkit.record import engagements, findings, frames, owners, schema
 from handoffkit.record.log import Event, append
 from handoffkit.record.people import require_actor
 from handoffkit.record.store import Store
-from handoffkit.workflow import exceptions
+from handoffkit.workflow import decisions, exceptions
 
 ROUTABLE_STATES = ("validated", "routed", "paused_no_owner", "excepted", "held_back")
 DECIDED = ("disposition", "state", "owner_role", "owner_team", "owner_name", "sla_due")
@@ -80,31 +82,48 @@ def decide(
     owner_rows: list[owners.Owner],
     excepted: set[str],
     kev_clock: pd.DataFrame | None = None,
+    decided: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The policy's decision for each routable row of ``frame`` (vectorised; no database access);
-    ``kev_clock`` is :func:`kev_clock`'s frame for the KEV due dates."""
+    ``kev_clock`` is :func:`kev_clock`'s frame for the KEV due dates, ``decided`` the routing decisions
+    in force (:func:`handoffkit.workflow.decisions.in_force`)."""
     df = frame.copy()
+    decided = decided if decided is not None else pd.DataFrame(columns=list(decisions.COLUMNS))
     owner_of = owners.resolve(owner_rows, df["asset_ref"].unique().tolist())
     resolved = {ref: o for ref, o in owner_of.items() if owners.is_resolved(o, policy.ownership.shared_queues)}
+    by_person = decided[decided["decision"].eq("owner")].set_index("finding_id")
+    df["owner_by"] = np.where(df["finding_id"].isin(by_person.index), "decision", "owners_map")
     for col in ("owner_role", "owner_team", "owner_name"):
-        df[f"new_{col}"] = df["asset_ref"].map({r: getattr(o, col) for r, o in resolved.items()})
+        from_map = df["asset_ref"].map({r: getattr(o, col) for r, o in resolved.items()})
+        df[f"new_{col}"] = from_map.where(df["owner_by"].ne("decision"), df["finding_id"].map(by_person[col]))
     lifecycle = df["asset_ref"].map({r: o.lifecycle for r, o in owner_of.items() if o is not None})
     band_disp = df["severity"].map({b: r.disposition for b, r in policy.routing.bands.items()})
     kev = df["kev"].astype(bool)
     conditions = [
         df["finding_id"].isin(excepted).to_numpy(),
         lifecycle.eq("decommissioning").to_numpy(),
+        df["finding_id"].isin(decided.loc[decided["decision"].eq("hold"), "finding_id"]).to_numpy(),
         df["new_owner_team"].isna().to_numpy(),
         kev.to_numpy(),
     ]
     df["new_disposition"] = np.select(
         conditions,
-        ["held_exception", "held_decommissioning", "paused_no_owner", policy.routing.kev_override.disposition],
+        [
+            "held_exception",
+            "held_decommissioning",
+            decisions.HOLD,
+            "paused_no_owner",
+            policy.routing.kev_override.disposition,
+        ],
         default=band_disp,
     )
-    df["new_state"] = np.select(conditions[:3], ["excepted", "held_back", "paused_no_owner"], default="routed")
+    df["new_state"] = np.select(
+        conditions[:4], ["excepted", "held_back", "held_back", "paused_no_owner"], default="routed"
+    )
     df["rule"] = np.select(
-        conditions, ["exception", "decommissioning", "no_owner", "kev_override"], default="band:" + df["severity"]
+        conditions,
+        ["exception", "decommissioning", "decision_hold", "no_owner", "kev_override"],
+        default="band:" + df["severity"],
     )
     kev_due = kev_due_dates(kev_clock if kev_clock is not None else _NO_CLOCK, policy.routing.kev_override)
     df["new_sla_due"] = _due_dates(df, policy, kev, df["finding_id"].map(kev_due))
@@ -187,7 +206,8 @@ def route(
             excepted -= _would_expire(conn, engagement, today)
         owner_map = owners.owner_map(conn, engagement)
         routable = frame[frame["triage"].eq("validated") & frame["state"].isin(ROUTABLE_STATES)]
-        plan = decide(routable, policy, owner_map, excepted, kev_clock(conn, engagement))
+        decided = decisions.in_force(conn, engagement, today)
+        plan = decide(routable, policy, owner_map, excepted, kev_clock(conn, engagement), decided)
         for col in DECIDED:
             plan[f"chg_{col}"] = _differs(plan[col], plan[f"new_{col}"])
         changed = plan[plan[[f"chg_{c}" for c in DECIDED]].any(axis=1)]
@@ -202,7 +222,11 @@ def route(
                         "policy_version": eng.policy_version,
                         "routed_at": now,
                     },
-                    {"policy_version": eng.policy_version, "rule": row["rule"]},
+                    {
+                        "policy_version": eng.policy_version,
+                        "rule": row["rule"],
+                        **({"owner_by": "decision"} if row["owner_by"] == "decision" else {}),
+                    },
                 )
                 for row in findings.records(changed)
             ]
@@ -248,6 +272,7 @@ def _summary(
         "exception": int(plan["new_disposition"].eq("held_exception").sum()),
         "decommissioning": int(plan["new_disposition"].eq("held_decommissioning").sum()),
         "no_owner": int(plan["new_disposition"].eq("paused_no_owner").sum()),
+        "decision": int(plan["new_disposition"].eq(decisions.HOLD).sum()),
     }
     by_disp = plan["new_disposition"].value_counts().sort_index()
     routed = plan[plan["new_state"] == "routed"]

@@ -4,8 +4,11 @@ Accepted kinds (only those the policy's ``closure_verification.accepted`` lists)
 
 - ``rescan``      — an ``absent_in_rescan`` record from a scan ingested after the ticket was closed
                     (or, with no closure observed, after the finding was routed);
-- ``retest``      — a manual retest: an evidence file from the evidence directory (stored by its SHA-256
-                    and name, :mod:`~handoffkit.workflow.evidence_files`) or a text;
+- ``retest``      — a manual retest that references an artefact: an evidence file from the evidence
+                    directory (stored by its SHA-256 and name, :mod:`~handoffkit.workflow.evidence_files`),
+                    or a text opening with ``sha256:<64 hex digits>`` (the retest report's hash) or
+                    ``run:<id>`` (the tool run that retested it), a note allowed after it; free text
+                    alone is refused — only an attestation may rest on someone's word;
 - ``commit``      — a remediation commit reference: ``repo@<7-40 hex sha>`` or an http(s) URL;
 - ``attestation`` — the finding's named owner attests, and a **different** named approver approves
                     (identities compared case- and whitespace-insensitively).
@@ -262,11 +265,36 @@ def _rescan(conn: Connection, row: Any, evidence: str | None, actor: str, approv
 
 def _retest(conn: Connection, row: Any, evidence: str | None, actor: str, approver: str | None, files: EvidenceFiles):
     if not evidence or not evidence.strip():
-        raise RefusedError("a retest needs --evidence: a file or a text describing the retest and its result")
+        raise RefusedError(f"a retest needs --evidence: {_ARTEFACT}")
     found = files.read(evidence)
     if found is not None:
         return found.content, found.name, {"media_type": found.media_type, "file": found.name}
-    return evidence.strip().encode(), "inline text", {}
+    text = " ".join(evidence.split())
+    ref = artefact(text.split(" ", 1)[0])
+    return text.encode(), ref, {"artefact": ref}
+
+
+_SHA256 = re.compile(r"^sha256:([0-9a-fA-F]*)$", re.IGNORECASE)
+_RUN = re.compile(r"^run:[A-Za-z0-9][\w.:/#@+-]{0,127}$")
+_ARTEFACT = (
+    "an evidence file, sha256:<64 hex digits> of the retest report or run:<id> of the tool run, "
+    "then any note; free text alone is accepted only as an attestation (owner and a different approver)"
+)
+
+
+def artefact(token: str) -> str:
+    """A retest's artefact reference, ``sha256:<64 hex>`` (lower-cased) or ``run:<id>``, or a refusal."""
+    sha = _SHA256.match(token)
+    if sha:
+        digits = sha.group(1)
+        if len(digits) != 64:
+            raise RefusedError(f"--evidence: a sha256 has 64 hex digits, this one {len(digits)}")
+        return f"sha256:{digits.lower()}"
+    if token.lower().startswith("sha256:"):
+        raise RefusedError("--evidence: a sha256 is 64 hex digits (0-9, a-f)")
+    if _RUN.match(token):
+        return token
+    raise RefusedError(f"--evidence does not reference an artefact; a retest needs {_ARTEFACT}")
 
 
 def _commit(conn: Connection, row: Any, evidence: str | None, actor: str, approver: str | None, files: Any):

@@ -128,7 +128,16 @@ def test_every_csv_the_cli_writes_is_formula_safe(db_url: str, run, tmp_path: Pa
         "unlink", ids[1], "SEC-9", "--system", "jira", "--reason", CANARIES[1], "--actor", ACTOR, "--format", "csv"
     )
     outputs["verify"] = ok(
-        "verify", ids[2], "--kind", "retest", "--evidence", CANARIES[3], "--actor", ACTOR, "--format", "csv"
+        "verify",
+        ids[2],
+        "--kind",
+        "retest",
+        "--evidence",
+        f"run:csv-1 {CANARIES[3]}",
+        "--actor",
+        ACTOR,
+        "--format",
+        "csv",
     )
     outputs["exception revoke"] = ok(
         "exception", "revoke", ids[5], "--reason", CANARIES[1], "--actor", ACTOR, "--format", "csv"

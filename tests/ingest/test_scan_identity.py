@@ -30,7 +30,7 @@ def test_the_same_bytes_of_a_later_scan_reopen_a_finding_closed_in_between(store
     validate(store, [fid])
     route(store)
     at(store, 5)
-    verification.verify(store, fid, kind="retest", evidence="retested: no longer injectable", actor=ACTOR)
+    verification.verify(store, fid, kind="retest", evidence="run:semgrep-41 no longer injectable", actor=ACTOR)
     assert finding(store, fid)["state"] == "verified_closed"
 
     at(store, 9)

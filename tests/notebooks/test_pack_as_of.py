@@ -86,7 +86,7 @@ def later_writes(url: str, work: Path) -> None:
     cli_ok(url, "ingest", "tickets", str(work / "jira.csv"), "--system", "jira", "-e", "ACME", *actor)
     cli_ok(url, "link", "HK-2", "SEC-77", "--system", "jira", *actor)
     cli_ok(url, "unlink", "HK-2", "SEC-77", "--system", "jira", *actor)
-    cli_ok(url, "verify", "HK-3", "--kind", "retest", "--evidence", "retested: fixed", *actor)
+    cli_ok(url, "verify", "HK-3", "--kind", "retest", "--evidence", "run:retest-3 fixed", *actor)
     cli_ok(url, "reconcile", "-e", "ACME", *actor)
     cli_ok(url, "reconcile", "-e", "ACME", "--as-of", AS_OF, *actor)
     cli_ok(url, "check", "-e", "ACME")

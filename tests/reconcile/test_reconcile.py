@@ -132,7 +132,7 @@ def programme(store, rec, exports):
     _at(store, 5)
     exports.ingest("jira", ticket("jira", 1, [a], band="low"), ticket("jira", 2, [b]) | DONE)
     _at(store, 7)
-    verification.verify(store, b, kind="retest", evidence="fixed", actor=ACTOR)
+    verification.verify(store, b, kind="retest", evidence="run:retest-7 fixed", actor=ACTOR)
     exports.ingest("jira", ticket("jira", 1, [a], band="low"), ticket("jira", 2, [b]) | DONE, ticket("jira", 3, [c]))
     _at(store, 8)
     links.link(store, a, "SEC-9", system="jira", actor=ACTOR)

@@ -84,6 +84,27 @@ MALFORMED = [
         "expected one of weekly, monthly",
     ),
     ("not a mapping", (POLICY, "- just\n- a list\n"), "1", None, "expected a mapping"),
+    (
+        "escalation owner without a role",
+        ("sla_days: 60}", "sla_days: 60, escalation: payments}"),
+        "5",
+        "routing.bands.high.escalation",
+        "expected TEAM/ROLE or TEAM/ROLE/NAME",
+    ),
+    (
+        "escalation owner with an empty team",
+        ("sla_days: 60}", "sla_days: 60, escalation: ' /head of engineering'}"),
+        "5",
+        "routing.bands.high.escalation",
+        "expected TEAM/ROLE",
+    ),
+    (
+        "escalation to a shared queue",
+        ("sla_days: 60}", "sla_days: 60, escalation: Security/lead}"),
+        "5",
+        "routing.bands.high.escalation",
+        "team 'Security' is a shared queue",
+    ),
 ]
 
 
@@ -113,6 +134,26 @@ def test_a_malformed_policy_is_one_line_naming_file_line_and_key(
     assert "\n" not in message
     assert message.startswith(f"{path}:{line}: " + (f"{key}: " if key else "")), message
     assert says in message
+
+
+def test_an_escalation_owner_per_band_is_optional_and_leaves_other_policies_unchanged(tmp_path: Path) -> None:
+    base = load_policy(write_policy(tmp_path))
+    named = load_policy(
+        write_policy(
+            tmp_path,
+            ("sla_days: 30}", "sla_days: 30, escalation: ' payments / head of  engineering / Ines Duarte'}"),
+            "b.yaml",
+        )
+    )
+    assert named.band_rule("critical").escalation_owner() == {
+        "owner_team": "payments",
+        "owner_role": "head of engineering",
+        "owner_name": "Ines Duarte",
+    }
+    assert named.band_rule("high").escalation_owner() is None
+    # a policy naming none stores exactly as before the field existed (same document, same version)
+    assert "escalation" not in json.dumps(base.document()) and "escalation" in json.dumps(named.document())
+    assert named.sha256() != base.sha256()
 
 
 def test_an_unreadable_policy_names_the_file(tmp_path: Path) -> None:

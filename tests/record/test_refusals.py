@@ -583,7 +583,7 @@ def test_text_evidence_naming_no_file_is_still_text(store, routed, tmp_path):
         store,
         routed[0],
         kind="retest",
-        evidence="retested by hand: no longer reproducible",
+        evidence="run:manual-12 retested by hand: no longer reproducible",  # a retest text names its tool run
         actor=ACTOR,
         evidence_files=EvidenceFiles(tmp_path),
     )

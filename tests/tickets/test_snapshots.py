@@ -118,7 +118,7 @@ def test_a_closed_ticket_never_closes_a_finding(store, routed, exports, system):
     assert events(store, "finding_verified_closed") == []
     assert {e["type"] for e in events(store)}.isdisjoint({"finding_closed", "finding_verified_closed"})
 
-    verification.verify(store, fid, kind="retest", evidence="retested: fixed", actor=ACTOR)
+    verification.verify(store, fid, kind="retest", evidence="run:retest-1 fixed", actor=ACTOR)
     assert finding(store, fid)["state"] == "verified_closed"  # evidence, not the ticket, closes it
 
 

@@ -26,7 +26,7 @@ def test_nothing_not_validated_is_ever_routed(store, rec):
     triage.triage(store, [fp], "false_positive", reason="matched a test fixture", actor=ACTOR)
     triage.triage(store, [dup], "duplicate", duplicate_of=valid, reason="same root cause", actor=ACTOR)
     route(store)
-    verification.verify(store, regressed, kind="retest", evidence="retested: fixed", actor=ACTOR)
+    verification.verify(store, regressed, kind="retest", evidence="run:retest-1 fixed", actor=ACTOR)
     # The next scan finds it again: reopened, awaiting a new triage decision.
     rec.web(
         SHOP,

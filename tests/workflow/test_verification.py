@@ -116,13 +116,64 @@ def test_rescan_without_a_closure_counts_from_routing(store, rec):
 # ------------------------------------------------------------------------------------------- retest
 
 
-def test_retest_text_is_stored_with_its_sha256(store, closed):
-    text = "Retested HK login on 2026-03-06: payload no longer reflected."
+REPORT_SHA = hashlib.sha256(b"retest report").hexdigest()
+
+
+@pytest.mark.parametrize(
+    "reference, location",
+    [
+        (f"SHA256:{REPORT_SHA.upper()}", f"sha256:{REPORT_SHA}"),
+        ("run:zap-2026-03-06#17", "run:zap-2026-03-06#17"),
+    ],
+    ids=["sha256", "run"],
+)
+def test_retest_text_referencing_an_artefact_is_stored_with_its_sha256(store, closed, reference, location):
+    text = f"{reference} Retested HK login on 2026-03-06: payload no longer reflected."
     out = verification.verify(store, closed, kind="retest", evidence=f"  {text}\n", actor=ACTOR)
     proof = evidence_rows(store, closed)[-1]
-    assert (proof["kind"], proof["content"], proof["location"]) == ("retest", text.encode(), "inline text")
+    assert (proof["kind"], proof["content"], proof["location"]) == ("retest", text.encode(), location)
     assert proof["sha256"] == out["evidence_sha256"] == hashlib.sha256(text.encode()).hexdigest()
     assert finding(store, closed)["closed_at"] is not None
+    [ok] = events(store, "finding_verified_closed", outcome="success")
+    assert ok["data"]["artefact"] == location
+
+
+@pytest.mark.parametrize(
+    "evidence, match",
+    [
+        ("Retested on 2026-03-06: fixed, trust me.", "does not reference an artefact"),
+        ("fixed sha256:" + REPORT_SHA, "does not reference an artefact"),  # the reference must lead
+        ("sha256:" + REPORT_SHA[:-1] + " short by one", "64 hex digits, this one 63"),
+        ("sha256:" + REPORT_SHA + "0", "64 hex digits, this one 65"),
+        ("sha256:" + "g" * 64, "a sha256 is 64 hex digits"),
+        ("sha256:", "64 hex digits, this one 0"),
+        ("run: zap-17", "does not reference an artefact"),
+        ("run:", "does not reference an artefact"),
+        ("/no/such/report.pdf", "does not reference an artefact"),
+    ],
+    ids=[
+        "free-text",
+        "reference-not-first",
+        "sha-63",
+        "sha-65",
+        "sha-not-hex",
+        "sha-empty",
+        "run-space",
+        "run-empty",
+        "missing-file",
+    ],
+)
+def test_retest_free_text_or_a_malformed_reference_is_refused(store, closed, evidence, match):
+    denied = refused(store, closed, match, kind="retest", evidence=evidence, actor=ACTOR)
+    assert "only as an attestation" in denied["data"]["reason"] or "hex digits" in denied["data"]["reason"]
+    assert finding(store, closed)["state"] == "awaiting_verification"
+
+
+def test_free_text_still_closes_as_an_attestation_with_a_different_approver(store, closed):
+    text = "Retested on 2026-03-06: fixed."
+    refused(store, closed, "does not reference an artefact", kind="retest", evidence=text, actor=OWNER)
+    out = verification.verify(store, closed, kind="attestation", evidence=text, actor=OWNER, approver=APPROVER)
+    assert out["state"] == "verified_closed"
 
 
 def test_retest_file_is_stored_with_its_sha256_and_name(store, closed, tmp_path):
@@ -258,13 +309,16 @@ def test_kinds_the_policy_does_not_accept_are_refused(store, tmp_path, kind):
         actor=OWNER,
         approver=APPROVER,
     )
-    assert verification.verify(store, fid, kind="retest", evidence="ok", actor=ACTOR)["state"] == "verified_closed"
+    assert (
+        verification.verify(store, fid, kind="retest", evidence="run:retest-1 ok", actor=ACTOR)["state"]
+        == "verified_closed"
+    )
 
 
 def test_a_verified_finding_is_not_verified_twice_and_unknown_kinds_are_refused(store, closed):
     refused(store, closed, "--kind 'screenshot'", kind="screenshot", evidence="x", actor=ACTOR)
-    verification.verify(store, closed, kind="retest", evidence="fixed", actor=ACTOR)
-    refused(store, closed, "only an open finding", kind="retest", evidence="again", actor=ACTOR)
+    verification.verify(store, closed, kind="retest", evidence="run:retest-2 fixed", actor=ACTOR)
+    refused(store, closed, "only an open finding", kind="retest", evidence="run:retest-3 again", actor=ACTOR)
 
 
 def test_rediscovery_reopens_a_verified_finding_and_keeps_its_ticket_link(store, rec, closed, exports):
