@@ -52,6 +52,7 @@ def test_the_shipped_tracker_parameters_load(system: str) -> None:
     assert loaded.url.startswith("https://") and loaded.credentials is None  # credentials never in params
 
 
+@pytest.mark.slow  # waits in real time (Retry-After, a rate-limit reset or a client timeout)
 def test_retry_after_as_an_http_date_is_honoured(httpserver: HTTPServer, monkeypatch) -> None:
     from email.utils import formatdate
 
@@ -86,6 +87,7 @@ def test_the_whole_authorization_header_is_scrubbed(monkeypatch) -> None:
     client.close()
 
 
+@pytest.mark.slow  # waits in real time (Retry-After, a rate-limit reset or a client timeout)
 def test_an_exhausted_rate_limit_holds_the_next_request_until_the_reset(httpserver: HTTPServer, monkeypatch) -> None:
     monkeypatch.setenv("HANDOFFKIT_GITHUB_TOKEN", CANARY)
     reset = str(int(time.time()) + 2)

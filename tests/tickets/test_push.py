@@ -107,6 +107,7 @@ def test_a_push_stopped_halfway_then_rerun_creates_no_duplicate(
     assert len(links_of(store, system)) == 2
 
 
+@pytest.mark.slow  # waits in real time (Retry-After, a rate-limit reset or a client timeout)
 @pytest.mark.parametrize("system", SYSTEMS)
 def test_a_ticket_made_but_never_acknowledged_is_found_not_made_again(
     store: Store, routed: list[str], httpserver: HTTPServer, creds: Path, system: str

@@ -241,6 +241,7 @@ def test_github_does_not_follow_a_next_page_on_another_host(
     assert counts(store) == before
 
 
+@pytest.mark.slow  # waits in real time (Retry-After, a rate-limit reset or a client timeout)
 def test_github_rate_limit_exhausted_waits_for_the_reset(
     store: Store, engagement: str, httpserver: HTTPServer, creds: Path
 ) -> None:
@@ -322,6 +323,7 @@ def test_a_failure_mid_pagination_writes_no_snapshot(
     assert len(tracker.seen) == 2  # a refusal (4xx, bad body) is not retried; a 500 is not in the retried set
 
 
+@pytest.mark.slow  # waits in real time (Retry-After, a rate-limit reset or a client timeout)
 def test_429_with_retry_after_is_honoured(store: Store, routed: list[str], httpserver: HTTPServer, creds: Path) -> None:
     base = httpserver.url_for("").rstrip("/")
     tracker = jira_cloud(httpserver, [jira_issue(n, [routed[0]], base=base) for n in range(1, 5)], size=2)
