@@ -143,6 +143,10 @@ class Desk:
     def __post_init__(self) -> None:
         import re
 
+        # The corpus files the answers are built from, checked here in the test's own thread: a missing
+        # corpus skips the test (and fails CI) instead of failing inside the server's handler thread.
+        corpus_path("jira/JIRAImportAndPushTestApi.test_engagement_epic_creation.yaml")
+        corpus_path("github_issues/add-labels-to-issue_normalized-fixture.json")
         e = self.server.expect_request
         if self.system == "jira":
             e("/rest/api/2/issue", method="POST").respond_with_handler(self._create)
