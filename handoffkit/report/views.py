@@ -371,6 +371,10 @@ def mapping_gaps(
     with store.read() as conn:
         engagements.get(conn, engagement)
         ids = metrics.gap_ids(conn, engagement, when, category)[: limit or None]
+        if category == "severity_drift":  # the drift is between two values: show the ticket's side too
+            rows = _finding_rows(conn, engagement, when, ids)
+            rows["finding_id"] = rows["finding_id"].astype(object)  # an empty frame's column may be float
+            return rows.merge(_ticket_priorities(conn, engagement, when, ids), on="finding_id", how="left")
         if category in reconcile.FINDING_CATEGORIES:
             return _finding_rows(conn, engagement, when, ids)
         return _ticket_rows(conn, engagement, when, ids)
@@ -389,6 +393,36 @@ def _finding_rows(conn: Connection, engagement: str, when: str, ids: list[str]) 
     cols = ["finding_id", "title", "asset_ref", "severity", "state", "disposition", "owner_team", "sla_due"]
     order = {fid: i for i, fid in enumerate(ids)}
     return df[cols].sort_values("finding_id", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
+def _ticket_priorities(conn: Connection, engagement: str, when: str, ids: list[str]) -> pd.DataFrame:
+    """Per finding, the tickets carrying it as last observed by ``when``, with their priority and its band:
+    ``SEC-12: Low (low)``; one finding may have several."""
+    t, tf = schema.tickets.c, schema.ticket_findings.c
+    latest = (
+        select(func.max(t.snapshot_id).label("sid"))
+        .where(t.engagement == engagement, t.observed_at <= when)
+        .group_by(t.system, t.key)
+        .subquery()
+    )
+    rows: list[Any] = []
+    for start in range(0, len(ids), 5_000):
+        rows += conn.execute(
+            select(tf.finding_id, t.key, t.priority, t.priority_band)
+            .join(latest, latest.c.sid == tf.snapshot_id)
+            .join(schema.tickets, t.snapshot_id == tf.snapshot_id)
+            .where(tf.finding_id.in_(ids[start : start + 5_000]))
+            .order_by(tf.finding_id, t.system, t.key)
+        )
+    said: dict[str, list[str]] = {}
+    for fid, key, priority, band in rows:
+        said.setdefault(fid, []).append(f"{key}: {priority or 'no priority'}" + (f" ({band})" if band else ""))
+    return pd.DataFrame(
+        {
+            "finding_id": pd.Series(list(said), dtype=object),
+            "ticket_priority": pd.Series(["; ".join(v) for v in said.values()], dtype=object),
+        }
+    )
 
 
 def _ticket_rows(conn: Connection, engagement: str, when: str, keys: list[str]) -> pd.DataFrame:

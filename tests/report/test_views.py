@@ -77,6 +77,14 @@ def test_mapping_gaps_list_the_ids_behind_the_counts(demo_store: Store) -> None:
         views.mapping_gaps(demo_store, "DEMO", "routing_miss", as_of=AS_OF)
 
 
+def test_severity_drift_rows_show_the_tickets_drifted_priority(demo_store: Store) -> None:
+    drift = views.mapping_gaps(demo_store, "DEMO", "severity_drift", as_of=AS_OF, limit=None)
+    counts = views.ticket_mapping(demo_store, "DEMO", as_of=AS_OF).set_index("category")["count"]
+    assert len(drift) == counts["severity_drift"] > 0
+    bands = drift["ticket_priority"].str.extract(r"\((\w+)\)$")[0]
+    assert bands.notna().all() and (bands != drift["severity"]).all()  # each row shows the band that differs
+
+
 def test_severity_calibration_history_and_downward_drift(demo_store: Store) -> None:
     history = views.severity_calibration(demo_store, "DEMO", as_of=AS_OF)
     assert len(history) == count(demo_store, "severity_calibrated")
