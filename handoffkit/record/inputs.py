@@ -34,20 +34,26 @@ DEFAULT_MAX_BYTES = int(os.environ.get("HANDOFFKIT_MAX_INPUT_BYTES", str(2 * 102
 """Size cap for one input file (2 GiB unless ``HANDOFFKIT_MAX_INPUT_BYTES`` says otherwise)."""
 
 
-def read_bytes(path: str | Path, max_bytes: int | None = None) -> bytes:
-    """Read a whole input file: a regular file (not a device, pipe or directory) no larger than the cap."""
+def read_bytes(path: str | Path, max_bytes: int | None = None, *, follow_symlinks: bool = True) -> bytes:
+    """Read a whole input file: a regular file (not a device, pipe or directory) no larger than the cap.
+
+    The file is opened first and checked on its descriptor, non-blocking: a pipe cannot hang the read, and
+    nothing swapped in between a check and the open is read. ``follow_symlinks=False`` refuses a symlink
+    as the last part of the path (for paths already resolved inside a directory).
+    """
     cap = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
     p = Path(path)
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow_symlinks else getattr(os, "O_NOFOLLOW", 0))
     try:
-        info = p.stat()
-        if not stat.S_ISREG(info.st_mode):
-            raise InputError(
-                located(str(p), None, "not a regular file (a device, pipe or directory); expected a file"),
-                reason="not a regular file",
-            )
-        if info.st_size > cap:
-            raise _over_cap(p, cap)
-        with p.open("rb") as fh:
+        with os.fdopen(os.open(p, flags), "rb") as fh:
+            info = os.fstat(fh.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise InputError(
+                    located(str(p), None, "not a regular file (a device, pipe or directory); expected a file"),
+                    reason="not a regular file",
+                )
+            if info.st_size > cap:
+                raise _over_cap(p, cap)
             data = fh.read(cap + 1)  # one byte past the cap: a file that grew since the check is refused too
     except OSError as exc:
         raise InputError(located(str(p), None, f"cannot read: {exc.strerror or exc}"), reason="cannot be read") from exc

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import mimetypes
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from handoffkit.errors import RefusedError
+from handoffkit.errors import InputError, RefusedError
+from handoffkit.record.inputs import read_bytes
 
 DEFAULT_MAX_BYTES = int(os.environ.get("HANDOFFKIT_MAX_EVIDENCE_BYTES", str(50 * 1024**2)))
 ENV_DIR = "HANDOFFKIT_EVIDENCE_DIR"
@@ -87,22 +87,15 @@ class EvidenceFiles:
 
     def _read_regular(self, real: Path, given: str) -> bytes:
         try:
-            # Non-blocking, so a pipe cannot hang the command before fstat says what it is; no following
-            # a symlink swapped in after the path was resolved.
-            fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-        except OSError as exc:
-            raise RefusedError(f"--evidence {given!r}: cannot read ({exc.strerror or exc})") from exc
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            os.close(fd)
-            raise RefusedError(f"--evidence {given!r} is not a regular file (a device, pipe or directory)")
-        with os.fdopen(fd, "rb") as fh:
-            if info.st_size > self.max_bytes:
-                raise RefusedError(self._too_big(given))
-            content = fh.read(self.max_bytes + 1)
-        if len(content) > self.max_bytes:
-            raise RefusedError(self._too_big(given))
-        return content
+            return read_bytes(real, self.max_bytes, follow_symlinks=False)
+        except InputError as exc:  # the same checks as every input file; said as a refused evidence file
+            if exc.reason == "over the size cap":
+                raise RefusedError(self._too_big(given)) from exc
+            if exc.reason == "not a regular file":
+                raise RefusedError(f"--evidence {given!r} is not a regular file (a device, pipe or directory)") from exc
+            cause = exc.__cause__
+            why = getattr(cause, "strerror", None) or cause or exc
+            raise RefusedError(f"--evidence {given!r}: cannot read ({why})") from exc
 
     def _too_big(self, given: str) -> str:
         return (
