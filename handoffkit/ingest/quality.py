@@ -18,7 +18,6 @@ from typing import Any
 
 import pandas as pd
 
-import handoffkit.record._jsonschema  # noqa: F401 - before Great Expectations, which imports jsonschema (via Altair)
 from handoffkit.errors import DataQualityError, located
 from handoffkit.record.model import SEVERITIES
 
@@ -58,7 +57,7 @@ class QualityResult:
 
 
 def _expectations() -> list[Any]:
-    import great_expectations as gx
+    from handoffkit.ingest._gx import gx
 
     e = gx.expectations
     return [
@@ -76,12 +75,11 @@ def _expectations() -> list[Any]:
 @lru_cache(maxsize=1)
 def _validation():
     """One ephemeral GX context and validation definition per process (GX setup is not free)."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from handoffkit.ingest._gx import gx
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     ctx = gx.get_context(mode="ephemeral")
-    ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    ctx.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False, metric_calculations=False)
     batch = (
         ctx.data_sources.add_pandas("handoffkit")
         .add_dataframe_asset("findings")
