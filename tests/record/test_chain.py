@@ -368,3 +368,70 @@ def test_verify_logged_on_a_break_raises_and_appends_nothing(chain: Store, prist
         assert (event_rows(chain), chain_head(chain)) == (before_rows, before_head)
     finally:
         restore(chain, pristine)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)  # fmt: skip
+
+
+def _walk_row(origin: Any, origin_text: str | None = None, **columns: Any) -> tuple[Any, ...]:
+    """One event row in :data:`log._WALK` order whose payload (canonical, hashed onto 64 zeros) holds
+    ``origin``; ``origin_text`` is what the origin column says instead of its canonical text."""
+    values = {
+        "seq": 1, "event_id": "e-1", "occurred_at": "2026-01-01T00:00:00.000000Z", "actor": "Ann", "outcome": "success",
+        "type": "t", "engagement": "E", "finding_id": None, "ticket_key": None, "state": None, "disposition": None,
+        "severity": None,
+    }  # fmt: skip
+    payload = canonical.canonical_json({**values, "origin": origin, "data": {}})
+    values.update(columns)
+    row = {
+        **values,
+        "origin": canonical.canonical_json(origin) if origin_text is None else origin_text,
+        "payload": payload,
+        "prev_hash": schema.GENESIS_HASH,
+        "row_hash": canonical.chain_hash(schema.GENESIS_HASH, payload),
+    }
+    return tuple(row[c] for c in log._WALK)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    origin=JSON,
+    other=JSON,
+    form=st.sampled_from(["canonical", "spaced", "unsorted", "other", "ascii-escaped"]),
+    column=st.sampled_from([None, "actor", "seq", "severity"]),
+)
+def test_the_fast_check_never_passes_a_row_the_exact_check_refuses(origin, other, form, column) -> None:
+    # The walk's fast path (C-level steps) must be a strict subset of the exact check: whatever it passes,
+    # the exact check passes; anything it doubts goes to the exact check, which names the problem.
+    text = {
+        "canonical": None,
+        "spaced": json.dumps(origin, sort_keys=True),
+        "unsorted": json.dumps(origin, sort_keys=False, separators=(",", ":"), ensure_ascii=False),
+        "other": canonical.canonical_json(other),
+        "ascii-escaped": json.dumps(origin, sort_keys=True, separators=(",", ":")),
+    }[form]
+    edits = {} if column is None else {column: {"actor": "Mallory", "seq": True, "severity": 1}[column]}
+    row = _walk_row(origin, text, **edits)
+    exact = log._row_problem(dict(zip(log._WALK, row, strict=True)), 1, schema.GENESIS_HASH)
+    if log._holds(row, 1, schema.GENESIS_HASH):
+        assert exact is None
+
+
+def test_the_fast_check_passes_an_ordinary_row_and_doubts_what_orjson_cannot_decide() -> None:
+    origin = {"host": "h", "principal": {"kind": "os", "name": "ann"}, "version": "0.1"}
+    assert log._holds(_walk_row(origin), 1, schema.GENESIS_HASH)
+    # An integer over 64 bits (orjson refuses it) and an origin the exact path writes (non-ASCII) go to the
+    # exact check, which passes them: the walk is slower there, never different.
+    for doubtful in ({"n": 2**70}, {"host": "hôte"}):
+        row = _walk_row(doubtful)
+        assert not log._holds(row, 1, schema.GENESIS_HASH)
+        assert log._row_problem(dict(zip(log._WALK, row, strict=True)), 1, schema.GENESIS_HASH) is None
+    # The origin column rewritten as an equal value in other words is caught by both.
+    spaced = _walk_row(origin, json.dumps(origin, sort_keys=True))
+    assert not log._holds(spaced, 1, schema.GENESIS_HASH)
+    assert "origin" in log._row_problem(dict(zip(log._WALK, spaced, strict=True)), 1, schema.GENESIS_HASH)
