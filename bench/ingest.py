@@ -1,12 +1,17 @@
 """Benchmark: ingesting a 200,000-result SARIF file into a fresh SQLite store.
 
 Prints findings/s for ``pipeline.ingest_scan`` (strict JSON, parsing, dedup, the Great Expectations gate,
-findings + raw-item evidence + one hash-chained event per finding, all in one transaction) and, in the
-same run, the floor: plain ``json.load`` + the same field extraction (the SARIF parser) + one bulk insert
-of the finding rows with no events, no evidence and no checks. Goal: >= 20,000 findings/s and <= 2.5x the
-floor.
+findings + raw-item evidence + one hash-chained event per finding, all in one transaction) against two
+floors, alternating in each round (the import of Great Expectations is paid before any timing, so the
+figures are marginal throughput):
 
-    .venv/bin/python bench/ingest.py [--results 200000] [--keep DIR]
+- the minimal floor: plain ``json.load``, a hand-written extraction of rule, location, level, message
+  and fingerprint, and one bulk insert of those finding rows — no events, no evidence, no checks and
+  not handoffkit's own parser. Goal: ingest <= 3x this floor.
+- the parser floor: ``json.load`` + handoffkit's SARIF parser + one bulk insert of the full finding rows
+  (no events, evidence or checks). Goal: <= 2.5x.
+
+    .venv/bin/python bench/ingest.py [--results 200000] [--rounds 3] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -53,6 +58,44 @@ def write_sarif(path: Path, n: int) -> None:
     path.write_bytes(formats.sarif(runs))
 
 
+def minimal_floor(path: Path, db: Path) -> float:
+    """json.load + rule, location, level, message and fingerprint by hand + one bulk insert of those rows."""
+    engine = create_engine(f"sqlite:///{db}")
+    schema.metadata.create_all(engine, tables=[schema.engagements, schema.findings])
+    start = time.perf_counter()
+    with open(path, "rb") as fh:
+        doc = json.load(fh)
+    rows, number = [], 0
+    for run in doc["runs"]:
+        repo = run["versionControlProvenance"][0]["repositoryUri"]
+        for result in run["results"]:
+            number += 1
+            where = result["locations"][0]["physicalLocation"]
+            rows.append(
+                {
+                    "finding_id": f"HK-{number}", "number": number, "engagement": "BENCH", "kind": "code",
+                    "fingerprint": next(iter(result["partialFingerprints"].values())), "rule_ref": result["ruleId"],
+                    "title": result["message"]["text"], "asset_ref": repo,
+                    "location": f"{where['artifactLocation']['uri']}:{where['region']['startLine']}",
+                    "tool": run["tool"]["driver"]["name"], "raw_severity": result.get("level", "warning"),
+                    "scanner_severity": "medium", "severity": "medium", "cves": "", "cwes": "", "references": "",
+                    "suppressed": False, "kev": False, "triage": "pending", "state": "new",
+                    "first_seen": "2026-01-01T00:00:00.000000Z", "last_seen": "2026-01-01T00:00:00.000000Z",
+                    "row_version": 1,
+                }
+            )  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(
+            insert(schema.engagements).values(
+                key="BENCH", name="BENCH", policy_version=1, created_at="2026-01-01T00:00:00.000000Z"
+            )
+        )
+        bulk_insert(conn, schema.findings, rows)
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    return elapsed
+
+
 def floor(path: Path, db: Path) -> float:
     """json.load + the same extraction + one bulk insert of finding rows (no events, evidence, checks)."""
     engine = create_engine(f"sqlite:///{db}")
@@ -81,6 +124,7 @@ def floor(path: Path, db: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keep", help="keep the work directory here")
     args = parser.parse_args()
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="hk-bench-ingest-"))
@@ -91,21 +135,31 @@ def main() -> None:
     quality.check_findings  # noqa: B018 - import cost of Great Expectations is paid before timing
     quality._validation()
 
-    floor_s = floor(path, work / "floor.db")
-    store = Store(f"sqlite:///{work / 'bench.db'}")
-    engagements.init(store, "BENCH", POLICY, actor="Bench Runner")
-    start = time.perf_counter()
-    result = pipeline.ingest_scan(store, "BENCH", [path], actor="Bench Runner")[0]
-    ingest_s = time.perf_counter() - start
-    assert result.status == "ok", result.error
-    rate = result.new / ingest_s
+    ingest, floors, minimal = [], [], []
+    for r in range(args.rounds):
+        minimal.append(minimal_floor(path, work / f"minimal-{r}.db"))
+        floors.append(floor(path, work / f"floor-{r}.db"))
+        store = Store(f"sqlite:///{work / f'bench-{r}.db'}")
+        engagements.init(store, "BENCH", POLICY, actor="Bench Runner")
+        start = time.perf_counter()
+        result = pipeline.ingest_scan(store, "BENCH", [path], actor="Bench Runner")[0]
+        ingest.append(time.perf_counter() - start)
+        store.dispose()
+        assert result.status == "ok", result.error
+        print(
+            f"round {r + 1}: ingest {ingest[-1]:6.2f} s, parser floor {floors[-1]:6.2f} s, "
+            f"minimal floor {minimal[-1]:6.2f} s",
+            flush=True,
+        )
+    best, best_floor, best_minimal = min(ingest), min(floors), min(minimal)
     print(
-        f"handoffkit ingest : {ingest_s:6.2f} s  {rate:9,.0f} findings/s  ({result.new:,} new findings, "
-        f"{result.new:,} events + evidence)"
+        f"handoffkit ingest : {best:6.2f} s  {result.new / best:9,.0f} findings/s  ({result.new:,} new findings, "
+        f"{result.new:,} events + evidence; best of {args.rounds})"
     )
-    print(f"floor (no events) : {floor_s:6.2f} s  {result.parsed / floor_s:9,.0f} findings/s")
-    print(f"ratio             : {ingest_s / floor_s:6.2f}x the floor   (goal <= 2.5x, >= 20,000 findings/s)")
-    store.dispose()
+    print(f"parser floor      : {best_floor:6.2f} s  {result.parsed / best_floor:9,.0f} findings/s")
+    print(f"minimal floor     : {best_minimal:6.2f} s  {result.parsed / best_minimal:9,.0f} findings/s")
+    print(f"ratio             : {best / best_minimal:6.2f}x the minimal floor (goal <= 3x)")
+    print(f"                    {best / best_floor:6.2f}x the parser floor (goal <= 2.5x)")
     if not args.keep:
         shutil.rmtree(work)
 
