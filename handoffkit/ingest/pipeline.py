@@ -274,11 +274,14 @@ def _write(
     with store.write() as conn:
         now = schema.format_ts(store.now())  # bound once as text, not per row
         validation_id = _keep_validation(conn, store, engagement, source.file, source, check)
+        scopes = parsed.scopes()
         scan_scope = {
             "tool": parsed.tool,
             "assets": sorted(parsed.scope_assets | set(batch["asset_ref"])),
             "glob": scope,
         }
+        if len(scopes) > 1:  # several tools' runs in one file: which tool covered which assets
+            scan_scope["tools"] = {tool: sorted(assets) for tool, assets in sorted(scopes.items())}
         scan_id = conn.execute(
             insert(schema.scans).values(
                 engagement=engagement,
@@ -299,9 +302,7 @@ def _write(
         again = [existing[r.fingerprint] for r in records if r.fingerprint in existing]
         _create(conn, store, engagement, new, scan_id, source, actor, now)
         reopened = _seen_again(conn, store, again, scan_id, source, actor, now)
-        absent = _absent(
-            conn, store, engagement, parsed.tool, scan_scope, set(batch["fingerprint"]), scan_id, source, actor, now
-        )
+        absent = _absent(conn, store, engagement, scopes, scope, set(batch["fingerprint"]), scan_id, source, actor, now)
         result.new, result.seen_again, result.reopened, result.absent_in_rescan = len(new), len(again), reopened, absent
         append(
             conn,
@@ -435,41 +436,41 @@ def _absent(
     conn: Connection,
     store: Store,
     engagement: str,
-    tool: str,
-    scan_scope: dict[str, Any],
+    scopes: dict[str, set[str]],
+    glob: str | None,
     fingerprints: set[str],
     scan_id: int,
     source: Source,
     actor: str,
     now: Any,
 ) -> int:
-    """Open findings of this tool, in this scan's scope, that the scan no longer reports.
+    """Open findings of the scan's tools, each in its own tool's scope, that the scan no longer reports.
 
-    The scope is the tool plus every asset the scan covered (``--scope`` glob instead, when given); a
-    finding is in it when its asset or one of its parents (host of ``host:port``, image of a package)
-    is.
+    A tool's scope is every asset it covered in this file (``scopes``; the ``--scope`` glob instead, when
+    given, for every tool); a finding is in it when its asset or one of its parents (host of
+    ``host:port``, image of a package) is. A file with several tools' runs (SARIF) proves a finding absent
+    only where that finding's own tool looked.
     """
     f = schema.findings.c
     # What this scan created or saw again already carries its scan id: only the rest can be absent, and
     # a 200k-result first scan need not read its own 200k findings back.
     candidates = conn.execute(
-        select(f.finding_id, f.fingerprint, f.asset_ref, f.state, f.disposition, f.severity)
+        select(f.finding_id, f.fingerprint, f.tool, f.asset_ref, f.state, f.disposition, f.severity)
         .where(
             f.engagement == engagement,
-            f.tool == tool,
+            f.tool.in_(sorted(scopes)),
             f.state.in_(sorted(OPEN_STATES)),
             or_(f.last_scan_id.is_(None), f.last_scan_id != scan_id),
         )
         .order_by(f.number)
     ).all()  # events in a stable order on every backend
-    assets, glob = set(scan_scope["assets"]), scan_scope["glob"]
-    # Scope is decided once per distinct asset (a programme has far fewer assets than findings).
+    # Scope is decided once per distinct (tool, asset) (a programme has far fewer assets than findings).
     in_scope = {
-        a
-        for a in {c.asset_ref for c in candidates}
-        if (fnmatch.fnmatchcase(a, glob) if glob else not assets.isdisjoint(parents(a)))
+        (tool, a)
+        for tool, a in {(c.tool, c.asset_ref) for c in candidates}
+        if (fnmatch.fnmatchcase(a, glob) if glob else not scopes[tool].isdisjoint(parents(a)))
     }
-    gone = [c for c in candidates if c.asset_ref in in_scope and c.fingerprint not in fingerprints]
+    gone = [c for c in candidates if (c.tool, c.asset_ref) in in_scope and c.fingerprint not in fingerprints]
     if not gone:
         return 0
     marker = hashlib.sha256(f"{source.sha256}:absent".encode()).hexdigest()

@@ -79,7 +79,9 @@ def _validation():
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     ctx = gx.get_context(mode="ephemeral")
-    ctx.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False, metric_calculations=False)
+    ctx.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(
+        globally=False, metric_calculations=False
+    )
     batch = (
         ctx.data_sources.add_pandas("handoffkit")
         .add_dataframe_asset("findings")

@@ -147,16 +147,18 @@ def _rule(rule: dict[str, Any]) -> _Rule:
 
 
 def _parse_run(run: dict[str, Any], ctx: _Run, source: str, result: ParseResult) -> None:
+    covered = result.tool_scopes.setdefault(ctx.tool, set())  # runs of several tools: each its own scope
     if ctx.repository:
-        result.scope_assets.add(ctx.repository)
+        covered.add(ctx.repository)
     for artifact in ctx.artifacts:
-        result.scope_assets.add(_asset(ctx, artifact.get("location") or {}))
+        covered.add(_asset(ctx, artifact.get("location") or {}))
     results = expect_list(run.get("results"), source, f"runs[{ctx.index}].results", "the results")
     for j, res in enumerate(results):
         place = f"runs[{ctx.index}].results[{j}]"
         record = _record(expect_dict(res, source, place, "a result"), ctx, source, place, result)
         result.records.append(record)
-        result.scope_assets.add(record.asset_ref)
+        covered.add(record.asset_ref)
+    result.scope_assets |= covered
 
 
 def _record(res: dict[str, Any], ctx: _Run, source: str, place: str, result: ParseResult) -> NormalisedFinding:

@@ -140,9 +140,24 @@ class ParseResult:
     """Reason → count of items deliberately not turned into records."""
     scope_assets: set[str] = field(default_factory=set)
     """Every asset the scan covered, including those with no result (a host with zero items)."""
+    tool_scopes: dict[str, set[str]] = field(default_factory=dict)
+    """For a file holding several tools' runs (SARIF): the assets each tool covered. Empty when one tool
+    covered :attr:`scope_assets` (see :meth:`scopes`)."""
     warnings: list[str] = field(default_factory=list)
     scanned_at: datetime | None = None
     """When the scan ran, where the file says so (the latest such instant it holds, UTC)."""
+
+    def scopes(self) -> dict[str, set[str]]:
+        """Tool → the assets it covered in this file, its results' assets included: a rescan can only
+        prove a finding absent where the finding's own tool looked. Records naming a tool the file does
+        not declare (an aggregator's export) add no scope: their absence proves nothing."""
+        covered = {tool: set(assets) for tool, assets in self.tool_scopes.items()} or {
+            self.tool: set(self.scope_assets)
+        }
+        for r in self.records:
+            if r.tool in covered:
+                covered[r.tool].add(r.asset_ref)
+        return covered
 
     @property
     def parsed_by_kind(self) -> dict[str, int]:

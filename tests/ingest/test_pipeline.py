@@ -323,3 +323,51 @@ def test_a_finding_an_export_lists_as_fixed_is_absent_in_the_rescan(store, engag
             .all()
         )
     assert absent == ["57582"]
+
+
+def _sarif_results(tool: str, fps: list[str]) -> list[dict[str, object]]:
+    return [
+        {"rule": f"{tool}.r{fp}", "title": "t", "level": "warning", "score": 5.0, "cwe": "CWE-79", "message": "m",
+         "uri": f"{fp}.py", "line": 1, "fingerprint": fp}
+        for fp in fps
+    ]  # fmt: skip
+
+
+def _sarif_runs(path: Path, *runs: tuple[str, str, list[str]]) -> Path:
+    """A SARIF file with one run per (tool, repository, result fingerprints)."""
+    path.write_bytes(
+        formats.sarif(
+            {"tool": tool, "version": "1", "repo": f"https://git.test/{repo}", "results": _sarif_results(tool, fps)}
+            for tool, repo, fps in runs
+        )
+    )
+    return path
+
+
+def test_a_rescan_with_several_tools_proves_absence_per_tool_where_that_tool_looked(store, engagement, tmp_path):
+    first = _sarif_runs(tmp_path / "a.sarif", ("semgrep", "repo-a", ["s1", "s2"]), ("codeql", "repo-b", ["c1"]))
+    pipeline.ingest_scan(store, engagement, [first], actor=ACTOR)
+    # Semgrep once looked at repo-b too (another file): only a Semgrep scan of repo-b can prove that one gone.
+    [elsewhere] = pipeline.ingest_scan(
+        store, engagement, [_sarif_runs(tmp_path / "b.sarif", ("semgrep", "repo-b", ["sx"]))], actor=ACTOR
+    )
+    assert elsewhere.new == 1
+    store.clock.fixed += timedelta(days=7)
+    # The rescan: Semgrep no longer reports s2 on repo-a; CodeQL still reports c1 on repo-b.
+    rescan_file = _sarif_runs(tmp_path / "c.sarif", ("semgrep", "repo-a", ["s1"]), ("codeql", "repo-b", ["c1"]))
+    [rescan] = pipeline.ingest_scan(store, engagement, [rescan_file], actor=ACTOR)
+    with store.read() as conn:
+        f, e = schema.findings.c, schema.evidence.c
+        gone = conn.execute(
+            select(f.fingerprint, f.tool, f.asset_ref)
+            .join(schema.evidence, e.finding_id == f.finding_id)
+            .where(e.kind == "absent_in_rescan")
+        ).all()
+        scope = json.loads(
+            conn.execute(select(schema.scans.c.scope).order_by(schema.scans.c.scan_id.desc())).first()[0]
+        )
+    # s2 is absent (its own tool looked at its repository); Semgrep's finding on repo-b is not (only CodeQL
+    # looked there in this file).
+    assert rescan.absent_in_rescan == 1
+    assert [(tool, asset) for _, tool, asset in gone] == [("semgrep", "https://git.test/repo-a")]
+    assert scope["tools"] == {"codeql": ["https://git.test/repo-b"], "semgrep": ["https://git.test/repo-a"]}
