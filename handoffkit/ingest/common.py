@@ -47,12 +47,15 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 def instant(value: Any) -> datetime | None:
     """A scan instant as a scanner writes it (ISO 8601, RFC 2822, ``ctime``-like), in UTC; None when absent
-    or unreadable. A time without a zone, or with a zone abbreviation other than UTC or GMT, is read as UTC."""
+    or unreadable. A time without a zone, or with a zone abbreviation other than UTC or GMT, is read as UTC.
+    ``GMT-0400`` / ``UTC+05:30`` mean what people (and JavaScript's and Qualys's dates) mean by them, four
+    hours behind and five and a half ahead: dateutil alone would read them the POSIX way, inverted."""
     raw = text(value)
     if raw is None:
         return None
+    zoned = bool(_UTC_NAMED.search(raw) or _OFFSET.search(raw))
     try:
-        parsed = dateparser.parse(raw, ignoretz=not _UTC_NAMED.search(raw) and not _OFFSET.search(raw))
+        parsed = dateparser.parse(_NAMED_OFFSET.sub("", raw), ignoretz=not zoned)
     except (ValueError, OverflowError):
         return None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
@@ -65,6 +68,7 @@ def latest(values: Iterable[Any]) -> datetime | None:
 
 
 _UTC_NAMED = re.compile(r"\b(?:UTC|GMT|Z)\b")
+_NAMED_OFFSET = re.compile(r"\b(?:UTC|GMT)\s*(?=[+-]\d)")
 _OFFSET = re.compile(r"(?:[+-]\d{2}:?\d{2}|Z)$")
 
 

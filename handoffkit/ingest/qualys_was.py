@@ -20,8 +20,6 @@ request / response, dates, severity.
 
 from __future__ import annotations
 
-import re
-from typing import Any
 from xml.etree.ElementTree import Element
 
 from handoffkit.ingest.common import (
@@ -42,17 +40,11 @@ FORMAT = "qualys-was"
 CONTAINERS = ("xml",)
 
 LEVELS = {"5": "critical", "4": "high", "3": "medium", "2": "low", "1": "low"}
-_GMT_OFFSET = re.compile(r"\bGMT(?=[+-]\d)")
 
 
 def sniff(doc: object) -> bool:
     """XML root ``WAS_SCAN_REPORT`` with ``RESULTS``."""
     return isinstance(doc, Element) and doc.tag == "WAS_SCAN_REPORT" and doc.find("RESULTS") is not None
-
-
-def _time(value: str | None) -> Any:
-    """``… GMT-0400`` means UTC-4; dateutil would read ``GMT-0400`` the POSIX way (UTC+4)."""
-    return instant(_GMT_OFFSET.sub("", value)) if value else None
 
 
 def parse(root: Element, source: str) -> ParseResult:
@@ -70,7 +62,7 @@ def parse(root: Element, source: str) -> ParseResult:
         record = _gathered(item, glossary, app, f"RESULTS/INFORMATION_GATHERED_LIST/INFORMATION_GATHERED[{i}]")
         result.records.append(record)
         result.scope_assets.add(record.asset_ref)
-    ends = [t for t in (_time(s.findtext("END_DATE")) for s in root.iterfind("APPENDIX/SCAN_LIST/SCAN")) if t]
+    ends = [t for t in (instant(s.findtext("END_DATE")) for s in root.iterfind("APPENDIX/SCAN_LIST/SCAN")) if t]
     result.scanned_at = max(ends, default=None)
     return result
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 
+from handoffkit.ingest import common
 from handoffkit.ingest.common import MALFORMED_CVE, code_asset, cwes, host_asset, take_cves, url_origin
 from handoffkit.ingest.detect import parse_file
 from handoffkit.record.model import ParseResult
@@ -95,3 +97,18 @@ def test_json_with_a_byte_order_mark_is_detected(
 ) -> None:
     result = parse_file(encode(scan_bytes("semgrep_small.json").decode()), "semgrep.json")
     assert (result.format, len(result.records)) == ("semgrep", 2)
+
+
+@pytest.mark.parametrize(
+    ("written", "utc"),
+    [
+        ("Tue Mar 11 2020 13:42:00 GMT-0400 (EDT)", "2020-03-11T17:42:00"),  # JavaScript's Date.toString()
+        ("11 Mar 2020 01:42PM GMT-0400", "2020-03-11T17:42:00"),  # Qualys WAS
+        ("2020-03-11 13:42 UTC+05:30", "2020-03-11T08:12:00"),
+        ("2020-03-11T13:42:00-04:00", "2020-03-11T17:42:00"),
+        ("Wed, 11 Mar 2020 13:42:00 GMT", "2020-03-11T13:42:00"),
+        ("2020-03-11 13:42:00 EST", "2020-03-11T13:42:00"),  # an abbreviation other than UTC/GMT: read as UTC
+    ],
+)
+def test_an_offset_after_gmt_or_utc_means_what_people_mean_not_the_posix_inversion(written: str, utc: str) -> None:
+    assert common.instant(written) == datetime.fromisoformat(utc).replace(tzinfo=UTC)
