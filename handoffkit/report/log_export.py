@@ -70,6 +70,7 @@ COLUMNS = (
     "summary",
     "origin_host",
     "origin_version",
+    "origin_principal",
     "origin_file",
     "origin_sha256",
     *FRAMEWORKS,
@@ -396,7 +397,13 @@ class _Seen:
         found = self.origins.get(text)
         if found is None:
             doc = json.loads(text)
-            found = _Part.of(*[str(doc.get(k) or "") for k in ("host", "version", "file", "sha256")])
+            found = _Part.of(
+                str(doc.get("host") or ""),
+                str(doc.get("version") or ""),
+                _principal(doc.get("principal")),
+                str(doc.get("file") or ""),
+                str(doc.get("sha256") or ""),
+            )
             self._keep(self.origins, text, found)
         return found
 
@@ -411,6 +418,14 @@ class _Seen:
         if len(memo) >= self.LIMIT:
             memo.clear()
         memo[key] = part
+
+
+def _principal(principal: Any) -> str:
+    """Who the system knew was writing: ``name (source)``, e.g. ``hk_app (postgresql session_user)``;
+    empty for events logged before the origin carried it."""
+    if not isinstance(principal, dict):
+        return ""
+    return f"{principal.get('name') or ''} ({principal.get('source') or ''})"
 
 
 def _split(row: Any, seen: _Seen) -> tuple[list[str], _Part, _Part, _Part]:

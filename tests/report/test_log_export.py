@@ -64,6 +64,11 @@ def test_export_writes_every_event_with_its_chain_and_controls(programme: Store,
     assert "state: routed → verified_closed" in verified[0]["summary"]
     scan = next(r for r in rows if r["type"] == "scan_ingested")
     assert scan["origin_file"].endswith("scan1.json") and len(scan["origin_sha256"]) == 64
+    # Who the system knew was writing, beside what the actor typed.
+    principal = programme.principal  # asked of the store the events were written through
+    with programme.read() as conn:
+        expected = principal(conn)
+    assert {r["origin_principal"] for r in rows} == {f"{expected['name']} ({expected['source']})"}
     assert (scan["iso27001"], scan["soc2"], scan["pci_dss"]) == ("A.8.8", "CC7.1", "11.3")
 
 
