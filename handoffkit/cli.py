@@ -661,6 +661,7 @@ def ingest_tickets(
                     "renamed",
                     "split",
                     "severity_drift",
+                    "out_of_scope",
                     "status",
                     "error",
                 ],
@@ -722,7 +723,7 @@ def sync_tickets(
     settings = connection.load_settings(params_file, system, url=url, credentials=credentials)
     result = sync.sync_tickets(obj.store, engagement, system, settings, actor=require_actor(actor), since=since)
     columns = ["file", "format", "requests", "pages", "tickets", "new_tickets", "linked", "orphans",
-               "closed_observed", "reopened", "renamed", "split", "severity_drift"]  # fmt: skip
+               "closed_observed", "reopened", "renamed", "split", "severity_drift", "out_of_scope"]  # fmt: skip
     say(emit(result if obj.out_format(fmt) == "json" else [result], obj.out_format(fmt), columns))
 
 
