@@ -93,7 +93,9 @@ def test_a_project_is_compared_whole_ignoring_case(store, two, key, kept):
 def test_a_policy_naming_its_project_with_space_and_case_reads_the_project(store, tmp_path):
     engagements.init(store, "ACME", scoped_policy(tmp_path, "acme", "{jira_projects: [' sec ']}"), actor=ACTOR)
     [fid] = add_findings(store, "ACME")
-    result = Exports(store, "ACME", tmp_path).ingest("jira", ticket("jira", 1, [fid]), ticket("jira", 2, [fid], key="OPS-2"))
+    result = Exports(store, "ACME", tmp_path).ingest(
+        "jira", ticket("jira", 1, [fid]), ticket("jira", 2, [fid], key="OPS-2")
+    )
     assert (result.tickets, result.out_of_scope, result.linked) == (1, 1, 1)
 
 
@@ -116,8 +118,20 @@ def test_servicenow_records_are_checked_against_the_scope_query(store, tmp_path)
     engagements.init(store, "ACME", policy, actor=ACTOR)
     [fid] = add_findings(store, "ACME")
     records = [
-        {"number": "INC0000001", "state": "1", "short_description": f"[{fid}]", "u_finding_id": fid, "u_engagement": " acme "},
-        {"number": "INC0000002", "state": "1", "short_description": f"[{fid}]", "u_finding_id": fid, "u_engagement": "GLOBEX"},
+        {
+            "number": "INC0000001",
+            "state": "1",
+            "short_description": f"[{fid}]",
+            "u_finding_id": fid,
+            "u_engagement": " acme ",
+        },
+        {
+            "number": "INC0000002",
+            "state": "1",
+            "short_description": f"[{fid}]",
+            "u_finding_id": fid,
+            "u_engagement": "GLOBEX",
+        },
         {"number": "INC0000003", "state": "1", "short_description": f"[{fid}]", "u_finding_id": fid},
     ]
     path = tmp_path / "incidents.json"
@@ -179,3 +193,40 @@ def test_the_scope_holds_per_system():
     assert not scope.holds(TicketSnapshot("jira", "SEC-1", "t", "Open", "todo", labels=("globex",)))
     assert not scope.holds(TicketSnapshot("jira", "OPS-1", "t", "Open", "todo", labels=("acme",)))
     assert scope.holds(TicketSnapshot("servicenow", "INC1", "t", "New", "todo"))
+
+
+# ----------------------------------------------------------------------------------------------- sync
+
+
+@pytest.mark.corpus
+def test_a_sync_asks_for_the_scope_and_leaves_out_what_else_comes_back(store, two, httpserver, tmp_path):
+    from tests.tickets.trackers import Tracker, jira_cloud, jira_issue, json_response, servicenow_record
+
+    from handoffkit.tickets.connection import Settings
+    from handoffkit.tickets.sync import sync_tickets
+
+    acme, globex, _, _ = two
+    creds = tmp_path / "creds.yaml"
+    creds.write_text("user: ana@example.test\ntoken: t0ken\n")
+    base = httpserver.url_for("").rstrip("/")
+    issues = [jira_issue(1, [acme], base=base), jira_issue(2, [globex], base=base)]
+    issues[1]["key"] = "OPS-2"  # a server answering more than the JQL asked: still left out
+    tracker = jira_cloud(httpserver, issues, size=10)
+
+    result = sync_tickets(store, "ACME", "jira", Settings(url=base, credentials=creds), actor=ACTOR)
+
+    assert tracker.seen[0].args["jql"] == 'project in ("SEC") ORDER BY key ASC'
+    assert (result["tickets"], result["out_of_scope"], result["orphans"]) == (1, 1, 0)
+    assert current_keys(store, "ACME") == ["SEC-1"]
+
+    # ServiceNow: the scope's query goes with the parameters' query.
+    policy = scoped_policy(tmp_path, "initech", "{servicenow_query: 'u_engagement=INITECH'}")
+    engagements.init(store, "INITECH", policy, actor=ACTOR)
+    httpserver.clear()
+    table = Tracker(httpserver, "/api/now/table/incident")
+    table.pages = [json_response({"result": [servicenow_record(1, acme)]})]
+    result = sync_tickets(
+        store, "INITECH", "servicenow", Settings(url=base, credentials=creds, query="active=true"), actor=ACTOR
+    )
+    assert table.seen[0].args["sysparm_query"] == "active=true^u_engagement=INITECH^ORDERBYnumber"
+    assert (result["tickets"], result["out_of_scope"]) == (0, 1)  # the record does not carry u_engagement
