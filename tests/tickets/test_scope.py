@@ -17,7 +17,10 @@ from handoffkit.record import engagements, schema
 from handoffkit.record.model import TicketSnapshot
 from handoffkit.record.policy import TicketScope, load_policy, parse_policy
 from handoffkit.tickets import snapshots
+from handoffkit.tickets.connection import Settings
+from handoffkit.tickets.sync import sync_tickets
 from tests.builders import ACTOR, DATA, Exports, add_findings, events, ticket
+from tests.tickets.trackers import Tracker, jira_cloud, jira_issue, json_response, servicenow_record
 
 BASE = (DATA / "policy.yaml").read_text(encoding="utf-8")
 
@@ -200,11 +203,6 @@ def test_the_scope_holds_per_system():
 
 @pytest.mark.corpus
 def test_a_sync_asks_for_the_scope_and_leaves_out_what_else_comes_back(store, two, httpserver, tmp_path):
-    from tests.tickets.trackers import Tracker, jira_cloud, jira_issue, json_response, servicenow_record
-
-    from handoffkit.tickets.connection import Settings
-    from handoffkit.tickets.sync import sync_tickets
-
     acme, globex, _, _ = two
     creds = tmp_path / "creds.yaml"
     creds.write_text("user: ana@example.test\ntoken: t0ken\n")
