@@ -119,7 +119,9 @@ def quality_page(out: Path, *, fields: Sequence[tuple[str, str]], names: Sequenc
         '<th>Expectation</th><th>Column</th><th>Result</th><th class="hk-num">Unexpected</th><th>Sample</th>'
         f"</tr></thead><tbody>{rows}</tbody></table></div>"
     )
-    return write_page(out / QUALITY, title="Data quality of the record", fields=fields, nav=navigation(names), body=body)
+    return write_page(
+        out / QUALITY, title="Data quality of the record", fields=fields, nav=navigation(names), body=body
+    )
 
 
 #: Great Expectations expectation types in words (the kwargs fill the blanks).
