@@ -82,7 +82,7 @@ def engagements_at(store: Store, when: str) -> list[tuple[str, str]]:
 def figures(store: Store, as_of: datetime | date | str | None = None) -> pd.DataFrame:
     """One row per engagement as of ``as_of`` (default now), then the totals row (``engagement`` is
     :data:`TOTAL`); columns :data:`COLUMNS` (see the module docstring). ``sla_compliance_pct`` is NaN where
-    no finding carries an SLA; ``last_reconciliation`` is None where none has run by then."""
+    no finding carries an SLA; ``last_reconciliation`` (UTC text) is missing where none has run by then."""
     when = replay.instant(as_of if as_of is not None else store.now())
     rows, frames = [], []
     for key, name in engagements_at(store, when):
