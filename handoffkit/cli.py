@@ -1312,7 +1312,8 @@ def report_cmd(
     fmt: str | None,
     progress: bool | None,
 ) -> None:
-    """Execute the report notebooks, render them to offline HTML and seal the evidence pack."""
+    """Execute the report notebooks, render them to offline HTML and seal the evidence pack; with
+    --portfolio, one leadership page across every engagement instead."""
     from handoffkit.report import pack
 
     if portfolio:
