@@ -20,7 +20,7 @@ from handoffkit import reconcile
 from handoffkit.cli import cli
 from handoffkit.record import engagements
 from handoffkit.record.model import SEVERITIES
-from handoffkit.report import facts, portfolio
+from handoffkit.report import checklist, facts, portfolio
 from handoffkit.workflow import verification
 from tests.browser import CHROMIUM, SCREENSHOTS, visit_pack
 from tests.builders import ACTOR, DATA, DONE, Exports, Record, add_findings, at, events, route, small_programme, ticket
@@ -62,8 +62,12 @@ def later_writes(store, tmp_path: Path) -> None:
     engagements.init(store, "INITECH", policy_file(tmp_path, "initech"), actor=ACTOR)
     add_findings(store, "INITECH", 3, severity="critical")
     engagements.init(store, "GLOBEX", policy_file(tmp_path, "globex"), actor=ACTOR, name="Globex renamed")
-    monthly = policy_file(tmp_path, "acme-monthly", ("cadence: weekly", "cadence: monthly"))
-    engagements.init(store, "ACME", monthly, owners_path=DATA / "owners.csv", actor=ACTOR)
+    # ACME's policy changes: a ticket band without an SLA fails checklist item 2 from now on, not as of before
+    later = policy_file(
+        tmp_path, "acme-later", ("critical: {disposition: ticket, sla_days: 30}", "critical: {disposition: ticket}")
+    )
+    engagements.init(store, "ACME", later, owners_path=DATA / "owners.csv", actor=ACTOR)
+    assert next(i for i in checklist.evaluate(store, "ACME") if i.number == 2).status == "fail"
     add_findings(store, "ACME", 2, severity="critical")
     add_findings(store, "GLOBEX", 1, severity="low", cves="CVE-2023-4863")
     Record(store, "GLOBEX", tmp_path).kev(("CVE-2023-4863", "2026-03-01"))
