@@ -69,14 +69,16 @@ def query(client: Client, policy: Policy, since: str | None = None) -> dict[str,
         if not s.repo:
             raise ConfigError("github: the parameters name neither `repo` nor `search`; name the repository to read")
         return {"repo": s.repo, "label": s.label, "since": since}
-    table_query = "^".join(filter(None, [s.query, _scope_query(policy)]))
+    # the scope first: an ORDERBY the parameters' query ends with stays last
+    table_query = "^".join(filter(None, [_scope_query(policy), s.query]))
     if "ORDERBY" not in table_query:
         table_query = f"{table_query}^ORDERBYnumber" if table_query else "ORDERBYnumber"
     return {"table": s.table, "sysparm_query": table_query}
 
 
 def _scope_query(policy: Policy) -> str | None:
-    """The policy's ServiceNow scope, sent with the listing's query (the import checks it again)."""
+    """The policy's ServiceNow scope, sent with the listing's query. The import checks every record
+    against it again, so a query that widens the listing (``^NQ``) cannot bring another's records in."""
     scope = policy.ticket_payload.scope
     return scope.servicenow_query if scope else None
 

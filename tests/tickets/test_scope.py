@@ -222,9 +222,11 @@ def test_a_sync_asks_for_the_scope_and_leaves_out_what_else_comes_back(store, tw
     engagements.init(store, "INITECH", policy, actor=ACTOR)
     httpserver.clear()
     table = Tracker(httpserver, "/api/now/table/incident")
-    table.pages = [json_response({"result": [servicenow_record(1, acme)]})]
+    ours = servicenow_record(2, acme) | {"u_engagement": {"display_value": "Initech", "value": "INITECH"}}
+    table.pages = [json_response({"result": [servicenow_record(1, acme), ours]})]
     result = sync_tickets(
         store, "INITECH", "servicenow", Settings(url=base, credentials=creds, query="active=true"), actor=ACTOR
     )
-    assert table.seen[0].args["sysparm_query"] == "active=true^u_engagement=INITECH^ORDERBYnumber"
-    assert (result["tickets"], result["out_of_scope"]) == (0, 1)  # the record does not carry u_engagement
+    assert table.seen[0].args["sysparm_query"] == "u_engagement=INITECH^active=true^ORDERBYnumber"
+    assert (result["tickets"], result["out_of_scope"]) == (1, 1)  # INC0000001 carries no u_engagement
+    assert current_keys(store, "INITECH") == ["INC0000002"]
