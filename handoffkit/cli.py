@@ -661,6 +661,7 @@ def ingest_tickets(
                     "renamed",
                     "split",
                     "severity_drift",
+                    "out_of_scope",
                     "status",
                     "error",
                 ],
@@ -722,7 +723,7 @@ def sync_tickets(
     settings = connection.load_settings(params_file, system, url=url, credentials=credentials)
     result = sync.sync_tickets(obj.store, engagement, system, settings, actor=require_actor(actor), since=since)
     columns = ["file", "format", "requests", "pages", "tickets", "new_tickets", "linked", "orphans",
-               "closed_observed", "reopened", "renamed", "split", "severity_drift"]  # fmt: skip
+               "closed_observed", "reopened", "renamed", "split", "severity_drift", "out_of_scope"]  # fmt: skip
     say(emit(result if obj.out_format(fmt) == "json" else [result], obj.out_format(fmt), columns))
 
 
@@ -1280,16 +1281,20 @@ def notify_cmd(
 @click.option(
     "--params",
     "params_file",
-    required=True,
     type=click.Path(exists=True, dir_okay=False),
-    help="Report parameter file (e.g. params/quarterly.yaml).",
+    help="Report parameter file (e.g. params/quarterly.yaml); required unless --portfolio.",
+)
+@click.option(
+    "--portfolio",
+    is_flag=True,
+    help="Render the leadership page across every engagement instead (no parameter file).",
 )
 @click.option("--as-of", "as_of", help="Report the record as of this instant (default: the file's as_of, else now).")
 @click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False),
-    help="Output directory (default outputs/<engagement>-<as-of day>/).",
+    help="Output directory (default outputs/<engagement>-<as-of day>/, or outputs/portfolio-<as-of day>/).",
 )
 @click.option("--pdf", "to_pdf", is_flag=True, help="Also print the pack to one PDF with headless Chromium.")
 @actor_option
@@ -1298,7 +1303,8 @@ def notify_cmd(
 @click.pass_obj
 def report_cmd(
     obj: Context,
-    params_file: str,
+    params_file: str | None,
+    portfolio: bool,
     as_of: str | None,
     out_dir: str | None,
     to_pdf: bool,
@@ -1306,9 +1312,17 @@ def report_cmd(
     fmt: str | None,
     progress: bool | None,
 ) -> None:
-    """Execute the report notebooks, render them to offline HTML and seal the evidence pack."""
+    """Execute the report notebooks, render them to offline HTML and seal the evidence pack; with
+    --portfolio, one leadership page across every engagement instead."""
     from handoffkit.report import pack
 
+    if portfolio:
+        if params_file or to_pdf:
+            raise click.UsageError("--portfolio takes no --params or --pdf (it covers every engagement)")
+        report_portfolio(obj, as_of, out_dir, actor, fmt)
+        return
+    if not params_file:
+        raise click.UsageError("Missing option '--params' (or --portfolio for the page across engagements)")
     with Activity.choose(None, progress) as activity:
         result = pack.render(
             params_file,
@@ -1332,6 +1346,18 @@ def report_cmd(
     say(f"{result.manifest} (sha256 {result.manifest_sha256}; log head seq {result.chain_head['seq']})")
     if result.signature:
         say(f"{result.signature} (Ed25519 signature of the manifest)")
+
+
+def report_portfolio(obj: Context, as_of: str | None, out_dir: str | None, actor: str, fmt: str | None) -> None:
+    from handoffkit.report import portfolio
+
+    result = portfolio.render(obj.store, as_of=parse_instant(as_of), out_dir=out_dir, actor=require_actor(actor))
+    if obj.out_format(fmt) == "json":
+        say(emit(result.as_dict(), "json"))
+        return
+    say(f"{result.page} (the portfolio as of {result.as_of}: {len(result.engagements)} engagements)")
+    say(str(result.csv))
+    say(f"{result.manifest} (sha256 {result.manifest_sha256}; log head seq {result.chain_head['seq']})")
 
 
 # ------------------------------------------------------------------------------------------ demo

@@ -11,14 +11,15 @@ import difflib
 import hashlib
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
+from types import UnionType
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from handoffkit.errors import ConfigError, InputError
 from handoffkit.record import ids
 from handoffkit.record.canonical import canonical_json
-from handoffkit.record.model import DISPOSITIONS, SEVERITIES, VERIFICATION_KINDS
+from handoffkit.record.model import DISPOSITIONS, SEVERITIES, VERIFICATION_KINDS, TicketSnapshot
 
 if TYPE_CHECKING:
     import yaml
@@ -130,6 +131,76 @@ class Routing(_Strict):
         return bands
 
 
+def _same(text: str) -> str:
+    """A project, repository, label or field value compared case- and space-insensitively."""
+    return " ".join(text.split()).casefold()
+
+
+class TicketScope(_Strict):
+    """Which tickets of a shared tracker belong to this engagement (``ticket_payload.scope``).
+
+    A ticket is the engagement's when every criterion naming its system holds: a Jira ticket's project
+    (its key's prefix) is one of ``jira_projects``, a GitHub issue's repository one of ``github_repos``,
+    a Jira or GitHub ticket carries one of ``labels``, a ServiceNow record matches ``servicenow_query``.
+    A system no criterion names is read whole. Compared case- and space-insensitively (``sec`` is the
+    project ``SEC``; ``SEC2`` is another).
+    """
+
+    jira_projects: list[str] = Field(default_factory=list)
+    github_repos: list[str] = Field(default_factory=list)
+    labels: list[str] = Field(default_factory=list)
+    servicenow_query: str | None = None
+    """``u_field=value`` terms joined by ``^`` (all must hold): a sync sends it with its query, a file
+    export is checked against the records' ``u_*`` fields."""
+
+    @field_validator("jira_projects", "github_repos", "labels")
+    @classmethod
+    def _named(cls, values: list[str]) -> list[str]:
+        if any(not v.strip() for v in values):
+            raise ValueError("an empty name; expected each entry to name a project, repository or label")
+        return values
+
+    @field_validator("github_repos")
+    @classmethod
+    def _repo_shape(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if value.strip().count("/") != 1 or not all(value.strip().split("/")):
+                raise ValueError(f"{value!r}: expected OWNER/REPO (e.g. acme/shop)")
+        return values
+
+    @field_validator("servicenow_query")
+    @classmethod
+    def _query_terms(cls, value: str | None) -> str | None:
+        if value is not None:
+            for term in value.split("^"):
+                name, equals, wanted = term.partition("=")
+                if not equals or not name.strip().startswith("u_") or not wanted.strip():
+                    raise ValueError(
+                        f"{term!r}: expected u_FIELD=VALUE terms joined by ^ (e.g. u_engagement=ACME); "
+                        "a file export carries only the records' u_* fields to check"
+                    )
+        return value
+
+    def servicenow_terms(self) -> dict[str, str]:
+        """``servicenow_query`` as field → wanted value (compared case- and space-insensitively)."""
+        terms = (t.partition("=") for t in (self.servicenow_query or "").split("^") if t)
+        return {name.strip(): _same(wanted) for name, _, wanted in terms}
+
+    def holds(self, ticket: TicketSnapshot) -> bool:
+        """Whether ``ticket`` is this engagement's (see the class docstring)."""
+        checks: list[bool] = []
+        if ticket.system == "jira" and self.jira_projects:
+            checks.append(_same(ticket.key.rpartition("-")[0]) in {_same(p) for p in self.jira_projects})
+        if ticket.system == "github" and self.github_repos:
+            checks.append(_same(ticket.key.rpartition("#")[0]) in {_same(r) for r in self.github_repos})
+        if ticket.system in ("jira", "github") and self.labels:
+            checks.append(bool({_same(x) for x in ticket.labels} & {_same(x) for x in self.labels}))
+        if ticket.system == "servicenow" and self.servicenow_query:
+            shown = {name: _same(str(value)) for name, value in ticket.fields.items()}
+            checks.append(all(shown.get(name) == wanted for name, wanted in self.servicenow_terms().items()))
+        return all(checks)
+
+
 class TicketPayload(_Strict):
     """What a ticket created from a finding must carry; evidence travels as a permalink only."""
 
@@ -145,6 +216,8 @@ class TicketPayload(_Strict):
     jira_issue_type: str = "Bug"
     jira_finding_field_id: str | None = None
     """Jira's id of the finding-id custom field (``customfield_10042``) for REST payloads, if known."""
+    scope: TicketScope | None = None
+    """Which tickets are this engagement's; none named: every ticket an export or sync reads."""
 
     def permalink(self, engagement: str, finding_id: str) -> str:
         """The record's address of one finding (what a ticket carries instead of the evidence)."""
@@ -233,6 +306,9 @@ class Policy(_Strict):
         for rule in doc["routing"]["bands"].values():
             if rule.get("escalation") is None:
                 rule.pop("escalation", None)
+        # The same for a policy naming no ticket scope.
+        if doc["ticket_payload"].get("scope") is None:
+            doc["ticket_payload"].pop("scope", None)
         return doc
 
     def sha256(self) -> str:
@@ -434,6 +510,9 @@ def _allowed_keys(loc: list[Any]) -> list[str]:
         if not fields or part not in fields:
             return []
         annotation = fields[part].annotation
+        # an optional block (``scope: TicketScope | None``): its keys are the model's
+        if get_origin(annotation) in (Union, UnionType):
+            annotation = next((a for a in get_args(annotation) if a is not type(None)), annotation)
         model = (
             annotation
             if get_origin(annotation) is dict or (isinstance(annotation, type) and issubclass(annotation, BaseModel))

@@ -45,6 +45,7 @@ NON_STATE_TYPES = (
     "log_verified",
     "log_exported",
     "report_rendered",
+    "portfolio_rendered",
     "ingest_duplicate",
     "routing_run",
     "payload_issued",

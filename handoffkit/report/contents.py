@@ -92,7 +92,7 @@ def index_page(
         f"{listed}</ul>"
     )
     extra = [*fields, ("Manifest signature", "signed" if signed else "not signed")]
-    return _write(out / INDEX, title=title, fields=extra, nav=navigation(list(pages_)), body=body)
+    return write_page(out / INDEX, title=title, fields=extra, nav=navigation(list(pages_)), body=body)
 
 
 def quality_page(out: Path, *, fields: Sequence[tuple[str, str]], names: Sequence[str], quality_json: Path) -> Path:
@@ -119,7 +119,9 @@ def quality_page(out: Path, *, fields: Sequence[tuple[str, str]], names: Sequenc
         '<th>Expectation</th><th>Column</th><th>Result</th><th class="hk-num">Unexpected</th><th>Sample</th>'
         f"</tr></thead><tbody>{rows}</tbody></table></div>"
     )
-    return _write(out / QUALITY, title="Data quality of the record", fields=fields, nav=navigation(names), body=body)
+    return write_page(
+        out / QUALITY, title="Data quality of the record", fields=fields, nav=navigation(names), body=body
+    )
 
 
 #: Great Expectations expectation types in words (the kwargs fill the blanks).
@@ -180,7 +182,7 @@ def _quality_row(item: Mapping[str, Any], sample_size: int = 5) -> str:
     )
 
 
-def _write(
+def write_page(
     target: Path, *, title: str, fields: Sequence[tuple[str, str]], nav: list[tuple[str, str]], body: str
 ) -> Path:
     """Render one pack page on the shared template and write it, refusing a page that is not offline."""

@@ -113,9 +113,10 @@ RULES: tuple[Rule, ...] = (
         "the handoff policy and ownership are configuration, changed under control and versioned",
     ),
     Rule(
-        ("log_verified", "log_exported", "report_rendered", "digest_sent"),
+        ("log_verified", "log_exported", "report_rendered", "portfolio_rendered", "digest_sent"),
         (_VULN, ("CC7.2",), (), ()),
-        "oversight of the programme: the log checked and exported, leadership's report rendered, the digest sent",
+        "oversight of the programme: the log checked and exported, leadership's report or portfolio rendered, "
+        "the digest sent",
     ),
 )
 

@@ -95,9 +95,6 @@ def compute(
     with store.read() as conn:
         engagements.get(conn, engagement)
         frame = replay.state_frame(conn, engagement, when)
-        is_open = ~frame["state"].isin(CLOSED_STATES)
-        compliance = sla.summary(frame, when).set_index("band")
-        status = sla.status(frame, when)
         gaps = metrics.gaps(conn, engagement, when)
         routing = views.routing_counts(conn, engagement, start, end, when)
         routed = {k: v for k, v in routing.items() if k != "created"}
@@ -123,9 +120,7 @@ def compute(
             as_of=when,
             chain_head_seq=head_seq,
             chain_head_hash=head_hash,
-            findings_total=len(frame),
-            open_findings=int(is_open.sum()),
-            open_by_severity={b: int((is_open & frame["severity"].eq(b)).sum()) for b in SEVERITIES},
+            **standing(frame, when),
             created=routing["created"],
             routing_decisions=sum(routed.values()),
             routed=routed,
@@ -142,17 +137,31 @@ def compute(
             reopened=count("finding_reopened"),
             reopen_rate_pct=metrics.reopen_rate(conn, engagement, as_of=when)["rate_pct"],
             mttr_days={b: _number(mttr.get(b)) for b in (*SEVERITIES, "all")},
-            sla_compliance_pct=_number(compliance.loc["all", "compliance_pct"]),
-            sla_breached=int(compliance.loc["all", "breached"]),
-            sla_overdue_open=int((is_open & status.eq("breached")).sum()),
-            kev_open=int((is_open & frame["kev"]).sum()),
-            kev_breached=int((is_open & frame["kev"] & status.eq("breached")).sum()),
-            kev_compliance_pct=_number(compliance.loc["kev", "compliance_pct"]),
             calibrations=calibrations,
             calibrations_down=down,
             events=events,
             checklist=items,
         )
+
+
+def standing(frame: pd.DataFrame, when: str) -> dict[str, Any]:
+    """The :class:`Facts` figures that describe the findings as they stand at ``when`` (open, by band, SLA,
+    KEV), from a :func:`handoffkit.record.replay.state_frame` as of then — one engagement's, or several
+    engagements' frames concatenated (the portfolio's totals are the same figures over them all)."""
+    is_open = ~frame["state"].isin(CLOSED_STATES)
+    compliance = sla.summary(frame, when).set_index("band")
+    status = sla.status(frame, when)
+    return {
+        "findings_total": len(frame),
+        "open_findings": int(is_open.sum()),
+        "open_by_severity": {b: int((is_open & frame["severity"].eq(b)).sum()) for b in SEVERITIES},
+        "sla_compliance_pct": _number(compliance.loc["all", "compliance_pct"]),
+        "sla_breached": int(compliance.loc["all", "breached"]),
+        "sla_overdue_open": int((is_open & status.eq("breached")).sum()),
+        "kev_open": int((is_open & frame["kev"]).sum()),
+        "kev_breached": int((is_open & frame["kev"] & status.eq("breached")).sum()),
+        "kev_compliance_pct": _number(compliance.loc["kev", "compliance_pct"]),
+    }
 
 
 def _count_down(conn: Connection, engagement: str, start: str, end: str, when: str) -> int:

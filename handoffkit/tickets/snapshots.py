@@ -13,6 +13,12 @@ same ticket, it produces events:
   calibrated severity (on first sight or when the priority is edited); the record is untouched;
 - ``orphan_ticket_seen`` — a ticket carrying no, or only unknown, finding ids.
 
+When the policy names a ticket scope (``ticket_payload.scope``: the engagement's Jira projects, GitHub
+repositories, labels, ServiceNow query), a ticket outside it is another engagement's: it is left out
+before anything is compared (never stored, never an orphan here), and the import's ``ticket_import``
+event says how many were left out (``out_of_scope``). Never an error: a shared tracker's export holds
+every engagement's tickets.
+
 Each file is one transaction: a malformed export leaves the record unchanged and logs a ``failure``
 that names the file without quoting it (:mod:`~handoffkit.record.refusals`); the same export imported
 again adds no snapshot and logs one ``ticket_import_duplicate``.
@@ -21,6 +27,7 @@ The finding ids are read where the policy says (label, custom field, ``[HK-123]`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -66,6 +73,8 @@ class TicketFileResult:
     renamed: int = 0
     split: int = 0
     severity_drift: int = 0
+    out_of_scope: int = 0
+    """Tickets of the export outside the policy's ticket scope: another engagement's, left out."""
     skipped: list[dict[str, Any]] = field(default_factory=list)
     status: str = "ok"
     error: str | None = None
@@ -185,6 +194,7 @@ def import_export(
     from handoffkit.tickets.finding_ids import extract_finding_ids
 
     system = export.system
+    export = in_scope(export, policy, result)
     result.format, result.tickets = export.format, len(export.tickets)
     result.skipped = [{"reason": r, "count": c} for r, c in sorted(export.skipped.items())]
     permalink = re.compile(policy.ticket_payload.permalink_pattern(engagement))
@@ -251,6 +261,17 @@ def import_export(
             )
         )
         batch.write(conn, store)
+
+
+def in_scope(export: TicketExport, policy: Any, result: TicketFileResult) -> TicketExport:
+    """The export's tickets within the policy's ticket scope (all of them when it names none); the
+    others are counted in ``result.out_of_scope``."""
+    scope = policy.ticket_payload.scope
+    if scope is None:
+        return export
+    kept = [t for t in export.tickets if scope.holds(t)]
+    result.out_of_scope = len(export.tickets) - len(kept)
+    return dataclasses.replace(export, tickets=kept)
 
 
 def _snapshot_row(

@@ -3,13 +3,15 @@ finding id, created and updated.
 
 - Jira Cloud: ``GET /rest/api/3/search/jql`` paged by ``nextPageToken`` (until ``isLast`` or no token);
   Jira Data Center: ``GET /rest/api/2/search`` paged by ``startAt`` (until ``total`` is reached or a page
-  is empty). The JQL is the policy's project (``project = "SEC" ORDER BY key ASC``) unless the
-  parameters give one; the fields are those the parsers read, plus the policy's finding-id custom
-  field (``jira_finding_field_id``), which is then read under the policy's ``custom_field`` name.
+  is empty). The JQL is the policy's project (``project = "SEC" ORDER BY key ASC``; with a ticket
+  scope, ``project in (…)`` of its ``jira_projects``) unless the parameters give one; the fields are
+  those the parsers read, plus the policy's finding-id custom field (``jira_finding_field_id``), which
+  is then read under the policy's ``custom_field`` name.
 - GitHub: ``GET /repos/{owner}/{repo}/issues?state=all`` (optionally ``labels``, ``since``) or
   ``GET /search/issues?q=…``, following the ``Link`` header's ``next`` (only on the API's own host:
   the request carries the token).
-- ServiceNow: ``GET /api/now/table/{table}`` with ``sysparm_query`` (ordered, so offsets are stable),
+- ServiceNow: ``GET /api/now/table/{table}`` with ``sysparm_query`` (the parameters' query and the policy's
+  scope ``servicenow_query``, ordered, so offsets are stable),
   ``sysparm_display_value=all``, ``sysparm_limit``/``sysparm_offset`` until a short page.
 
 Each page's body is parsed by the same parser as a file export (:func:`handoffkit.tickets.detect.parse_export`),
@@ -55,7 +57,11 @@ def query(client: Client, policy: Policy, since: str | None = None) -> dict[str,
     s = client.settings
     if client.system == "jira":
         fields = [*JIRA_FIELDS, *filter(None, [policy.ticket_payload.jira_finding_field_id])]
-        jql = s.jql or f'project = "{policy.ticket_payload.jira_project}" ORDER BY key ASC'
+        scope = policy.ticket_payload.scope
+        projects = scope.jira_projects if scope else []
+        named = ", ".join(f'"{p.strip()}"' for p in projects)
+        where = f"project in ({named})" if projects else f'project = "{policy.ticket_payload.jira_project}"'
+        jql = s.jql or f"{where} ORDER BY key ASC"
         return {"deployment": s.deployment, "jql": jql, "fields": ",".join(fields)}
     if client.system == "github":
         if s.search:
@@ -63,10 +69,18 @@ def query(client: Client, policy: Policy, since: str | None = None) -> dict[str,
         if not s.repo:
             raise ConfigError("github: the parameters name neither `repo` nor `search`; name the repository to read")
         return {"repo": s.repo, "label": s.label, "since": since}
-    table_query = s.query or ""
+    # the scope first: an ORDERBY the parameters' query ends with stays last
+    table_query = "^".join(filter(None, [_scope_query(policy), s.query]))
     if "ORDERBY" not in table_query:
         table_query = f"{table_query}^ORDERBYnumber" if table_query else "ORDERBYnumber"
     return {"table": s.table, "sysparm_query": table_query}
+
+
+def _scope_query(policy: Policy) -> str | None:
+    """The policy's ServiceNow scope, sent with the listing's query. The import checks every record
+    against it again, so a query that widens the listing (``^NQ``) cannot bring another's records in."""
+    scope = policy.ticket_payload.scope
+    return scope.servicenow_query if scope else None
 
 
 def jira_names(policy: Policy) -> dict[str, str] | None:
