@@ -117,9 +117,9 @@ def plan(frame: pd.DataFrame, policy: Policy, day: date) -> pd.DataFrame:
     teams = {t: team_part(t) for t in df["owner_team"].unique()}
     team = df["owner_team"].map(teams)
     df["new_batch_id"] = "batch-" + df["severity"] + "-" + df["severity"].map(periods) + "-" + team
-    current = df["batch_id"].map(parts)
-    same_band = current.map(lambda p: p[0] if p else None).eq(df["severity"])
-    open_batch = same_band & current.map(lambda p: p[2] if p else None).eq(team)
+    current = df["batch_id"].astype(object).where(df["batch_id"].notna(), "").str.fullmatch(_WHOLE.pattern)
+    held = df["batch_id"].astype(object).where(current, "").str.extract(_WHOLE.pattern)
+    open_batch = current & held["band"].eq(df["severity"]) & held["team"].eq(team)
     return df[~open_batch]
 
 
