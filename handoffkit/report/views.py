@@ -339,7 +339,17 @@ def ticket_mapping(store: Store, engagement: str, *, as_of: datetime | date | st
     )
 
 
-BATCH_COLUMNS = ("batch_id", "band", "period", "owner_team", "issued_at", "findings", "tickets", "batch_misses")
+BATCH_COLUMNS = (
+    "batch_id",
+    "band",
+    "period",
+    "owner_team",
+    "issued_at",
+    "findings",
+    "tickets",
+    "batch_misses",
+    "outside_policy",
+)
 
 
 def batches(store: Store, engagement: str, *, as_of: datetime | date | str | None = None) -> pd.DataFrame:
@@ -348,7 +358,8 @@ def batches(store: Store, engagement: str, *, as_of: datetime | date | str | Non
     Returns:
         Columns :data:`BATCH_COLUMNS`: the batch, its band, period and owner team, when it was last
         issued, its members then (from their ``finding_batched`` events), the batch tickets naming it (the
-        latest snapshot of each observed by then) and its members in ``batch_misses`` then.
+        latest snapshot of each observed by then), and how many of its members were then in ``batch_misses``
+        and in ``tickets_outside_policy`` (a ticket of theirs other than their batch's, or naming another batch).
     """
     when = _when(store, as_of)
     with store.read() as conn:
@@ -356,16 +367,21 @@ def batches(store: Store, engagement: str, *, as_of: datetime | date | str | Non
         issued = _batches_issued(conn, engagement, when)
         members = _batch_members(conn, engagement, when)
         tickets = _batch_tickets(conn, engagement, when)
-        missed = set(metrics.gap_ids(conn, engagement, when, "batch_misses")) if len(issued) else set()
-    if issued.empty:
-        return pd.DataFrame(columns=list(BATCH_COLUMNS))
+        if issued.empty:
+            return pd.DataFrame(columns=list(BATCH_COLUMNS))
+        missed = metrics.gap_ids(conn, engagement, when, "batch_misses")
+        outside = metrics.gap_ids(conn, engagement, when, "tickets_outside_policy")
     members["missed"] = members["finding_id"].isin(missed)
-    per = members.groupby("batch_id").agg(findings=("finding_id", "size"), batch_misses=("missed", "sum"))
+    members["outside"] = members["finding_id"].isin(outside)
+    per = members.groupby("batch_id").agg(
+        findings=("finding_id", "size"), batch_misses=("missed", "sum"), outside_policy=("outside", "sum")
+    )
     keys = tickets.groupby("batch_id")["key"].agg(lambda k: ", ".join(ids.ordered(k)))
     df = issued.join(per, on="batch_id").join(keys.rename("tickets"), on="batch_id")
     parts = df["batch_id"].str.extract(r"^batch-(?P<band>[a-z]+)-(?P<period>[0-9]{4}-(?:[0-9]{2}-[0-9]{2}|Q[1-4]))-")
     df = df.assign(band=parts["band"], period=parts["period"])
-    df[["findings", "batch_misses"]] = df[["findings", "batch_misses"]].fillna(0).astype(int)
+    counts = ["findings", "batch_misses", "outside_policy"]
+    df[counts] = df[counts].fillna(0).astype(int)
     df["tickets"] = df["tickets"].fillna("")
     return df.sort_values(["period", "band", "owner_team"]).reset_index(drop=True)[list(BATCH_COLUMNS)]
 
@@ -376,11 +392,12 @@ def batches_caption(df: pd.DataFrame) -> str:
         return "No batch handoff issued by then."
     raised = df[df["tickets"].ne("")]
     tickets = sum(len(k.split(", ")) for k in raised["tickets"])
-    missed = int(df["batch_misses"].sum())
+    missed, outside = int(df["batch_misses"].sum()), int(df["outside_policy"].sum())
     return (
         f"{len(df):,} batches of {int(df['findings'].sum()):,} findings; {tickets:,} batch tickets raised for "
         f"{len(raised):,} of them, carrying {int(raised['findings'].sum()):,} findings; "
-        f"{missed:,} findings in a batch with no ticket linked (batch misses)."
+        f"{missed:,} findings in a batch with no ticket linked (batch misses); "
+        f"{outside:,} with a ticket outside the policy."
     )
 
 
