@@ -691,7 +691,7 @@ class Programme:
                 t.assignee, t.batch, t.updated = owner_of.get(added[0]), bid, stamp
                 self.tickets[t.key] = t
                 self.batch_keys[bid] = t.key
-            t.title = f"[{bid}] {len(t.finding_ids)} {band} findings for {team}"
+            t.title = f"[{bid}] {band} findings for {team}"  # kept as the batch grows: no rename
             t.description = "\n".join(
                 f"[{f}] {PERMALINK.format(engagement=self.engagement, finding_id=f)}" for f in t.finding_ids
             )

@@ -17,8 +17,7 @@ from handoffkit.reconcile.categories import CATEGORIES, TICKET_CATEGORIES
 from handoffkit.reconcile.sources import Sources
 from handoffkit.record import schema
 from handoffkit.record.ids import ordered
-from handoffkit.record.model import CLOSED_STATES
-from handoffkit.record.policy import BATCH_DEFAULTS
+from handoffkit.record.model import BATCH_DEFAULTS, CLOSED_STATES
 from handoffkit.record.store import driver_rows, id_list, strpos
 
 #: Why a ticket is outside the policy (:data:`OUTSIDE_POLICY`): each a column of the links pass.

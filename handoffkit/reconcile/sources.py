@@ -28,7 +28,6 @@ from sqlalchemy import (
 )
 
 from handoffkit.record import schema
-from handoffkit.record.replay import json_text
 
 
 @dataclass
@@ -181,6 +180,8 @@ def materialised(conn: Any, engagement: str, as_of: str) -> Sources:
 
 def _batches_as_of(conn: Any, engagement: str, as_of: str) -> None:
     """Each finding's batch as of ``as_of``: what its last ``finding_batched`` event by then set."""
+    from handoffkit.record.replay import json_text  # here: importing the reconciliation needs no pandas
+
     ev = schema.events.c
     last = (
         select(ev.finding_id, func.max(ev.seq).label("seq"))

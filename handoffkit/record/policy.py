@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from handoffkit.errors import ConfigError, InputError
 from handoffkit.record import ids
 from handoffkit.record.canonical import canonical_json
-from handoffkit.record.model import DISPOSITIONS, SEVERITIES, VERIFICATION_KINDS
+from handoffkit.record.model import BATCH_DEFAULTS, DISPOSITIONS, SEVERITIES, VERIFICATION_KINDS
 
 if TYPE_CHECKING:
     import yaml
@@ -82,11 +82,6 @@ class CanonicalRecord(_Strict):
 
 MAX_SLA_DAYS = 3650
 """Ten years: an SLA longer than that is a typo (days for hours, an extra digit), not a policy."""
-
-
-BATCH_DEFAULTS: dict[str, str] = {"sprint_backlog": "sprint", "quarterly_cycle": "quarter"}
-"""The batch cadence of a band naming none: a sprint backlog is handed over per sprint, a quarterly
-cycle per quarter; a ``ticket`` band gets a ticket per finding and a record-only band none at all."""
 
 
 class BandRule(_Strict):
