@@ -17,6 +17,7 @@ stale_links                an active link to a ticket absent from the latest exp
 tickets_outside_policy     an open finding the policy does not route to ``ticket`` has a ticket anyway
                            (indiscriminate routing, e.g. tickets for informational findings) — other than
                            the batch ticket of its own batch; or a ticket names a batch the finding is not in
+                           (or the finding, batched, was since routed to a ticket of its own)
 shared_queue_tickets       a linked ticket assigned to a shared queue instead of the named owner
 evidence_copied            a ticket whose text carries pasted evidence instead of the permalink
 reconciliation_overdue     the previous reconciliation is older than the policy's cadence (0 or 1)

@@ -107,7 +107,11 @@ def _outside_policy(src: Sources, has_ticket: Any, open_state: Any) -> dict[str,
             for band in bands
         },
         **{f"outside_policy:{reason}": and_(still_open, held[reason]) for reason in held},
-        "outside_policy:not_in_batch": and_(has_ticket, t.c.batch_id.is_not(None), open_state, ~own_batch),
+        # A batch ticket hands over its batch's findings while their band batches: one re-routed to a
+        # ticket of its own (its severity raised) still needs that ticket.
+        "outside_policy:not_in_batch": and_(
+            has_ticket, t.c.batch_id.is_not(None), open_state, or_(~own_batch, f.c.disposition.not_in(BATCHING))
+        ),
     }
 
 

@@ -302,3 +302,18 @@ def test_payload_batch_cli_and_its_rerun(store, banded, tmp_path):
 def test_a_per_finding_payload_for_a_batch_band_is_still_refused(store, banded):
     with pytest.raises(RefusedError, match="only findings routed to a ticket"):
         payload.issue(store, "ACME", target="jira", actor=ACTOR, finding_ids=banded["medium"][:1])
+
+
+def test_a_batched_finding_raised_to_the_ticket_band_is_off_its_batch_ticket(store, banded, exports):
+    """Its batch ticket no longer hands it over: flagged, though a link keeps it out of the routing misses."""
+    from handoffkit.workflow import calibration
+
+    _issue(store)
+    one, two = banded["medium"]
+    exports.ingest("jira", ticket("jira", 1, [one, two], band="medium", labels=[MEDIUM, one, two]))
+    assert _gaps(store).reasons["tickets_outside_policy"] == {}
+    calibration.calibrate(store, one, severity="high", reason="reachable from the internet", actor=ACTOR)
+    route(store)
+    gaps = _gaps(store)
+    assert gaps.reasons["tickets_outside_policy"] == {one: ["not_in_batch"]}
+    assert two not in gaps.ids["severity_drift"]
