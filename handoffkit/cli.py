@@ -1018,20 +1018,44 @@ def exception_list(obj: Context, engagement: str, status: str | None, fmt: str |
 @click.option("--target", required=True, type=click.Choice(["jira", "servicenow", "github"]))
 @click.option("--format", "fmt", type=click.Choice(["json", "csv", "md"]), default="json", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+@click.option(
+    "--batch",
+    is_flag=True,
+    help="One ticket per owner team per sprint or quarter for the bands the policy batches (docs/policy.md).",
+)
 @actor_option
 @click.pass_obj
 def payload_cmd(
-    obj: Context, engagement: str, finding_ids: tuple[str, ...], target: str, fmt: str, out: str | None, actor: str
+    obj: Context,
+    engagement: str,
+    finding_ids: tuple[str, ...],
+    target: str,
+    fmt: str,
+    out: str | None,
+    batch: bool,
+    actor: str,
 ) -> None:
     """Ticket payloads for findings routed to a ticket with an owner (a person imports them)."""
-    from handoffkit.tickets import payload
+    from handoffkit.tickets import batches, payload
 
-    result = payload.issue(
-        obj.store, engagement, target=target, actor=require_actor(actor), finding_ids=list(finding_ids) or None, fmt=fmt
-    )
+    if batch and finding_ids:
+        raise click.UsageError("--batch takes every finding due a batch; it cannot be combined with --finding")
+    if batch:
+        result = batches.issue(obj.store, engagement, target=target, actor=require_actor(actor), fmt=fmt)
+    else:
+        result = payload.issue(
+            obj.store,
+            engagement,
+            target=target,
+            actor=require_actor(actor),
+            finding_ids=list(finding_ids) or None,
+            fmt=fmt,
+        )
+    if batch and not result["count"]:
+        click.echo("nothing to batch: every finding of a batching band is in an open batch", err=True)
     if out:
         Path(out).write_text(result["text"], encoding="utf-8")
-        click.echo(f"{result['count']} payload(s) written to {out}", err=True)
+        click.echo(f"{result['count']} {'batch ' * batch}payload(s) written to {out}", err=True)
     else:
         say(result["text"])
 

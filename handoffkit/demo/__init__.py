@@ -45,7 +45,7 @@ from handoffkit.errors import RefusedError
 from handoffkit.ingest import kev, pipeline
 from handoffkit.record import engagements, findings, ids, policy, schema
 from handoffkit.record.store import Clock, Store
-from handoffkit.tickets import links, payload, snapshots
+from handoffkit.tickets import batches, links, payload, snapshots
 from handoffkit.workflow import calibration, decisions, escalation, exceptions, routing, triage, verification
 
 START = date(2025, 10, 1)
@@ -67,6 +67,10 @@ ESCALATION = {
     "critical": ", escalation: engineering/vp engineering/Noor Haddad",
     "high": ", escalation: engineering/head of remediation/Ibrahim Diallo",
 }
+BATCH_MONTHS = range(MONTHS - 3, MONTHS)
+"""The last quarter (the pack's period): the backlog bands are handed over in batches (``payload --batch``)."""
+UNRAISED_BATCH_TEAM = "mobile"
+"""In the last month this team never raises its new sprint batch's ticket: its members are batch misses."""
 KIND_TOOL = {"web": "zap", "host": "nessus", "repo": "semgrep", "image": "trivy"}
 KIND_SYSTEM = {"web": "jira", "image": "jira", "repo": "github", "host": "servicenow"}
 CWE_BY_KIND = {
@@ -161,6 +165,8 @@ class Ticket:
     resolution: str | None = None
     with_ids: bool = True
     updated: str = ""
+    batch: str | None = None
+    """The batch id a batch ticket names (a label and a ``[batch-…]`` token in its title)."""
 
 
 class Programme:
@@ -190,6 +196,9 @@ class Programme:
         self.of_ticket: dict[str, list[str]] = {}
         self.manual_links: list[tuple[str, Ticket]] = []
         self.issued: set[str] = set()
+        self.batch_keys: dict[str, str] = {}
+        self.pending_batches: list[dict[str, Any]] = []
+        self.unraised: set[str] = set()
         self.verified: set[str] = set()
         self.never_verified: set[str] = set()
         self.counters = {"jira": 100, "github": 0, "servicenow": 10_000}
@@ -208,6 +217,7 @@ class Programme:
                 "renamed",
                 "split",
                 "ticket_reopened",
+                "batch_misses",
             )
         }
 
@@ -319,6 +329,7 @@ class Programme:
             routing.route(self.store, self.engagement, actor=self.analyst())
             self.at(month, 7)
             self._payloads()
+            self._batches(month)
             self.at(month, 10)
             self._tickets(month)
             self.at(month, 12)
@@ -648,6 +659,44 @@ class Programme:
                 payload.issue(self.store, self.engagement, target=target, actor=self.analyst(), finding_ids=ids)
                 self.issued.update(ids)
 
+    def _batches(self, month: int) -> None:
+        """In the last quarter the sprint-backlog and quarterly-cycle findings go over in batches, one Jira
+        ticket per owner team per sprint or quarter (the actor is not drawn: the seeded stream stays as it was)."""
+        if month in BATCH_MONTHS:
+            actor = ANALYSTS[month % len(ANALYSTS)]
+            issued = batches.issue(self.store, self.engagement, target="jira", actor=actor)
+            self.pending_batches = issued["batches"]
+
+    def _batch_tickets(self, month: int, stamp: str) -> None:
+        """Each team raises (or, for an amended batch, extends) its batch ticket from the batch payload —
+        but the members that already have a ticket of their own, and one team's last new sprint batch."""
+        owner_of = {s.finding_id: s.asset.owner for s in self.specs if s.finding_id}
+        for b in self.pending_batches:
+            bid = b["batch_id"]
+            band, _, team = batches.parts(bid)  # type: ignore[misc]
+            added = [f for f in b["added"] if f not in self.by_finding]
+            if not added:
+                continue
+            if month == MONTHS - 1 and team == UNRAISED_BATCH_TEAM and bid not in self.batch_keys:
+                self.unraised.update(added)
+                continue
+            if bid in self.batch_keys:
+                t = self.tickets[self.batch_keys[bid]]
+                t.finding_ids = sorted({*t.finding_ids, *added}, key=ids.number)
+                t.updated = stamp
+            else:
+                self.counters.setdefault("batch", 900_000)
+                self.counters["batch"] += 1
+                t = Ticket("jira", f"SPR-{self.counters['batch']}", "", added, PRIORITY["jira"][band], None, stamp, "")
+                t.assignee, t.batch, t.updated = owner_of.get(added[0]), bid, stamp
+                self.tickets[t.key] = t
+                self.batch_keys[bid] = t.key
+            t.title = f"[{bid}] {band} findings for {team}"  # kept as the batch grows: no rename
+            t.description = "\n".join(
+                f"[{f}] {PERMALINK.format(engagement=self.engagement, finding_id=f)}" for f in t.finding_ids
+            )
+        self.pending_batches = []
+
     def _ticket_routed(self) -> dict[str, tuple[str, str]]:
         """Findings routed to a ticket with an owner → (ticket system, record severity)."""
         with self.store.read() as conn:
@@ -681,6 +730,7 @@ class Programme:
                 self.planted["routing_misses"].add(fid)  # nobody ever raises the ticket
                 continue
             self._open_ticket(spec_of[fid], system, severity, stamp)
+        self._batch_tickets(month, stamp)
         if month in (1, 4, 7):
             self._indiscriminate(spec_of, stamp)
         if month in (2, 6):
@@ -875,7 +925,7 @@ class Programme:
         self.manual_links = [(f, t) for f, t in self.manual_links if t.system != system]
 
     def _ticket_row(self, t: Ticket) -> dict[str, Any]:
-        labels = [*t.finding_ids, "security"]
+        labels = [*([t.batch] if t.batch else []), *t.finding_ids, "security"]
         if t.system == "github":
             labels.append(t.priority)
         return {
@@ -1020,6 +1070,7 @@ class Programme:
                 .distinct()
             ).all()
         real = {s.finding_id for s in self.specs if s.finding_id}
+        self.planted["batch_misses"] = self.unraised - self.verified
         self.planted["closure_misses"] = {
             f
             for t in self.tickets.values()

@@ -17,7 +17,7 @@ from handoffkit.reconcile.categories import CATEGORIES, TICKET_CATEGORIES
 from handoffkit.reconcile.sources import Sources
 from handoffkit.record import schema
 from handoffkit.record.ids import ordered
-from handoffkit.record.model import CLOSED_STATES
+from handoffkit.record.model import BATCH_DEFAULTS, CLOSED_STATES
 from handoffkit.record.store import driver_rows, id_list, strpos
 
 #: Why a ticket is outside the policy (:data:`OUTSIDE_POLICY`): each a column of the links pass.
@@ -30,8 +30,11 @@ OUTSIDE_REASONS = (
     "not_validated",
     "false_positive",
     "duplicate",
+    "not_in_batch",
 )
 OUTSIDE_POLICY = tuple(f"outside_policy:{reason}" for reason in OUTSIDE_REASONS)
+#: The dispositions whose findings may be handed over in a batch (a batch ticket instead of one per finding).
+BATCHING = tuple(BATCH_DEFAULTS)
 #: The categories read off the links joined to their tickets and findings, in one pass (:func:`over_links`);
 #: ``tickets_outside_policy`` comes as one list per reason.
 OVER_LINKS = ("closure_misses", "severity_drift", "findings_not_referenced", "stale_links", *OUTSIDE_POLICY)
@@ -79,9 +82,13 @@ def over_links(src: Sources) -> Any:
 
 def _outside_policy(src: Sources, has_ticket: Any, open_state: Any) -> dict[str, Any]:
     """A ticket the policy forbids, by reason. A band that never routes to a ticket: any ticket of an open
-    finding. A finding held back (an exception approved and in force, an asset being decommissioned, new
-    and not yet triaged, a false positive or a duplicate): a ticket still open for it."""
+    finding — but the batch ticket of the finding's own batch (``payload --batch``). A ticket naming a
+    batch the finding is not in (``not_in_batch``). A finding held back (an exception approved and in
+    force, an asset being decommissioned, new and not yet triaged, a false positive or a duplicate): a
+    ticket still open for it."""
     f, t = src.f, src.t
+    # Never NULL: a finding in no batch, or a ticket naming none, is simply not its batch's ticket.
+    own_batch = and_(f.c.batch_id.is_not(None), t.c.batch_id.is_not(None), t.c.batch_id == f.c.batch_id)
     still_open = and_(has_ticket, t.c.status_category != "done")
     held = {
         "exception": or_(f.c.state == "excepted", src.excepted(f.c.finding_id)),
@@ -93,8 +100,18 @@ def _outside_policy(src: Sources, has_ticket: Any, open_state: Any) -> dict[str,
     }
     bands = ("sprint_backlog", "quarterly_cycle", "security_record_only")
     return {
-        **{f"outside_policy:{band}": and_(has_ticket, f.c.disposition == band, open_state) for band in bands},
+        **{
+            f"outside_policy:{band}": and_(
+                has_ticket, f.c.disposition == band, open_state, *([~own_batch] if band in BATCHING else [])
+            )
+            for band in bands
+        },
         **{f"outside_policy:{reason}": and_(still_open, held[reason]) for reason in held},
+        # A batch ticket hands over its batch's findings while their band batches: one re-routed to a
+        # ticket of its own (its severity raised) still needs that ticket.
+        "outside_policy:not_in_batch": and_(
+            has_ticket, t.c.batch_id.is_not(None), open_state, or_(~own_batch, f.c.disposition.not_in(BATCHING))
+        ),
     }
 
 
@@ -147,13 +164,16 @@ def findings(src: Sources) -> Any:
 
 
 def routing_misses(src: Sources) -> Any:
-    """Findings the policy routed to a ticket with no ticket linked."""
+    """Findings the policy routed to a ticket with no ticket linked, and batched findings (``payload
+    --batch``) of a batching disposition with no ticket linked: the batch ticket was never raised."""
     f, lk = src.f, src.links
     # The finding id alone selects the engagement's links (keep the planner on the primary key).
     has_link = exists().where(lk.c.finding_id == f.c.finding_id, *(src.l_on[1:] if src.same_system else []))
-    return select(id_list(f.c.finding_id).label("routing_misses")).where(
-        *src.f_on, f.c.disposition == "ticket", f.c.state == "routed", ~has_link
-    )
+    batched = and_(f.c.batch_id.is_not(None), f.c.disposition.in_(BATCHING))
+    return select(
+        id_list(f.c.finding_id).filter(f.c.disposition == "ticket").label("routing_misses"),
+        id_list(f.c.finding_id).filter(batched).label("batch_misses"),
+    ).where(*src.f_on, or_(f.c.disposition == "ticket", batched), f.c.state == "routed", ~has_link)
 
 
 def found(
@@ -168,7 +188,7 @@ def found(
         _pass(stmt())
         for names, stmt in (
             (OVER_LINKS, lambda: over_links(src)),
-            (("routing_misses",), lambda: routing_misses(src)),
+            (("routing_misses", "batch_misses"), lambda: routing_misses(src)),
             ((*OVER_TICKETS, "tickets"), lambda: over_tickets(engagement, src, shared_queues)),
             (("findings",), lambda: findings(src)),
         )

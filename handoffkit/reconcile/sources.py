@@ -10,7 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Index, MetaData, String, Table, Text, exists, func, insert, literal, or_, select
+from sqlalchemy import (
+    Column,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 
 from handoffkit.record import schema
 
@@ -80,6 +95,7 @@ _ASOF_F = Table(
     Column("state", String(24)),
     Column("disposition", String(24)),
     Column("severity", String(8)),
+    Column("batch_id", String(64)),
     prefixes=["TEMPORARY"],
 )
 _ASOF_L = Table(
@@ -126,6 +142,7 @@ def materialised(conn: Any, engagement: str, as_of: str) -> Sources:
             select(ev.finding_id, ev.state, ev.disposition, ev.severity).join(last, last.c.seq == ev.seq),
         )
     )
+    _batches_as_of(conn, engagement, as_of)
     link_last = (
         select(func.max(ev.seq).label("seq"))
         .where(
@@ -159,6 +176,32 @@ def materialised(conn: Any, engagement: str, as_of: str) -> Sources:
         )
     )
     return Sources(_ASOF_F, _ASOF_L, _ASOF_T, [], [], [], latest_imports(engagement, as_of), False, as_of)
+
+
+def _batches_as_of(conn: Any, engagement: str, as_of: str) -> None:
+    """Each finding's batch as of ``as_of``: what its last ``finding_batched`` event by then set."""
+    from handoffkit.record.replay import json_text  # here: importing the reconciliation needs no pandas
+
+    ev = schema.events.c
+    last = (
+        select(ev.finding_id, func.max(ev.seq).label("seq"))
+        .where(
+            ev.engagement == engagement,
+            ev.type == "finding_batched",
+            ev.outcome == "success",
+            ev.occurred_at <= as_of,
+        )
+        .group_by(ev.finding_id)
+        .subquery()
+    )
+    e = schema.events.alias("batched")
+    batch = json_text(conn, e.c.payload, "data", "set", "batch_id")
+    rows = conn.execute(select(e.c.finding_id, batch).join(last, last.c.seq == e.c.seq)).all()
+    if rows:
+        conn.execute(
+            update(_ASOF_F).where(_ASOF_F.c.finding_id == bindparam("fid")).values(batch_id=bindparam("bid")),
+            [{"fid": fid, "bid": bid} for fid, bid in rows],
+        )
 
 
 def of(conn: Any, engagement: str, when: str | None, now: str) -> Sources:

@@ -18,6 +18,10 @@ SEVERITY_RANK = {name: rank for rank, name in enumerate(reversed(SEVERITIES))}
 
 DISPOSITIONS = ("ticket", "sprint_backlog", "quarterly_cycle", "security_record_only")
 """Where the policy may route a validated, owned, non-excepted finding."""
+BATCH_DEFAULTS: dict[str, str] = {"sprint_backlog": "sprint", "quarterly_cycle": "quarter"}
+"""The dispositions whose findings may be handed over in batches, each with the batch cadence of a band
+naming none: a sprint backlog per sprint, a quarterly cycle per quarter; a ``ticket`` band gets a ticket
+per finding and a record-only band none at all (``payload --batch``)."""
 
 HOLDS = ("paused_no_owner", "held_exception", "held_decommissioning", "held_decision", "held_not_validated")
 """Routing outcomes that keep a finding out of every queue, and why."""

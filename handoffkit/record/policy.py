@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from handoffkit.errors import ConfigError, InputError
 from handoffkit.record import ids
 from handoffkit.record.canonical import canonical_json
-from handoffkit.record.model import DISPOSITIONS, SEVERITIES, VERIFICATION_KINDS, TicketSnapshot
+from handoffkit.record.model import BATCH_DEFAULTS, DISPOSITIONS, SEVERITIES, VERIFICATION_KINDS, TicketSnapshot
 
 if TYPE_CHECKING:
     import yaml
@@ -91,6 +91,26 @@ class BandRule(_Strict):
     """Days from validation to the due date; ``null`` for no SLA (record-only findings)."""
     escalation: str | None = None
     """``TEAM/ROLE[/NAME]`` a finding of this band past its due date is escalated to (optional)."""
+    batch: Literal["sprint", "quarter", "none"] | None = None
+    """How ``payload --batch`` hands this band over: one ticket per owner team per ``sprint`` (two weeks
+    from a Monday) or ``quarter``, or ``none``; unset, the disposition decides (:data:`BATCH_DEFAULTS`)."""
+
+    @model_validator(mode="after")
+    def _batchable(self) -> BandRule:
+        if self.batch in ("sprint", "quarter") and self.disposition not in BATCH_DEFAULTS:
+            raise ValueError(
+                f"batch: {self.batch} on a {self.disposition} band; only the "
+                f"{' and '.join(BATCH_DEFAULTS)} dispositions batch (a ticket band gets a ticket per finding, "
+                "a record-only band none): set batch: none or remove it"
+            )
+        return self
+
+    @property
+    def batch_cadence(self) -> str | None:
+        """``sprint`` or ``quarter`` when findings of this band are handed over in batches, else None."""
+        if self.batch == "none":
+            return None
+        return self.batch or BATCH_DEFAULTS.get(self.disposition)
 
     @field_validator("escalation")
     @classmethod
@@ -303,9 +323,11 @@ class Policy(_Strict):
         doc = self.model_dump(mode="json")
         # A band naming no escalation owner stores as it did before the field existed: same bytes, same
         # SHA-256, so re-loading an unchanged policy file does not make a new policy version.
+        # Likewise a band naming no batch cadence (the disposition's default applies).
         for rule in doc["routing"]["bands"].values():
-            if rule.get("escalation") is None:
-                rule.pop("escalation", None)
+            for optional in ("escalation", "batch"):
+                if rule.get(optional) is None:
+                    rule.pop(optional, None)
         # The same for a policy naming no ticket scope.
         if doc["ticket_payload"].get("scope") is None:
             doc["ticket_payload"].pop("scope", None)

@@ -49,6 +49,7 @@ NON_STATE_TYPES = (
     "ingest_duplicate",
     "routing_run",
     "payload_issued",
+    "batch_issued",
     "finding_escalated",
     "escalation_run",
 )
@@ -63,6 +64,7 @@ STATE_TYPES = (
     "severity_calibrated",
     "finding_routed",
     "routing_decided",
+    "finding_batched",
     "exception_granted",
     "exception_revoked",
     "exception_expired",

@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 GENESIS_HASH = "0" * 64
 """The ``prev_hash`` of the first event."""
@@ -192,11 +192,13 @@ findings = Table(
     Column("last_seen", Timestamp, nullable=False),
     Column("last_scan_id", Integer),
     Column("row_version", Integer, nullable=False),
+    # The batch handoff the finding was last issued in (``payload --batch``, schema version 5).
+    Column("batch_id", String(64)),
     UniqueConstraint("engagement", "fingerprint", name="uq_findings_fingerprint"),
 )
-# Covering for the reconciliation (schema version 3): its routing-miss pass reads an engagement's
-# routed findings by state and disposition, its links pass looks each linked finding up by id for its
-# state, severity and disposition; neither then has to read the wide finding row (title, description…).
+# Covering for the reconciliation (schema version 3; the batch id since version 5): its routing-miss pass
+# reads an engagement's routed findings by state and disposition, its links pass looks each linked finding
+# up by id for its state, severity, disposition and batch; neither then has to read the wide finding row.
 FINDINGS_STATE = Index(
     "ix_findings_engagement_state",
     findings.c.engagement,
@@ -204,6 +206,7 @@ FINDINGS_STATE = Index(
     findings.c.disposition,
     findings.c.severity,
     findings.c.finding_id,
+    findings.c.batch_id,
 )
 FINDINGS_LINK_SIDE = Index(
     "ix_findings_link_side",
@@ -212,6 +215,7 @@ FINDINGS_LINK_SIDE = Index(
     findings.c.state,
     findings.c.severity,
     findings.c.disposition,
+    findings.c.batch_id,
 )
 Index("ix_findings_number", findings.c.number)
 # Only DefectDojo imports carry an external id: a partial index costs scanner ingests nothing.
@@ -282,6 +286,7 @@ tickets = Table(
     Column("has_permalink", Boolean, nullable=False),
     Column("evidence_copied", Boolean, nullable=False),
     Column("evidence_reasons", Text),  # why evidence_copied holds: a JSON list (schema version 4)
+    Column("batch_id", Text),  # the batch id(s) the ticket names, space-separated (schema version 5)
     Column("observed_at", Timestamp, nullable=False),
     Column("current", Boolean, nullable=False),
 )
@@ -300,6 +305,7 @@ TICKETS_CURRENT = Index(
     tickets.c.import_id,
     tickets.c.evidence_copied,
     tickets.c.finding_ids,
+    tickets.c.batch_id,
 )
 
 ticket_findings = Table(
@@ -459,7 +465,9 @@ def _v1_to_v2(conn) -> None:
 
 def _v2_to_v3(conn) -> None:
     """Version 3 made the findings' state index and the current-tickets index covering for the
-    reconciliation, and added the findings' link-side index."""
+    reconciliation, and added the findings' link-side index. These indexes, as defined now, name the
+    batch columns of version 5, so those are added first."""
+    _batch_columns(conn)
     _rebuild(conn, (FINDINGS_STATE, FINDINGS_LINK_SIDE, TICKETS_CURRENT))
 
 
@@ -493,6 +501,20 @@ def _v3_to_v4(conn) -> None:
         conn.exec_driver_sql("PRAGMA legacy_alter_table = OFF")
 
 
-MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+def _batch_columns(conn) -> None:
+    """The batch id of a finding and the batch id(s) a ticket names (version 5), where not there yet."""
+    for table, kind in (("findings", "VARCHAR(64)"), ("tickets", "TEXT")):
+        if "batch_id" not in {c["name"] for c in inspect(conn).get_columns(table)}:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN batch_id {kind}")
+
+
+def _v4_to_v5(conn) -> None:
+    """Version 5 records batch handoffs: a finding's batch, the batch a ticket names, and both in the
+    reconciliation's covering indexes. No batch existed before, so there is nothing to fill in."""
+    _batch_columns(conn)
+    _rebuild(conn, (FINDINGS_STATE, FINDINGS_LINK_SIDE, TICKETS_CURRENT))
+
+
+MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
 """Upgrade steps by the version they start from; each runs in the write transaction that bumps the
 version, so a store is either fully at the old version or fully at the new one."""

@@ -51,6 +51,8 @@ RULES: tuple[Rule, ...] = (
             "escalation_run",
             "routing_run",
             "payload_issued",
+            "batch_issued",
+            "finding_batched",
             "exception_granted",
             "exception_revoked",
             "exception_expired",

@@ -419,6 +419,7 @@ def narrative(f: Facts) -> list[str]:
 #: How the narrative names each reconciliation category (every category with a count is named).
 GAP_WORDS = {
     "routing_misses": "routing misses (policy says ticket, none linked)",
+    "batch_misses": "batch misses (in a batch handoff, its batch ticket never raised)",
     "closure_misses": "administrative closures (ticket closed, finding not verified)",
     "severity_drift": "tickets whose priority drifted from the calibrated severity",
     "tickets_without_id": "tickets carrying no finding id",

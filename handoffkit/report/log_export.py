@@ -50,6 +50,8 @@ DETAIL_KEYS = {
     "ticket_reopened": "status",
     "scan_ingested": "format",
     "payload_issued": "target",
+    "batch_issued": "batch_id",
+    "finding_batched": "target",
     "policy_versioned": "version",
 }
 

@@ -75,7 +75,14 @@ ACTIVITY_CSV = "activity_log.csv"
 QUALITY_JSON = "data_quality.json"
 #: The reconciliation categories whose full lists the pack writes as ``gaps/<category>.csv`` (the pages
 #: show the first rows and link the file).
-GAP_FILES = ("routing_misses", "closure_misses", "severity_drift", "orphan_tickets", "tickets_without_id")
+GAP_FILES = (
+    "routing_misses",
+    "batch_misses",
+    "closure_misses",
+    "severity_drift",
+    "orphan_tickets",
+    "tickets_without_id",
+)
 #: The steps after the export, longest first as measured on a large record (bench/report.py; the per-view
 #: pages read the reconciliation and frames the leadership page leaves in the shared memo): the workers
 #: then end close together instead of one waiting on a long last step.

@@ -46,6 +46,7 @@ OUTCOMES = ("success", "denied", "failure")
 MAPPING_CATEGORIES = {
     "linked": "open findings with a linked ticket",
     "routing_misses": "policy says ticket, no ticket linked",
+    "batch_misses": "in a batch handoff, its batch ticket never raised (no ticket linked)",
     "closure_misses": "ticket closed, finding not verified (administrative closure)",
     "orphan_tickets": "tickets carrying only finding ids the record does not know",
     "tickets_without_id": "tickets carrying no finding id at all",
@@ -336,6 +337,103 @@ def ticket_mapping(store: Store, engagement: str, *, as_of: datetime | date | st
             "meaning": list(MAPPING_CATEGORIES.values()),
         }
     )
+
+
+BATCH_COLUMNS = (
+    "batch_id",
+    "band",
+    "period",
+    "owner_team",
+    "issued_at",
+    "findings",
+    "tickets",
+    "batch_misses",
+    "outside_policy",
+)
+
+
+def batches(store: Store, engagement: str, *, as_of: datetime | date | str | None = None) -> pd.DataFrame:
+    """The batch handoffs as of an instant (``payload --batch``): one row per batch issued by then.
+
+    Returns:
+        Columns :data:`BATCH_COLUMNS`: the batch, its band, period and owner team, when it was last
+        issued, its members then (from their ``finding_batched`` events), the batch tickets naming it (the
+        latest snapshot of each observed by then), and how many of its members were then in ``batch_misses``
+        and in ``tickets_outside_policy`` (a ticket of theirs other than their batch's, or naming another batch).
+    """
+    when = _when(store, as_of)
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        issued = _batches_issued(conn, engagement, when)
+        members = _batch_members(conn, engagement, when)
+        tickets = _batch_tickets(conn, engagement, when)
+        if issued.empty:
+            return pd.DataFrame(columns=list(BATCH_COLUMNS))
+        missed = metrics.gap_ids(conn, engagement, when, "batch_misses")
+        outside = metrics.gap_ids(conn, engagement, when, "tickets_outside_policy")
+    members["missed"] = members["finding_id"].isin(missed)
+    members["outside"] = members["finding_id"].isin(outside)
+    per = members.groupby("batch_id").agg(
+        findings=("finding_id", "size"), batch_misses=("missed", "sum"), outside_policy=("outside", "sum")
+    )
+    keys = tickets.groupby("batch_id")["key"].agg(lambda k: ", ".join(ids.ordered(k)))
+    df = issued.join(per, on="batch_id").join(keys.rename("tickets"), on="batch_id")
+    parts = df["batch_id"].str.extract(r"^batch-(?P<band>[a-z]+)-(?P<period>[0-9]{4}-(?:[0-9]{2}-[0-9]{2}|Q[1-4]))-")
+    df = df.assign(band=parts["band"], period=parts["period"])
+    counts = ["findings", "batch_misses", "outside_policy"]
+    df[counts] = df[counts].fillna(0).astype(int)
+    df["tickets"] = df["tickets"].fillna("")
+    return df.sort_values(["period", "band", "owner_team"]).reset_index(drop=True)[list(BATCH_COLUMNS)]
+
+
+def batches_caption(df: pd.DataFrame) -> str:
+    """One sentence about :func:`batches`' frame: how many batch tickets carry how many findings."""
+    if df.empty:
+        return "No batch handoff issued by then."
+    raised = df[df["tickets"].ne("")]
+    tickets = sum(len(k.split(", ")) for k in raised["tickets"])
+    missed, outside = int(df["batch_misses"].sum()), int(df["outside_policy"].sum())
+    return (
+        f"{len(df):,} batches of {int(df['findings'].sum()):,} findings; {tickets:,} batch tickets raised for "
+        f"{len(raised):,} of them, carrying {int(raised['findings'].sum()):,} findings; "
+        f"{missed:,} findings in a batch with no ticket linked (batch misses); "
+        f"{outside:,} with a ticket outside the policy."
+    )
+
+
+def _batches_issued(conn: Connection, engagement: str, when: str) -> pd.DataFrame:
+    """Each batch issued by ``when``: its id, owner team and the instant it was last issued."""
+    bid = replay.json_text(conn, EV.c.payload, "data", "batch_id")
+    team = replay.json_text(conn, EV.c.payload, "data", "owner_team")
+    stmt = (
+        select(bid.label("batch_id"), func.max(team).label("owner_team"), func.max(EV.c.occurred_at))
+        .where(EV.c.engagement == engagement, EV.c.type == "batch_issued", EV.c.outcome == "success")
+        .where(*replay.window(None, None, when))
+        .group_by(bid)
+    )
+    return frames.frame(conn.execute(stmt), ["batch_id", "owner_team", "issued_at"])
+
+
+def _batch_members(conn: Connection, engagement: str, when: str) -> pd.DataFrame:
+    """Each finding's batch as of ``when``: what its last ``finding_batched`` event by then set."""
+    last = replay.last_events(engagement, when, EV.c.type == "finding_batched", name="batched_last")
+    e = EV.alias("batched_e")
+    bid = replay.json_text(conn, e.c.payload, "data", "set", "batch_id")
+    rows = conn.execute(select(e.c.finding_id, bid).join(last, last.c.seq == e.c.seq))
+    return frames.frame(rows, ["finding_id", "batch_id"])
+
+
+def _batch_tickets(conn: Connection, engagement: str, when: str) -> pd.DataFrame:
+    """The tickets naming a batch, each as its latest snapshot observed by ``when`` showed it."""
+    t = schema.tickets.c
+    latest = (
+        select(func.max(t.snapshot_id).label("sid"))
+        .where(t.engagement == engagement, t.observed_at <= when)
+        .group_by(t.system, t.key)
+        .subquery()
+    )
+    stmt = select(t.batch_id, t.key).join(latest, latest.c.sid == t.snapshot_id).where(t.batch_id.is_not(None))
+    return frames.frame(conn.execute(stmt), ["batch_id", "key"])
 
 
 def mapping_trend(

@@ -46,7 +46,7 @@ from handoffkit.record.model import TicketSnapshot
 from handoffkit.record.people import require_actor
 from handoffkit.record.refusals import as_refusal, refusal
 from handoffkit.record.store import Store, bulk_insert
-from handoffkit.tickets import evidence, links
+from handoffkit.tickets import batches, evidence, links
 
 if TYPE_CHECKING:
     from handoffkit.tickets.detect import TicketExport
@@ -300,6 +300,7 @@ def _snapshot_row(
         "assignee": t.assignee,
         "labels": " ".join(t.labels),
         "finding_ids": " ".join(ids),
+        "batch_id": batches.carried(t.labels, t.title, t.description),
         "url": t.url,
         "resolution": t.resolution,
         "has_permalink": bool(permalink.search(text)),

@@ -67,7 +67,7 @@ def test_a_version_1_store_gets_seq_in_its_events_indexes(db_url: str, store: St
         assert columns["ix_events_occurred"] == ["occurred_at", "seq", "engagement", "type", "outcome"]
         assert columns["ix_events_engagement_type"][-1] == "seq"
         with reopened.read() as conn:
-            assert conn.execute(schema.meta.select().where(schema.meta.c.key == "schema_version")).one().value == "4"
+            assert conn.execute(schema.meta.select().where(schema.meta.c.key == "schema_version")).one().value == "5"
     finally:
         reopened.dispose()
 
@@ -84,7 +84,7 @@ def test_a_version_2_store_gets_the_covering_reconciliation_indexes(db_url: str,
         for index in V3_INDEXES:
             assert (findings | tickets)[index.name] == [c.name for c in index.columns]
         with reopened.read() as conn:
-            assert conn.execute(schema.meta.select().where(schema.meta.c.key == "schema_version")).one().value == "4"
+            assert conn.execute(schema.meta.select().where(schema.meta.c.key == "schema_version")).one().value == "5"
     finally:
         reopened.dispose()
 
@@ -92,7 +92,7 @@ def test_a_version_2_store_gets_the_covering_reconciliation_indexes(db_url: str,
 def test_an_unknown_schema_version_is_refused(db_url: str, store: Store) -> None:
     with store.write() as conn:
         conn.execute(update(schema.meta).where(schema.meta.c.key == "schema_version").values(value="99"))
-    with pytest.raises(ConfigError, match="schema version 99, this handoffkit expects 4"):
+    with pytest.raises(ConfigError, match="schema version 99, this handoffkit expects 5"):
         Store(db_url)
 
 
@@ -161,7 +161,7 @@ def test_a_version_3_store_knows_its_scans_by_content_and_instant(db_url: str, s
     try:
         with upgraded.read() as conn:
             assert conn.exec_driver_sql("SELECT scan_id, scanned_at FROM scans").all() == before
-            assert conn.execute(schema.meta.select().where(schema.meta.c.key == "schema_version")).one().value == "4"
+            assert conn.execute(schema.meta.select().where(schema.meta.c.key == "schema_version")).one().value == "5"
             joined = conn.exec_driver_sql("SELECT count(*) FROM evidence JOIN scans USING (scan_id)").scalar()
             assert joined == conn.exec_driver_sql("SELECT count(*) FROM evidence").scalar() > 0
             if conn.dialect.name == "sqlite":
@@ -170,6 +170,58 @@ def test_a_version_3_store_knows_its_scans_by_content_and_instant(db_url: str, s
         first = pipeline.ingest_scan(upgraded, "ACME", [path], actor=ACTOR, scanned_at="2026-03-02")
         later = pipeline.ingest_scan(upgraded, "ACME", [path], actor=ACTOR, scanned_at="2026-03-09")
         assert (first[0].status, later[0].status) == ("ok", "duplicate")  # the file says 2 March both times
+        assert log.verify(upgraded).ok
+    finally:
+        upgraded.dispose()
+
+
+#: How version 4 defined the indexes version 5 widened with the batch ids.
+V4_DEFINITIONS = {
+    "ix_findings_engagement_state": "findings (engagement, state, disposition, severity, finding_id)",
+    "ix_findings_link_side": "findings (finding_id, engagement, state, severity, disposition)",
+    "ix_tickets_current": 'tickets (engagement, "current", system, "key", status_category, priority_band, assignee, '
+    "import_id, evidence_copied, finding_ids)",
+}
+
+
+def _downgrade_to_v4(store: Store) -> None:
+    """Put the store back the way version 4 left it: no batch ids, the narrower covering indexes."""
+    with store.write() as conn:
+        for index in V3_INDEXES:
+            index.drop(conn)
+        for table in ("findings", "tickets"):
+            conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN batch_id")
+        for name, definition in V4_DEFINITIONS.items():
+            conn.execute(text(f"CREATE INDEX {name} ON {definition}"))
+        conn.execute(update(schema.meta).where(schema.meta.c.key == "schema_version").values(value="4"))
+
+
+def test_a_version_4_store_gets_batch_ids_and_can_batch(db_url: str, store: Store, rec) -> None:
+    """The findings and tickets gain their batch id columns (empty: no batch existed), the covering indexes
+    name them, and the upgraded store batches and reconciles; the log still verifies."""
+    from handoffkit import reconcile
+    from handoffkit.record import log
+    from handoffkit.tickets import batches
+    from tests.builders import SHOP, route, validate
+
+    ids = rec.web(SHOP, ("Medium before the upgrade", 2))
+    validate(store, ids)
+    route(store)
+    _downgrade_to_v4(store)
+    assert "batch_id" not in {c["name"] for c in inspect(store.engine).get_columns("findings")}
+
+    upgraded = Store(db_url, create=False)
+    try:
+        findings, tickets = _index_columns(upgraded, "findings"), _index_columns(upgraded, "tickets")
+        for index in V3_INDEXES:
+            assert (findings | tickets)[index.name][-1] == "batch_id"
+        with upgraded.read() as conn:
+            assert conn.execute(schema.meta.select().where(schema.meta.c.key == "schema_version")).one().value == "5"
+            assert conn.exec_driver_sql("SELECT count(*) FROM findings WHERE batch_id IS NOT NULL").scalar() == 0
+        issued = batches.issue(upgraded, "ACME", target="jira", actor=ACTOR)
+        assert [b["findings"] for b in issued["batches"]] == [ids]
+        with upgraded.read() as conn:
+            assert reconcile.gaps(conn, "ACME").ids["batch_misses"] == ids
         assert log.verify(upgraded).ok
     finally:
         upgraded.dispose()
