@@ -1017,17 +1017,34 @@ def exception_list(obj: Context, engagement: str, status: str | None, fmt: str |
 @click.option("--target", required=True, type=click.Choice(["jira", "servicenow", "github"]))
 @click.option("--format", "fmt", type=click.Choice(["json", "csv", "md"]), default="json", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+@click.option(
+    "--updates", "owed", is_flag=True, help="The updates owed to linked tickets (severity, due date) instead."
+)
 @actor_option
 @click.pass_obj
 def payload_cmd(
-    obj: Context, engagement: str, finding_ids: tuple[str, ...], target: str, fmt: str, out: str | None, actor: str
+    obj: Context,
+    engagement: str,
+    finding_ids: tuple[str, ...],
+    target: str,
+    fmt: str,
+    out: str | None,
+    owed: bool,
+    actor: str,
 ) -> None:
-    """Ticket payloads for findings routed to a ticket with an owner (a person imports them)."""
-    from handoffkit.tickets import payload
+    """Ticket payloads for findings routed to a ticket with an owner (a person imports them); with
+    --updates, the updates owed to their tickets since the handoff (docs/tickets.md)."""
+    from handoffkit.tickets import payload, updates
 
-    result = payload.issue(
-        obj.store, engagement, target=target, actor=require_actor(actor), finding_ids=list(finding_ids) or None, fmt=fmt
-    )
+    if owed and finding_ids:
+        raise click.UsageError("--updates lists every update owed; it takes no --finding")
+    if owed:
+        result = updates.issue(obj.store, engagement, target=target, actor=require_actor(actor), fmt=fmt)
+    else:
+        result = payload.issue(
+            obj.store, engagement, target=target, actor=require_actor(actor), finding_ids=list(finding_ids) or None,
+            fmt=fmt,
+        )  # fmt: skip
     if out:
         Path(out).write_text(result["text"], encoding="utf-8")
         click.echo(f"{result['count']} payload(s) written to {out}", err=True)
