@@ -15,6 +15,7 @@ from handoffkit.cli import cli
 from handoffkit.reconcile import gaps
 from handoffkit.record.store import Store
 from handoffkit.tickets import payload, updates
+from handoffkit.tickets.push import push
 from handoffkit.workflow import calibration
 from tests.builders import ACTOR, DONE, SHOP, at, events, finding, route, snapshot, ticket, validate
 
@@ -189,3 +190,31 @@ def test_the_cli_prints_and_logs_the_updates(store, routed, exports):
     assert run("--target", "jira", "--actor", ACTOR).output.strip() == "[]"
     bad = run("--target", "jira", "--actor", ACTOR, "--finding", routed[0])
     assert bad.exit_code != 0 and "--updates" in bad.output
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_push_applies_what_is_owed_and_logs_it_the_same_way(store, routed, httpserver, tmp_path, system):
+    from tests.tickets.test_push import settings
+    from tests.tickets.trackers import CANARY, Desk
+
+    creds = tmp_path / "credentials.yaml"
+    creds.write_text(f"token: {CANARY}\n")
+    desk, s = Desk(httpserver, system), settings(httpserver, creds)
+    push(store, "ACME", system, s, actor=ACTOR, apply=True)
+    recalibrate(store, routed[0], "critical")
+    updates.issue(store, "ACME", target=system, actor=ACTOR)  # handed over by a person: push sends nothing
+    assert push(store, "ACME", system, s, actor=ACTOR, apply=True)["counts"] == {"up_to_date": 2}
+    assert desk.updates == []
+
+    recalibrate(store, routed[0], "medium")
+    plan = push(store, "ACME", system, s, actor=ACTOR)
+    [step] = [st for st in plan["steps"] if st["action"] == "update"]
+    assert step["changes"]["severity"] == ["critical", "medium"] and desk.updates == []
+    push(store, "ACME", system, s, actor=ACTOR, apply=True)
+    assert desk.updates
+    by_push = [e for e in events(store, updates.ISSUED) if e["data"]["via"] == "push"]
+    assert {(e["data"]["field"], e["data"]["old"], e["data"]["new"]) for e in by_push} >= {
+        ("severity", "critical", "medium")
+    }
+    assert lines(store) == [] and updates.issue(store, "ACME", target=system, actor=ACTOR)["count"] == 0
