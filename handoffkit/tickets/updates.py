@@ -265,19 +265,38 @@ def _baseline(conn: Any, engagement: str, when: str | None, tickets: pd.DataFram
 
 
 def _causes(history: pd.DataFrame) -> pd.DataFrame:
-    """The event that set each (finding_id, field)'s current value: cause, cause_event, cause_seq."""
-    h = history.sort_values("seq")
+    """The event that set each (finding_id, field)'s current value: cause, cause_event, cause_seq.
+
+    A due date moved by the routing run after a recalibration (the band's SLA changed) names that
+    calibration; one moved by the KEV override names the KEV match.
+    """
+    h = history.astype({"finding_id": object, "field": object, "seq": "int64"}).sort_values("seq")
+    h = h.assign(prev_seq=h.groupby(["finding_id", "field"])["seq"].shift())
     moved = h["value"].ne(h.groupby(["finding_id", "field"])["value"].shift())
-    last = h[moved].drop_duplicates(["finding_id", "field"], keep="last")
-    label = last["rule"].map(CAUSES).where(last["field"].eq("due_date"))
-    label = label.fillna(last["type"].map(CAUSES)).fillna(
+    last = h[moved].drop_duplicates(["finding_id", "field"], keep="last").copy()
+    last["cause"] = last["type"].map(CAUSES).where(last["field"].eq("severity"))
+    last.loc[last["field"].eq("due_date"), "cause"] = last["rule"].map(CAUSES)
+    recal = h[moved & h["type"].eq("severity_calibrated")][["finding_id", "seq"]].rename(columns={"seq": "cal_seq"})
+    due = last[last["field"].eq("due_date") & last["cause"].isna()].sort_values("seq")
+    if len(due) and len(recal):
+        hit = pd.merge_asof(
+            due, recal.assign(seq=recal["cal_seq"]).sort_values("seq"), on="seq", by="finding_id", direction="backward"
+        )
+        by_cal = hit["cal_seq"].notna() & (hit["prev_seq"].isna() | (hit["cal_seq"] > hit["prev_seq"]))
+        hit = hit[by_cal.to_numpy()]
+        idx = last.index[last["finding_id"].isin(hit["finding_id"]) & last["field"].eq("due_date")]
+        cal_of = dict(zip(hit["finding_id"], hit["cal_seq"].astype("int64"), strict=True))
+        last.loc[idx, "cause"] = "recalibration"
+        last.loc[idx, "type"] = "severity_calibrated"
+        last.loc[idx, "seq"] = last.loc[idx, "finding_id"].map(cal_of)
+    last["cause"] = last["cause"].fillna(
         last["field"].map({"due_date": "due-date change", "severity": "severity change"})
     )
     return pd.DataFrame(
         {
             "finding_id": last["finding_id"],
             "field": last["field"],
-            "cause": label,
+            "cause": last["cause"],
             "cause_event": last["type"],
             "cause_seq": last["seq"],
         }

@@ -62,10 +62,10 @@ def test_a_recalibration_after_the_handoff_is_owed_to_the_ticket(store, routed, 
     assert df["system"].eq(system).all() and df["handed_over_by"].eq("payload_issued").all()
     assert dict(zip(df["field"], df["cause"], strict=True)) == {
         "severity": "recalibration",
-        "due_date": "due-date change",
+        "due_date": "recalibration",
     }
     [cal] = events(store, "severity_calibrated")
-    assert df.loc[df["field"].eq("severity"), "cause_seq"].item() == cal["seq"]
+    assert df["cause_seq"].tolist() == [cal["seq"]] * 2  # the band's SLA moved the due date: the calibration did
     assert lines(store, "jira" if system != "jira" else "github") == []  # other systems' tickets only
 
 
@@ -124,6 +124,24 @@ def test_a_new_kev_match_tightens_the_due_date_and_says_so(store, rec, exports):
     df = owed(store)
     assert lines(store) == [(ids[0], key, "due_date", band_due, kev_due)]
     assert df["cause"].item() == "KEV match" and df["cause_event"].item() == "finding_routed"
+
+
+def test_a_policy_shortening_the_band_sla_is_a_due_date_change(store, routed, exports, tmp_path):
+    from handoffkit.record import engagements
+    from tests.builders import DATA
+
+    key = handed(store, "jira", routed, exports)
+    before_due = str(finding(store, routed[0])["sla_due"])
+    policy = tmp_path / "policy.yaml"
+    text = (DATA / "policy.yaml").read_text()
+    policy.write_text(
+        text.replace("high: {disposition: ticket, sla_days: 60}", "high: {disposition: ticket, sla_days: 45}")
+    )
+    engagements.init(store, "ACME", policy, owners_path=DATA / "owners.csv", actor=ACTOR)
+    route(store)
+    df = owed(store)
+    assert lines(store) == [(routed[0], key, "due_date", before_due, str(finding(store, routed[0])["sla_due"]))]
+    assert (df["cause"].item(), df["cause_event"].item()) == ("due-date change", "finding_routed")
 
 
 def test_engineering_editing_the_priority_is_drift_never_an_update_applied_to_the_record(store, routed, exports):
