@@ -105,7 +105,7 @@ SCORES = {"critical": 9.8, "high": 8.1, "medium": 5.4, "low": 2.2, "info": 0.0}
 # the ticket systems show the demo policy's priorities, which are the defaults
 PRIORITY = policy.DEFAULT_PRIORITIES
 PRIORITY_BAND = {system: {shown: band for band, shown in table.items()} for system, table in PRIORITY.items()}
-RECALIBRATION_MONTHS = (3, 7, 11)
+RECALIBRATION_MONTHS = (3, 9, 11)
 """Months in which ticketed findings are re-scored (the last one's updates are left owed)."""
 LOWER = {"critical": "medium", "high": "low", "medium": "low", "low": "info", "info": "info"}
 
@@ -627,8 +627,14 @@ class Programme:
                 self.tickets[k].with_ids and self.tickets[k].category != "done" for k in self.by_finding[r.finding_id]
             )
         ]
-        # chosen by number, not by the seeded generator: the rest of the programme plays as before
-        for i, r in enumerate(sorted(candidates, key=lambda r: ids.number(r.finding_id))[: max(2, self.size // 500)]):
+        # chosen by number, not by the seeded generator (the rest of the programme plays as before): as
+        # many re-scored up (high → critical) as down (critical → high)
+        ordered = sorted(candidates, key=lambda r: ids.number(r.finding_id))
+        half = max(1, self.size // 1000)
+        chosen = [r for r in ordered if r.severity == "high"][:half] + [r for r in ordered if r.severity == "critical"][
+            :half
+        ]
+        for i, r in enumerate(sorted(chosen, key=lambda r: ids.number(r.finding_id))):
             up = r.severity == "high"
             calibration.calibrate(
                 self.store,

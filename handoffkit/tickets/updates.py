@@ -132,7 +132,8 @@ def summary(conn: Any, engagement: str, as_of: Any = None) -> pd.DataFrame:
     o = owed(conn, engagement, as_of=as_of).groupby(["system", "field"]).size().rename("owed")
     h = handed_over(conn, engagement, as_of).groupby(["system", "field"]).size().rename("handed_over")
     out = pd.concat([o, h], axis=1).fillna(0).astype("int64").reset_index()
-    return out.rename(columns={"level_0": "system", "level_1": "field"})
+    out = out.rename(columns={"level_0": "system", "level_1": "field"})
+    return out.sort_values(["system", "field"]).reset_index(drop=True)
 
 
 def _open_links(conn: Any, engagement: str, when: str | None) -> pd.DataFrame:
