@@ -48,6 +48,7 @@ NON_STATE_TYPES = (
     "ingest_duplicate",
     "routing_run",
     "payload_issued",
+    "ticket_update_issued",
     "finding_escalated",
     "escalation_run",
 )

@@ -50,6 +50,7 @@ DETAIL_KEYS = {
     "ticket_reopened": "status",
     "scan_ingested": "format",
     "payload_issued": "target",
+    "ticket_update_issued": "field",
     "policy_versioned": "version",
 }
 
