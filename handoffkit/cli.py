@@ -1033,7 +1033,7 @@ def payload_cmd(
     actor: str,
 ) -> None:
     """Ticket payloads for findings routed to a ticket with an owner (a person imports them); with
-    --updates, the updates owed to their tickets since the handoff (docs/tickets.md)."""
+    --updates, the updates owed to their tickets since the handoff (docs/operations.md)."""
     from handoffkit.tickets import payload, updates
 
     if owed and finding_ids:

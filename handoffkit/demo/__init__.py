@@ -5,7 +5,10 @@ and real ticket exports (Jira CSV, GitHub REST, ServiceNow Table API), and feeds
 library functions the CLI calls, on a simulated clock — so every event in its activity log is one the
 product itself wrote. The programme exhibits the six drift patterns the product exists to catch:
 
-1. severity renegotiated inside the ticket (priority lowered in Jira) — ``severity_drift``;
+1. severity renegotiated inside the ticket (priority lowered in Jira) — ``severity_drift``; and a finding
+   re-scored after its ticket exists: the same month the analyst hands the update over
+   (``payload --updates``) and engineering applies it, but the last month's are still owed at the end,
+   so they show as drift too;
 2. evidence copied into the ticket instead of linked — ``evidence_copied``;
 3. closure in the ticket never reconciled (ticket Done, finding never verified) — ``closure_misses``;
 4. indiscriminate routing (tickets raised for informational findings) — ``tickets_outside_policy``;
