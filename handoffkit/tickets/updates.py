@@ -33,7 +33,7 @@ import pandas as pd
 from sqlalchemy import String, func, literal, select
 
 from handoffkit.errors import RefusedError
-from handoffkit.record import engagements, replay, schema
+from handoffkit.record import engagements, ids, replay, schema
 from handoffkit.record.canonical import canonical_json
 from handoffkit.record.csvsafe import to_csv
 from handoffkit.record.frames import frame
@@ -104,9 +104,8 @@ def owed(conn: Any, engagement: str, system: str | None = None, as_of: Any = Non
     out["handed_over_seq"] = out["handed_over_seq"].astype("int64")
     out["cause_seq"] = out["cause_seq"].astype("Int64")
     out["handed_over"] = out["handed_over"].astype(object).where(out["handed_over"].notna(), None)
-    order = out["finding_id"].str.extract(r"(\d+)$")[0].astype("int64")
-    out = out.assign(_n=order).sort_values(["_n", "ticket_key", "field"]).drop(columns="_n")
-    return out[COLUMNS].reset_index(drop=True)
+    out = out.sort_values(["ticket_key", "field"]).reset_index(drop=True)
+    return out.iloc[ids.frame_order(out["finding_id"])][COLUMNS].reset_index(drop=True)
 
 
 def handed_over(conn: Any, engagement: str, as_of: Any = None) -> pd.DataFrame:
@@ -418,13 +417,13 @@ def issue(store: Store, engagement: str, *, target: str, actor: str, fmt: str = 
     return {"text": text, "count": len(lines), "lines": listing.to_dict(orient="records"), "updates": docs}
 
 
-def _finding_rows(conn: Any, ids: list[str]) -> dict[str, Any]:
+def _finding_rows(conn: Any, finding_ids: list[str]) -> dict[str, Any]:
     f = schema.findings.c
     out: dict[str, Any] = {}
-    for start in range(0, len(ids), 10_000):
+    for start in range(0, len(finding_ids), 10_000):
         for r in conn.execute(
             select(f.finding_id, f.state, f.disposition, f.severity).where(
-                f.finding_id.in_(ids[start : start + 10_000])
+                f.finding_id.in_(finding_ids[start : start + 10_000])
             )
         ):
             out[r.finding_id] = dict(r._mapping)
