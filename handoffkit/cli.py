@@ -1047,7 +1047,7 @@ def payload_cmd(
         )  # fmt: skip
     if out:
         Path(out).write_text(result["text"], encoding="utf-8")
-        click.echo(f"{result['count']} payload(s) written to {out}", err=True)
+        click.echo(f"{result['count']} {'update' if owed else 'payload'}(s) written to {out}", err=True)
     else:
         say(result["text"])
 
