@@ -1023,6 +1023,9 @@ def exception_list(obj: Context, engagement: str, status: str | None, fmt: str |
     is_flag=True,
     help="One ticket per owner team per sprint or quarter for the bands the policy batches (docs/policy.md).",
 )
+@click.option(
+    "--updates", "owed", is_flag=True, help="The updates owed to linked tickets (severity, due date) instead."
+)
 @actor_option
 @click.pass_obj
 def payload_cmd(
@@ -1033,15 +1036,23 @@ def payload_cmd(
     fmt: str,
     out: str | None,
     batch: bool,
+    owed: bool,
     actor: str,
 ) -> None:
-    """Ticket payloads for findings routed to a ticket with an owner (a person imports them)."""
-    from handoffkit.tickets import batches, payload
+    """Ticket payloads for findings routed to a ticket with an owner (a person imports them); with --batch,
+    one ticket per owner team per batch for the bands the policy batches; with --updates, the updates owed
+    to their tickets since the handoff (docs/operations.md)."""
+    from handoffkit.tickets import batches, payload, updates
 
-    if batch and finding_ids:
-        raise click.UsageError("--batch takes every finding due a batch; it cannot be combined with --finding")
+    if batch and owed:
+        raise click.UsageError("--batch and --updates are two different handoffs: give one")
+    if (batch or owed) and finding_ids:
+        what = "--batch takes every finding due a batch" if batch else "--updates lists every update owed"
+        raise click.UsageError(f"{what}; it cannot be combined with --finding")
     if batch:
         result = batches.issue(obj.store, engagement, target=target, actor=require_actor(actor), fmt=fmt)
+    elif owed:
+        result = updates.issue(obj.store, engagement, target=target, actor=require_actor(actor), fmt=fmt)
     else:
         result = payload.issue(
             obj.store,
@@ -1055,7 +1066,8 @@ def payload_cmd(
         click.echo("nothing to batch: every finding of a batching band is in an open batch", err=True)
     if out:
         Path(out).write_text(result["text"], encoding="utf-8")
-        click.echo(f"{result['count']} {'batch ' * batch}payload(s) written to {out}", err=True)
+        kind = "batch payload" if batch else "update" if owed else "payload"
+        click.echo(f"{result['count']} {kind}(s) written to {out}", err=True)
     else:
         say(result["text"])
 

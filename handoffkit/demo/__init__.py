@@ -5,7 +5,10 @@ and real ticket exports (Jira CSV, GitHub REST, ServiceNow Table API), and feeds
 library functions the CLI calls, on a simulated clock — so every event in its activity log is one the
 product itself wrote. The programme exhibits the six drift patterns the product exists to catch:
 
-1. severity renegotiated inside the ticket (priority lowered in Jira) — ``severity_drift``;
+1. severity renegotiated inside the ticket (priority lowered in Jira) — ``severity_drift``; and a finding
+   re-scored after its ticket exists: the same month the analyst hands the update over
+   (``payload --updates``) and engineering applies it, but the last month's are still owed at the end,
+   so they show as drift too;
 2. evidence copied into the ticket instead of linked — ``evidence_copied``;
 3. closure in the ticket never reconciled (ticket Done, finding never verified) — ``closure_misses``;
 4. indiscriminate routing (tickets raised for informational findings) — ``tickets_outside_policy``;
@@ -45,7 +48,7 @@ from handoffkit.errors import RefusedError
 from handoffkit.ingest import kev, pipeline
 from handoffkit.record import engagements, findings, ids, policy, schema
 from handoffkit.record.store import Clock, Store
-from handoffkit.tickets import batches, links, payload, snapshots
+from handoffkit.tickets import batches, links, payload, snapshots, updates
 from handoffkit.workflow import calibration, decisions, escalation, exceptions, routing, triage, verification
 
 START = date(2025, 10, 1)
@@ -109,6 +112,8 @@ SCORES = {"critical": 9.8, "high": 8.1, "medium": 5.4, "low": 2.2, "info": 0.0}
 # the ticket systems show the demo policy's priorities, which are the defaults
 PRIORITY = policy.DEFAULT_PRIORITIES
 PRIORITY_BAND = {system: {shown: band for band, shown in table.items()} for system, table in PRIORITY.items()}
+RECALIBRATION_MONTHS = (3, 9, 11)
+"""Months in which ticketed findings are re-scored (the last one's updates are left owed)."""
 LOWER = {"critical": "medium", "high": "low", "medium": "low", "low": "info", "info": "info"}
 
 
@@ -199,6 +204,7 @@ class Programme:
         self.batch_keys: dict[str, str] = {}
         self.pending_batches: list[dict[str, Any]] = []
         self.unraised: set[str] = set()
+        self.recalibrated: set[str] = set()
         self.verified: set[str] = set()
         self.never_verified: set[str] = set()
         self.counters = {"jira": 100, "github": 0, "servicenow": 10_000}
@@ -323,6 +329,7 @@ class Programme:
             self._triage(month)
             self.at(month, 4)
             self._calibrate(month)
+            self._recalibrate(month)
             self.at(month, 5)
             self._exceptions(month)
             self.at(month, 6)
@@ -330,6 +337,7 @@ class Programme:
             self.at(month, 7)
             self._payloads()
             self._batches(month)
+            self._hand_over_updates(month)
             self.at(month, 10)
             self._tickets(month)
             self.at(month, 12)
@@ -610,6 +618,61 @@ class Programme:
                     reason="compensating WAF rule in front of the service",
                     actor=self.analyst(),
                 )
+
+    def _recalibrate(self, month: int) -> None:
+        """Findings re-scored after their ticket exists (an exploit published, a compensating control): the
+        ticket is owed the new severity and due date — handed over the same month, except in the last
+        month, where they are still owed at the end (and show as severity drift until handed over)."""
+        if month not in RECALIBRATION_MONTHS:
+            return
+        spec_of = {s.finding_id: s for s in self.specs if s.finding_id}
+        with self.store.read() as conn:
+            df = findings.frame(conn, self.engagement, ["finding_id", "state", "disposition", "severity"])
+        candidates = [
+            r
+            for r in df[(df["state"] == "routed") & (df["disposition"] == "ticket")].itertuples()
+            if r.severity in ("critical", "high")
+            and r.finding_id in spec_of
+            and self._stable(spec_of[r.finding_id])
+            and r.finding_id not in self.planted["severity_drift"]
+            and r.finding_id not in self.recalibrated
+            and self.by_finding.get(r.finding_id)
+            and all(
+                self.tickets[k].with_ids and self.tickets[k].category != "done" for k in self.by_finding[r.finding_id]
+            )
+        ]
+        # chosen by number, not by the seeded generator (the rest of the programme plays as before): as
+        # many re-scored up (high → critical) as down (critical → high)
+        ordered = sorted(candidates, key=lambda r: ids.number(r.finding_id))
+        half = max(1, self.size // 1000)
+        chosen = [r for r in ordered if r.severity == "high"][:half] + [r for r in ordered if r.severity == "critical"][
+            :half
+        ]
+        for i, r in enumerate(sorted(chosen, key=lambda r: ids.number(r.finding_id))):
+            up = r.severity == "high"
+            calibration.calibrate(
+                self.store,
+                r.finding_id,
+                severity="critical" if up else "high",
+                reason="exploit published for the exposed service" if up else "compensating WAF rule deployed",
+                actor=ANALYSTS[(month + i) % len(ANALYSTS)],
+            )
+            self.recalibrated.add(r.finding_id)
+            if month == MONTHS - 1:
+                self.planted["severity_drift"].add(r.finding_id)
+
+    def _hand_over_updates(self, month: int) -> None:
+        """The analyst hands the owed ticket updates over (``payload --updates``) and engineering applies
+        them before the next export; the last month's are left owed."""
+        if month == MONTHS - 1:
+            return
+        stamp = self.store.now().strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+        for target in ("jira", "github", "servicenow"):
+            result = updates.issue(self.store, self.engagement, target=target, actor=ANALYSTS[month % len(ANALYSTS)])
+            for line in result["lines"]:
+                t = self.tickets.get(line["ticket_key"])
+                if t is not None and line["field"] == "severity":
+                    t.priority, t.updated = PRIORITY[target][line["record"]], stamp
 
     def _exceptions(self, month: int) -> None:
         if month not in (2, 5, 8):

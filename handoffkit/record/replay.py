@@ -50,6 +50,7 @@ NON_STATE_TYPES = (
     "routing_run",
     "payload_issued",
     "batch_issued",
+    "ticket_update_issued",
     "finding_escalated",
     "escalation_run",
 )

@@ -81,6 +81,7 @@ RULES: tuple[Rule, ...] = (
             "ticket_created",
             "ticket_found",
             "ticket_updated",
+            "ticket_update_issued",
             "ticket_adopted",
         ),
         (_VULN, ("CC7.2", "CC8.1"), ("6.3.3",), ("SI-2", "CM-3")),

@@ -52,6 +52,7 @@ DETAIL_KEYS = {
     "payload_issued": "target",
     "batch_issued": "batch_id",
     "finding_batched": "target",
+    "ticket_update_issued": "field",
     "policy_versioned": "version",
 }
 

@@ -9,7 +9,8 @@ charts as a few hundred rows:
 2. :func:`ticket_mapping` — linked open findings, routing misses, closure-verification misses,
    orphan tickets, severity drift (and :func:`mapping_trend` over reconciliation runs);
 3. :func:`severity_calibration` — every calibration with who / when / from / to / why, and
-   :func:`calibration_trend` (downward drift per period);
+   :func:`calibration_trend` (downward drift per period); :func:`ticket_updates` — the updates the
+   tickets are owed since the record moved, and those handed over;
 4. :func:`closure_verification` — verified closures by evidence kind vs ticket closures observed,
    per period (MTTR and reopen rate in :mod:`handoffkit.report.metrics`);
 5. :func:`activity` — events per type and outcome with their control mapping (the CSV itself is
@@ -35,6 +36,7 @@ from handoffkit.record import _memo, engagements, frames, ids, replay, schema
 from handoffkit.record.model import CLOSED_STATES, HOLDS
 from handoffkit.record.store import Store, sqlite_file
 from handoffkit.report import controls, log_export, metrics
+from handoffkit.tickets import updates
 from handoffkit.workflow import sla
 
 EV, F = schema.events, schema.findings
@@ -613,6 +615,49 @@ def calibration_trend(
             conn, engagement, [EV.c.type == "severity_calibrated", *replay.window(start, end, when)], [key, direction]
         )
     return _ordered(_period_frame(df, period), "direction", ("down", "up", "same"))
+
+
+UPDATES_OWED_COLUMNS = ["finding_id", "ticket_key", "system", "field", "handed_over", "record", "cause", "seq"]
+UPDATES_ISSUED_COLUMNS = ["occurred_at", "finding_id", "ticket_key", "system", "field", "old", "new", "cause", "via"]
+
+
+def ticket_updates(
+    store: Store,
+    engagement: str,
+    *,
+    handed_over: bool = False,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    as_of: datetime | date | str | None = None,
+) -> pd.DataFrame:
+    """The ticket updates owed as of ``as_of`` (the record moved after the handoff: a recalibration, a due
+    date, a KEV match; :mod:`handoffkit.tickets.updates`), or with ``handed_over`` those handed over in the
+    window (``payload --updates`` or ``push``).
+
+    Returns:
+        Columns :data:`UPDATES_OWED_COLUMNS` (``seq``: the event that moved the record), or
+        :data:`UPDATES_ISSUED_COLUMNS`.
+    """
+    when = _when(store, as_of)
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        if not handed_over:
+            owed = updates.owed(conn, engagement, as_of=when).rename(columns={"cause_seq": "seq"})
+            return owed[UPDATES_OWED_COLUMNS]
+        done = updates.handed_over(conn, engagement, when)
+    day = done["occurred_at"].str.slice(0, 10)
+    keep = (day >= (replay.day_start(start) or "")) & (day <= (str(end) if end else "9999"))
+    return done.loc[keep, UPDATES_ISSUED_COLUMNS].reset_index(drop=True)
+
+
+def ticket_updates_summary(
+    store: Store, engagement: str, *, as_of: datetime | date | str | None = None
+) -> pd.DataFrame:
+    """Per ticket system and field: updates ``owed`` as of ``as_of`` and ``handed_over`` up to it."""
+    when = _when(store, as_of)
+    with store.read() as conn:
+        engagements.get(conn, engagement)
+        return updates.summary(conn, engagement, when)
 
 
 # --------------------------------------------------------------------------------------- 4 closure

@@ -8,10 +8,13 @@ already linked to a ticket on the target:
   prints), with a ``kev`` label (ServiceNow: ``u_kev``) for a KEV-listed finding;
 - ``link`` — no linked ticket, but a search finds the id on one (a ticket made by hand, or by a push
   stopped between the system's answer and the record's commit): it is linked, never created again;
-- ``update`` — the finding's calibrated severity, SLA due date or KEV status differ from what the last
-  push sent: only those fields are sent, never status or assignee (engineering owns them);
-- ``adopt`` — a linked ticket no push has sent anything to yet: what the record holds now becomes the
-  baseline later updates are compared with (nothing is sent).
+- ``update`` — the ticket is owed a calibrated severity or SLA due date (:mod:`handoffkit.tickets.updates`:
+  the record differs from what was last handed over, by a push, a payload or an update issued), or its
+  KEV status differs from what the last push sent: only those fields are sent, never status or
+  assignee (engineering owns them); each severity / due-date line is logged ``ticket_update_issued``
+  (``via: push``) as ``handoffkit payload --updates`` logs it;
+- ``adopt`` — a linked ticket no push has sent anything to yet and owed nothing: what the record holds
+  now becomes the baseline later KEV changes are compared with (nothing is sent).
 
 A dry run (the default) searches but writes nothing, there or here. ``apply`` does each step and
 commits it at once with its events — ``ticket_created`` / ``ticket_found`` / ``ticket_updated`` /
@@ -36,11 +39,10 @@ from handoffkit.record.log import Event, append, log_event
 from handoffkit.record.model import OPEN_STATES
 from handoffkit.record.people import require_actor
 from handoffkit.record.store import Store
-from handoffkit.tickets import links, payload, trackers
+from handoffkit.tickets import links, payload, trackers, updates
 from handoffkit.tickets.connection import Client, Settings, open_client
 
 PUSH_EVENTS = ("ticket_created", "ticket_found", "ticket_updated", "ticket_adopted")
-TRACKED = ("severity", "due_date", "kev")
 
 
 @dataclass
@@ -79,12 +81,14 @@ def push(
         routed = payload.eligible(conn, engagement, None)
         linked = _linked(conn, engagement, target)
         pushed = _pushed(conn, engagement, target)
+        owed_lines = updates.owed(conn, engagement, target)
+        owed = updates.changes_by_ticket(owed_lines)
         rendered = _rendered(conn, engagement, policy, target, [r for r in routed if r["finding_id"] not in linked])
     own = client is None
     steps: list[Step] = []
     try:
         client = client or open_client(target, settings)
-        steps += [_compare(row, pushed) for row in linked.values()]
+        steps += [_compare(row, pushed, owed) for row in linked.values()]
         for row in routed:
             if row["finding_id"] in linked:
                 continue
@@ -96,7 +100,7 @@ def push(
         if apply:
             for step in steps:
                 if step.action in ("update", "adopt"):
-                    _do(store, client, policy, target, actor, step, linked[step.finding_id], [], None)
+                    _do(store, client, policy, target, actor, step, linked[step.finding_id], [], None, owed_lines)
     except HandoffkitError as exc:
         if apply:
             reason = client.scrub(str(exc)) if client is not None else str(exc)
@@ -136,14 +140,23 @@ def _state(row: dict[str, Any]) -> dict[str, Any]:
     return {"severity": row["severity"], "due_date": due.isoformat() if due else None, "kev": bool(row["kev"])}
 
 
-def _compare(row: dict[str, Any], pushed: dict[tuple[str, str], dict[str, Any]]) -> Step:
+def _compare(
+    row: dict[str, Any],
+    pushed: dict[tuple[str, str], dict[str, Any]],
+    owed: dict[tuple[str, str], dict[str, list[Any]]],
+) -> Step:
+    """Severity and due date: what the ticket is owed (see :mod:`handoffkit.tickets.updates`); KEV: what
+    the last push sent."""
     key = row["ticket_key"]
     before = pushed.get((row["finding_id"], key))
-    if before is None:
+    changes = dict(owed.get((row["finding_id"], key), {}))
+    if before is None and not changes:
         return Step(row["finding_id"], "adopt", key)
-    now = _state(row)
-    changes = {k: [before.get(k), now[k]] for k in TRACKED if before.get(k) != now[k]}
-    return Step(row["finding_id"], "update" if changes else "up_to_date", key, changes, before.get("remote_id"))
+    kev = bool(row["kev"])
+    if before is not None and before.get("kev") != kev:
+        changes["kev"] = [before.get("kev"), kev]
+    remote_id = before.get("remote_id") if before else None
+    return Step(row["finding_id"], "update" if changes else "up_to_date", key, changes, remote_id)
 
 
 def _do(
@@ -156,6 +169,7 @@ def _do(
     row: dict[str, Any],
     found: list[trackers.Remote],
     body: dict[str, Any] | None,
+    owed_lines: Any = None,
 ) -> None:
     """One step: the request first, then its record in one transaction (so a crash between the two
     leaves a ticket a later search finds, never a link to nothing)."""
@@ -184,6 +198,15 @@ def _do(
             links.add(conn, store, row, target, step.ticket_key, origin="push", actor=actor,
                       note=f"{step.action} by push")
         ]  # fmt: skip
+        if step.action == "update":
+            mine = owed_lines[
+                owed_lines["finding_id"].eq(row["finding_id"]) & owed_lines["ticket_key"].eq(step.ticket_key)
+            ]
+            sent = {k: v for k, v in step.changes.items() if k in updates.FIELDS}
+            doc = {(row["finding_id"], step.ticket_key): updates.for_target(policy, target, row["finding_id"],
+                                                                            step.ticket_key, sent)}  # fmt: skip
+            new += updates.events_for(mine, doc, actor=actor, engagement=row["engagement"], via="push",
+                                      finding_rows={row["finding_id"]: row})  # fmt: skip
         new.append(
             Event(type=type_[step.action], actor=actor, engagement=row["engagement"], finding_id=row["finding_id"],
                   ticket_key=step.ticket_key, state=row["state"], disposition=row["disposition"],

@@ -2,8 +2,9 @@
 
 The small programme (March 2026) is reported as of 25 March; then every kind of write the CLI offers
 happens later — a changed policy and owners map, scans, the KEV catalog, triage, calibration, routing,
-exceptions, payloads, ticket exports, links, a verification, reconciliations (one of them retrospective,
-as of the same instant), checks, log verification and export, another report — and the pack is rendered
+exceptions, payloads, ticket exports, links, ticket updates handed over, a verification, reconciliations
+(one of them retrospective, as of the same instant), checks, log verification and export, another
+report — and the pack is rendered
 again as of the same instant. Its CSV and data-quality results are the same bytes, and every page reads
 the same. Only ``manifest.json``'s ``rendering`` block and the executed notebooks may differ.
 """
@@ -86,6 +87,9 @@ def later_writes(url: str, work: Path) -> None:
     cli_ok(url, "ingest", "tickets", str(work / "jira.csv"), "--system", "jira", "-e", "ACME", *actor)
     cli_ok(url, "link", "HK-2", "SEC-77", "--system", "jira", *actor)
     cli_ok(url, "unlink", "HK-2", "SEC-77", "--system", "jira", *actor)
+    cli_ok(url, "calibrate", "HK-3", "--severity", "high", "--reason", "exploit published", *actor)
+    cli_ok(url, "route", "-e", "ACME", *actor)
+    assert "SEC-2" in cli_ok(url, "payload", "-e", "ACME", "--updates", "--target", "jira", "--format", "md", *actor)
     cli_ok(url, "verify", "HK-3", "--kind", "retest", "--evidence", "run:retest-3 fixed", *actor)
     cli_ok(url, "reconcile", "-e", "ACME", *actor)
     cli_ok(url, "reconcile", "-e", "ACME", "--as-of", AS_OF, *actor)

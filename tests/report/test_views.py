@@ -232,3 +232,20 @@ def test_a_quiet_week_is_a_zero_not_a_missing_bar(demo_store: Store) -> None:
     gaps = pd.to_datetime(pd.Series(weeks)).diff().dropna()
     assert (gaps == pd.Timedelta(days=7)).all()  # every week present
     assert len(weekly) == len(weeks) * len(views.OUTCOMES)  # every outcome in every week, zero included
+
+
+def test_ticket_updates_handed_over_after_an_instant_are_still_owed_as_of_it(demo_store: Store) -> None:
+    """The demo hands July's re-scorings over on 7 July: as of the 6th they are owed, none handed over in
+    July; as of the end of the period they are handed over and no longer owed (the last month's are)."""
+    july = views.ticket_updates(demo_store, "DEMO", handed_over=True, start=START, end=END, as_of=AS_OF)
+    assert len(july) and set(july["occurred_at"].str.slice(0, 10)) == {"2026-07-07"}
+    assert set(july["cause"]) == {"recalibration"} and set(july["via"]) == {"payload"}
+    before = views.ticket_updates(demo_store, "DEMO", as_of="2026-07-06")
+    key = ["finding_id", "ticket_key", "field"]
+    handed = set(july[key].itertuples(index=False, name=None))
+    assert handed <= set(before[key].itertuples(index=False, name=None))
+    assert views.ticket_updates(demo_store, "DEMO", handed_over=True, start=START, as_of="2026-07-06").empty
+    after = views.ticket_updates(demo_store, "DEMO", as_of=AS_OF)
+    assert len(after) and not handed & set(after[key].itertuples(index=False, name=None))
+    summary = views.ticket_updates_summary(demo_store, "DEMO", as_of=AS_OF)
+    assert summary["owed"].sum() == len(after)
