@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from handoffkit import reconcile
 from handoffkit.cli import cli
 from handoffkit.errors import ConfigError, RefusedError
-from handoffkit.record import findings, policy
+from handoffkit.record import findings, log, policy
 from handoffkit.tickets import batches, payload
 from handoffkit.tickets.detect import parse_export
 from handoffkit.tickets.finding_ids import extract_finding_ids
@@ -297,6 +297,12 @@ def test_payload_batch_cli_and_its_rerun(store, banded, tmp_path):
     assert again.exit_code == 0 and "nothing to batch" in again.output
     both = CliRunner().invoke(cli, [*args, "--finding", banded["medium"][0]])
     assert both.exit_code == 2 and "cannot be combined with --finding" in both.output
+    with store.read() as conn:
+        before = log.head(conn)
+    two = CliRunner().invoke(cli, [*args, "--updates"])
+    assert two.exit_code == 2 and "--batch and --updates are two different handoffs" in two.output
+    with store.read() as conn:
+        assert log.head(conn) == before  # a usage error writes nothing
 
 
 def test_a_per_finding_payload_for_a_batch_band_is_still_refused(store, banded):
