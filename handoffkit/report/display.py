@@ -31,6 +31,8 @@ import pandas as pd
 import vl_convert
 from IPython.display import HTML, SVG
 
+from handoffkit.tickets import batches
+
 #: Charts draw aggregates; more rows than this means the notebook forgot to aggregate.
 MAX_CHART_ROWS = 5_000
 
@@ -163,7 +165,7 @@ LABELS = {
 IDENTIFIERS = frozenset({"seq", "number", "#"})
 _ACRONYMS = {"id": "ID", "ids": "IDs", "sla": "SLA", "kev": "KEV", "mttr": "MTTR", "cvss": "CVSS", "pct": "%"}
 #: A cell that is one token (an id, a date, an instant, a number, a key): it must never wrap.
-_TOKEN = re.compile(r"^[^\s]{1,24}$")
+_TOKEN = re.compile(rf"^(?:[^\s]{{1,24}}|{batches.PATTERN})$")  # a batch id runs to GitHub's 50-character label
 #: An ISO 8601 instant as the record writes it (``2026-09-30T23:59:59.999999Z`` or with an offset).
 _INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$")
 

@@ -200,3 +200,11 @@ def test_table_markup_depends_on_the_values_not_the_dtype() -> None:
     frame = pd.DataFrame({"count": [3, 1_200], "band": ["high", "low"]})
     assert display.table(frame).data == display.table(frame.astype(object)).data
     assert '<td class="hk-nowrap hk-num">1,200</td>' in display.table(frame.astype(object)).data
+
+
+def test_a_batch_id_never_wraps_but_other_long_text_may() -> None:
+    # A batch id runs past the short-token rule (up to GitHub's 50-character label); it is an id all the same.
+    assert "hk-nowrap" in display._cell("batch-medium-2026-06-29-infrastructure", False, False)
+    assert "hk-nowrap" in display._cell("batch-low-2026-Q3-data", False, False)
+    assert "hk-nowrap" not in display._cell("https://example.test/a/very/long/path/to/something", False, False)
+    assert "hk-nowrap" not in display._cell("batch-medium-2026-06-29 infrastructure team", False, False)
