@@ -1391,7 +1391,8 @@ def report_portfolio(obj: Context, as_of: str | None, out_dir: str | None, actor
     if obj.out_format(fmt) == "json":
         say(emit(result.as_dict(), "json"))
         return
-    say(f"{result.page} (the portfolio as of {result.as_of}: {len(result.engagements)} engagements)")
+    count = len(result.engagements)
+    say(f"{result.page} (the portfolio as of {result.as_of}: {count} engagement{'s' * (count != 1)})")
     say(str(result.csv))
     say(f"{result.manifest} (sha256 {result.manifest_sha256}; log head seq {result.chain_head['seq']})")
 
