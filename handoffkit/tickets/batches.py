@@ -294,9 +294,7 @@ def _text(b: dict[str, Any], markdown: bool = False) -> str:
 
 
 def _labels(b: dict[str, Any], policy: Policy, target: str) -> list[str]:
-    severity = (
-        policy.ticket_payload.priority_for("github", b["band"]) if target == "github" else f"severity-{b['band']}"
-    )
+    severity = payload.severity_label(policy, target, b["band"])
     return [b["batch_id"], "handoffkit", severity, *(m["finding_id"] for m in b["findings"])]
 
 
@@ -305,29 +303,26 @@ def for_target(b: dict[str, Any], policy: Policy, target: str) -> dict[str, Any]
     tp = policy.ticket_payload
     ids = ", ".join(m["finding_id"] for m in b["findings"])
     if target == "jira":
-        fields: dict[str, Any] = {
-            "project": {"key": tp.jira_project},
-            "issuetype": {"name": tp.jira_issue_type},
-            "summary": _summary(b),
-            "description": _text(b),
-            "priority": {"name": tp.priority_for("jira", b["band"])},
-            "labels": _labels(b, policy, target),
-            "duedate": b["due_date"],
-            "components": [{"name": b["owner"]["team"]}],
-        }
-        if tp.jira_finding_field_id:
-            fields[tp.jira_finding_field_id] = ids
+        fields = payload.jira_fields(
+            policy,
+            summary=_summary(b),
+            description=_text(b),
+            band=b["band"],
+            labels=_labels(b, policy, target),
+            due_date=b["due_date"],
+            team=b["owner"]["team"],
+            finding_ids=ids,
+        )
         return {"fields": fields}
     if target == "servicenow":
-        rank = str(min(SEVERITIES.index(b["band"]) + 1, 3))
         return {
             "short_description": _summary(b),
             "description": _text(b),
             "u_finding_id": ids,
             "u_batch_id": b["batch_id"],
             "priority": tp.priority_for("servicenow", b["band"]),
-            "impact": rank,
-            "urgency": rank,
+            "impact": payload.impact(b["band"]),
+            "urgency": payload.impact(b["band"]),
             "due_date": b["due_date"],
             "assignment_group": b["owner"]["team"],
         }

@@ -139,42 +139,73 @@ def _text(p: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def severity_label(policy: Policy, target: str, band: str) -> str:
+    """The label a ticket carries for its band: GitHub's priority label, elsewhere ``severity-<band>``
+    (per-finding, batch and update payloads all use this one)."""
+    return policy.ticket_payload.priority_for("github", band) if target == "github" else f"severity-{band}"
+
+
+def impact(band: str) -> str:
+    """ServiceNow's impact and urgency for a band: 1 for critical, 2 for high, 3 below."""
+    return str(min(SEVERITIES.index(band) + 1, 3))
+
+
+def jira_fields(
+    policy: Policy,
+    *,
+    summary: str,
+    description: str,
+    band: str,
+    labels: list[str],
+    due_date: str | None,
+    team: str,
+    finding_ids: str,
+) -> dict[str, Any]:
+    """A Jira issue's ``fields`` for an import (one finding's ticket, or a batch's listing several ids)."""
+    tp = policy.ticket_payload
+    fields: dict[str, Any] = {
+        "project": {"key": tp.jira_project},
+        "issuetype": {"name": tp.jira_issue_type},
+        "summary": summary,
+        "description": description,
+        "priority": {"name": tp.priority_for("jira", band)},
+        "labels": labels,
+        "duedate": due_date,
+        "components": [{"name": team}],
+    }
+    if tp.jira_finding_field_id:
+        fields[tp.jira_finding_field_id] = finding_ids
+    return fields
+
+
 def _labels(p: dict[str, Any], policy: Policy, target: str) -> list[str]:
-    severity_label = (
-        policy.ticket_payload.priority_for("github", p["severity"])
-        if target == "github"
-        else f"severity-{p['severity']}"
-    )
-    return [p["finding_id"], "handoffkit", severity_label]
+    return [p["finding_id"], "handoffkit", severity_label(policy, target, p["severity"])]
 
 
 def for_target(p: dict[str, Any], policy: Policy, target: str) -> dict[str, Any]:
     """Render a neutral payload for one ticket system's import."""
     tp = policy.ticket_payload
     if target == "jira":
-        fields: dict[str, Any] = {
-            "project": {"key": tp.jira_project},
-            "issuetype": {"name": tp.jira_issue_type},
-            "summary": _summary(p),
-            "description": _text(p),
-            "priority": {"name": tp.priority_for("jira", p["severity"])},
-            "labels": _labels(p, policy, target),
-            "duedate": p.get("due_date"),
-            "components": [{"name": p["owner"]["team"]}],
-        }
-        if tp.jira_finding_field_id:
-            fields[tp.jira_finding_field_id] = p["finding_id"]
+        fields = jira_fields(
+            policy,
+            summary=_summary(p),
+            description=_text(p),
+            band=p["severity"],
+            labels=_labels(p, policy, target),
+            due_date=p.get("due_date"),
+            team=p["owner"]["team"],
+            finding_ids=p["finding_id"],
+        )
         return {"fields": fields}
     if target == "servicenow":
-        rank = SEVERITIES.index(p["severity"])
         return {
             "short_description": _summary(p),
             "description": _text(p),
             "u_finding_id": p["finding_id"],
             "u_permalink": p["permalink"],
             "priority": tp.priority_for("servicenow", p["severity"]),
-            "impact": str(min(rank + 1, 3)),
-            "urgency": str(min(rank + 1, 3)),
+            "impact": impact(p["severity"]),
+            "urgency": impact(p["severity"]),
             "due_date": p.get("due_date"),
             "assignment_group": p["owner"]["team"],
             "cmdb_ci": p["asset"],

@@ -30,6 +30,7 @@ from handoffkit.errors import ConfigError, RemoteError
 from handoffkit.record.inputs import load_json
 from handoffkit.record.policy import Policy
 from handoffkit.tickets.connection import Client
+from handoffkit.tickets.payload import severity_label
 
 JIRA_FIELDS = ("summary", "status", "priority", "assignee", "labels", "description", "created", "updated", "resolution")
 SERVICENOW_FIELDS = (
@@ -232,7 +233,7 @@ def update(client: Client, policy: Policy, remote: Remote, changes: dict[str, tu
         if "severity" in changes:
             old, new = changes["severity"]
             fields["priority"] = {"name": tp.priority_for("jira", new)}
-            labels += [{"remove": f"severity-{old}"}, {"add": f"severity-{new}"}]
+            labels += [{"remove": severity_label(policy, "jira", old)}, {"add": severity_label(policy, "jira", new)}]
         if "due_date" in changes:
             fields["duedate"] = changes["due_date"][1]
         if "kev" in changes:
@@ -244,8 +245,8 @@ def update(client: Client, policy: Policy, remote: Remote, changes: dict[str, tu
         add, drop = [], []
         if "severity" in changes:
             old, new = changes["severity"]
-            add.append(tp.priority_for("github", new))
-            drop.append(tp.priority_for("github", old))
+            add.append(severity_label(policy, "github", new))
+            drop.append(severity_label(policy, "github", old))
         if "kev" in changes:
             (add if changes["kev"][1] else drop).append(KEV_LABEL)
         if add:

@@ -38,11 +38,11 @@ from handoffkit.record.canonical import canonical_json
 from handoffkit.record.csvsafe import to_csv
 from handoffkit.record.frames import frame
 from handoffkit.record.log import Event, append, mutation
-from handoffkit.record.model import CLOSED_STATES, SEVERITIES
+from handoffkit.record.model import CLOSED_STATES
 from handoffkit.record.people import require_actor
 from handoffkit.record.policy import Policy
 from handoffkit.record.store import Store
-from handoffkit.tickets.payload import FORMATS, TARGETS
+from handoffkit.tickets.payload import FORMATS, TARGETS, impact, severity_label
 
 EV, L, T = schema.events.c, schema.links.c, schema.tickets.c
 FIELDS = ("severity", "due_date")
@@ -325,7 +325,8 @@ def for_target(policy: Policy, system: str, finding_id: str, key: str, changes: 
         if "severity" in changes:
             old, new = changes["severity"]
             fields["priority"] = {"name": tp.priority_for("jira", new)}
-            update["labels"] = [*([{"remove": f"severity-{old}"}] if old else []), {"add": f"severity-{new}"}]
+            removed = [{"remove": severity_label(policy, "jira", old)}] if old else []
+            update["labels"] = [*removed, {"add": severity_label(policy, "jira", new)}]
         if "due_date" in changes:
             fields["duedate"] = changes["due_date"][1]
         return {"key": key, "finding_id": finding_id, "fields": fields, **({"update": update} if update else {})}
@@ -333,7 +334,7 @@ def for_target(policy: Policy, system: str, finding_id: str, key: str, changes: 
         body: dict[str, Any] = {"number": key, "u_finding_id": finding_id}
         if "severity" in changes:
             body["priority"] = tp.priority_for("servicenow", changes["severity"][1])
-            rank = str(min(SEVERITIES.index(changes["severity"][1]) + 1, 3))
+            rank = impact(changes["severity"][1])
             body |= {"impact": rank, "urgency": rank}
         if "due_date" in changes:
             body["due_date"] = changes["due_date"][1]
@@ -342,9 +343,9 @@ def for_target(policy: Policy, system: str, finding_id: str, key: str, changes: 
     doc: dict[str, Any] = {"issue": key, "finding_id": finding_id}
     if "severity" in changes:
         old, new = changes["severity"]
-        labels["add"].append(tp.priority_for("github", new))
+        labels["add"].append(severity_label(policy, "github", new))
         if old:
-            labels["remove"].append(tp.priority_for("github", old))
+            labels["remove"].append(severity_label(policy, "github", old))
         doc["labels"] = labels
     if "due_date" in changes:
         old, new = changes["due_date"]
