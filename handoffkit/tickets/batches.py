@@ -31,8 +31,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
-from handoffkit.errors import RefusedError
-from handoffkit.record import engagements, findings, schema
+from handoffkit.record import findings, schema
 from handoffkit.record.canonical import canonical_json
 from handoffkit.record.csvsafe import rows_to_csv, to_csv
 from handoffkit.record.log import Event, append, mutation
@@ -138,12 +137,7 @@ def issue(
     actor = require_actor(actor)
     template = Event(type="batch_issued", actor=actor, engagement=engagement, data={"target": target, "format": fmt})
     with mutation(store, template) as conn:
-        if target not in payload.TARGETS:
-            raise RefusedError(f"--target {target!r}: expected one of {', '.join(payload.TARGETS)}")
-        if fmt not in payload.FORMATS:
-            raise RefusedError(f"--format {fmt!r}: expected one of {', '.join(payload.FORMATS)}")
-        engagements.get(conn, engagement)
-        policy = engagements.policy(conn, engagement)
+        policy = payload.handoff_policy(conn, engagement, target, fmt)
         day = today or store.now().date()
         todo = plan(findings.frame(conn, engagement, _COLUMNS), policy, day)
         if todo.empty:

@@ -255,6 +255,17 @@ def markdown(payloads: list[dict[str, Any]], policy: Policy, target: str) -> str
     return "\n".join(parts)
 
 
+def handoff_policy(conn, engagement: str, target: str, fmt: str) -> Policy:
+    """The engagement's policy for a handoff to ``target`` in ``fmt``, once both are known (per-finding,
+    batch and update payloads open the same way, inside their logged transaction)."""
+    if target not in TARGETS:
+        raise RefusedError(f"--target {target!r}: expected one of {', '.join(TARGETS)}")
+    if fmt not in FORMATS:
+        raise RefusedError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    engagements.get(conn, engagement)
+    return engagements.policy(conn, engagement)
+
+
 def issue(
     store: Store,
     engagement: str,
@@ -273,12 +284,7 @@ def issue(
         data={"target": target, "format": fmt, "findings": list(finding_ids or [])},
     )
     with mutation(store, template) as conn:
-        if target not in TARGETS:
-            raise RefusedError(f"--target {target!r}: expected one of {', '.join(TARGETS)}")
-        if fmt not in FORMATS:
-            raise RefusedError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-        engagements.get(conn, engagement)
-        policy = engagements.policy(conn, engagement)
+        policy = handoff_policy(conn, engagement, target, fmt)
         rows = eligible(conn, engagement, finding_ids)
         checker = validator_for(json_schema(policy, engagement))
         evidence = evidence_sha(conn, [r["finding_id"] for r in rows])

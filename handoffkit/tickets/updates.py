@@ -32,8 +32,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import String, func, literal, select
 
-from handoffkit.errors import RefusedError
-from handoffkit.record import engagements, ids, replay, schema
+from handoffkit.record import ids, replay, schema
 from handoffkit.record.canonical import canonical_json
 from handoffkit.record.csvsafe import to_csv
 from handoffkit.record.frames import frame
@@ -42,7 +41,7 @@ from handoffkit.record.model import CLOSED_STATES
 from handoffkit.record.people import require_actor
 from handoffkit.record.policy import Policy
 from handoffkit.record.store import Store
-from handoffkit.tickets.payload import FORMATS, TARGETS, impact, severity_label
+from handoffkit.tickets.payload import handoff_policy, impact, severity_label
 
 EV, L, T = schema.events.c, schema.links.c, schema.tickets.c
 FIELDS = ("severity", "due_date")
@@ -395,12 +394,7 @@ def issue(store: Store, engagement: str, *, target: str, actor: str, fmt: str = 
     actor = require_actor(actor)
     template = Event(type=ISSUED, actor=actor, engagement=engagement, data={"target": target, "format": fmt})
     with mutation(store, template) as conn:
-        if target not in TARGETS:
-            raise RefusedError(f"--target {target!r}: expected one of {', '.join(TARGETS)}")
-        if fmt not in FORMATS:
-            raise RefusedError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-        engagements.get(conn, engagement)
-        policy = engagements.policy(conn, engagement)
+        policy = handoff_policy(conn, engagement, target, fmt)
         lines = owed(conn, engagement, target)
         changes = changes_by_ticket(lines)
         rendered = {k: for_target(policy, target, k[0], k[1], c) for k, c in changes.items()}
