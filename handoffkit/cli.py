@@ -7,6 +7,7 @@ stderr and a non-zero exit (``--verbose`` shows the traceback).
 
 from __future__ import annotations
 
+import gc
 import sys
 import traceback
 from dataclasses import dataclass
@@ -512,6 +513,41 @@ def pack_verify(obj: Context, pack_dir: str, public_key: str, fmt: str | None) -
     )
 
 
+@cli.group("gate")
+def gate_group() -> None:
+    """The data-quality gate process that `ingest scan` starts (Great Expectations loaded once)."""
+
+
+@gate_group.command("status")
+@format_option
+@click.pass_obj
+def gate_status(obj: Context, fmt: str | None) -> None:
+    """Say whether a gate process is running for this installation (no database needed)."""
+    from handoffkit.ingest import gate_server
+
+    state = gate_server.status()
+    if obj.out_format(fmt) == "json":
+        say(emit({"running": state is not None, "gate": state, "enabled": gate_server.enabled()}, "json"))
+    elif state is None:
+        off = "" if gate_server.enabled() else " (HANDOFFKIT_GATE=inprocess: ingests check in their own process)"
+        say(f"no gate process is running; the next `ingest scan` starts one{off}")
+    elif state.get("loading"):
+        say(f"gate process {state['pid']} is loading; ingests check in their own process until it serves")
+    else:
+        say(
+            f"gate process {state['pid']} running since {state['started_at']}, {state['checks']} check(s) answered; "
+            f"it exits after {state['idle_seconds']:.0f} s without a request"
+        )
+
+
+@gate_group.command("stop")
+def gate_stop() -> None:
+    """Stop the running gate process (the next `ingest scan` starts a new one)."""
+    from handoffkit.ingest import gate_server
+
+    say("stopped the gate process" if gate_server.stop() else "no gate process was running")
+
+
 # ---------------------------------------------------------------------------------------- ingest
 
 
@@ -572,10 +608,11 @@ def ingest_scan(
     progress: bool | None,
 ) -> None:
     """Ingest scanner files (each file all-or-nothing); exit non-zero if any file failed."""
-    from handoffkit.ingest import pipeline
+    from handoffkit.ingest import gate_server, pipeline
 
     out = obj.out_format(fmt)
     actor, when = require_actor(actor), parse_instant(scanned_at, "--scanned-at")
+    gate_server.warm()  # Great Expectations loads in the gate process while this one reads the files
     results = each_file(
         files,
         progress,
@@ -589,6 +626,7 @@ def ingest_scan(
             fallback_encoding=encoding_fallback,
             progress=activity,
             scanned_at=when,
+            served_gate=gate_server.enabled(),
         ),
     )
     rows = [r.as_dict() for r in results]
@@ -1440,7 +1478,13 @@ def demo(obj: Context, engagement: str, size: int, seed: int, workdir: str | Non
 
 def main() -> None:
     """Console-script entry point."""
-    cli(prog_name="handoffkit", obj=None)
+    try:
+        cli(prog_name="handoffkit", obj=None)
+    finally:
+        # The interpreter's last garbage collection walks every object still alive, and Great Expectations
+        # leaves a large graph of model classes behind: freezing them skips that walk, while atexit
+        # handlers and module teardown still run as usual.
+        gc.freeze()
 
 
 if __name__ == "__main__":

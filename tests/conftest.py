@@ -41,6 +41,9 @@ from tests.builders import (
 )
 
 T = TypeVar("T")
+# Every test's ingests check in their own process (and the CLI processes tests start inherit this): no test
+# leaves a long-lived gate process behind. tests/ingest/test_gate_server.py starts and stops its own.
+os.environ["HANDOFFKIT_GATE"] = "inprocess"
 PG_BASE = os.environ.get("HANDOFFKIT_TEST_PG", "postgresql+psycopg://root@127.0.0.1:5432/test")
 
 

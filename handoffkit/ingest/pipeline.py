@@ -83,16 +83,26 @@ def ingest_scan(
     fallback_encoding: str | None = None,
     progress: Progress | None = None,
     scanned_at: datetime | str | None = None,
+    served_gate: bool = False,
 ) -> list[FileResult]:
     """Ingest scanner files, each in its own transaction; see the module docstring. ``scanned_at`` is
-    the scan instant of files that do not carry one (a date means the end of that day, UTC)."""
+    the scan instant of files that do not carry one (a date means the end of that day, UTC).
+    ``served_gate`` hands the data-quality check to the long-lived gate process
+    (:mod:`handoffkit.ingest.gate_server`; the CLI's choice) instead of loading Great Expectations here."""
     actor = require_actor(actor)
     given = replay.instant(scanned_at)
     with store.read() as conn:
         engagements.get(conn, engagement)
+    check = quality.check_findings
+    if served_gate:
+        from handoffkit.ingest import gate_server
+
+        check = gate_server.check_findings
     with _collector_paused():
         return [
-            _ingest_file(store, engagement, Path(p), actor, fmt, scope, fallback_encoding, progress or _quiet, given)
+            _ingest_file(
+                store, engagement, Path(p), actor, fmt, scope, fallback_encoding, progress or _quiet, given, check
+            )
             for p in paths
         ]
 
@@ -124,6 +134,7 @@ def _ingest_file(
     fallback_encoding: str | None,
     progress: Progress,
     given: str | None,
+    check: Callable[[pd.DataFrame], quality.QualityResult],
 ) -> FileResult:
     result = FileResult(file=str(path))
     source: Source | None = None
@@ -150,7 +161,7 @@ def _ingest_file(
         result.skipped = [{"reason": r, "count": c} for r, c in sorted(skipped.items())]
         progress(f"{path}: {len(records):,} records, checking data quality")
         batch = _gate_frame(records)
-        check = quality.gate(batch, str(path))
+        check = quality.gate(batch, str(path), check)
         progress(f"{path}: writing")
         _write(store, engagement, parsed, records, batch, check, source, actor, scope, result)
         progress(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -94,8 +95,18 @@ def _validation():
     return ctx.validation_definitions.add(gx.ValidationDefinition(name="findings_gate", data=batch, suite=suite))
 
 
+def prepare() -> None:
+    """Import Great Expectations and build the suite now, not at the first check."""
+    _validation()
+
+
 def check_findings(frame: pd.DataFrame) -> QualityResult:
     """Run the findings suite on a frame with :data:`GATE_COLUMNS`."""
+    return result_of(validate(frame))
+
+
+def validate(frame: pd.DataFrame) -> dict[str, Any]:
+    """Great Expectations' validation result for the frame, as plain JSON."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = _validation().run(
@@ -107,7 +118,11 @@ def check_findings(frame: pd.DataFrame) -> QualityResult:
                 "return_unexpected_index_query": False,
             },
         )
-    doc = json.loads(json.dumps(result.to_json_dict(), default=str))
+    return json.loads(json.dumps(result.to_json_dict(), default=str))
+
+
+def result_of(doc: dict[str, Any]) -> QualityResult:
+    """The gate's verdict read from a validation result (:func:`validate`, here or in the gate process)."""
     failures = [_describe(r) for r in doc["results"] if not r["success"]]
     return QualityResult(bool(doc["success"]), failures, doc)
 
@@ -128,9 +143,12 @@ def _describe(r: dict[str, Any]) -> str:
     return text
 
 
-def gate(frame: pd.DataFrame, source: str) -> QualityResult:
-    """Validate and raise :class:`DataQualityError` (carrying the result) when the batch fails."""
-    result = check_findings(frame)
+def gate(
+    frame: pd.DataFrame, source: str, check: Callable[[pd.DataFrame], QualityResult] = check_findings
+) -> QualityResult:
+    """Validate (with ``check``: here, or :func:`handoffkit.ingest.gate_server.check_findings` in the
+    long-lived gate process) and raise :class:`DataQualityError` (carrying the result) when the batch fails."""
+    result = check(frame)
     if not result.success:
         exc = DataQualityError(located(source, None, "refused by the data-quality gate: " + "; ".join(result.failures)))
         exc.result = result  # type: ignore[attr-defined]
