@@ -48,6 +48,7 @@ from handoffkit.ingest import quality
 IDLE_SECONDS = 900.0
 ANSWER_WAIT_SECONDS = 600.0  # a large file's check, in a process serving one request at a time
 _HEADER = struct.Struct("!Q")
+_CODE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding the handoffkit package
 _log = logging.getLogger("handoffkit.gate")
 
 
@@ -84,11 +85,9 @@ def runtime_dir() -> Path | None:
 
 def key() -> str:
     """What must match for a running gate to answer for this process."""
-    import handoffkit
-
     here = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for part in (sys.executable, handoffkit.__file__, importlib.metadata.version("great_expectations")):
+    for part in (sys.executable, str(_CODE_ROOT), importlib.metadata.version("great_expectations")):
         h.update(part.encode() + b"\0")
     for name in ("quality.py", "_gx.py", "gate_server.py"):
         h.update((here / name).read_bytes())
@@ -191,11 +190,9 @@ def _pid(where: Path) -> int | None:
 
 
 def _spawn(where: Path) -> subprocess.Popen[bytes]:
-    import handoffkit
-
     # The child must import this very code, whatever path the parent was started with.
-    code_root = str(Path(handoffkit.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [code_root, os.environ.get("PYTHONPATH")]))}
+    path = os.pathsep.join(filter(None, [str(_CODE_ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
     with open(where.with_suffix(".log"), "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "handoffkit.ingest.gate_server", str(where)],
