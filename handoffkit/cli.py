@@ -612,7 +612,6 @@ def ingest_scan(
 
     out = obj.out_format(fmt)
     actor, when = require_actor(actor), parse_instant(scanned_at, "--scanned-at")
-    gate_server.warm()  # Great Expectations loads in the gate process while this one reads the files
     results = each_file(
         files,
         progress,

@@ -13,8 +13,8 @@ in-process (:func:`handoffkit.ingest.quality.result_of`), and nothing is written
 - **Which**: the socket's name carries a key over the interpreter, the handoffkit code on its path and
   the gate's own modules and Great Expectations' version, so a changed suite or upgrade never talks to an
   old process (that one idles out).
-- **When**: an ingest that finds no gate serving starts one (``warm``) and checks in its own process, as
-  it always did; the ingests after it find the gate loaded. It exits after ``IDLE_SECONDS`` without a
+- **When**: an ingest that finds no gate serving checks in its own process, as it always did, then
+  starts one (``warm``); the ingests after it find the gate loaded. It exits after ``IDLE_SECONDS`` without a
   request, or on ``handoffkit gate stop``.
 - **Otherwise**: if the gate dies mid-request, the check runs in this process (with a warning).
   ``HANDOFFKIT_GATE=inprocess`` asks for in-process checks outright.
@@ -106,14 +106,17 @@ def check_findings(frame: pd.DataFrame) -> quality.QualityResult:
     """:func:`handoffkit.ingest.quality.check_findings`, answered by the gate process when one is serving;
     when none is, this process checks and a gate is started for the ingests that follow."""
     where = address() if enabled() else None
-    if where is not None:
-        try:
-            return quality.result_of(_ask(where, {"op": "check", "columns": _columns(frame)}))
-        except GateAbsent:
-            warm()
-        except GateUnavailable as exc:
-            _log.warning("the gate process did not answer (%s); checking in this process", exc)
-    return quality.check_findings(frame)
+    if where is None:
+        return quality.check_findings(frame)
+    try:
+        return quality.result_of(_ask(where, {"op": "check", "columns": _columns(frame)}))
+    except GateAbsent:
+        result = quality.check_findings(frame)
+        warm()  # after this check: a gate loading meanwhile would only compete with it for the processor
+        return result
+    except GateUnavailable as exc:
+        _log.warning("the gate process did not answer (%s); checking in this process", exc)
+        return quality.check_findings(frame)
 
 
 def warm() -> None:
