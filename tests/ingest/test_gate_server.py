@@ -243,3 +243,11 @@ def test_the_cli_says_whether_a_gate_runs(served, gate_dir) -> None:
     assert stopped.exit_code == 0 and stopped.output.strip() == "stopped the gate process"
     _wait(lambda: _gone(served["pid"]), "the gate to exit")
     assert CliRunner().invoke(cli, ["gate", "status"], env=env).output.startswith("no gate process is running")
+
+
+def test_the_cli_uses_a_gate_unless_told_not_to(monkeypatch) -> None:
+    monkeypatch.delenv("HANDOFFKIT_GATE", raising=False)
+    assert gate_server.enabled()
+    for off in ("inprocess", " InProcess "):
+        monkeypatch.setenv("HANDOFFKIT_GATE", off)
+        assert not gate_server.enabled()
