@@ -52,13 +52,22 @@ class Clock:
     def new_id(self, at: datetime | None = None) -> str:
         """A UUIDv7-layout id: 48 bits of Unix milliseconds (of ``at``) then random bits. Time-ordered
         ids keep the unique index append-only; seeded clocks give reproducible ids."""
+        return self.new_ids(1, at)[0]
+
+    def new_ids(self, count: int, at: datetime | None = None) -> list[str]:
+        """``count`` ids of :meth:`new_id` at one instant, drawn in turn (the same ids as that many calls)."""
         if self._rng is None:
             self._rng = random.Random(self.seed if self.seed is not None else os.urandom(16))
         millis = int((at or self.now()).timestamp() * 1000) & ((1 << 48) - 1)
-        rand = self._rng.getrandbits(74)
-        value = (millis << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
-        h = f"{value:032x}"
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        # The instant, the version and the variant are the same in every id: only the 74 random bits vary.
+        fixed = (millis << 80) | (0x7 << 76) | (0b10 << 62)
+        draw, low = self._rng.getrandbits, (1 << 62) - 1
+        out = []
+        for _ in range(count):
+            rand = draw(74)
+            h = f"{fixed | ((rand >> 62) << 64) | (rand & low):032x}"
+            out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+        return out
 
 
 def _os_user() -> str:
@@ -392,9 +401,20 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     first = rows[0]
     names = [n for n in first if first[n] is not None or set(map(operator.itemgetter(n), rows)) != {None}]
     names = names or list(first)
+    params = list(map(operator.itemgetter(*names), rows)) if len(names) > 1 else [(r[names[0]],) for r in rows]
+    insert_tuples(conn, table, names, params)
+
+
+def insert_tuples(conn: Connection, table: Table, names: list[str], params: list[tuple[Any, ...]]) -> None:
+    """Insert many rows given as tuples of the ``names`` columns, as :func:`bulk_insert` does (for a caller
+    that builds its rows as tuples: a dict per row costs more to build than the insert of its values)."""
+    if not params:
+        return
+    if conn.dialect.name != "sqlite":
+        conn.execute(insert(table), [dict(zip(names, p, strict=True)) for p in params])
+        return
     quoted = ", ".join(f'"{n}"' for n in names)
     sql = f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join('?' * len(names))})"
-    params = list(map(operator.itemgetter(*names), rows)) if len(names) > 1 else [(r[names[0]],) for r in rows]
     for i, n in enumerate(names):
         # Dates and instants become canonical text, as their column type would bind them; other values
         # (str, int, float, bool, bytes, None) are what sqlite3 stores for those types anyway.
