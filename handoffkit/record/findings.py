@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
 from itertools import compress, repeat
 from operator import is_
-from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
