@@ -271,7 +271,7 @@ def _write(
     scope: str | None,
     result: FileResult,
 ) -> None:
-    with store.write() as conn:
+    with store.write(bulk=True) as conn:
         now = schema.format_ts(store.now())  # bound once as text, not per row
         validation_id = _keep_validation(conn, store, engagement, source.file, source, check)
         scopes = parsed.scopes()

@@ -13,8 +13,9 @@ import getpass
 import operator
 import os
 import random
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,10 @@ from handoffkit.record import schema
 
 DEFAULT_URL = "sqlite:///handoffkit.db"
 BUSY_TIMEOUT_MS = 30_000
+CACHE_KIB = 262_144
+"""An SQLite connection's page cache: bulk index maintenance stays in memory."""
+BULK_CACHE_KIB = 1_048_576
+"""The page cache of a :meth:`Store.write` with ``bulk``: a large scan's new rows and their index pages."""
 
 
 @dataclass
@@ -193,14 +198,30 @@ class Store:
             yield conn
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A write transaction, serialised against every other writer (see the module docstring)."""
+    def write(self, *, bulk: bool = False) -> Iterator[Connection]:
+        """A write transaction, serialised against every other writer (see the module docstring).
+
+        ``bulk``: one that writes a large scan. On SQLite its connection's page cache may then grow to
+        :data:`BULK_CACHE_KIB` for that transaction, so the pages it changes stay in memory until the
+        commit writes them, instead of being written out and read back while it runs; the cache
+        goes back to its usual size afterwards.
+        """
         with self.engine.connect() as conn:
             conn = conn.execution_options(handoffkit_write=True)
-            with conn.begin():
-                if self.dialect == "postgresql":
-                    conn.execute(select(schema.chain_head.c.seq).where(schema.chain_head.c.id == 1).with_for_update())
-                yield conn
+            raw = conn.connection.dbapi_connection if bulk and self.dialect == "sqlite" else None
+            if raw is not None:
+                raw.execute(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
+            try:
+                with conn.begin():
+                    if self.dialect == "postgresql":
+                        conn.execute(
+                            select(schema.chain_head.c.seq).where(schema.chain_head.c.id == 1).with_for_update()
+                        )
+                    yield conn
+            finally:
+                if raw is not None:
+                    with suppress(sqlite3.Error):  # a connection the failure closed has no cache to shrink
+                        raw.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -283,7 +304,7 @@ def _make_engine(url: str, dialect: str) -> Engine:
         cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA cache_size=-262144")  # 256 MiB: bulk index maintenance stays in memory
+        cur.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         cur.close()
 
     @event.listens_for(engine, "begin")
