@@ -44,7 +44,7 @@ from handoffkit.record.model import OPEN_STATES, NormalisedFinding, ParseResult
 from handoffkit.record.owners import parents
 from handoffkit.record.people import require_actor
 from handoffkit.record.refusals import as_refusal, refusal
-from handoffkit.record.store import Store, bulk_insert
+from handoffkit.record.store import Store, insert_tuples
 
 Progress = Callable[[str], None]
 CHUNK = 10_000
@@ -330,6 +330,9 @@ def _write(
 def _existing(conn: Connection, engagement: str, fingerprints: list[str]) -> dict[str, Any]:
     f = schema.findings.c
     out: dict[str, Any] = {}
+    # An engagement's first scan finds none: one probe of the index instead of a lookup per fingerprint.
+    if conn.execute(select(f.finding_id).where(f.engagement == engagement).limit(1)).first() is None:
+        return out
     for start in range(0, len(fingerprints), CHUNK):
         chunk = fingerprints[start : start + CHUNK]
         for row in conn.execute(select(schema.findings).where(f.engagement == engagement, f.fingerprint.in_(chunk))):
@@ -356,18 +359,11 @@ def _create(
         fid = ids.make(number)
         rows.append(finding_row(r, fid, number, engagement, now, scan_id, [kev[c] for c in r.cves if c in kev]))
         evidence.append(
-            {
-                "finding_id": fid,
-                "kind": "scanner_output",
-                "sha256": hashlib.sha256(r.raw).hexdigest(),
-                "media_type": r.raw_media_type,
-                "content": r.raw,
-                "location": f"{source.file}#{r.source_ref}",
-                "scan_id": scan_id,
-                "actor": actor,
-                "created_at": now,
-            }
-        )
+            (
+                fid, "scanner_output", hashlib.sha256(r.raw).hexdigest(), r.raw_media_type, r.raw,
+                f"{source.file}#{r.source_ref}", scan_id, actor, now,
+            )
+        )  # fmt: skip
     for start in range(0, len(rows), CHUNK):
         findings.create_many(
             conn,
@@ -375,9 +371,13 @@ def _create(
             rows[start : start + CHUNK],
             actor=actor,
             source=source,
-            data=({"scan_id": scan_id, "evidence_sha256": e["sha256"]} for e in evidence[start : start + CHUNK]),
+            data=({"scan_id": scan_id, "evidence_sha256": e[2]} for e in evidence[start : start + CHUNK]),
         )
-        bulk_insert(conn, schema.evidence, evidence[start : start + CHUNK])
+        insert_tuples(conn, schema.evidence, _EVIDENCE, evidence[start : start + CHUNK])
+
+
+_EVIDENCE = ["finding_id", "kind", "sha256", "media_type", "content", "location", "scan_id", "actor", "created_at"]
+"""The columns of a new finding's raw-item evidence, in the order :func:`_create` writes them."""
 
 
 def finding_row(
