@@ -392,10 +392,10 @@ def finding_row(
         "cvss_score": r.cvss_score, "description": r.description, "references": " ".join(r.references),
         "suppressed": r.suppressed, "external_id": r.external_id, "severity": r.severity,
         "calibrated_vector": None, "calibrated_score": None, "kev": bool(kev_dues),
-        "kev_due": min((d for d in kev_dues if d), default=None), "triage": "pending", "state": "new",
-        "disposition": None, "owner_role": None, "owner_team": None, "owner_name": None, "policy_version": None,
-        "sla_due": None, "validated_at": None, "routed_at": None, "closed_at": None, "first_seen": now,
-        "last_seen": now, "last_scan_id": scan_id,
+        "kev_due": min(filter(None, kev_dues), default=None) if kev_dues else None, "triage": "pending",
+        "state": "new", "disposition": None, "owner_role": None, "owner_team": None, "owner_name": None,
+        "policy_version": None, "sla_due": None, "validated_at": None, "routed_at": None, "closed_at": None,
+        "first_seen": now, "last_seen": now, "last_scan_id": scan_id,
     }  # fmt: skip
 
 
