@@ -44,7 +44,7 @@ from handoffkit.record.model import OPEN_STATES, NormalisedFinding, ParseResult
 from handoffkit.record.owners import parents
 from handoffkit.record.people import require_actor
 from handoffkit.record.refusals import as_refusal, refusal
-from handoffkit.record.store import Store, bulk_insert
+from handoffkit.record.store import Store, insert_tuples
 
 Progress = Callable[[str], None]
 CHUNK = 10_000
@@ -282,7 +282,7 @@ def _write(
     scope: str | None,
     result: FileResult,
 ) -> None:
-    with store.write() as conn:
+    with store.write(bulk=True) as conn:
         now = schema.format_ts(store.now())  # bound once as text, not per row
         validation_id = _keep_validation(conn, store, engagement, source.file, source, check)
         scopes = parsed.scopes()
@@ -341,6 +341,9 @@ def _write(
 def _existing(conn: Connection, engagement: str, fingerprints: list[str]) -> dict[str, Any]:
     f = schema.findings.c
     out: dict[str, Any] = {}
+    # An engagement's first scan finds none: one probe of the index instead of a lookup per fingerprint.
+    if conn.execute(select(f.finding_id).where(f.engagement == engagement).limit(1)).first() is None:
+        return out
     for start in range(0, len(fingerprints), CHUNK):
         chunk = fingerprints[start : start + CHUNK]
         for row in conn.execute(select(schema.findings).where(f.engagement == engagement, f.fingerprint.in_(chunk))):
@@ -367,18 +370,11 @@ def _create(
         fid = ids.make(number)
         rows.append(finding_row(r, fid, number, engagement, now, scan_id, [kev[c] for c in r.cves if c in kev]))
         evidence.append(
-            {
-                "finding_id": fid,
-                "kind": "scanner_output",
-                "sha256": hashlib.sha256(r.raw).hexdigest(),
-                "media_type": r.raw_media_type,
-                "content": r.raw,
-                "location": f"{source.file}#{r.source_ref}",
-                "scan_id": scan_id,
-                "actor": actor,
-                "created_at": now,
-            }
-        )
+            (
+                fid, "scanner_output", hashlib.sha256(r.raw).hexdigest(), r.raw_media_type, r.raw,
+                f"{source.file}#{r.source_ref}", scan_id, actor, now,
+            )
+        )  # fmt: skip
     for start in range(0, len(rows), CHUNK):
         findings.create_many(
             conn,
@@ -386,9 +382,13 @@ def _create(
             rows[start : start + CHUNK],
             actor=actor,
             source=source,
-            data=({"scan_id": scan_id, "evidence_sha256": e["sha256"]} for e in evidence[start : start + CHUNK]),
+            data=({"scan_id": scan_id, "evidence_sha256": e[2]} for e in evidence[start : start + CHUNK]),
         )
-        bulk_insert(conn, schema.evidence, evidence[start : start + CHUNK])
+        insert_tuples(conn, schema.evidence, _EVIDENCE, evidence[start : start + CHUNK])
+
+
+_EVIDENCE = ["finding_id", "kind", "sha256", "media_type", "content", "location", "scan_id", "actor", "created_at"]
+"""The columns of a new finding's raw-item evidence, in the order :func:`_create` writes them."""
 
 
 def finding_row(
@@ -403,10 +403,10 @@ def finding_row(
         "cvss_score": r.cvss_score, "description": r.description, "references": " ".join(r.references),
         "suppressed": r.suppressed, "external_id": r.external_id, "severity": r.severity,
         "calibrated_vector": None, "calibrated_score": None, "kev": bool(kev_dues),
-        "kev_due": min((d for d in kev_dues if d), default=None), "triage": "pending", "state": "new",
-        "disposition": None, "owner_role": None, "owner_team": None, "owner_name": None, "policy_version": None,
-        "sla_due": None, "validated_at": None, "routed_at": None, "closed_at": None, "first_seen": now,
-        "last_seen": now, "last_scan_id": scan_id,
+        "kev_due": min(filter(None, kev_dues), default=None) if kev_dues else None, "triage": "pending",
+        "state": "new", "disposition": None, "owner_role": None, "owner_team": None, "owner_name": None,
+        "policy_version": None, "sla_due": None, "validated_at": None, "routed_at": None, "closed_at": None,
+        "first_seen": now, "last_seen": now, "last_scan_id": scan_id,
     }  # fmt: skip
 
 

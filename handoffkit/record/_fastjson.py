@@ -31,19 +31,27 @@ def _small_number(text: str) -> bool:
     return False
 
 
+OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+"""Sorted keys; instants, dates and dataclasses are refused as ``json`` refuses them (orjson would write its
+own text); :func:`handoffkit.record.canonical.canonical_value` gives instants their canonical text on the
+exact path."""
+
+
+def orjson_text(value: Any) -> str | None:
+    """orjson's text of ``value`` with :data:`OPTIONS`, or None where orjson refuses it (a non-string key,
+    an integer over 64 bits, a surrogate, a set, an unknown type); no check of how ``json`` would write it."""
+    try:
+        return orjson.dumps(value, option=OPTIONS).decode()
+    except TypeError:
+        return None
+
+
 def compact_json(value: Any) -> str | None:
     """``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, the same text,
     through orjson, which writes it in C; None where the two could differ (a
     small float, a type only ``json`` or only orjson takes) and the caller must use ``json``.
     """
-    try:
-        # Instants, dates and dataclasses are refused as ``json`` refuses them (orjson would write its
-        # own text); :func:`canonical_value` gives instants their canonical text on the exact path.
-        text = orjson.dumps(
-            value, option=orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-        ).decode()
-    except TypeError:  # a non-string key, an integer over 64 bits, a surrogate, a set, an unknown type
-        return None
-    if text[0] in "-0123456789" or _small_number(text):
+    text = orjson_text(value)
+    if text is None or text[0] in "-0123456789" or _small_number(text):
         return None  # (a bare number, never a payload or an item, is left to json whole)
     return text

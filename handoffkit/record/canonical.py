@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from handoffkit.record._fastjson import compact_json
+from handoffkit.record._fastjson import _small_number, compact_json, orjson_text
 from handoffkit.record.schema import format_ts
 
 
@@ -61,6 +61,26 @@ def canonical_json(value: Any) -> str:
     return json.dumps(
         canonical_value(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
+
+
+def part_text(value: Any) -> str | None:
+    """orjson's text of ``value`` when it decodes back to ``value`` itself, else None (orjson refuses it,
+    or writes something else for it: ``null`` for a NaN, a list for a tuple, a value for an enum).
+
+    For composing a large document from parts written once each (:func:`handoffkit.record.log.append`):
+    a dict whose every value has such a text is written by orjson as ``{"key":text,...}`` in sorted-key
+    order, and that text decodes back to the dict, which is the check :func:`canonical_json` makes of the
+    whole; :func:`composed_is_canonical` makes the rest of its checks on the composed text.
+    """
+    text = orjson_text(value)
+    return text if text is not None and orjson.loads(text) == value else None
+
+
+def composed_is_canonical(text: str) -> bool:
+    """Whether a document composed of :func:`part_text` parts (see there) is what :func:`canonical_json`
+    writes for it: its text is all ASCII (nothing to NFC-normalise) and holds no number that ``json``
+    writes differently. False means: take :func:`canonical_json` of the whole value instead."""
+    return text.isascii() and not _small_number(text)
 
 
 def chain_hash(prev_hash: str, payload: str) -> str:

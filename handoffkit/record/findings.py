@@ -11,6 +11,8 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import compress, repeat
+from operator import is_
 from typing import Any
 
 import pandas as pd
@@ -128,11 +130,28 @@ def create_many(
                 disposition=r["disposition"],
                 severity=r["severity"],
                 source=source,
-                data={**extra, "set": {k: v for k, v in r.items() if v is not None and k not in _NOT_LOGGED}},
+                data={**extra, "set": logged},
             )
-            for r, extra in zip(rows, extras, strict=True)
+            for r, extra, logged in zip(rows, extras, _logged(rows), strict=True)
         ],
     )
+
+
+def _logged(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What each new row's ``finding_created`` event sets: its values but None, the id and the row version.
+
+    A copy of the row less those keys: copying a dict and deleting a few keys costs less than building
+    one key by key, which a large scan does for every finding (the Nones are found in C).
+    """
+    out = []
+    for row in rows:
+        logged = row.copy()
+        for key in compress(row, map(is_, row.values(), repeat(None))):
+            del logged[key]
+        for key in _NOT_LOGGED:
+            logged.pop(key, None)
+        out.append(logged)
+    return out
 
 
 def change(

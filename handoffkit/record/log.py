@@ -36,10 +36,10 @@ from handoffkit.errors import (
     RefusedError,
 )
 from handoffkit.record import people, schema
-from handoffkit.record._fastjson import compact_json
-from handoffkit.record.canonical import canonical_json, chain_hash, sha256_bytes
+from handoffkit.record._fastjson import compact_json, orjson_text
+from handoffkit.record.canonical import canonical_json, chain_hash, composed_is_canonical, part_text, sha256_bytes
 from handoffkit.record.people import require_actor
-from handoffkit.record.store import Store, bulk_insert
+from handoffkit.record.store import Store, insert_tuples
 from handoffkit.version import __version__
 
 HOST = socket.gethostname()
@@ -107,42 +107,85 @@ def append(conn: Connection, store: Store, new: Iterable[Event]) -> int:
     when = schema.format_ts(now)
     new = list(new)
     _check_directory(conn, new)
-    origins: dict[int, tuple[str, dict[str, Any]]] = {}
+    origins: dict[int, tuple[str, dict[str, Any], str | None]] = {}
     principal = store.principal(conn)
     actors: dict[str, str] = {}
+    texts = _Texts()
     rows = []
-    for ev in new:
+    for ev, event_id in zip(new, store.clock.new_ids(len(new), now), strict=True):
         if ev.outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {ev.outcome!r}")
         seq += 1
         org = origins.get(id(ev.source))
         if org is None:
             made = origin(ev.source, principal)
-            org = origins[id(ev.source)] = (canonical_json(made), made)
+            org = origins[id(ev.source)] = (canonical_json(made), made, part_text(made))
         actor = actors.get(ev.actor) or actors.setdefault(ev.actor, require_actor(ev.actor))
-        row = {
-            "seq": seq,
-            "event_id": store.clock.new_id(now),
-            "occurred_at": when,
-            "actor": actor,
-            "outcome": ev.outcome,
-            "type": ev.type,
-            "engagement": ev.engagement,
-            "finding_id": ev.finding_id,
-            "ticket_key": ev.ticket_key,
-            "state": ev.state,
-            "disposition": ev.disposition,
-            "severity": ev.severity,
-        }
-        payload = canonical_json({**row, "origin": org[1], "data": ev.data})
+        row = (
+            seq, event_id, when, actor, ev.outcome, ev.type, ev.engagement, ev.finding_id, ev.ticket_key, ev.state,
+            ev.disposition, ev.severity,
+        )  # fmt: skip
+        payload = _payload(row, org, ev.data, texts)
         row_hash = chain_hash(prev, payload)
-        row.update(origin=org[0], payload=payload, prev_hash=prev, row_hash=row_hash)
-        rows.append(row)
+        rows.append((*row, org[0], payload, prev, row_hash))
         prev = row_hash
     if rows:
-        bulk_insert(conn, schema.events, rows)
+        insert_tuples(conn, schema.events, _INSERTED, rows)
         conn.execute(update(schema.chain_head).where(schema.chain_head.c.id == 1).values(seq=seq, row_hash=prev))
     return seq
+
+
+_COLUMNS = tuple(c for c in schema.EVENT_COLUMNS if c != "origin")
+"""An event's own columns, in the order :func:`append` holds them (the payload's keys but origin and data)."""
+_INSERTED = [*_COLUMNS, "origin", "payload", "prev_hash", "row_hash"]
+_KEYS = ("actor", "data", "disposition", "engagement", "event_id", "finding_id", "occurred_at", "origin", "outcome",
+         "seq", "severity", "state", "ticket_key", "type")  # fmt: skip
+"""A payload's keys in canonical (sorted) order: :func:`_payload` writes its parts in this order."""
+_TEMPLATE = "{" + ",".join(f'"{key}":%s' for key in _KEYS) + "}"
+
+
+def _text(value: Any) -> str | None:
+    """The JSON text of one column value, or None where :func:`canonical_json` would not take orjson's."""
+    if type(value) is str or type(value) is int:  # exact: orjson's text decodes to the same value, if it has one
+        return orjson_text(value)
+    return "null" if value is None else part_text(value)
+
+
+class _Texts(dict[str, str | None]):
+    """:func:`_text` of the few distinct strings an append repeats (actors, types, states, the instant), each
+    written once. Only exact strings are kept, so that no two values that compare equal share a text."""
+
+    def __missing__(self, value: str) -> str | None:
+        text = self[value] = _text(value)
+        return text
+
+    def of(self, value: Any) -> str | None:
+        return self[value] if type(value) is str else _text(value)
+
+
+def _payload(
+    row: tuple[Any, ...], org: tuple[str, dict[str, Any], str | None], data: dict[str, Any], texts: _Texts
+) -> str:
+    """The canonical text of one event's payload (its columns, origin and data).
+
+    Written from its parts in sorted-key order: each column value's text, the origin's (once per
+    source) and the data's, which is what :func:`canonical_json` writes for the whole payload when each
+    part decodes back to itself and the whole is ASCII without a number ``json`` writes otherwise
+    (:func:`~handoffkit.record.canonical.part_text`). Any other payload is written by
+    :func:`canonical_json` itself, as one dict: a building of every payload as a dict, merged with its
+    origin and data, cost as much as writing it.
+    """
+    seq, event_id, when, actor, outcome, type_, engagement, finding_id, ticket_key, state, disposition, severity = row
+    of = texts.of
+    parts = (
+        of(actor), part_text(data), of(disposition), of(engagement), _text(event_id), _text(finding_id),
+        of(when), org[2], of(outcome), _text(seq), of(severity), of(state), of(ticket_key), of(type_),
+    )  # fmt: skip
+    if None not in parts:
+        text = _TEMPLATE % parts
+        if composed_is_canonical(text):
+            return text
+    return canonical_json({**dict(zip(_COLUMNS, row, strict=True)), "origin": org[1], "data": data})
 
 
 def _check_directory(conn: Connection, new: list[Event]) -> None:

@@ -13,8 +13,9 @@ import getpass
 import operator
 import os
 import random
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,12 @@ from handoffkit.record import schema
 
 DEFAULT_URL = "sqlite:///handoffkit.db"
 BUSY_TIMEOUT_MS = 30_000
+PAGE_SIZE = 16_384
+"""The page size of a new SQLite store."""
+CACHE_KIB = 262_144
+"""An SQLite connection's page cache: bulk index maintenance stays in memory."""
+BULK_CACHE_KIB = 1_048_576
+"""The page cache of a :meth:`Store.write` with ``bulk``: a large scan's new rows and their index pages."""
 
 
 @dataclass
@@ -52,13 +59,22 @@ class Clock:
     def new_id(self, at: datetime | None = None) -> str:
         """A UUIDv7-layout id: 48 bits of Unix milliseconds (of ``at``) then random bits. Time-ordered
         ids keep the unique index append-only; seeded clocks give reproducible ids."""
+        return self.new_ids(1, at)[0]
+
+    def new_ids(self, count: int, at: datetime | None = None) -> list[str]:
+        """``count`` ids of :meth:`new_id` at one instant, drawn in turn (the same ids as that many calls)."""
         if self._rng is None:
             self._rng = random.Random(self.seed if self.seed is not None else os.urandom(16))
         millis = int((at or self.now()).timestamp() * 1000) & ((1 << 48) - 1)
-        rand = self._rng.getrandbits(74)
-        value = (millis << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
-        h = f"{value:032x}"
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        # The instant, the version and the variant are the same in every id: only the 74 random bits vary.
+        fixed = (millis << 80) | (0x7 << 76) | (0b10 << 62)
+        draw, low = self._rng.getrandbits, (1 << 62) - 1
+        out = []
+        for _ in range(count):
+            rand = draw(74)
+            h = f"{fixed | ((rand >> 62) << 64) | (rand & low):032x}"
+            out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+        return out
 
 
 def _os_user() -> str:
@@ -184,14 +200,30 @@ class Store:
             yield conn
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A write transaction, serialised against every other writer (see the module docstring)."""
+    def write(self, *, bulk: bool = False) -> Iterator[Connection]:
+        """A write transaction, serialised against every other writer (see the module docstring).
+
+        ``bulk``: one that writes a large scan. On SQLite its connection's page cache may then grow to
+        :data:`BULK_CACHE_KIB` for that transaction, so the pages it changes stay in memory until the
+        commit writes them, instead of being written out and read back while it runs; the cache
+        goes back to its usual size afterwards.
+        """
         with self.engine.connect() as conn:
             conn = conn.execution_options(handoffkit_write=True)
-            with conn.begin():
-                if self.dialect == "postgresql":
-                    conn.execute(select(schema.chain_head.c.seq).where(schema.chain_head.c.id == 1).with_for_update())
-                yield conn
+            raw = conn.connection.dbapi_connection if bulk and self.dialect == "sqlite" else None
+            if raw is not None:
+                raw.execute(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
+            try:
+                with conn.begin():
+                    if self.dialect == "postgresql":
+                        conn.execute(
+                            select(schema.chain_head.c.seq).where(schema.chain_head.c.id == 1).with_for_update()
+                        )
+                    yield conn
+            finally:
+                if raw is not None:
+                    with suppress(sqlite3.Error):  # a connection the failure closed has no cache to shrink
+                        raw.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -269,12 +301,16 @@ def _make_engine(url: str, dialect: str) -> Engine:
         # Take transaction control away from the sqlite3 module so BEGIN is ours to emit.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
+        # A new database file takes this page size (it must be set before WAL mode and the first table;
+        # an existing store keeps the one it was made with): a large scan's rows, events and evidence fill
+        # fewer pages, so its commit writes fewer, and a view's scans read fewer.
+        cur.execute(f"PRAGMA page_size={PAGE_SIZE}")
         if sqlite_file(url) is not None:
             cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA cache_size=-262144")  # 256 MiB: bulk index maintenance stays in memory
+        cur.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -392,9 +428,20 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     first = rows[0]
     names = [n for n in first if first[n] is not None or set(map(operator.itemgetter(n), rows)) != {None}]
     names = names or list(first)
+    params = list(map(operator.itemgetter(*names), rows)) if len(names) > 1 else [(r[names[0]],) for r in rows]
+    insert_tuples(conn, table, names, params)
+
+
+def insert_tuples(conn: Connection, table: Table, names: list[str], params: list[tuple[Any, ...]]) -> None:
+    """Insert many rows given as tuples of the ``names`` columns, as :func:`bulk_insert` does (for a caller
+    that builds its rows as tuples: a dict per row costs more to build than the insert of its values)."""
+    if not params:
+        return
+    if conn.dialect.name != "sqlite":
+        conn.execute(insert(table), [dict(zip(names, p, strict=True)) for p in params])
+        return
     quoted = ", ".join(f'"{n}"' for n in names)
     sql = f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join('?' * len(names))})"
-    params = list(map(operator.itemgetter(*names), rows)) if len(names) > 1 else [(r[names[0]],) for r in rows]
     for i, n in enumerate(names):
         # Dates and instants become canonical text, as their column type would bind them; other values
         # (str, int, float, bool, bytes, None) are what sqlite3 stores for those types anyway.

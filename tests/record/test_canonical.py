@@ -14,14 +14,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from handoffkit.ingest.common import json_raw
-from handoffkit.record import canonical, log, schema
+from handoffkit.record import canonical, engagements, findings, log, schema
 from handoffkit.record.canonical import canonical_value
-from handoffkit.record.store import Store
-from tests.builders import chain_head, event_rows, write_log
+from handoffkit.record.store import Clock, Store
+from tests.builders import DATA, chain_head, event_rows, write_log
 
 SCRIPT = Path(__file__).with_name("scripted_sequence.py")
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
@@ -267,3 +268,139 @@ def test_payloads_and_hashes_are_identical_on_both_backends_and_in_any_time_zone
     assert note["occurred_at"] == "2026-03-02T21:00:00.123456Z"
     # the exception expiring "tomorrow" in UTC was granted although it is already that day in Kolkata
     assert any(f["finding_id"] == "HK-3" and f["state"] == "excepted" for f in reference["findings"])
+
+
+# ------------------------------------------------------------------ payloads written from their parts
+
+COLUMN_VALUES = (
+    st.sampled_from(["Ana Silva", "success", "finding_created", "ACME", "HK-12", "new", "high", "e-1:0.00001"])
+    | st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from("\x00\x1f\x7fe\u0301-:0.,["))
+)
+ORIGINS = st.sampled_from(
+    [
+        {"host": "vm", "version": "0.1.0"},
+        {"host": "vm", "version": "0.1.0", "file": "scans/Caf\u00e9.sarif", "sha256": "ab" * 32},
+        {"host": "vm", "version": "0.1.0", "file": "scans/Cafe\u0301.sarif", "sha256": "ab" * 32},
+        {"host": "vm", "version": "0.1.0", "principal": {"name": "root", "source": "os user"}, "query": 1e-05},
+    ]
+)
+INSTANTS = st.sampled_from(
+    ["2026-03-02T09:30:12.345678Z", "2026-03-02T09:30:00.000000Z", "2026-03-02T09:30:10.000001Z"]
+)
+
+
+@settings(max_examples=300)
+@given(
+    data=st.dictionaries(st.text(max_size=6) | st.integers(0, 3), VALUES, max_size=4),
+    columns=st.lists(COLUMN_VALUES, min_size=9, max_size=9),
+    seq=st.integers(min_value=1, max_value=2**64),
+    when=INSTANTS,
+    made=ORIGINS,
+)
+@example(
+    data={"scan_id": 1, "set": {"title": "SQL injection", "score": 7.5, "kev": False, "cves": "", "x": None}},
+    columns=["Ana Silva", "success", "finding_created", "ACME", "HK-1", None, "new", None, "high"],
+    seq=4,
+    when="2026-03-02T09:30:12.345678Z",
+    made={"host": "vm", "version": "0.1.0", "principal": {"name": "root", "source": "os user"}},
+)
+@example(
+    data={"scan_id": 1, "set": {"title": "Caf\u00e9", "score": 7.5, "kev": False, "due": date(2026, 3, 1)}},
+    columns=["Ana Silva", "success", "finding_created", "ACME", "HK-1", None, "new", None, "high"],
+    seq=4,
+    when="2026-03-02T09:30:12.345678Z",
+    made={"host": "vm", "version": "0.1.0", "principal": {"name": "root", "source": "os user"}},
+)
+@example(
+    data={"score": math.nan},
+    columns=["Ana Silva", "success", "note", "ACME", None, None, None, None, None],
+    seq=2,
+    when="2026-03-02T09:30:12.345678Z",
+    made={"host": "vm", "version": "0.1.0"},
+)
+def test_a_payload_written_from_its_parts_is_the_canonical_text_of_the_whole(
+    data: dict, columns: list, seq: int, when: str, made: dict
+) -> None:
+    """``log.append`` writes each payload from its parts; the text must be, byte for byte, what
+    ``canonical_json`` of the whole payload dict gives (what earlier versions stored and ``log verify``
+    recomputes), and what that refuses stays refused."""
+    actor, outcome, type_, engagement, finding_id, ticket_key, state, disposition, severity = columns
+    row = (seq, "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", when, actor, outcome, type_, engagement, finding_id,
+           ticket_key, state, disposition, severity)  # fmt: skip
+    whole = {**dict(zip(log._COLUMNS, row, strict=True)), "origin": made, "data": data}
+    org = (canonical.canonical_json(made), made, canonical.part_text(made))
+    try:
+        expected = canonical.canonical_json(whole)
+    except (ValueError, TypeError) as exc:
+        with pytest.raises(type(exc)):
+            log._payload(row, org, data, log._Texts())
+        return
+    assert log._payload(row, org, data, log._Texts()) == expected
+
+
+def test_the_payload_keys_are_the_event_columns_and_data_in_sorted_order() -> None:
+    assert tuple(sorted({*schema.EVENT_COLUMNS, "data"})) == log._KEYS
+    assert tuple(c for c in schema.EVENT_COLUMNS if c != "origin") == log._COLUMNS
+
+
+def test_ids_drawn_in_a_batch_are_the_ids_drawn_one_by_one() -> None:
+    at = datetime(2026, 3, 2, 9, 30, 12, 345678, tzinfo=UTC)
+    one_by_one = Clock(seed=5)
+    assert Clock(seed=5).new_ids(20, at) == [one_by_one.new_id(at) for _ in range(20)]
+
+
+def test_created_findings_log_the_canonical_text_of_their_rows(db_url: str) -> None:
+    """New findings with Nones, non-ASCII and decomposed text, floats (a small one too), booleans and a
+    date: each ``finding_created`` payload is ``canonical_json`` of its event as a dict (the generic path),
+    the chain verifies, and the rebuilt rows equal the stored ones."""
+    store = Store(db_url, clock=Clock(fixed=datetime(2026, 3, 2, 9, 30, 12, 345678, tzinfo=UTC), seed=3))
+    engagements.init(store, "ACME", DATA / "policy.yaml", actor="Ana Silva")
+    now = schema.format_ts(store.now())  # as the ingest binds it: text
+    rows = [
+        _new_row(1, "SQL injection", 9.8, False, None),
+        _new_row(2, "Caf\u00e9 stored XSS", 6.1, True, date(2026, 4, 1)),
+        _new_row(3, "Cafe\u0301 \u2028 \U0001f600 text", 1e-05, False, None, description="d\u00e9tail"),
+        _new_row(4, "No score", None, False, None, description=None, rule_ref=None),
+    ]
+    extras = [{"scan_id": None, "evidence_sha256": "ab" * 32, "n": i, "ok": i % 2 == 0} for i in range(len(rows))]
+    expected_sets = [{k: v for k, v in r.items() if v is not None and k not in ("finding_id",)} for r in rows]
+    source = log.Source("scans/r\u00e9sum\u00e9.sarif", "cd" * 32)
+    with store.write() as conn:
+        findings.create_many(
+            conn, store, [{**r, "first_seen": now, "last_seen": now} for r in rows], actor="Ana Silva",
+            source=source, data=extras,
+        )  # fmt: skip
+    with store.read() as conn:
+        origin = log.origin(source, store.principal(conn))
+    created = [r for r in event_rows(store) if r["type"] == "finding_created"]
+    assert len(created) == len(rows)
+    for row, extra, logged in zip(created, extras, expected_sets, strict=True):
+        columns = {k: row[k] for k in log._COLUMNS}
+        logged = {**logged, "first_seen": now, "last_seen": now}
+        whole = {**columns, "origin": origin, "data": {**extra, "set": logged}}
+        assert row["payload"] == canonical.canonical_json(whole)
+    assert log.verify(store).ok
+    rebuilt = findings.rebuild(store, "ACME")
+    with store.read() as conn:
+        stored = {r.finding_id: findings.canonical_row(r._mapping) for r in conn.execute(select(schema.findings))}
+    assert rebuilt == stored
+    store.dispose()
+
+
+def _new_row(number: int, title: str, score: float | None, kev: bool, kev_due: date | None, **changed) -> dict:
+    row = {
+        "finding_id": f"HK-{number}", "number": number, "engagement": "ACME", "fingerprint": f"fp{number}",
+        "kind": "code", "title": title, "asset_ref": "https://shop.test", "tool": "semgrep", "tool_version": "1.0",
+        "rule_ref": "r1", "location": "a.py:1", "cves": "", "cwes": "CWE-79", "raw_severity": "error",
+        "scanner_severity": "high", "cvss_vector": None, "cvss_score": score, "description": "detail",
+        "references": "", "suppressed": number % 2 == 0, "external_id": None, "severity": "high",
+        "calibrated_vector": None, "calibrated_score": None, "kev": kev, "kev_due": kev_due, "triage": "pending",
+        "state": "new", "disposition": None, "owner_role": None, "owner_team": None, "owner_name": None,
+        "policy_version": None, "sla_due": None, "validated_at": None, "routed_at": None, "closed_at": None,
+        "first_seen": None, "last_seen": None, "last_scan_id": None,
+    }  # fmt: skip
+    return {**row, **changed}

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from handoffkit.errors import HandoffkitError, RefusedError
 from handoffkit.record import findings, log, schema
+from handoffkit.record import store as store_module
 from handoffkit.record.store import Store
 from handoffkit.workflow import calibration, exceptions
 from tests.builders import add_findings, chain_head, event_rows
@@ -106,3 +107,45 @@ def test_a_read_sees_one_state_of_the_record_throughout(store: Store, engagement
         assert log.head(conn) == head
     with store.read() as conn:
         assert conn.execute(count).scalar() == before + 1
+
+
+# ----------------------------------------------------------------------------------- SQLite storage
+
+
+def _pragma(conn, name: str) -> int:
+    return conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+
+
+def test_a_new_sqlite_store_takes_the_larger_page_an_existing_one_keeps_its_own(tmp_path) -> None:
+    import sqlite3
+
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as raw:  # a store file made with SQLite's default page size
+        raw.execute("PRAGMA journal_mode=WAL")
+        raw.execute("CREATE TABLE t (x)")
+        default = raw.execute("PRAGMA page_size").fetchone()[0]
+    assert default != store_module.PAGE_SIZE
+    new = Store(f"sqlite:///{tmp_path / 'new.db'}")
+    with new.read() as conn:
+        assert _pragma(conn, "page_size") == store_module.PAGE_SIZE
+    new.dispose()
+    reopened = Store(f"sqlite:///{old}")
+    with reopened.read() as conn:
+        assert _pragma(conn, "page_size") == default
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    reopened.dispose()
+
+
+def test_a_bulk_write_grows_the_page_cache_for_its_transaction_only(tmp_path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'record.db'}")
+    store.engine.pool.dispose()
+    with store.write(bulk=True) as conn:
+        assert _pragma(conn, "cache_size") == -store_module.BULK_CACHE_KIB
+    for _ in range(2):  # whichever pooled connection comes next has the usual cache
+        with store.write() as conn:
+            assert _pragma(conn, "cache_size") == -store_module.CACHE_KIB
+    with pytest.raises(ZeroDivisionError), store.write(bulk=True):
+        1 / 0  # noqa: B018 - a failed bulk transaction restores it too
+    with store.read() as conn:
+        assert _pragma(conn, "cache_size") == -store_module.CACHE_KIB
+    store.dispose()
