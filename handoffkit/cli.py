@@ -515,14 +515,17 @@ def pack_verify(obj: Context, pack_dir: str, public_key: str, fmt: str | None) -
 
 @cli.group("gate")
 def gate_group() -> None:
-    """The data-quality gate process that `ingest scan` starts (Great Expectations loaded once)."""
+    """The data-quality gate process that serves ingests.
+
+    It holds Great Expectations, loaded once, for the ingests that follow the one that started it.
+    """
 
 
 @gate_group.command("status")
 @format_option
 @click.pass_obj
 def gate_status(obj: Context, fmt: str | None) -> None:
-    """Say whether a gate process is running for this installation (no database needed)."""
+    """Whether a gate process is running (no database needed)."""
     from handoffkit.ingest import gate_server
 
     state = gate_server.status()
@@ -542,7 +545,7 @@ def gate_status(obj: Context, fmt: str | None) -> None:
 
 @gate_group.command("stop")
 def gate_stop() -> None:
-    """Stop the running gate process (the next `ingest scan` starts a new one)."""
+    """Stop the gate process; the next `ingest scan` starts a new one."""
     from handoffkit.ingest import gate_server
 
     say("stopped the gate process" if gate_server.stop() else "no gate process was running")
