@@ -107,8 +107,9 @@ _WRAPPED_CELLS = r"""
     }
     return false;
   };
-  return [...document.querySelectorAll("td")]
-    .filter((cell) => token.test(cell.textContent.trim()) || cell.classList.contains("hk-nowrap"))
+  return [...document.querySelectorAll("td, .hk-ids .hk-id")]
+    .filter((cell) => token.test(cell.textContent.trim()) || cell.classList.contains("hk-nowrap")
+      || cell.classList.contains("hk-id"))
     .filter(split)
     .map((cell) => cell.textContent.trim());
 }

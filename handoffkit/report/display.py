@@ -325,7 +325,9 @@ def decisions(items: Iterable[Mapping[str, Any]], max_ids: int = 8) -> HTML:
     for item in items:
         ids = [str(i) for i in item.get("ids") or []]
         more = f" … (+{len(ids) - max_ids:,})" if len(ids) > max_ids else ""
-        listed = f' <span class="hk-ids">{html.escape(", ".join(ids[:max_ids]) + more)}</span>' if ids else ""
+        # Each id its own unbreakable span: a browser would otherwise break "HK-195" at its hyphen.
+        shown = ", ".join(f'<span class="hk-id">{html.escape(i)}</span>' for i in ids[:max_ids])
+        listed = f' <span class="hk-ids">{shown}{html.escape(more)}</span>' if ids else ""
         count = f" ({len(ids):,})" if ids else ""
         lines.append(
             f"<li>{html.escape(str(item['what']))}{count}:{listed}</li>"

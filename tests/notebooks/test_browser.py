@@ -67,6 +67,20 @@ def test_the_wrap_check_sees_a_wrapped_cell(style: str) -> None:
     assert wrapped_cells(unwrapped) == []
 
 
+def test_an_id_in_the_decisions_box_never_breaks_and_the_check_sees_one_that_does() -> None:
+    """The ids listed under "needs a decision" run on in prose; squeezed to a few characters a line, each
+    stays whole with the pack's style sheet, and without it the check reports the broken ones."""
+    from pathlib import Path
+
+    from handoffkit.report import display
+
+    css = (Path(display.__file__).parent / "templates" / "handoffkit_report" / "report.css").read_text()
+    box = display.decisions([{"what": "Open critical findings with no owner", "ids": ["HK-123456"] * 3}]).data
+    squeeze = "ul { width: 60px; padding: 0; } .hk-ids { word-break: break-all; }"  # as a notebook's output may
+    assert wrapped_cells(f"<style>{squeeze}</style>{box}") == ["HK-123456"] * 3
+    assert wrapped_cells(f"<style>{css} {squeeze}</style>{box}") == []
+
+
 def test_the_pdf_has_a_section_per_page_each_on_new_sheets(demo_pack, tmp_path) -> None:
     import pypdf
 
