@@ -43,6 +43,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
+from handoffkit.errors import HandoffkitError
 from handoffkit.ingest import quality
 
 IDLE_SECONDS = 900.0
@@ -52,7 +53,7 @@ _CODE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding the ha
 _log = logging.getLogger("handoffkit.gate")
 
 
-class GateUnavailable(Exception):
+class GateUnavailable(HandoffkitError):
     """The gate process could not answer; the caller checks in-process instead."""
 
 
@@ -129,10 +130,10 @@ def warm() -> None:
 def status() -> dict[str, Any] | None:
     """The serving gate's own account of itself, ``{"pid": N, "loading": True}`` while one loads, or
     None when none is running for this code."""
-    where = address()
-    pid = None if where is None else _pid(where)
-    if where is None or pid is None:
+    running = _running()
+    if running is None:
         return None
+    where, pid = running
     try:
         return _ask(where, {"op": "status"})
     except GateUnavailable:
@@ -141,16 +142,24 @@ def status() -> dict[str, Any] | None:
 
 def stop() -> bool:
     """Stop the running (or loading) gate; False when none was running."""
-    where = address()
-    pid = None if where is None else _pid(where)
-    if where is None or pid is None:
+    running = _running()
+    if running is None:
         return False
+    where, pid = running
     try:
         _ask(where, {"op": "stop"})
     except GateUnavailable:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+        if pid > 0:  # never 0 or -1: kill() would signal a whole process group, or every process
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
     return True
+
+
+def _running() -> tuple[Path, int] | None:
+    """The socket and process id of this code's gate, when one is running or loading."""
+    where = address()
+    pid = None if where is None else _pid(where)
+    return None if where is None or pid is None else (where, pid)
 
 
 def _columns(frame: pd.DataFrame) -> dict[str, list[Any]]:
@@ -186,7 +195,7 @@ def _pid(where: Path) -> int | None:
             except BlockingIOError:
                 fh.seek(0)
                 text = fh.read().strip()
-                return int(text) if text.isdigit() else -1
+                return int(text) if text.isdigit() else -1  # still writing its pid
     except OSError:
         return None
     return None

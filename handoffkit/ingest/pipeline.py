@@ -93,15 +93,15 @@ def ingest_scan(
     given = replay.instant(scanned_at)
     with store.read() as conn:
         engagements.get(conn, engagement)
-    check = quality.check_findings
+    checker = quality.check_findings
     if served_gate:
         from handoffkit.ingest import gate_server
 
-        check = gate_server.check_findings
+        checker = gate_server.check_findings
     with _collector_paused():
         return [
             _ingest_file(
-                store, engagement, Path(p), actor, fmt, scope, fallback_encoding, progress or _quiet, given, check
+                store, engagement, Path(p), actor, fmt, scope, fallback_encoding, progress or _quiet, given, checker
             )
             for p in paths
         ]
@@ -134,7 +134,7 @@ def _ingest_file(
     fallback_encoding: str | None,
     progress: Progress,
     given: str | None,
-    check: Callable[[pd.DataFrame], quality.QualityResult],
+    checker: Callable[[pd.DataFrame], quality.QualityResult],
 ) -> FileResult:
     result = FileResult(file=str(path))
     source: Source | None = None
@@ -161,7 +161,7 @@ def _ingest_file(
         result.skipped = [{"reason": r, "count": c} for r, c in sorted(skipped.items())]
         progress(f"{path}: {len(records):,} records, checking data quality")
         batch = _gate_frame(records)
-        check = quality.gate(batch, str(path), check)
+        check = quality.gate(batch, str(path), checker)
         progress(f"{path}: writing")
         _write(store, engagement, parsed, records, batch, check, source, actor, scope, result)
         progress(

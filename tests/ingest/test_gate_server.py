@@ -251,3 +251,16 @@ def test_the_cli_uses_a_gate_unless_told_not_to(monkeypatch) -> None:
     for off in ("inprocess", " InProcess "):
         monkeypatch.setenv("HANDOFFKIT_GATE", off)
         assert not gate_server.enabled()
+
+
+def test_stopping_a_gate_that_has_not_written_its_pid_signals_nobody(gate_dir, monkeypatch) -> None:
+    """A lock held before the pid is in it reads as pid -1: kill(-1) would signal every process of the user."""
+    import fcntl
+
+    monkeypatch.setenv("HANDOFFKIT_GATE_DIR", str(gate_dir))
+    where = gate_server.address()
+    where.unlink(missing_ok=True)
+    with open(where.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assert gate_server.status() == {"pid": -1, "loading": True}
+        assert gate_server.stop()  # and this test process is still here to see it
