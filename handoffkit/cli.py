@@ -269,7 +269,11 @@ def list_options(fn):
         click.option("--tool", "tools", multiple=True, help="Only this tool / ticket system (repeatable)."),
         click.option("--owner", "owners", multiple=True, help="Only this owner team, role or person (repeatable)."),
         click.option("--since", help="Only rows from this instant on (date or ISO 8601)."),
-        click.option("--fields", help="Comma-separated columns to print, in this order."),
+        click.option(
+            "--fields",
+            help="Comma-separated columns to print, in this order (findings also take any column of the record, "
+            "e.g. location,batch_id).",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)

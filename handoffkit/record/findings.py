@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, String, func, select, type_coerce, update
 
-from handoffkit.errors import ConcurrentEditError, NotFoundError
+from handoffkit.errors import ConcurrentEditError, ConfigError, NotFoundError
 from handoffkit.record import ids, replay, schema
 from handoffkit.record.canonical import canonical_value
 from handoffkit.record.frames import typed
@@ -50,7 +50,7 @@ PUBLIC = (
     "last_seen",
     "row_version",
 )
-"""The columns ``handoffkit findings`` shows (plus ``ticket_keys``)."""
+"""The columns ``handoffkit findings`` shows (plus ``ticket_keys``); any other column on request."""
 
 
 _NOT_LOGGED = ("finding_id", "row_version")
@@ -305,13 +305,28 @@ def ticket_keys(conn: Connection, engagement: str) -> dict[str, list[str]]:
     return out
 
 
-def current(store: Store, engagement: str) -> pd.DataFrame:
-    """The stored current state, in the public shape (typed: :func:`handoffkit.record.frames.typed`)."""
+def shape(extra: Iterable[str] = ()) -> list[str]:
+    """The public columns, then each of ``extra`` (other findings columns, in the order asked) not among them.
+
+    Raises:
+        ConfigError: naming a column the findings table does not have.
+    """
+    extra = list(extra)
+    unknown = [c for c in extra if c not in FIELDS]
+    if unknown:
+        raise ConfigError(f"no findings column {unknown[0]!r}; the columns are {', '.join(FIELDS)}")
+    return [*PUBLIC, *(c for c in dict.fromkeys(extra) if c not in PUBLIC)]
+
+
+def current(store: Store, engagement: str, extra: Iterable[str] = ()) -> pd.DataFrame:
+    """The stored current state, in the public shape plus the ``extra`` columns asked for (see :func:`shape`;
+    typed: :func:`handoffkit.record.frames.typed`)."""
     from handoffkit.record import engagements
 
+    names = shape(extra)
     with store.read() as conn:
         engagements.get(conn, engagement)
-        df = frame(conn, engagement, PUBLIC)
+        df = frame(conn, engagement, names)
         keys = ticket_keys(conn, engagement)
     df["ticket_keys"] = df["finding_id"].map(lambda f: keys.get(f, []))
     return typed(df)
@@ -353,19 +368,21 @@ def canonical_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: canonical_value(v) for k, v in row.items()}
 
 
-def as_of(store: Store, engagement: str, when: datetime | date | str) -> pd.DataFrame:
-    """The findings as they stood at ``when``, rebuilt from the log, in the public shape (typed).
+def as_of(store: Store, engagement: str, when: datetime | date | str, extra: Iterable[str] = ()) -> pd.DataFrame:
+    """The findings as they stood at ``when``, rebuilt from the log, in the public shape plus the ``extra``
+    columns asked for (typed, as :func:`current`).
 
     ``when`` is an aware datetime, a date or ``YYYY-MM-DD`` (the end of that day, UTC), or ISO 8601 text.
     """
     from handoffkit.record import engagements
 
+    names = shape(extra)
     when = schema.parse_ts(replay.instant(when))
     with store.read() as conn:
         engagements.get(conn, engagement)
     rows = rebuild(store, engagement, when)
     links = _links_as_of(store, engagement, when)
-    df = pd.DataFrame([{c: r.get(c) for c in PUBLIC} for r in rows.values()], columns=list(PUBLIC))
+    df = pd.DataFrame([{c: r.get(c) for c in names} for r in rows.values()], columns=names)
     df["ticket_keys"] = df["finding_id"].map(lambda f: links.get(f, []))
     return typed(df.iloc[ids.frame_order(df["finding_id"])].reset_index(drop=True) if len(df) else df)
 

@@ -65,8 +65,15 @@ def typed(df: pd.DataFrame) -> pd.DataFrame:
         if column in out:
             days = pd.to_datetime(out[column], format="ISO8601")
             out[column] = days.dt.date.astype(object).where(days.notna(), None)
-    if "kev" in out:
-        out["kev"] = out["kev"].astype(bool)
+    for column in ("kev", "suppressed"):
+        if column in out:
+            out[column] = out[column].astype(bool)
+    for column in ("number", "policy_version", "last_scan_id"):  # absent ones stay missing, not 0.0
+        if column in out:
+            out[column] = pd.to_numeric(out[column]).astype("Int64")
+    for column in ("cvss_score", "calibrated_score"):
+        if column in out:
+            out[column] = pd.to_numeric(out[column]).astype("float64")
     if "row_version" in out:
         out["row_version"] = pd.to_numeric(out["row_version"]).astype("int64")
     return out

@@ -46,6 +46,8 @@ class Shape:
     tool: str | None
     owner: tuple[str, ...]
     since: str | None
+    extra: tuple[str, ...] = ()
+    """Columns ``--fields`` may also name, beyond the ones listed by default."""
 
 
 FINDINGS = Shape(
@@ -55,6 +57,7 @@ FINDINGS = Shape(
     "tool",
     ("owner_team", "owner_role", "owner_name"),
     "first_seen",
+    tuple(c for c in findings.FIELDS if c not in findings.PUBLIC),
 )
 TICKETS = Shape(
     (
@@ -115,15 +118,17 @@ def narrow(df: pd.DataFrame, shape: Shape, filters: Filters) -> pd.DataFrame:
     if filters.since is not None:
         column = _column(shape, "since", shape.since)
         mask &= (pd.to_datetime(df[column], utc=True, format="mixed") >= pd.Timestamp(filters.since)).fillna(False)
-    out = df.loc[mask, list(fields(shape.columns, filters.fields))]
+    out = df.loc[mask, list(fields(shape.columns, filters.fields, shape.extra))]
     return out.head(filters.limit) if filters.limit is not None else out
 
 
-def fields(available: Sequence[str], chosen: Sequence[str]) -> tuple[str, ...]:
-    """The ``--fields`` asked for, in the order given; an unknown one is an error naming the known ones."""
-    unknown = [f for f in chosen if f not in available]
+def fields(available: Sequence[str], chosen: Sequence[str], extra: Sequence[str] = ()) -> tuple[str, ...]:
+    """The ``--fields`` asked for, in the order given (the ``available`` ones when none are); an unknown
+    one is an error naming the known ones."""
+    unknown = [f for f in chosen if f not in available and f not in extra]
     if unknown:
-        raise ConfigError(f"--fields: unknown field {unknown[0]!r}; this list has {', '.join(available)}")
+        also = f"; and on request {', '.join(extra)}" if extra else ""
+        raise ConfigError(f"--fields: unknown field {unknown[0]!r}; this list has {', '.join(available)}{also}")
     return tuple(chosen) or tuple(available)
 
 
@@ -138,7 +143,9 @@ STATE_GROUPS = {"open": tuple(s for s in STATES if s in OPEN_STATES), "closed": 
 
 
 def finding_list(store: Store, engagement: str, filters: Filters, as_of: datetime | None = None) -> pd.DataFrame:
-    df = findings.as_of(store, engagement, as_of) if as_of else findings.current(store, engagement)
+    # Columns beyond the default list are read only when --fields names them.
+    extra = [c for c in fields(FINDINGS.columns, filters.fields, FINDINGS.extra) if c not in FINDINGS.columns]
+    df = findings.as_of(store, engagement, as_of, extra) if as_of else findings.current(store, engagement, extra)
     states = tuple(s for given in filters.state for s in STATE_GROUPS.get(given.lower(), (given,)))
     return narrow(df, FINDINGS, replace(filters, state=states))
 

@@ -8,11 +8,13 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from handoffkit.cli import cli
 from handoffkit.errors import ConfigError
+from handoffkit.record import findings
 from handoffkit.record.store import Store
 from handoffkit.report import listing
 from handoffkit.report.listing import Filters
@@ -62,6 +64,40 @@ def test_fields_choose_and_order_columns_and_an_unknown_one_is_named(mixed: Stor
         listing.finding_list(mixed, engagement, Filters(fields=("sevrity",)))
     with pytest.raises(ConfigError, match="--severity does not apply"):
         listing.exception_list(mixed, engagement, Filters(severity=("high",)))
+
+
+def test_fields_reach_every_record_column_now_and_as_of_an_earlier_instant(store: Store, engagement: str) -> None:
+    """Columns outside the default list (batch_id, location, scores…) on request, typed, and as of T only
+    what was true at T: a batch set after T does not leak into the list as of T."""
+    at(store, 10)
+    add_findings(store, engagement, 2, cvss_score=7.5, location="https://shop.test/a")
+    before = at(store, 11)
+    at(store, 12)
+    with store.write() as conn:
+        findings.change(
+            conn, store, findings.get(conn, "HK-2")._mapping, {"batch_id": "batch-high-q2"}, type="finding_batched",
+            actor=ACTOR,
+        )  # fmt: skip
+    wanted = Filters(fields=("finding_id", "batch_id", "location", "cvss_score", "number", "suppressed"))
+    now = listing.finding_list(store, engagement, wanted)
+    assert list(now.columns) == list(wanted.fields)
+    assert now["batch_id"].isna().tolist() == [True, False] and now["batch_id"].iloc[1] == "batch-high-q2"
+    assert now["location"].tolist() == ["https://shop.test/a"] * 2
+    assert str(now["number"].dtype) == "Int64" and now["suppressed"].dtype == bool
+    assert now["cvss_score"].dtype == "float64" and now["cvss_score"].tolist() == [7.5, 7.5]
+    then = listing.finding_list(store, engagement, wanted, as_of=before)
+    assert then["batch_id"].isna().all() and then["location"].tolist() == ["https://shop.test/a"] * 2
+    replayed = listing.finding_list(store, engagement, wanted, as_of=datetime(2026, 3, 13, tzinfo=UTC))
+    pd.testing.assert_frame_equal(replayed, now)  # rebuilt from the log: the same values, the same types
+    assert list(listing.finding_list(store, engagement, Filters()).columns) == [*findings.PUBLIC, "ticket_keys"]
+    for lookalike in ("batch-id", "Batch_ID", "payload", "row_hash"):
+        with pytest.raises(ConfigError, match=f"unknown field '{lookalike}'.*on request .*batch_id"):
+            listing.finding_list(store, engagement, Filters(fields=(lookalike,)))
+    with pytest.raises(ConfigError, match="no findings column 'payload'"):
+        findings.current(store, engagement, ["payload"])  # the Python API refuses it too
+    out = _cli(store, "findings", "-e", engagement, "--fields", "finding_id,batch_id", "--format", "csv")
+    rows = list(csv.reader(io.StringIO(out.stdout)))
+    assert rows == [["finding_id", "batch_id"], ["HK-1", ""], ["HK-2", "batch-high-q2"]]
 
 
 def test_events_are_newest_first_filtered_and_limited_in_sql(mixed: Store, engagement: str) -> None:
