@@ -3,7 +3,8 @@
 Prints findings/s for ``pipeline.ingest_scan`` (strict JSON, parsing, dedup, the Great Expectations gate,
 findings + raw-item evidence + one hash-chained event per finding, all in one transaction) against two
 floors, alternating in each round (the import of Great Expectations is paid before any timing, so the
-figures are marginal throughput):
+figures are marginal throughput; each timing starts after ``os.sync``, so none pays for the previous
+one's writes):
 
 - the minimal floor: plain ``json.load``, a hand-written extraction of rule, location, level, message
   and fingerprint, and one bulk insert of those finding rows — no events, no evidence, no checks and
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -137,10 +139,15 @@ def main() -> None:
 
     ingest, floors, minimal = [], [], []
     for r in range(args.rounds):
+        # Each timing starts with the previous one's hundreds of megabytes on disk, not still being
+        # written back by the kernel while it runs (os.sync), so no run pays for the one before it.
+        os.sync()
         minimal.append(minimal_floor(path, work / f"minimal-{r}.db"))
+        os.sync()
         floors.append(floor(path, work / f"floor-{r}.db"))
         store = Store(f"sqlite:///{work / f'bench-{r}.db'}")
         engagements.init(store, "BENCH", POLICY, actor="Bench Runner")
+        os.sync()
         start = time.perf_counter()
         result = pipeline.ingest_scan(store, "BENCH", [path], actor="Bench Runner")[0]
         ingest.append(time.perf_counter() - start)
