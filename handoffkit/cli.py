@@ -442,7 +442,6 @@ def log_export(
     if first and last and first > last:
         raise click.BadParameter(f"--from {first} is after --to {last}", param_hint="--from")
     with Activity.choose(None, progress) as activity:
-        activity(f"exporting the activity log of {engagement} to {out}")
         result = log_export.export_log(
             obj.store,
             engagement,
@@ -452,6 +451,7 @@ def log_export(
             as_of=parse_instant(as_of),
             actor=require_actor(actor),
             processes=processes or log_export.PROCESSES,
+            progress=activity,
         )
     say(
         emit(result.as_dict(), "json")

@@ -20,7 +20,7 @@ import json
 import multiprocessing
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -37,6 +37,7 @@ from handoffkit.record.log import Event, Source, log_event
 from handoffkit.record.people import require_actor
 from handoffkit.record.store import Store, in_memory
 from handoffkit.report.controls import FRAMEWORKS, controls
+from handoffkit.report.output import Activity
 
 #: The ``data`` key that qualifies an event of each type (copied into the ``detail`` column).
 DETAIL_KEYS = {
@@ -114,6 +115,7 @@ def export_log(
     as_of: datetime | date | str | None = None,
     actor: str,
     processes: int = 1,
+    progress: Callable[[str], None] | None = None,
 ) -> Export:
     """Write the engagement's activity log (see the module docstring) and log ``log_exported``.
 
@@ -126,6 +128,8 @@ def export_log(
         actor: the named person exporting (recorded in the ``log_exported`` event).
         processes: write this many parts of a large log at once, the first here and each other in a
             process of its own (see :func:`_write_parts`); the file is the same byte for byte.
+        progress: told what is being written; an :class:`~handoffkit.report.output.Activity` bar also
+            counts the events written here (this process's part of the log), with an ETA.
 
     Returns:
         An :class:`Export` describing the file.
@@ -144,8 +148,15 @@ def export_log(
         processes = 1  # another process cannot open this one's in-memory database
     with store.read() as conn:
         engagements.get(conn, engagement)
-        parts = _parts_of(span(conn, start=start, end=end, as_of=when), processes)
-    rows, first, last, digest = _write_atomically(store, engagement, path, start, end, when, parts)
+        bounds = span(conn, start=start, end=end, as_of=when)
+    parts = _parts_of(bounds, processes)
+    tell = Activity.of(progress)
+    tell(f"writing the activity log of {engagement} to {path}")
+    here = parts[0] or bounds
+    moved = _ticker(tell, here)
+    rows, first, last, digest = _write_atomically(store, engagement, path, start, end, when, parts, moved)
+    if here is not None:
+        moved(here[1])  # the range's last events may be another engagement's: none of them left to write
     result = Export(str(path), rows, digest, first, last, _text(start), _text(end), when)
     log_event(
         store,
@@ -158,6 +169,20 @@ def export_log(
         ),
     )
     return result
+
+
+def _ticker(tell: Activity, seqs: tuple[int, int] | None) -> Callable[[int], None]:
+    """What :func:`write_rows` calls with the last ``seq`` of each chunk it wrote: the bar moves over the
+    ``seq`` range this process writes (the events between them are other engagements', or out of the window)."""
+    lo, hi = seqs or (1, 0)
+    tell.expect(hi - lo + 1)
+    mark = [lo - 1]
+
+    def moved(last: int) -> None:
+        tell.advance(last - mark[0])
+        mark[0] = last
+
+    return moved
 
 
 def _text(day: date | str | None) -> str | None:
@@ -180,7 +205,14 @@ def _parts_of(bounds: tuple[int, int] | None, processes: int) -> list[tuple[int,
 
 
 def _write_atomically(
-    store: Store, engagement: str, path: Path, start: Any, end: Any, when: str, parts: list[tuple[int, int] | None]
+    store: Store,
+    engagement: str,
+    path: Path,
+    start: Any,
+    end: Any,
+    when: str,
+    parts: list[tuple[int, int] | None],
+    moved: Callable[[int], None] | None = None,
 ) -> tuple[int, int | None, int | None, str]:
     """Write to a temporary file beside ``path``, then rename: a reader never sees half a file. The
     SHA-256 is taken of the bytes as they are written (reading a gigabyte file back cost seconds)."""
@@ -190,9 +222,9 @@ def _write_atomically(
             fh = _HashingWriter(raw)
             if parts == [None]:
                 with store.read() as conn:
-                    rows, first, last = write_rows(conn, engagement, fh, start=start, end=end, as_of=when)
+                    rows, first, last = write_rows(conn, engagement, fh, start=start, end=end, as_of=when, moved=moved)
             else:
-                rows, first, last = _write_parts(store, engagement, fh, path, start, end, when, parts)
+                rows, first, last = _write_parts(store, engagement, fh, path, start, end, when, parts, moved)
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the evidence from its readers
         os.replace(tmp, path)
     except BaseException:
@@ -202,7 +234,15 @@ def _write_atomically(
 
 
 def _write_parts(
-    store: Store, engagement: str, fh: _HashingWriter, path: Path, start: Any, end: Any, when: str, parts: list[Any]
+    store: Store,
+    engagement: str,
+    fh: _HashingWriter,
+    path: Path,
+    start: Any,
+    end: Any,
+    when: str,
+    parts: list[Any],
+    moved: Callable[[int], None] | None = None,
 ) -> tuple[int, int | None, int | None]:
     """Write the first ``seq`` range here, straight into the file, and each other range to a part file in
     a process of its own meanwhile; then append the parts in order.
@@ -224,7 +264,9 @@ def _write_parts(
             ]
             fh.write(header_line(COLUMNS))
             with store.read() as conn:
-                here = write_rows(conn, engagement, fh, start=start, end=end, as_of=when, seqs=parts[0], header=False)
+                here = write_rows(
+                    conn, engagement, fh, start=start, end=end, as_of=when, seqs=parts[0], header=False, moved=moved
+                )
             counts = [here, *[d.result() for d in done]]
         for _, part_file in files:
             with open(part_file, "rb") as part:
@@ -340,8 +382,10 @@ def write_rows(
     as_of: str | None = None,
     seqs: tuple[int, int] | None = None,
     header: bool = True,
+    moved: Callable[[int], None] | None = None,
 ) -> tuple[int, int | None, int | None]:
-    """Stream the selected events to ``fh`` as CSV; returns (rows, first seq, last seq)."""
+    """Stream the selected events to ``fh`` as CSV; returns (rows, first seq, last seq). ``moved`` is
+    called with the last ``seq`` of each chunk written."""
     if header:
         fh.write(header_line(COLUMNS))
     seen = _Seen()
@@ -354,6 +398,8 @@ def write_rows(
         rows += len(chunk)
         first = first if first is not None else chunk[0][0]
         last = chunk[-1][0]
+        if moved is not None:
+            moved(last)
     return rows, first, last
 
 

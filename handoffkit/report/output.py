@@ -6,7 +6,7 @@ import io
 import json
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -145,8 +145,9 @@ class Activity:
     Call it with each step's message; :meth:`advance` after each unit of ``total`` (files, pages…).
     """
 
-    def __init__(self, total: int | None, mode: str) -> None:
+    def __init__(self, total: int | None, mode: str, lines: Callable[[str], None] | None = None) -> None:
         self.mode = mode
+        self._lines = lines
         self._bar: Any = None
         self._task: Any = None
         if mode == "bar":
@@ -189,12 +190,30 @@ class Activity:
         if self._bar is not None:
             self._bar.stop()
 
+    @classmethod
+    def of(cls, progress: Callable[[str], None] | None) -> Activity:
+        """``progress`` itself when it is an Activity; else one that hands each step's message to it (a
+        plain callable, e.g. a notebook's ``print``), or does nothing (None)."""
+        if isinstance(progress, Activity):
+            return progress
+        return cls(None, "quiet") if progress is None else cls(None, "lines", progress)
+
     def __call__(self, message: str) -> None:
         if self.mode == "lines":
-            print(message, file=sys.stderr, flush=True)
+            if self._lines is not None:
+                self._lines(message)
+            else:
+                print(message, file=sys.stderr, flush=True)
         elif self._bar is not None:
             self._bar.update(self._task, description=message if len(message) <= 60 else "…" + message[-59:])
 
-    def advance(self) -> None:
+    def expect(self, total: int) -> None:
+        """The number of units the work turned out to have, once the work knows it: the bar then shows
+        how many are done of it and an ETA."""
         if self._bar is not None:
-            self._bar.advance(self._task)
+            self._bar.update(self._task, total=total)
+
+    def advance(self, units: int = 1) -> None:
+        """``units`` more done. Thread-safe (a report renders its pages in threads)."""
+        if self._bar is not None:
+            self._bar.advance(self._task, units)

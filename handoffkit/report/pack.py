@@ -53,6 +53,7 @@ from handoffkit.record.log import Event, Source, log_event
 from handoffkit.record.people import require_actor
 from handoffkit.record.store import DEFAULT_URL, sqlite_file
 from handoffkit.report import contents, facts, log_export, pages, pdf, views
+from handoffkit.report.output import Activity
 
 #: The report set, in reading order, with each page's title.
 TITLES = {
@@ -226,7 +227,8 @@ def render(
         as_of: the instant reported on, overriding the file's ``as_of`` (default: now).
         out_dir: where the pack goes (default ``outputs/<engagement>-<as-of day>/``).
         actor: the named person rendering (recorded in the activity log).
-        progress: called with one line per step (the CLI prints them).
+        progress: called with one line per step (the CLI prints them); an :class:`Activity` also counts
+            the steps on its bar.
         to_pdf: also print the pack to one PDF (``evidence_pack.pdf``: the index, then the pages in reading
             order) with headless Chromium; it is sealed in the manifest with the rest.
 
@@ -241,7 +243,7 @@ def render(
     if to_pdf:
         pdf.chromium()  # no Chromium: say so before rendering anything
     started = time.perf_counter()
-    tell = progress or (lambda _message: None)
+    tell = Activity.of(progress)
     path = Path(params_file)
     doc = load_params(path)
     key_path = signing_key_path(doc)
@@ -260,6 +262,8 @@ def render(
     tell(f"report: {params.engagement} as of {params.as_of} (log head seq {head_seq}) -> {out}")
 
     names = list(doc.get("notebooks") or TITLES)
+    # The steps a bar counts: the log export, each page, the quality check, the index, the PDF, the seal.
+    tell.expect(len(names) + 4 + (1 if to_pdf else 0))
     notebook_values = {
         "db": url,
         "engagement": params.engagement,
@@ -287,12 +291,14 @@ def render(
         ],
     )
     tell(f"wrote {out / contents.INDEX}")
+    tell.advance()
     printed = None
     if to_pdf:
         order = [contents.INDEX, *(f"{name}.html" for name in names), contents.QUALITY]
         header = f"{params.engagement} · as of {dict(fields)['As of']} · log head seq {head_seq}"
         printed = pdf.write_pdf(out, order, running_header=header)
         tell(f"wrote {printed}")
+        tell.advance()
     rendering = {"versions": _versions(), "data_quality_run": quality_run}
     manifest = _manifest(
         out,
@@ -326,6 +332,7 @@ def render(
         ),
     )
     tell(f"wrote {manifest}")
+    tell.advance()
     return Rendered(
         out,
         params.as_of,
@@ -350,7 +357,7 @@ def _pages_and_export(
     out: Path,
     chain_head: dict[str, Any],
     actor: str,
-    tell: Callable[[str], None],
+    tell: Activity,
 ) -> tuple[dict[str, Path], log_export.Export, tuple[Path, dict[str, Any]]]:
     """Export the period's activity log, render the pages and check the record's data quality; returns
     the pages by name, the export and the quality results' path.
@@ -371,6 +378,7 @@ def _pages_and_export(
         processes=WORKERS,
     )
     tell(f"wrote {export.file} ({export.rows:,} events)")
+    tell.advance()
     nav = contents.navigation(names)
     with _shared_memo(), ThreadPoolExecutor(max_workers=WORKERS) as pool:
         queued: dict[str, Any] = {}
@@ -379,6 +387,8 @@ def _pages_and_export(
                 queued[name] = pool.submit(_quality, params.store, params.engagement, params.as_of, out / QUALITY_JSON)
             elif name in names:
                 queued[name] = pool.submit(_page, path, doc, name, values, out, chain_head, tell, nav)
+        for future in queued.values():
+            future.add_done_callback(lambda _: tell.advance())
         quality_path, quality_run = queued.pop(QUALITY_JSON).result()
         pages = {name: queued[name].result() for name in names}
     tell(f"wrote {quality_path}")

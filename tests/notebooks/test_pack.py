@@ -134,6 +134,25 @@ def test_rendering_again_as_of_the_same_instant_gives_the_same_csv(demo_pack: Pa
     assert (tmp_path / "again" / "activity_log.csv").read_bytes() == (demo_pack.out / "activity_log.csv").read_bytes()
 
 
+def test_the_report_bar_counts_its_steps_to_the_end(demo_pack: Pack, tmp_path: Path, monkeypatch) -> None:
+    """On a terminal the report's bar knows its steps (the export, each page, the quality check, the index,
+    the seal) and ends on the last of them."""
+    import io
+    import sys
+
+    from handoffkit.report.output import Activity
+
+    monkeypatch.setattr("sys.stderr", type("Err", (io.StringIO,), {"isatty": lambda self: True})())
+    params = params_file(tmp_path / "bar.yaml", "DEMO", notebooks=["activity_log", "routing_decisions"])
+    with Activity.choose(None, None) as activity:
+        pack.render(params, db=private_copy(demo_pack, tmp_path), out_dir=tmp_path / "bar", actor=ACTOR,
+                    progress=activity)  # fmt: skip
+        task = activity._bar.tasks[0]
+        assert task.total == 2 + 4 and task.completed == task.total
+        activity._bar.refresh()
+    assert "6/6" in sys.stderr.getvalue() and "eta" in sys.stderr.getvalue()
+
+
 def tiles(html: str) -> dict[str, str]:
     document = html5lib.parse(html, namespaceHTMLElements=False)
     return {
