@@ -749,6 +749,7 @@ def tracker_options(fn):
 @click.option("--since", help="GitHub: only issues updated since this ISO 8601 instant.")
 @actor_option
 @format_option
+@progress_option
 @click.pass_obj
 def sync_tickets(
     obj: Context,
@@ -760,12 +761,16 @@ def sync_tickets(
     since: str | None,
     actor: str,
     fmt: str | None,
+    progress: bool | None,
 ) -> None:
     """Pull the tickets' current state through the API and compare it with the last snapshot."""
     from handoffkit.tickets import connection, sync
 
     settings = connection.load_settings(params_file, system, url=url, credentials=credentials)
-    result = sync.sync_tickets(obj.store, engagement, system, settings, actor=require_actor(actor), since=since)
+    with Activity.choose(None, progress) as activity:
+        result = sync.sync_tickets(
+            obj.store, engagement, system, settings, actor=require_actor(actor), since=since, progress=activity
+        )
     columns = ["file", "format", "requests", "pages", "tickets", "new_tickets", "linked", "orphans",
                "closed_observed", "reopened", "renamed", "split", "severity_drift", "out_of_scope"]  # fmt: skip
     say(emit(result if obj.out_format(fmt) == "json" else [result], obj.out_format(fmt), columns))

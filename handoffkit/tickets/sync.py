@@ -12,7 +12,7 @@ What comes back is read, compared and logged; it changes findings only as routin
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
@@ -29,6 +29,27 @@ from handoffkit.tickets.detect import TicketExport, parse_document
 from handoffkit.tickets.snapshots import CHUNK, TicketFileResult, import_export
 
 
+class Progress(Protocol):
+    """Where a sync says how far it is (the CLI's :class:`~handoffkit.report.output.Activity` bar)."""
+
+    def __call__(self, message: str) -> None: ...
+
+    def expect(self, total: int) -> None: ...
+
+    def advance(self, units: int = 1) -> None: ...
+
+
+class _Silent:
+    def __call__(self, message: str) -> None:
+        pass
+
+    def expect(self, total: int) -> None:
+        pass
+
+    def advance(self, units: int = 1) -> None:
+        pass
+
+
 def sync_tickets(
     store: Store,
     engagement: str,
@@ -38,8 +59,10 @@ def sync_tickets(
     actor: str,
     since: str | None = None,
     client: Client | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Pull ``system``'s tickets into one snapshot; returns the import's counts plus ``requests`` and ``pages``.
+    ``progress`` is told of each page fetched, and of how many there are where the system says.
 
     Raises:
         RemoteError: a request failed (after retries); ConfigError: no credentials; InputError: a page
@@ -55,7 +78,7 @@ def sync_tickets(
     try:
         client = client or open_client(system, settings)
         asked = trackers.query(client, policy, since)
-        pages, export = _fetch(client, asked, policy)
+        pages, export = _fetch(client, asked, policy, progress or _Silent())
         history = {key: trackers.jira_changelog(client, key) for key in _edited(store, engagement, export)}
     except HandoffkitError as exc:
         reason = client.scrub(str(exc)) if client is not None else str(exc)
@@ -112,13 +135,19 @@ def _edited(store: Store, engagement: str, export: TicketExport) -> list[str]:
     return sorted(edited)
 
 
-def _fetch(client: Client, asked: dict[str, Any], policy: Any) -> tuple[list[trackers.Page], TicketExport]:
+def _fetch(
+    client: Client, asked: dict[str, Any], policy: Any, tell: Progress
+) -> tuple[list[trackers.Page], TicketExport]:
     """Every page, each parsed as it arrives; the tickets by key (a ticket seen twice: its last copy)."""
     pages: list[trackers.Page] = []
     tickets: dict[str, TicketSnapshot] = {}
     export: TicketExport | None = None
     for page in trackers.pages(client, asked):
         pages.append(page)
+        if page.expected is not None:
+            tell.expect(max(page.expected, len(pages)))
+        tell(f"{client.system}: page {len(pages)}" + (f" of {page.expected}" if page.expected else ""))
+        tell.advance()
         part = parse_document(page.doc, f"{client.system}: {page.request}", client.system,
                               jira_names=trackers.jira_names(policy))  # fmt: skip
         tickets.update((t.key, t) for t in part.tickets)

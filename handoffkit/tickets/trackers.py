@@ -21,7 +21,7 @@ so a malformed page is refused the same way, named by the request that returned 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -46,6 +46,9 @@ class Page:
 
     request: str
     doc: Any
+    expected: int | None = None
+    """How many pages the listing has in all, where the system says (Jira Data Center's ``total``,
+    GitHub's ``rel="last"`` link, ServiceNow's ``X-Total-Count``); None where it does not (Jira Cloud)."""
 
 
 def _decoded(client: Client, response: httpx.Response) -> Page:
@@ -121,12 +124,12 @@ def _jira_datacenter(client: Client, asked: dict[str, Any]) -> Iterator[Page]:
     while True:
         params = {"jql": asked["jql"], "fields": asked["fields"], "maxResults": client.settings.page_size}
         page, doc = _page(client, "rest/api/2/search", {**params, "startAt": start})
-        yield page
+        total = doc.get("total") if isinstance(doc, dict) else None
+        yield replace(page, expected=_pages_for(total, client.settings.page_size))
         issues = doc.get("issues") if isinstance(doc, dict) else None
         if not isinstance(issues, list) or not issues:
             return
         start += len(issues)
-        total = doc.get("total")
         if not isinstance(total, int) or start >= total:
             return
 
@@ -139,10 +142,18 @@ def _github(client: Client, asked: dict[str, Any]) -> Iterator[Page]:
         wanted = {"state": "all", "per_page": size, "labels": asked["label"], "since": asked["since"]}
         url, params = f"repos/{asked['repo']}/issues", {k: v for k, v in wanted.items() if v}
     home = httpx.URL(client.settings.url).host
+    done = 0
     while True:
         response = client.request("GET", url, params=params)
-        yield _decoded(client, response)
+        done += 1
+        last = response.links.get("last", {}).get("url")
         following = response.links.get("next", {}).get("url")
+        expected = None  # a next page but no link to the last one: the count is not known
+        if last:
+            expected = _int(httpx.URL(last).params.get("page"))
+        elif not following:
+            expected = done  # this page is the last
+        yield replace(_decoded(client, response), expected=expected)
         if not following:
             return
         if httpx.URL(following).host != home:
@@ -164,12 +175,22 @@ def _servicenow(client: Client, asked: dict[str, Any]) -> Iterator[Page]:
             "sysparm_limit": limit,
             "sysparm_offset": offset,
         }
-        page, doc = _page(client, f"api/now/table/{asked['table']}", params)
-        yield page
-        records = doc.get("result") if isinstance(doc, dict) else None
+        response = client.request("GET", f"api/now/table/{asked['table']}", params=params)
+        page = _decoded(client, response)
+        yield replace(page, expected=_pages_for(_int(response.headers.get("X-Total-Count")), limit))
+        records = page.doc.get("result") if isinstance(page.doc, dict) else None
         if not isinstance(records, list) or len(records) < limit:
             return
         offset += limit
+
+
+def _pages_for(items: Any, size: int) -> int | None:
+    """The pages ``items`` results take at ``size`` a page (at least one), or None for no count."""
+    return max(1, -(-items // size)) if isinstance(items, int) and not isinstance(items, bool) and items >= 0 else None
+
+
+def _int(text: str | None) -> int | None:
+    return int(text) if text is not None and text.isascii() and text.isdigit() else None
 
 
 # ------------------------------------------------------------------------------------------- writing

@@ -65,6 +65,24 @@ def sync(store: Store, system: str, s: Settings, **kw) -> dict:
     return sync_tickets(store, "ACME", system, s, actor=ACTOR, **kw)
 
 
+class Told:
+    """A sync's progress as a bar sees it: each message, each total it was given, the pages counted."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.totals: list[int] = []
+        self.done = 0
+
+    def __call__(self, message: str) -> None:
+        self.messages.append(message)
+
+    def expect(self, total: int) -> None:
+        self.totals.append(total)
+
+    def advance(self, units: int = 1) -> None:
+        self.done += units
+
+
 def counts(store: Store) -> tuple[int, int]:
     with store.read() as conn:
         imports = conn.execute(select(func.count()).select_from(schema.ticket_imports)).scalar()
@@ -82,9 +100,11 @@ def test_jira_cloud_pages_become_one_snapshot_with_the_request_trail(
     issues = [jira_issue(n, [routed[n % 2]] if n < 4 else [], base=base, sample=n) for n in range(1, 8)]
     tracker = jira_cloud(httpserver, issues, size=3)
 
-    result = sync(store, "jira", settings(base, creds))
+    told = Told()
+    result = sync(store, "jira", settings(base, creds), progress=told)
 
     assert (result["tickets"], result["pages"], result["requests"]) == (7, 3, 3)
+    assert told.done == 3 and told.totals == [] and told.messages[-1] == "jira: page 3"  # Cloud gives no total
     assert result["orphans"] == 4 and result["linked"] == 3
     assert [r.args.get("nextPageToken") for r in tracker.seen] == [None, "token-1", "token-2"]
     asked = tracker.seen[0].args
@@ -122,9 +142,11 @@ def test_jira_data_center_pages_by_start_at(
             json_response({"startAt": start, "maxResults": 2, "total": 5, "issues": issues[start : start + 2]})
         )
 
-    result = sync(store, "jira", settings(base, creds, deployment="datacenter", page_size=2))
+    told = Told()
+    result = sync(store, "jira", settings(base, creds, deployment="datacenter", page_size=2), progress=told)
 
     assert [r.args["startAt"] for r in tracker.seen] == ["0", "2", "4"]
+    assert (told.totals, told.done, told.messages[0]) == ([3, 3, 3], 3, "jira: page 1 of 3")  # total 5, 2 a page
     assert (result["tickets"], result["requests"]) == (5, 3)
     assert tracker.seen[0].headers["Authorization"] == f"Bearer {CANARY}"  # a Data Center personal access token
 
@@ -213,12 +235,14 @@ def test_github_follows_the_link_header_through_the_corpus_pages(
     rest.pages = [json_response(issues, headers={"Link": link} if link else {}) for issues, link in recorded[1:]]
     rest.page_of = lambda request: int(request.args["page"]) - 2
 
+    told = Told()
     result = sync(
         store, "github", settings(base, creds, repo="octokit-fixture-org/paginate-issues", label="handoffkit"),
-        since="2017-10-01T00:00:00Z",
+        since="2017-10-01T00:00:00Z", progress=told,
     )  # fmt: skip
 
     assert (result["tickets"], result["requests"], result["orphans"]) == (13, 5, 13)
+    assert told.done == 5 and told.totals and set(told.totals) == {5}  # the rel="last" link, then the last page
     first = tracker.seen[0].args
     assert (first["state"], first["labels"], first["since"]) == ("all", "handoffkit", "2017-10-01T00:00:00Z")
     assert [r.args["page"] for r in rest.seen] == ["2", "3", "4", "5"]
@@ -270,9 +294,13 @@ def test_servicenow_pages_by_offset_with_display_values(
     records = [servicenow_record(n, routed[n % 2]) for n in range(1, 6)]
     records[4] = servicenow_record(5, routed[0], state="6", state_name="Resolved")
     tracker = Tracker(httpserver, "/api/now/table/incident")
-    tracker.pages = [json_response({"result": records[i : i + 2]}) for i in range(0, 6, 2)]
+    tracker.pages = [
+        json_response({"result": records[i : i + 2]}, headers={"X-Total-Count": "5"}) for i in range(0, 6, 2)
+    ]
 
-    result = sync(store, "servicenow", settings(base, creds, query="active=true", page_size=2))
+    told = Told()
+    result = sync(store, "servicenow", settings(base, creds, query="active=true", page_size=2), progress=told)
+    assert (told.totals, told.done) == ([3, 3, 3], 3)  # X-Total-Count 5 at 2 a page
 
     assert [r.args["sysparm_offset"] for r in tracker.seen] == ["0", "2", "4"]
     first = tracker.seen[0].args
