@@ -305,7 +305,7 @@ def ticket_keys(conn: Connection, engagement: str) -> dict[str, list[str]]:
     return out
 
 
-def shape(extra: Iterable[str] = ()) -> list[str]:
+def public_columns(extra: Iterable[str] = ()) -> list[str]:
     """The public columns, then each of ``extra`` (other findings columns, in the order asked) not among them.
 
     Raises:
@@ -319,11 +319,11 @@ def shape(extra: Iterable[str] = ()) -> list[str]:
 
 
 def current(store: Store, engagement: str, extra: Iterable[str] = ()) -> pd.DataFrame:
-    """The stored current state, in the public shape plus the ``extra`` columns asked for (see :func:`shape`;
+    """The stored current state, in the public shape plus the ``extra`` columns asked for (see :func:`public_columns`;
     typed: :func:`handoffkit.record.frames.typed`)."""
     from handoffkit.record import engagements
 
-    names = shape(extra)
+    names = public_columns(extra)
     with store.read() as conn:
         engagements.get(conn, engagement)
         df = frame(conn, engagement, names)
@@ -376,7 +376,7 @@ def as_of(store: Store, engagement: str, when: datetime | date | str, extra: Ite
     """
     from handoffkit.record import engagements
 
-    names = shape(extra)
+    names = public_columns(extra)
     when = schema.parse_ts(replay.instant(when))
     with store.read() as conn:
         engagements.get(conn, engagement)

@@ -152,11 +152,15 @@ def export_log(
     parts = _parts_of(bounds, processes)
     tell = Activity.of(progress)
     tell(f"writing the activity log of {engagement} to {path}")
-    here = parts[0] or bounds
-    moved = _ticker(tell, here)
+    # The bar runs over the seq range this process writes (other engagements' events lie in it too).
+    lo, hi = parts[0] or bounds or (1, 0)
+    tell.expect(hi - lo + 1)
+
+    def moved(last: int) -> None:
+        tell.reach(last - lo + 1)
+
     rows, first, last, digest = _write_atomically(store, engagement, path, start, end, when, parts, moved)
-    if here is not None:
-        moved(here[1])  # the range's last events may be another engagement's: none of them left to write
+    moved(hi)  # the range's last events may be another engagement's: none of them left to write
     result = Export(str(path), rows, digest, first, last, _text(start), _text(end), when)
     log_event(
         store,
@@ -169,20 +173,6 @@ def export_log(
         ),
     )
     return result
-
-
-def _ticker(tell: Activity, seqs: tuple[int, int] | None) -> Callable[[int], None]:
-    """What :func:`write_rows` calls with the last ``seq`` of each chunk it wrote: the bar moves over the
-    ``seq`` range this process writes (the events between them are other engagements', or out of the window)."""
-    lo, hi = seqs or (1, 0)
-    tell.expect(hi - lo + 1)
-    mark = [lo - 1]
-
-    def moved(last: int) -> None:
-        tell.advance(last - mark[0])
-        mark[0] = last
-
-    return moved
 
 
 def _text(day: date | str | None) -> str | None:

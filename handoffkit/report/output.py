@@ -213,6 +213,11 @@ class Activity:
         if self._bar is not None:
             self._bar.update(self._task, total=total)
 
+    def reach(self, done: int) -> None:
+        """``done`` units done in all (for work that knows where it is, not how much it just did)."""
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done)
+
     def advance(self, units: int = 1) -> None:
         """``units`` more done. Thread-safe (a report renders its pages in threads)."""
         if self._bar is not None:
