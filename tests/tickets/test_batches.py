@@ -144,6 +144,32 @@ def test_the_jira_csv_imports_back_with_every_id_and_the_batch(store, banded, tm
     assert batches.carried(medium.labels, medium.title, medium.description) == MEDIUM
 
 
+@pytest.mark.parametrize("target", ["github", "servicenow"])
+def test_the_batch_ticket_read_back_from_the_system_links_every_member(store, banded, exports, target):
+    """What GitHub or ServiceNow export after creating the batch ticket from its payload (the payload's own
+    title, body, labels and finding-id field, plus the key and status the system assigns) links each member,
+    carries the batch, and leaves no gap: the handoff reads back as it was handed over."""
+    [_, medium] = _issue(store, target=target)["payloads"]
+    row = ticket(target, 7, [], band="medium", with_token=False, finding_field=False)
+    if target == "github":
+        row.update(title=medium["title"], description=medium["body"], labels=list(medium["labels"]))
+    else:
+        row.update(
+            title=medium["short_description"], description=medium["description"], finding_field=medium["u_finding_id"]
+        )
+    result = exports.ingest(target, row)
+    assert (result.linked, result.split, result.orphans) == (2, 0, 0)
+
+    parsed = parse_export(exports.write(target, [row]).read_bytes(), f"{target}.json", target)
+    [back] = parsed.tickets
+    assert extract_finding_ids(back) == tuple(banded["medium"])
+    assert batches.carried(back.labels, back.title, back.description) == MEDIUM
+    gaps = _gaps(store)
+    for category in ("tickets_outside_policy", "findings_not_referenced", "severity_drift"):
+        assert gaps.ids[category] == [], category
+    assert gaps.ids["batch_misses"] == banded["low"]
+
+
 def test_markdown_lists_a_table_of_the_members(store, banded):
     text = _issue(store, target="github", fmt="md")["text"]
     assert "| Finding | Severity | Due | Title | Record |" in text
