@@ -112,8 +112,11 @@ def execute(
             cwd=None if cwd is None else str(cwd),
             progress_bar=False,
             log_output=False,
-            # The kernel's own start-up chatter (its TCP-transport notice) is not the reader's concern.
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            # The kernel's own log is not the reader's concern: its start-up chatter (the TCP-transport
+            # notice), and the "KeyboardInterrupt caught in kernel" it logs at ERROR, now and then, when
+            # jupyter_client interrupts it on shutdown while it is still inside a message handler. A cell's
+            # error comes back through papermill, and a kernel that dies through nbclient, either way.
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         )
     except papermill.PapermillExecutionError as exc:
         raise HandoffkitError(

@@ -168,6 +168,16 @@ def test_execute_names_the_failing_cell_and_keeps_the_traceback(tmp_path: Path) 
 
 
 @pytest.mark.slow
+def test_execute_keeps_the_kernels_own_log_off_the_terminal(tmp_path: Path, capfd) -> None:
+    """A report's reader sees handoffkit's lines, not the kernel's log: jupyter_client interrupts the kernel
+    as it shuts it down, and a kernel still inside a message handler then logs "KeyboardInterrupt caught in
+    kernel" at ERROR, now and then. A cell's failure still reaches the reader (the test above)."""
+    source = executed_notebook(tmp_path / "log.ipynb", code("get_ipython().kernel.log.error('a kernel log line')"))
+    pages.execute(source, tmp_path / "out.ipynb", {}, cwd=tmp_path)
+    assert "a kernel log line" not in capfd.readouterr().err
+
+
+@pytest.mark.slow
 def test_execute_names_a_kernel_that_is_not_installed(tmp_path: Path) -> None:
     source = executed_notebook(tmp_path / "plain.ipynb", code("1 + 1"))
     with pytest.raises(ConfigError, match=r"kernel 'python9' is not installed; installed: .*python3"):
