@@ -27,17 +27,16 @@ import argparse
 import json
 import os
 import shutil
-import sqlite3
 import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert
+from sqlalchemy import create_engine, insert, select
 
 from handoffkit.demo import formats
 from handoffkit.ingest import pipeline, quality, sarif
-from handoffkit.record import engagements, schema
-from handoffkit.record.store import Store, bulk_insert, insert_tuples
+from handoffkit.record import engagements, log, schema
+from handoffkit.record.store import Store, bulk_insert, driver_rows, insert_tuples
 
 POLICY = Path(__file__).resolve().parents[1] / "params" / "policy.yaml"
 
@@ -105,14 +104,19 @@ def minimal_floor(path: Path, db: Path) -> float:
     return elapsed
 
 
+def parsed(path: Path) -> list:
+    """The file's records: json.load + handoffkit's SARIF parser (the parser floor's and the parse's part)."""
+    with open(path, "rb") as fh:
+        doc = json.load(fh)
+    return sarif.parse(doc, str(path)).records
+
+
 def floor(path: Path, db: Path) -> float:
     """json.load + the same extraction + one bulk insert of finding rows (no events, evidence, checks)."""
     engine = create_engine(f"sqlite:///{db}")
     schema.metadata.create_all(engine, tables=[schema.engagements, schema.findings])
     start = time.perf_counter()
-    with open(path, "rb") as fh:
-        doc = json.load(fh)
-    records = sarif.parse(doc, str(path)).records
+    records = parsed(path)
     now = "2026-01-01T00:00:00.000000Z"
     rows = [
         {**pipeline.finding_row(r, f"HK-{i}", i, "BENCH", now, None, []), "row_version": 1}
@@ -133,13 +137,11 @@ def floor(path: Path, db: Path) -> float:
 def parse_only(path: Path) -> float:
     """json.load + handoffkit's SARIF parser, nothing written."""
     start = time.perf_counter()
-    with open(path, "rb") as fh:
-        doc = json.load(fh)
-    sarif.parse(doc, str(path))
+    parsed(path)
     return time.perf_counter() - start
 
 
-RECORD_TABLES = ("scans", "findings", "evidence", "events")
+RECORD_TABLES = (schema.scans, schema.findings, schema.evidence, schema.events)
 """The tables an ingest writes rows to, in an order their foreign keys accept."""
 
 
@@ -148,19 +150,20 @@ def record_floor(source: Path, db: Path) -> float:
     store = Store(f"sqlite:///{db}")
     engagements.init(store, "BENCH", POLICY, actor="Bench Runner")  # the same start as the ingest's store
     with store.read() as conn:
-        head = conn.execute(schema.chain_head.select()).one().seq
-    read = sqlite3.connect(source)
-    rows = {}
-    for name in RECORD_TABLES:
-        where = f" WHERE seq > {head}" if name == "events" else ""  # the init's own events are there already
-        cursor = read.execute(f"SELECT * FROM {name}{where}")
-        rows[name] = ([d[0] for d in cursor.description], cursor.fetchall())
-    read.close()
+        head, _ = log.head(conn)
+    written = Store(f"sqlite:///{source}")
+    with written.read() as conn:
+        # The init's own events are in the new store already.
+        rows = {
+            t: driver_rows(conn, select(t).where(t.c.seq > head) if t is schema.events else select(t))
+            for t in RECORD_TABLES
+        }
+    written.dispose()
     os.sync()
     start = time.perf_counter()
     with store.write(bulk=True) as conn:
-        for name, (names, params) in rows.items():
-            insert_tuples(conn, schema.metadata.tables[name], names, params)
+        for table, (names, params) in rows.items():
+            insert_tuples(conn, table, names, params)
     elapsed = time.perf_counter() - start
     store.dispose()
     return elapsed

@@ -19,7 +19,7 @@ from handoffkit.record import findings, log, policy
 from handoffkit.tickets import batches, payload
 from handoffkit.tickets.detect import parse_export
 from handoffkit.tickets.finding_ids import extract_finding_ids
-from tests.builders import ACTOR, DATA, SHOP, at, events, finding, route, ticket, validate
+from tests.builders import ACTOR, DATA, SHOP, WRITERS, at, events, finding, route, ticket, validate
 
 SPRINT = "2026-02-23"  # the sprint 2 March 2026 falls in (two weeks from Monday 1 January 2024)
 MEDIUM = f"batch-medium-{SPRINT}-payments"
@@ -160,7 +160,7 @@ def test_the_batch_ticket_read_back_from_the_system_links_every_member(store, ba
     result = exports.ingest(target, row)
     assert (result.linked, result.split, result.orphans) == (2, 0, 0)
 
-    parsed = parse_export(exports.write(target, [row]).read_bytes(), f"{target}.json", target)
+    parsed = parse_export(WRITERS[target]([row]), f"{target}.json", target)
     [back] = parsed.tickets
     assert extract_finding_ids(back) == tuple(banded["medium"])
     assert batches.carried(back.labels, back.title, back.description) == MEDIUM
